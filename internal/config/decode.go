@@ -1,0 +1,210 @@
+package config
+
+import (
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Pos is a line and column in the project file, both counted from 1.
+type Pos struct {
+	Line   int `json:"line"`
+	Column int `json:"column"`
+}
+
+var durationType = reflect.TypeFor[Duration]()
+
+// decoder fills a Go value from a YAML node tree strictly: unknown keys,
+// repeated keys and wrong types are problems, each with its position and
+// key path. yaml.v3's own decoding reports a line but not the key, and stops
+// at the first unknown field.
+type decoder struct {
+	*problems
+}
+
+func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
+	for n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
+		n = n.Content[0]
+	}
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	d.positions[path] = Pos{n.Line, n.Column}
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return // an empty value keeps the zero value, and the default
+	}
+	if v.Type() == durationType {
+		d.duration(n, v, path)
+		return
+	}
+	switch v.Kind() {
+	case reflect.Struct:
+		d.mapping(n, v, path)
+	case reflect.Slice:
+		d.sequence(n, v, path)
+	case reflect.Map:
+		d.stringMap(n, v, path)
+	case reflect.String:
+		if d.expect(n, yaml.ScalarNode, path, "a string") {
+			v.SetString(n.Value)
+		}
+	case reflect.Int:
+		if !d.expect(n, yaml.ScalarNode, path, "an integer") {
+			return
+		}
+		i, err := strconv.Atoi(n.Value)
+		if n.Tag != "!!int" || err != nil {
+			d.at(path, "expected an integer, got %q", n.Value)
+			return
+		}
+		v.SetInt(int64(i))
+	case reflect.Float64:
+		if !d.expect(n, yaml.ScalarNode, path, "a number") {
+			return
+		}
+		f, err := strconv.ParseFloat(n.Value, 64)
+		if (n.Tag != "!!int" && n.Tag != "!!float") || err != nil {
+			d.at(path, "expected a number, got %q", n.Value)
+			return
+		}
+		v.SetFloat(f)
+	default:
+		panic(fmt.Sprintf("config: no decoder for %s", v.Type()))
+	}
+}
+
+func (d *decoder) expect(n *yaml.Node, kind yaml.Kind, path, what string) bool {
+	if n.Kind == kind {
+		return true
+	}
+	d.at(path, "expected %s, got %s", what, describe(n))
+	return false
+}
+
+func (d *decoder) duration(n *yaml.Node, v reflect.Value, path string) {
+	if !d.expect(n, yaml.ScalarNode, path, "a duration") {
+		return
+	}
+	dur, err := ParseDuration(n.Value)
+	if err != nil {
+		d.at(path, "%v", err)
+		return
+	}
+	v.SetInt(int64(dur))
+}
+
+func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {
+	if !d.expect(n, yaml.MappingNode, path, "a mapping") {
+		return
+	}
+	fields := jsonFields(v.Type())
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		key, val := n.Content[i], n.Content[i+1]
+		keyPath := joinPath(path, key.Value)
+		if seen[key.Value] {
+			d.positions[keyPath] = Pos{key.Line, key.Column}
+			d.at(keyPath, "key is repeated")
+			continue
+		}
+		seen[key.Value] = true
+		idx, ok := fields[key.Value]
+		if !ok {
+			d.positions[keyPath] = Pos{key.Line, key.Column}
+			d.at(keyPath, "unknown key%s", suggest(key.Value, fields))
+			continue
+		}
+		d.decode(val, v.Field(idx), keyPath)
+	}
+}
+
+func (d *decoder) sequence(n *yaml.Node, v reflect.Value, path string) {
+	if !d.expect(n, yaml.SequenceNode, path, "a list") {
+		return
+	}
+	s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
+	for i, item := range n.Content {
+		d.decode(item, s.Index(i), fmt.Sprintf("%s[%d]", path, i))
+	}
+	v.Set(s)
+}
+
+// stringMap reads a map of strings; any scalar is taken as written, since
+// `PORT: 8080` in an env block means the string "8080".
+func (d *decoder) stringMap(n *yaml.Node, v reflect.Value, path string) {
+	if !d.expect(n, yaml.MappingNode, path, "a mapping") {
+		return
+	}
+	m := reflect.MakeMapWithSize(v.Type(), len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		key, val := n.Content[i], n.Content[i+1]
+		keyPath := joinPath(path, key.Value)
+		d.positions[keyPath] = Pos{val.Line, val.Column}
+		if m.MapIndex(reflect.ValueOf(key.Value)).IsValid() {
+			d.at(keyPath, "key is repeated")
+			continue
+		}
+		if !d.expect(val, yaml.ScalarNode, keyPath, "a string") {
+			continue
+		}
+		m.SetMapIndex(reflect.ValueOf(key.Value), reflect.ValueOf(val.Value))
+	}
+	v.Set(m)
+}
+
+// jsonFields maps the json key of each field of t to its index.
+func jsonFields(t reflect.Type) map[string]int {
+	fields := make(map[string]int, t.NumField())
+	for i := range t.NumField() {
+		fields[jsonName(t.Field(i))] = i
+	}
+	return fields
+}
+
+func describe(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	default:
+		return strconv.Quote(n.Value)
+	}
+}
+
+// suggest names the closest known key for a misspelt one.
+func suggest(key string, fields map[string]int) string {
+	best, bestDist := "", 3
+	for name := range fields {
+		if d := editDistance(strings.ToLower(key), strings.ToLower(name)); d < bestDist || (d == bestDist && name < best) {
+			best, bestDist = name, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

@@ -1,0 +1,218 @@
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// validate checks the decoded, defaulted project and records every problem.
+func validate(p *Project, ps *problems) {
+	if p.APIVersion != APIVersion {
+		ps.at("apiVersion", "unsupported apiVersion %q (want %q)", p.APIVersion, APIVersion)
+	}
+	if p.Kind != Kind {
+		ps.at("kind", "unsupported kind %q (want %q)", p.Kind, Kind)
+	}
+	dnsLabel(ps, "name", p.Name)
+	dnsLabel(ps, "namespace", p.Namespace)
+	if p.Registry == "" || strings.Contains(p.Registry, "://") || strings.ContainsAny(p.Registry, " \t") {
+		ps.at("registry", "%q is not an image registry such as ghcr.io/acme or localhost:5000", p.Registry)
+	}
+	if u, err := url.Parse(p.Prometheus.Address); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		ps.at("prometheus.address", "%q is not an http(s) URL", p.Prometheus.Address)
+	}
+	for i, h := range p.Gateway.Hosts {
+		if errs := validation.IsDNS1123Subdomain(strings.TrimPrefix(h, "*.")); len(errs) > 0 {
+			ps.at(fmt.Sprintf("gateway.hosts[%d]", i), "%q is not a DNS name", h)
+		}
+	}
+	if p.Gateway.CredentialName != "" {
+		if errs := validation.IsDNS1123Subdomain(p.Gateway.CredentialName); len(errs) > 0 {
+			ps.at("gateway.credentialName", "%q is not a valid Secret name", p.Gateway.CredentialName)
+		}
+	}
+	validateCanary(&p.Canary, ps)
+	validateServices(p.Services, ps)
+}
+
+func validateCanary(c *Canary, ps *problems) {
+	if len(c.Steps) == 0 {
+		ps.at("canary.steps", "needs at least one step")
+	}
+	for i, w := range c.Steps {
+		path := fmt.Sprintf("canary.steps[%d]", i)
+		switch {
+		case w < 1 || w > 100:
+			ps.at(path, "weight %d is outside 1-100", w)
+		case i > 0 && w <= c.Steps[i-1]:
+			ps.at(path, "weight %d does not increase on the step before (%d)", w, c.Steps[i-1])
+		}
+	}
+	if n := len(c.Steps); n > 0 && c.Steps[n-1] != 100 {
+		ps.at(fmt.Sprintf("canary.steps[%d]", n-1), "the last step must be 100, got %d", c.Steps[n-1])
+	}
+	if c.Interval < Duration(time.Second) {
+		ps.at("canary.interval", "%s is shorter than 1s", c.Interval)
+	}
+	t := c.Thresholds
+	if t.MinSuccessRate <= 0 || t.MinSuccessRate > 100 {
+		ps.at("canary.thresholds.minSuccessRate", "%g is outside 0-100 (percent)", t.MinSuccessRate)
+	}
+	if t.MaxP95Latency <= 0 {
+		ps.at("canary.thresholds.maxP95Latency", "must be positive, got %s", t.MaxP95Latency)
+	}
+	if t.MaxFailedChecks < 0 {
+		ps.at("canary.thresholds.maxFailedChecks", "must not be negative, got %d", t.MaxFailedChecks)
+	}
+}
+
+func validateServices(services []Service, ps *problems) {
+	if len(services) == 0 {
+		ps.at("services", "the project declares no services")
+		return
+	}
+	first := map[string]int{}
+	for i, s := range services {
+		at := func(key string) string { return fmt.Sprintf("services[%d].%s", i, key) }
+		if dnsLabel(ps, at("name"), s.Name) {
+			if j, dup := first[s.Name]; dup {
+				ps.at(at("name"), "duplicate service %q (first declared as services[%d])", s.Name, j)
+			} else {
+				first[s.Name] = i
+			}
+		}
+		ports := map[int]string{}
+		for _, port := range []struct {
+			key string
+			n   int
+		}{{"http", s.Ports.HTTP}, {"grpc", s.Ports.GRPC}, {"admin", s.Ports.Admin}} {
+			path := at("ports." + port.key)
+			if port.n < 1 || port.n > 65535 {
+				ps.at(path, "port %d is out of range 1-65535", port.n)
+				continue
+			}
+			if other, dup := ports[port.n]; dup {
+				ps.at(path, "port %d is already the %s port", port.n, other)
+			}
+			ports[port.n] = port.key
+		}
+		if s.Replicas < 0 || s.Replicas > 1000 {
+			ps.at(at("replicas"), "%d is outside 0-1000", s.Replicas)
+		}
+		quantity(ps, at("resources.requests.cpu"), s.Resources.Requests.CPU)
+		quantity(ps, at("resources.requests.memory"), s.Resources.Requests.Memory)
+		quantity(ps, at("resources.limits.cpu"), s.Resources.Limits.CPU)
+		quantity(ps, at("resources.limits.memory"), s.Resources.Limits.Memory)
+		for _, k := range sortedKeys(s.Env) {
+			if !envName.MatchString(k) {
+				ps.at(at("env."+k), "%q is not a valid environment variable name", k)
+			}
+		}
+	}
+	for i, s := range services {
+		for j, callee := range s.Calls {
+			path := fmt.Sprintf("services[%d].calls[%d]", i, j)
+			switch {
+			case callee == s.Name:
+				ps.at(path, "service %q calls itself", s.Name)
+			case !slices.ContainsFunc(services, func(o Service) bool { return o.Name == callee }):
+				ps.at(path, "service %q calls %q, which is not declared in services", s.Name, callee)
+			}
+		}
+	}
+	if cycle := findCycle(services); cycle != nil {
+		ps.at(fmt.Sprintf("services[%d].calls", indexOf(services, cycle[0])), "services call each other in a cycle: %s", strings.Join(cycle, " -> "))
+	}
+}
+
+func dnsLabel(ps *problems, path, v string) bool {
+	if v == "" {
+		ps.at(path, "is required")
+		return false
+	}
+	if errs := validation.IsDNS1123Label(v); len(errs) > 0 {
+		ps.at(path, "%q is not a valid name: lower-case letters, digits and '-', at most 63 characters", v)
+		return false
+	}
+	return true
+}
+
+func quantity(ps *problems, path, v string) {
+	if v == "" {
+		return
+	}
+	if _, err := resource.ParseQuantity(v); err != nil {
+		ps.at(path, "%q is not a quantity such as 100m or 128Mi", v)
+	}
+}
+
+// findCycle returns one cycle in the calls graph, first name repeated last,
+// or nil. Deploy order is a topological sort of this graph, so it must be
+// acyclic.
+func findCycle(services []Service) []string {
+	calls := map[string][]string{}
+	for _, s := range services {
+		calls[s.Name] = s.Calls
+	}
+	const (
+		unvisited = iota
+		inProgress
+		done
+	)
+	state := map[string]int{}
+	var stack []string
+	var visit func(string) []string
+	visit = func(n string) []string {
+		state[n] = inProgress
+		stack = append(stack, n)
+		for _, m := range calls[n] {
+			if m == n {
+				continue // reported as "calls itself"
+			}
+			switch state[m] {
+			case inProgress:
+				start := slices.Index(stack, m)
+				return append(slices.Clone(stack[start:]), m)
+			case unvisited:
+				if _, declared := calls[m]; declared {
+					if c := visit(m); c != nil {
+						return c
+					}
+				}
+			}
+		}
+		stack = stack[:len(stack)-1]
+		state[n] = done
+		return nil
+	}
+	for _, s := range services {
+		if state[s.Name] == unvisited {
+			if c := visit(s.Name); c != nil {
+				return c
+			}
+		}
+	}
+	return nil
+}
+
+func indexOf(services []Service, name string) int {
+	return slices.IndexFunc(services, func(s Service) bool { return s.Name == name })
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
