@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -172,4 +173,31 @@ func describeOpenError(err error) string {
 		}
 		return err.Error()
 	}
+}
+
+// Only returns the project narrowed to the named services, in that order,
+// with origins still pointing at the lines they came from.
+func (l *Loaded) Only(names []string) *Loaded {
+	p := *l.Project
+	p.Services = nil
+	out := &Loaded{Project: &p, File: l.File, positions: map[string]Pos{}, overrides: l.overrides}
+	for k, v := range l.positions {
+		if !strings.HasPrefix(k, "services[") {
+			out.positions[k] = v
+		}
+	}
+	for _, name := range names {
+		i := slices.IndexFunc(l.Project.Services, func(s Service) bool { return s.Name == name })
+		if i < 0 {
+			continue
+		}
+		oldPrefix, newPrefix := fmt.Sprintf("services[%d]", i), fmt.Sprintf("services[%d]", len(p.Services))
+		p.Services = append(p.Services, l.Project.Services[i])
+		for k, v := range l.positions {
+			if rest, ok := strings.CutPrefix(k, oldPrefix); ok && (rest == "" || rest[0] == '.' || rest[0] == '[') {
+				out.positions[newPrefix+rest] = v
+			}
+		}
+	}
+	return out
 }

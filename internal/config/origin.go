@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -97,8 +98,13 @@ func (l *Loaded) AnnotatedYAML() ([]byte, error) {
 		}
 	}
 	annotate(&doc, "")
-	out, err := yaml.Marshal(&doc)
-	return out, err
+	var b bytes.Buffer
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(&doc); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), enc.Close()
 }
 
 // jsonName is a field's key in the file: the name in its json tag.

@@ -37,6 +37,12 @@ func ParseFormat(s string) (Format, error) {
 	return "", fmt.Errorf("unknown output format %q (want table, json or yaml)", s)
 }
 
+// Texter is a result whose form for people is a sentence or a short block
+// rather than a table; it wins over Tabular in table format.
+type Texter interface {
+	Text() string
+}
+
 // Tabular is a result that knows its table form. Results that only make
 // sense as documents (a rendered manifest, a config file) don't implement it
 // and are written as YAML when a table is asked for.
@@ -66,11 +72,15 @@ func Write(w io.Writer, f Format, v any, opts Options) error {
 	case YAML:
 		return writeYAML(w, v)
 	case Table, "":
-		t, ok := v.(Tabular)
-		if !ok {
+		switch t := v.(type) {
+		case Texter:
+			_, err := io.WriteString(w, t.Text())
+			return err
+		case Tabular:
+			return writeTable(w, t.Table(), opts)
+		default:
 			return writeYAML(w, v)
 		}
-		return writeTable(w, t.Table(), opts)
 	default:
 		return fmt.Errorf("unknown output format %q", f)
 	}

@@ -20,6 +20,12 @@ func (r results) Table() TableData {
 	return t
 }
 
+type sentence struct {
+	Path string `json:"path"`
+}
+
+func (s sentence) Text() string { return "wrote " + s.Path + "\n" }
+
 func itoa(i int) string { return string(rune('0' + i)) }
 
 func TestWrite(t *testing.T) {
@@ -35,6 +41,8 @@ func TestWrite(t *testing.T) {
 		{"table in colour", Table, rs, Options{Color: true}, "\x1b[1mNAME\x1b[0m        \x1b[1mREADY\x1b[0m\nuser        2\ninventory   1\n"},
 		{"json", JSON, rs, Options{}, "[\n  {\n    \"name\": \"user\",\n    \"ready\": 2\n  },\n  {\n    \"name\": \"inventory\",\n    \"ready\": 1\n  }\n]\n"},
 		{"yaml", YAML, rs, Options{}, "- name: user\n  ready: 2\n- name: inventory\n  ready: 1\n"},
+		{"text wins in table format", Table, sentence{"a.yaml"}, Options{}, "wrote a.yaml\n"},
+		{"text is not used for json", JSON, sentence{"a.yaml"}, Options{}, "{\n  \"path\": \"a.yaml\"\n}\n"},
 		{"table falls back to yaml", Table, result{"user", 2}, Options{}, "name: user\nready: 2\n"},
 	}
 	for _, tt := range tests {

@@ -1,0 +1,340 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/msctl/msctl/internal/iostreams"
+	"github.com/spf13/cobra"
+)
+
+const project = `apiVersion: msctl.dev/v1alpha1
+kind: Project
+name: shop
+namespace: from-file
+services:
+  - name: user
+  - name: order
+    calls: [user]
+`
+
+type result struct {
+	code        int
+	stdout      string
+	stderr      string
+	stdoutBytes []byte
+}
+
+// run executes msctl in dir with the given files, no terminal unless tty.
+func run(t *testing.T, dir string, tty bool, args ...string) result {
+	t.Helper()
+	t.Chdir(dir)
+	streams, _, out, errOut := iostreams.Test()
+	streams.SetTTY(tty)
+	code := Run(context.Background(), args, streams)
+	return result{code, out.String(), errOut.String(), out.Bytes()}
+}
+
+// projectDir is a temp dir holding msctl.yaml with the given content, and an
+// XDG config home of its own so the developer's files never leak in.
+func projectDir(t *testing.T, content string) string {
+	t.Helper()
+	dir := t.TempDir()
+	t.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, ".xdg"))
+	if content != "" {
+		if err := os.WriteFile(filepath.Join(dir, "msctl.yaml"), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func listDir(t *testing.T, dir string) []string {
+	t.Helper()
+	var names []string
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+func TestVersion(t *testing.T) {
+	dir := projectDir(t, "")
+	r := run(t, dir, false, "version", "-o", "json")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	var v map[string]string
+	if err := json.Unmarshal(r.stdoutBytes, &v); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, r.stdout)
+	}
+	for _, k := range []string{"version", "commit", "buildDate", "goVersion", "platform"} {
+		if v[k] == "" {
+			t.Errorf("version JSON lacks %q: %s", k, r.stdout)
+		}
+	}
+	for _, tty := range []bool{true, false} {
+		r := run(t, dir, tty, "version")
+		if r.code != 0 || !strings.HasPrefix(r.stdout, "msctl ") || strings.Count(r.stdout, "\n") != 1 || r.stderr != "" {
+			t.Errorf("tty=%v: %+v", tty, r)
+		}
+	}
+}
+
+// Every command explains itself: a summary, a description and examples.
+func TestEveryCommandHasHelp(t *testing.T) {
+	streams, _, _, _ := iostreams.Test()
+	root := NewRootCmd(newFactory(streams))
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		if c.Hidden || c.Name() == "help" {
+			return
+		}
+		if c.Short == "" || c.Long == "" || c.Example == "" {
+			t.Errorf("%q lacks a summary, description or examples", c.CommandPath())
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(root)
+}
+
+func TestBadUsageAndInput(t *testing.T) {
+	tests := []struct {
+		name    string
+		file    string
+		env     map[string]string
+		args    []string
+		wantErr string
+	}{
+		{"unknown command", project, nil, []string{"deplyo"}, `msctl: unknown command "deplyo" for "msctl" (see 'msctl --help')`},
+		{"unknown command with a suggestion", project, nil, []string{"confg"}, `msctl: unknown command "confg" for "msctl"; did you mean config? (see 'msctl --help')`},
+		{"unknown subcommand", project, nil, []string{"config", "shwo"}, `msctl: unknown command "shwo" for "msctl config" (see 'msctl config --help')`},
+		{"unknown flag", project, nil, []string{"version", "--colour"}, `msctl: unknown flag: --colour (see 'msctl version --help')`},
+		{"bad -o", project, nil, []string{"version", "-o", "xml"}, `msctl: flag --output: unknown output format "xml" (want table, json or yaml)`},
+		{"bad MSCTL_OUTPUT", project, map[string]string{"MSCTL_OUTPUT": "csv"}, []string{"version"}, `msctl: env MSCTL_OUTPUT: unknown output format "csv" (want table, json or yaml)`},
+		{"verbose and quiet", project, nil, []string{"version", "-v", "-q"}, `msctl: --verbose and --quiet cannot be used together`},
+		{"extra argument", project, nil, []string{"version", "now"}, `msctl: unknown command "now" for "msctl version" (see 'msctl version --help')`},
+		{"bad completion shell", project, nil, []string{"completion", "tcsh"}, `msctl: invalid argument "tcsh" for "msctl completion" (see 'msctl completion --help')`},
+		{"missing --config", project, nil, []string{"config", "view", "--config", "nope.yaml"}, `msctl: nope.yaml: no such file`},
+		{"no project file", "", nil, []string{"config", "view"}, `msctl: msctl.yaml: no project file found`},
+		{"malformed YAML", "name: [shop\n", nil, []string{"config", "view"}, `msctl: msctl.yaml:1: malformed YAML: did not find expected ',' or ']'`},
+		{"unknown key", project + "  - name: pay\n    prots: {}\n", nil, []string{"config", "view"}, `msctl: msctl.yaml:10:5: services[2].prots: unknown key (did you mean "ports"?)`},
+		{"wrong type", strings.Replace(project, "namespace: from-file", "namespace: [a]", 1), nil, []string{"config", "view"}, `msctl: msctl.yaml:4:12: namespace: expected a string, got a list`},
+		{"undeclared callee", strings.Replace(project, "calls: [user]", "calls: [billing]", 1), nil, []string{"config", "view"}, `msctl: msctl.yaml:8:13: services[1].calls[0]: service "order" calls "billing", which is not declared in services`},
+		{"duplicate service", strings.Replace(project, "name: order", "name: user", 1), nil, []string{"config", "view"}, `msctl: msctl.yaml:7:11: services[1].name: duplicate service "user" (first declared as services[0])`},
+		{"port out of range", project + "    ports: {http: 0}\n", nil, []string{"config", "view"}, `msctl: msctl.yaml:9:19: services[1].ports.http: port 0 is out of range 1-65535`},
+		{"bad namespace flag", project, nil, []string{"config", "view", "-n", "Prod!"}, `msctl: flag --namespace: namespace: "Prod!" is not a valid name`},
+		{"unknown service", project, nil, []string{"config", "view", "billing"}, `msctl: unknown service "billing" (the project has: user, order)`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := projectDir(t, tt.file)
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			before := listDir(t, dir)
+			r := run(t, dir, false, tt.args...)
+			if r.code != ExitUsage {
+				t.Errorf("exit code %d, want %d", r.code, ExitUsage)
+			}
+			if !strings.HasPrefix(r.stderr, tt.wantErr) {
+				t.Errorf("stderr\n got: %q\nwant: %q...", r.stderr, tt.wantErr)
+			}
+			if strings.Count(r.stderr, "\n") != 1 {
+				t.Errorf("stderr is not one line: %q", r.stderr)
+			}
+			if r.stdout != "" {
+				t.Errorf("stdout not empty: %q", r.stdout)
+			}
+			if after := listDir(t, dir); strings.Join(after, ",") != strings.Join(before, ",") {
+				t.Errorf("files changed: %v -> %v", before, after)
+			}
+		})
+	}
+}
+
+// Precedence: flag, then MSCTL_* variable, then file, then default.
+func TestPrecedence(t *testing.T) {
+	noNamespace := strings.Replace(project, "namespace: from-file\n", "", 1)
+	tests := []struct {
+		name       string
+		file       string
+		env        string
+		flag       string
+		want       string
+		wantOrigin string
+	}{
+		{"flag wins", project, "from-env", "from-flag", "from-flag", "flag --namespace"},
+		{"env over file", project, "from-env", "", "from-env", "env MSCTL_NAMESPACE"},
+		{"file over default", project, "", "", "from-file", "msctl.yaml:4"},
+		{"default", noNamespace, "", "", "shop", "default"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := projectDir(t, tt.file)
+			t.Setenv("MSCTL_NAMESPACE", tt.env)
+			args := []string{"config", "view", "--show-origin", "-o", "json"}
+			if tt.flag != "" {
+				args = append(args, "--namespace", tt.flag)
+			}
+			r := run(t, dir, false, args...)
+			if r.code != 0 {
+				t.Fatalf("exit %d: %s", r.code, r.stderr)
+			}
+			var entries []struct{ Key, Value, Origin string }
+			if err := json.Unmarshal(r.stdoutBytes, &entries); err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range entries {
+				if e.Key == "namespace" {
+					if e.Value != tt.want || e.Origin != tt.wantOrigin {
+						t.Errorf("namespace = %q from %q, want %q from %q", e.Value, e.Origin, tt.want, tt.wantOrigin)
+					}
+					return
+				}
+			}
+			t.Fatalf("no namespace entry in %s", r.stdout)
+		})
+	}
+}
+
+func TestConfigFileFromEnvAndXDG(t *testing.T) {
+	dir := projectDir(t, "")
+	other := filepath.Join(dir, "other.yaml")
+	if err := os.WriteFile(other, []byte(strings.Replace(project, "name: shop", "name: other", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("MSCTL_CONFIG", other)
+	r := run(t, dir, false, "config", "view", "-o", "json")
+	if r.code != 0 || !strings.Contains(r.stdout, `"name": "other"`) {
+		t.Fatalf("MSCTL_CONFIG ignored: %+v", r)
+	}
+	t.Setenv("MSCTL_CONFIG", "")
+	xdg := filepath.Join(dir, ".xdg", "msctl", "config.yaml")
+	if err := os.MkdirAll(filepath.Dir(xdg), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(xdg, []byte(strings.Replace(project, "name: shop", "name: xdg", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = run(t, dir, false, "config", "view", "-o", "json")
+	if r.code != 0 || !strings.Contains(r.stdout, `"name": "xdg"`) {
+		t.Fatalf("XDG fallback ignored: %+v", r)
+	}
+}
+
+func TestConfigView(t *testing.T) {
+	dir := projectDir(t, project)
+	r := run(t, dir, false, "config", "view", "order")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stdout, "- calls:\n    - user\n") && !strings.Contains(r.stdout, "name: order") || strings.Contains(r.stdout, "name: user") {
+		t.Errorf("view of order only:\n%s", r.stdout)
+	}
+	r = run(t, dir, false, "config", "view", "order", "-o", "yaml", "--show-origin")
+	if r.code != 0 || !strings.Contains(r.stdout, "  - name: order # msctl.yaml:7\n") || !strings.Contains(r.stdout, "      http: 8080 # default\n") {
+		t.Errorf("annotated view:\n%s", r.stdout)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	r := run(t, projectDir(t, project), false, "config", "validate")
+	if r.code != 0 || r.stdout != "msctl.yaml is valid: 2 services (user, order)\n" {
+		t.Fatalf("valid project: %+v", r)
+	}
+	bad := strings.Replace(project, "  - name: user\n", "  - name: user\n    replicas: many\n    colour: red\n", 1)
+	r = run(t, projectDir(t, bad), false, "config", "validate")
+	want := "msctl.yaml:7:15: services[0].replicas: expected an integer, got \"many\"\nmsctl.yaml:8:5: services[0].colour: unknown key\n"
+	if r.code != ExitUsage || r.stderr != want || r.stdout != "" {
+		t.Fatalf("invalid project, table: %+v", r)
+	}
+	r = run(t, projectDir(t, bad), false, "config", "validate", "-o", "json")
+	var res validateResult
+	if err := json.Unmarshal(r.stdoutBytes, &res); err != nil {
+		t.Fatal(err)
+	}
+	if r.code != ExitUsage || res.Valid || len(res.Problems) != 2 || res.Problems[1].Path != "services[0].colour" {
+		t.Fatalf("invalid project, json: %+v", r)
+	}
+}
+
+func TestInit(t *testing.T) {
+	dir := projectDir(t, "")
+	r := run(t, dir, false, "init", "--name", "acme")
+	if r.code != 0 || r.stdout != "Wrote msctl.yaml for project \"acme\". Edit its services, then run: msctl config validate\n" {
+		t.Fatalf("init: %+v", r)
+	}
+	if r := run(t, dir, false, "config", "validate"); r.code != 0 {
+		t.Fatalf("starter does not validate: %+v", r)
+	}
+	written, _ := os.ReadFile(filepath.Join(dir, "msctl.yaml"))
+	r = run(t, dir, false, "init", "--name", "other")
+	if r.code != ExitUsage || r.stderr != "msctl: msctl.yaml: already exists; pass --force to overwrite it\n" {
+		t.Fatalf("second init: %+v", r)
+	}
+	if now, _ := os.ReadFile(filepath.Join(dir, "msctl.yaml")); !bytes.Equal(now, written) {
+		t.Fatal("init without --force changed the file")
+	}
+	r = run(t, dir, false, "init", "--name", "other", "--force", "-o", "json")
+	if r.code != 0 || !strings.Contains(r.stdout, `"name": "other"`) {
+		t.Fatalf("forced init: %+v", r)
+	}
+	r = run(t, dir, false, "init", "--name", "Bad Name", "--force")
+	if r.code != ExitUsage || !strings.HasPrefix(r.stderr, `msctl: --name: "Bad Name" is not a valid project name`) {
+		t.Fatalf("bad name: %+v", r)
+	}
+}
+
+func TestInitNamesProjectAfterDirectory(t *testing.T) {
+	dir := filepath.Join(projectDir(t, ""), "My_Shop")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := run(t, dir, false, "init", "-o", "json")
+	if r.code != 0 || !strings.Contains(r.stdout, `"name": "my-shop"`) {
+		t.Fatalf("init: %+v", r)
+	}
+}
+
+// Colour only on a terminal, and never with NO_COLOR or --no-color.
+func TestColourFollowsTheTerminal(t *testing.T) {
+	dir := projectDir(t, project)
+	const bold = "\x1b[1m"
+	if r := run(t, dir, true, "config", "view", "--show-origin"); !strings.HasPrefix(r.stdout, bold+"KEY") {
+		t.Errorf("no bold header on a terminal: %q", r.stdout[:min(40, len(r.stdout))])
+	}
+	if r := run(t, dir, false, "config", "view", "--show-origin"); strings.Contains(r.stdout, "\x1b[") {
+		t.Error("colour written to a pipe")
+	}
+	if r := run(t, dir, true, "config", "view", "--show-origin", "--no-color"); strings.Contains(r.stdout, "\x1b[") {
+		t.Error("colour despite --no-color")
+	}
+}
+
+func TestLogsGoToStderrAsJSONWhenPiped(t *testing.T) {
+	dir := projectDir(t, project)
+	r := run(t, dir, false, "config", "validate", "-v")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	var rec map[string]any
+	if err := json.Unmarshal([]byte(strings.SplitN(r.stderr, "\n", 2)[0]), &rec); err != nil || rec["msg"] != "loading project file" {
+		t.Errorf("piped debug log is not JSON: %q", r.stderr)
+	}
+	r = run(t, dir, true, "config", "validate", "-v")
+	if !strings.Contains(r.stderr, "level=DEBUG msg=\"loading project file\"") {
+		t.Errorf("terminal debug log is not text: %q", r.stderr)
+	}
+}

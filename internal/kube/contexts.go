@@ -1,0 +1,27 @@
+// Package kube owns msctl's connection to Kubernetes: reading kubeconfigs and
+// building clients. Nothing here runs at start-up; callers ask when they need
+// a cluster, so `msctl version` and `--help` never read a kubeconfig.
+package kube
+
+import (
+	"slices"
+
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// Contexts lists the context names of the kubeconfig that client-go's
+// loading rules pick: explicit if set, else KUBECONFIG, else ~/.kube/config.
+func Contexts(explicit string) ([]string, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = explicit
+	cfg, err := rules.Load()
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(cfg.Contexts))
+	for name := range cfg.Contexts {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names, nil
+}
