@@ -90,6 +90,19 @@ func TestVersion(t *testing.T) {
 	}
 }
 
+// version and --help must stay instant: they read no project file and no
+// kubeconfig, so broken ones can't slow or fail them.
+func TestVersionAndHelpReadNothing(t *testing.T) {
+	dir := projectDir(t, "apiVersion: [broken\n")
+	t.Setenv("KUBECONFIG", filepath.Join(dir, "missing-kubeconfig"))
+	t.Setenv("MSCTL_CONFIG", filepath.Join(dir, "missing.yaml"))
+	for _, args := range [][]string{{"version"}, {"--help"}, {"config", "--help"}} {
+		if r := run(t, dir, false, args...); r.code != 0 || r.stderr != "" {
+			t.Errorf("%v: %+v", args, r)
+		}
+	}
+}
+
 // Every command explains itself: a summary, a description and examples.
 func TestEveryCommandHasHelp(t *testing.T) {
 	streams, _, _, _ := iostreams.Test()
