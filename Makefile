@@ -16,7 +16,7 @@ LDFLAGS     := -s -w \
 	-X $(MODULE)/internal/buildinfo.date=$(DATE)
 
 STATICCHECK_VERSION := v0.8.2
-GORELEASER_VERSION  := v2.17.0
+GORELEASER_VERSION  := v2.13.0
 STATICCHECK := $(TOOLS_DIR)/staticcheck-$(STATICCHECK_VERSION)/staticcheck
 GORELEASER  := $(TOOLS_DIR)/goreleaser-$(GORELEASER_VERSION)/goreleaser
 

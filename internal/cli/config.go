@@ -82,9 +82,6 @@ func (t originTable) Table() output.TableData {
 	return d
 }
 
-// annotatedYAML is printed as-is in yaml format.
-type annotatedYAML []byte
-
 func runConfigView(f *Factory, opts *ConfigViewOptions) error {
 	loaded, err := f.Project()
 	if err != nil {

@@ -52,10 +52,6 @@ func (e *UsageError) Error() string {
 
 func (e *UsageError) Unwrap() error { return e.Err }
 
-func usageErrorf(cmd *cobra.Command, format string, args ...any) error {
-	return &UsageError{Err: fmt.Errorf(format, args...), Cmd: cmd}
-}
-
 // silentError carries an exit code for a failure the command has already
 // reported in full (config validate prints every problem itself).
 type silentError struct{ code int }
