@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 HELM_VERSION=v4.3.1
-cache="${XDG_CACHE_HOME:-$HOME/.cache}/msctl/bench/helm-$HELM_VERSION"
+cache="${XDG_CACHE_HOME:-$HOME/.cache}/msctl/tools/helm-$HELM_VERSION"
 helm="$cache/helm"
 if [ ! -x "$helm" ]; then
   GOBIN="$cache" go install "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"

@@ -149,6 +149,14 @@ func TestBadUsageAndInput(t *testing.T) {
 		{"port out of range", project + "    ports: {http: 0}\n", nil, []string{"config", "view"}, `msctl: msctl.yaml:9:19: services[1].ports.http: port 0 is out of range 1-65535`},
 		{"bad namespace flag", project, nil, []string{"config", "view", "-n", "Prod!"}, `msctl: flag --namespace: namespace: "Prod!" is not a valid name`},
 		{"unknown service", project, nil, []string{"config", "view", "billing"}, `msctl: unknown service "billing" (the project has: user, order)`},
+		{"render: unknown service", project, nil, []string{"render", "billing"}, `msctl: unknown service "billing" (the project has: user, order)`},
+		{"render: weight above 100", project, nil, []string{"render", "--canary-weight", "101"}, `msctl: --canary-weight 101: want a weight from 0 to 100, or SERVICE=WEIGHT`},
+		{"render: weight for a service not rendered", project, nil, []string{"render", "user", "--canary-weight", "order=5"}, `msctl: --canary-weight order=5: "order" is not a service being rendered (user)`},
+		{"render: --set outside the schema", project, nil, []string{"render", "user", "--set", "replicaz=3"}, `msctl: user: chart values rejected: at '': additional properties 'replicaz' not allowed`},
+		{"render: bad --set syntax", project, nil, []string{"render", "--set", "noequals"}, `msctl: --set noequals: key "noequals" has no value`},
+		{"render: missing values file", project, nil, []string{"render", "-f", "nope.yaml"}, `msctl: -f nope.yaml: no such file or directory`},
+		{"render: host not a DNS name", project + "gateway:\n  hosts: [shop_example]\n", nil, []string{"render"}, `msctl: msctl.yaml:10:11: gateway.hosts[0]: "shop_example" is not a DNS name`},
+		{"render: service calls itself", strings.Replace(project, "calls: [user]", "calls: [order]", 1), nil, []string{"render"}, `msctl: msctl.yaml:8:13: services[1].calls[0]: service "order" calls itself`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -280,6 +288,35 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if r.code != ExitUsage || res.Valid || len(res.Problems) != 2 || res.Problems[1].Path != "services[0].colour" {
 		t.Fatalf("invalid project, json: %+v", r)
+	}
+}
+
+func TestRender(t *testing.T) {
+	dir := projectDir(t, project)
+	r := run(t, dir, false, "render", "order", "--canary-weight", "30")
+	if r.code != 0 || !strings.Contains(r.stdout, "kind: VirtualService") || !strings.Contains(r.stdout, "weight: 70") {
+		t.Fatalf("render: exit %d, stderr %s", r.code, r.stderr)
+	}
+	if strings.Contains(r.stdout, "name: user\n") {
+		t.Error("render order printed user's objects")
+	}
+	r = run(t, dir, false, "render", "user", "-o", "json")
+	var list struct {
+		Kind  string
+		Items []map[string]any
+	}
+	if err := json.Unmarshal(r.stdoutBytes, &list); err != nil || list.Kind != "List" || len(list.Items) == 0 {
+		t.Fatalf("render -o json: %v %+v", err, r)
+	}
+	out := filepath.Join(dir, "manifests")
+	r = run(t, dir, false, "render", "user", "--out", out)
+	if r.code != 0 {
+		t.Fatalf("render --out: %+v", r)
+	}
+	for _, f := range []string{"user-deployment.yaml", "user-virtualservice.yaml", "shop-namespace.yaml"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Errorf("render --out did not write %s: %v", f, err)
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/msctl/msctl/internal/config"
+	"github.com/msctl/msctl/internal/render"
 	"github.com/spf13/cobra"
 )
 
@@ -63,6 +64,7 @@ func exitCode(err error) int {
 	var (
 		usage  *UsageError
 		cfg    *config.Error
+		input  *render.InputError
 		silent *silentError
 	)
 	switch {
@@ -70,7 +72,7 @@ func exitCode(err error) int {
 		return ExitOK
 	case errors.As(err, &silent):
 		return silent.code
-	case errors.As(err, &usage), errors.As(err, &cfg):
+	case errors.As(err, &usage), errors.As(err, &cfg), errors.As(err, &input):
 		return ExitUsage
 	case errors.Is(err, context.Canceled):
 		return ExitInterrupted

@@ -109,6 +109,7 @@ project file (msctl.yaml), then defaults; see msctl config view --show-origin.
 		NewCmdVersion(f, nil),
 		NewCmdInit(f, nil),
 		NewCmdConfig(f),
+		NewCmdRender(f, nil),
 		NewCmdCompletion(f),
 	)
 	return root

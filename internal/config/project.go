@@ -30,6 +30,7 @@ type Project struct {
 	Kube       Kube       `json:"kube"`
 	Prometheus Prometheus `json:"prometheus"`
 	Gateway    Gateway    `json:"gateway"`
+	Auth       Auth       `json:"auth"`
 	Canary     Canary     `json:"canary"`
 	Services   []Service  `json:"services"`
 }
@@ -51,6 +52,14 @@ type Gateway struct {
 	Hosts []string `json:"hosts"`
 	// CredentialName is the TLS secret the gateway serves HTTPS with.
 	CredentialName string `json:"credentialName"`
+}
+
+// Auth is the JWT issuer the mesh checks tokens against before a request
+// reaches a service; empty means the mesh checks no tokens.
+type Auth struct {
+	Issuer    string   `json:"issuer"`
+	JWKSURI   string   `json:"jwksUri"`
+	Audiences []string `json:"audiences,omitempty"`
 }
 
 // Canary holds the defaults of every canary rollout.
@@ -84,6 +93,12 @@ type Service struct {
 	Replicas  int               `json:"replicas"`
 	Resources Resources         `json:"resources"`
 	Env       map[string]string `json:"env,omitempty"`
+	// Secret names an existing Secret whose keys become environment
+	// variables; secret values never go in the project file.
+	Secret string `json:"secret,omitempty"`
+	// Routes are the URL path prefixes the gateway sends to this service;
+	// none means the service is reachable only inside the mesh.
+	Routes []string `json:"routes,omitempty"`
 	// Calls names the services this one sends requests to: deploy order,
 	// network policies and authorization policies follow from it.
 	Calls []string `json:"calls,omitempty"`

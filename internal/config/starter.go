@@ -7,8 +7,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"text/template"
+
+	"github.com/msctl/msctl/internal/atomicfile"
 
 	"k8s.io/apimachinery/pkg/util/validation"
 )
@@ -39,21 +40,8 @@ func WriteFile(path string, data []byte, force bool) error {
 	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return &Error{Problems: []Problem{{Source: path, Message: describeOpenError(err)}}}
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".msctl-*.yaml")
-	if err != nil {
+	if err := atomicfile.Write(path, data, 0o644); err != nil {
 		return &Error{Problems: []Problem{{Source: path, Message: "cannot write: " + describeOpenError(err)}}}
 	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return nil
 }

@@ -40,6 +40,14 @@ func validate(p *Project, ps *problems) {
 			ps.at("gateway.credentialName", "%q is not a valid Secret name", p.Gateway.CredentialName)
 		}
 	}
+	if p.Auth.Issuer != "" || p.Auth.JWKSURI != "" {
+		if p.Auth.Issuer == "" {
+			ps.at("auth.issuer", "is required when auth.jwksUri is set")
+		}
+		if u, err := url.Parse(p.Auth.JWKSURI); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			ps.at("auth.jwksUri", "%q is not an http(s) URL", p.Auth.JWKSURI)
+		}
+	}
 	validateCanary(&p.Canary, ps)
 	validateServices(p.Services, ps)
 }
@@ -81,6 +89,7 @@ func validateServices(services []Service, ps *problems) {
 		return
 	}
 	first := map[string]int{}
+	routes := map[string]string{}
 	for i, s := range services {
 		at := func(key string) string { return fmt.Sprintf("services[%d].%s", i, key) }
 		if dnsLabel(ps, at("name"), s.Name) {
@@ -112,6 +121,21 @@ func validateServices(services []Service, ps *problems) {
 		quantity(ps, at("resources.requests.memory"), s.Resources.Requests.Memory)
 		quantity(ps, at("resources.limits.cpu"), s.Resources.Limits.CPU)
 		quantity(ps, at("resources.limits.memory"), s.Resources.Limits.Memory)
+		if s.Secret != "" {
+			if errs := validation.IsDNS1123Subdomain(s.Secret); len(errs) > 0 {
+				ps.at(at("secret"), "%q is not a valid Secret name", s.Secret)
+			}
+		}
+		for j, r := range s.Routes {
+			path := fmt.Sprintf("services[%d].routes[%d]", i, j)
+			if !strings.HasPrefix(r, "/") || strings.ContainsAny(r, " \t?#") {
+				ps.at(path, "%q is not a URL path prefix such as /api/v1/users", r)
+			} else if owner, taken := routes[r]; taken {
+				ps.at(path, "route %q is already service %q's", r, owner)
+			} else {
+				routes[r] = s.Name
+			}
+		}
 		for _, k := range sortedKeys(s.Env) {
 			if !envName.MatchString(k) {
 				ps.at(at("env."+k), "%q is not a valid environment variable name", k)

@@ -1,0 +1,239 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/msctl/msctl/internal/atomicfile"
+	"github.com/msctl/msctl/internal/output"
+	"github.com/msctl/msctl/internal/render"
+	"github.com/spf13/cobra"
+	"helm.sh/helm/v4/pkg/strvals"
+	"sigs.k8s.io/yaml"
+)
+
+// RenderOptions are the inputs of `msctl render`.
+type RenderOptions struct {
+	Services      []string
+	OutDir        string
+	Set           []string
+	ValuesFiles   []string
+	KubeVersion   string
+	APIVersions   []string
+	CanaryWeights []string
+	ImageTag      string
+}
+
+// NewCmdRender builds `msctl render`. runF replaces the run step in tests.
+func NewCmdRender(f *Factory, runF func(*RenderOptions) error) *cobra.Command {
+	opts := &RenderOptions{}
+	cmd := &cobra.Command{
+		Use:   "render [SERVICE...]",
+		Short: "Print every Kubernetes and Istio object the project needs",
+		Long: `Render the project in-process, with no helm or kubectl binary: the service
+chart (Deployment, Service, ServiceAccount, ConfigMap, autoscalers, disruption
+budget, network policy, and monitoring objects when the API exists), the Istio
+rules (Gateway, VirtualService, DestinationRule, PeerAuthentication,
+AuthorizationPolicy, RequestAuthentication, Telemetry) and the Grafana
+dashboard. The output is deterministic: the same input gives the same bytes.
+
+Deploy and every canary step render through the same code, so this shows
+exactly what they apply. --set and -f override chart values like helm does;
+--kube-version and --api-versions stand in for a cluster like helm template.`,
+		Example: `  # Everything, as one YAML stream
+  msctl render
+
+  # Two services, with 20% of their traffic on the canary
+  msctl render order payment --canary-weight 20
+
+  # One file per service and kind, with monitoring objects
+  msctl render --out build/manifests --api-versions monitoring.coreos.com/v1/PrometheusRule
+
+  # Chart overrides for every service
+  msctl render --set autoscaling.maxReplicas=20 -f overrides.yaml`,
+		ValidArgsFunction: completeServices(f),
+		RunE: func(_ *cobra.Command, args []string) error {
+			opts.Services = args
+			if runF != nil {
+				return runF(opts)
+			}
+			return runRender(f, opts)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&opts.OutDir, "out", "", "write one file per service and kind into this directory instead of stdout")
+	fl.StringArrayVar(&opts.Set, "set", nil, "chart value for every service, key=value (repeatable)")
+	fl.StringArrayVarP(&opts.ValuesFiles, "values", "f", nil, "YAML file of chart values for every service (repeatable)")
+	fl.StringVar(&opts.KubeVersion, "kube-version", "", "Kubernetes version to render for, as helm template --kube-version")
+	fl.StringSliceVar(&opts.APIVersions, "api-versions", nil, "extra API versions the cluster serves, e.g. monitoring.coreos.com/v1/ServiceMonitor")
+	fl.StringArrayVar(&opts.CanaryWeights, "canary-weight", nil, "canary traffic in percent: N for every selected service, or SERVICE=N")
+	fl.StringVar(&opts.ImageTag, "tag", "latest", "image tag of every service")
+	_ = cmd.MarkFlagDirname("out")
+	_ = cmd.MarkFlagFilename("values", "yaml", "yml")
+	return cmd
+}
+
+func runRender(f *Factory, opts *RenderOptions) error {
+	loaded, err := f.Project()
+	if err != nil {
+		return err
+	}
+	p := loaded.Project
+	if err := checkServices(p, opts.Services); err != nil {
+		return err
+	}
+	ropts := render.Options{
+		Services:    opts.Services,
+		ImageTag:    opts.ImageTag,
+		KubeVersion: opts.KubeVersion,
+		APIVersions: opts.APIVersions,
+	}
+	targets := opts.Services
+	if len(targets) == 0 {
+		targets = p.ServiceNames()
+	}
+	if ropts.CanaryWeights, err = parseCanaryWeights(opts.CanaryWeights, targets); err != nil {
+		return err
+	}
+	for _, file := range opts.ValuesFiles {
+		vals, err := readValuesFile(file)
+		if err != nil {
+			return err
+		}
+		ropts.Values = append(ropts.Values, vals)
+	}
+	if len(opts.Set) > 0 {
+		set := map[string]any{}
+		for _, s := range opts.Set {
+			if err := strvals.ParseInto(s, set); err != nil {
+				return &UsageError{Err: fmt.Errorf("--set %s: %v", s, err)}
+			}
+		}
+		ropts.Values = append(ropts.Values, set)
+	}
+	res, err := render.Render(p, ropts)
+	if err != nil {
+		return err
+	}
+	if opts.OutDir != "" {
+		written, err := writeRendered(res, p.Name, opts.OutDir)
+		if err != nil {
+			return err
+		}
+		return f.Print(written)
+	}
+	if f.Format == output.JSON {
+		items := make([]any, len(res.Objects))
+		for i, o := range res.Objects {
+			items[i] = o.Object
+		}
+		return f.Print(map[string]any{"apiVersion": "v1", "kind": "List", "items": items})
+	}
+	y, err := res.YAML()
+	if err != nil {
+		return err
+	}
+	_, err = f.IO.Out.Write(y)
+	return err
+}
+
+// parseCanaryWeights reads "N" (every target) and "SERVICE=N" entries.
+func parseCanaryWeights(entries, targets []string) (map[string]int, error) {
+	weights := map[string]int{}
+	for _, e := range entries {
+		name, value, perService := strings.Cut(e, "=")
+		if !perService {
+			value = name
+		}
+		w, err := strconv.Atoi(value)
+		if err != nil || w < 0 || w > 100 {
+			return nil, &UsageError{Err: fmt.Errorf("--canary-weight %s: want a weight from 0 to 100, or SERVICE=WEIGHT", e)}
+		}
+		if !perService {
+			for _, t := range targets {
+				weights[t] = w
+			}
+			continue
+		}
+		if !slices.Contains(targets, name) {
+			return nil, &UsageError{Err: fmt.Errorf("--canary-weight %s: %q is not a service being rendered (%s)", e, name, strings.Join(targets, ", "))}
+		}
+		weights[name] = w
+	}
+	return weights, nil
+}
+
+func readValuesFile(path string) (map[string]any, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &UsageError{Err: fmt.Errorf("-f %s: %v", path, unwrapPathError(err))}
+	}
+	vals := map[string]any{}
+	if err := yaml.Unmarshal(data, &vals); err != nil {
+		return nil, &UsageError{Err: fmt.Errorf("-f %s: not a YAML mapping of values: %v", path, err)}
+	}
+	return vals, nil
+}
+
+func unwrapPathError(err error) error {
+	if pe, ok := err.(*os.PathError); ok {
+		return pe.Err
+	}
+	return err
+}
+
+// renderedFile is one file --out wrote.
+type renderedFile struct {
+	Path    string `json:"path"`
+	Objects int    `json:"objects"`
+}
+
+type renderedFiles []renderedFile
+
+func (r renderedFiles) Table() output.TableData {
+	t := output.TableData{Header: []string{"FILE", "OBJECTS"}}
+	for _, f := range r {
+		t.Rows = append(t.Rows, []string{f.Path, strconv.Itoa(f.Objects)})
+	}
+	return t
+}
+
+// writeRendered writes <service>-<kind>.yaml files (project-wide objects
+// under the project's name). Everything is rendered before anything is
+// written, and each file is written atomically.
+func writeRendered(res *render.Result, project, dir string) (renderedFiles, error) {
+	groups := map[string]*render.Result{}
+	var order []string
+	for _, o := range res.Objects {
+		owner := o.Service
+		if owner == "" {
+			owner = project
+		}
+		name := fmt.Sprintf("%s-%s.yaml", owner, strings.ToLower(o.GetKind()))
+		if groups[name] == nil {
+			groups[name] = &render.Result{}
+			order = append(order, name)
+		}
+		groups[name].Objects = append(groups[name].Objects, o)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, &UsageError{Err: fmt.Errorf("--out %s: %v", dir, unwrapPathError(err))}
+	}
+	var written renderedFiles
+	for _, name := range order {
+		y, err := groups[name].YAML()
+		if err != nil {
+			return nil, err
+		}
+		path := filepath.Join(dir, name)
+		if err := atomicfile.Write(path, y, 0o644); err != nil {
+			return nil, fmt.Errorf("writing %s: %w", path, err)
+		}
+		written = append(written, renderedFile{Path: path, Objects: len(groups[name].Objects)})
+	}
+	return written, nil
+}

@@ -1,0 +1,115 @@
+package render
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/msctl/msctl/internal/kube"
+	"github.com/msctl/msctl/internal/testcluster"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
+)
+
+var cluster *testcluster.Cluster
+
+func TestMain(m *testing.M) { testcluster.Main(m, &cluster, testcluster.Options{}) }
+
+// warnings collects the API server's warnings, which is where Pod Security
+// admission reports a workload that would violate the namespace's profile.
+type warnings struct {
+	mu   sync.Mutex
+	list []string
+}
+
+func (w *warnings) HandleWarningHeader(_ int, _ string, text string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.list = append(w.list, text)
+}
+
+// The rendered objects are accepted by a real API server with the Istio,
+// Prometheus Operator and VPA CRDs, in a namespace that enforces the Pod
+// Security "restricted" profile.
+func TestClusterAcceptsRenderedObjects(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ns := cluster.Namespace(t)
+	p := bundled(t)
+	p.Namespace = ns
+	res := mustRender(t, p, Options{APIVersions: monitoringAPIs})
+
+	cfg := cluster.RESTConfig()
+	warn := &warnings{}
+	cfg.WarningHandler = warn
+	applier, err := kube.NewApplier(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]int{}
+	for _, o := range res.Objects {
+		// The namespace is applied for real: its labels turn on the
+		// restricted profile that the workloads below are checked against.
+		dryRun := o.GetKind() != "Namespace"
+		if _, err := applier.Apply(ctx, o.Unstructured, kube.ApplyOptions{DryRun: dryRun}); err != nil {
+			t.Errorf("%s/%s %s: %v", o.Service, o.GetKind(), o.GetName(), err)
+		}
+		kinds[o.GetKind()]++
+	}
+	if len(warn.list) > 0 {
+		t.Errorf("the API server warned:\n%s", strings.Join(warn.list, "\n"))
+	}
+	for _, kind := range []string{"Deployment", "VirtualService", "DestinationRule", "AuthorizationPolicy", "ServiceMonitor", "PrometheusRule", "VerticalPodAutoscaler"} {
+		if kinds[kind] == 0 {
+			t.Errorf("nothing of kind %s was applied", kind)
+		}
+	}
+
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := cs.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+	if err != nil || got.Labels["pod-security.kubernetes.io/enforce"] != "restricted" {
+		t.Fatalf("namespace %s does not enforce restricted: %v %v", ns, got.Labels, err)
+	}
+	// Admission enforces the profile on pods, so create (dry run) each
+	// Deployment's pod, and check that a pod without the security context
+	// is refused: the check has teeth.
+	for _, o := range res.Objects {
+		if o.GetKind() != "Deployment" {
+			continue
+		}
+		pod := podFromDeployment(t, o.Unstructured, ns)
+		if _, err := cs.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
+			t.Errorf("%s's pod is refused: %v", o.GetName(), err)
+		}
+		pod.Spec.SecurityContext = nil
+		pod.Spec.Containers[0].SecurityContext = nil
+		_, err := cs.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		if !apierrors.IsForbidden(err) {
+			t.Errorf("a pod without a security context was not refused: %v", err)
+		}
+	}
+}
+
+func podFromDeployment(t *testing.T, d *unstructured.Unstructured, ns string) *corev1.Pod {
+	t.Helper()
+	tmpl, _, err := unstructured.NestedMap(d.Object, "spec", "template")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := &corev1.Pod{}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(tmpl, pod); err != nil {
+		t.Fatal(err)
+	}
+	pod.Name = d.GetName() + "-dry-run"
+	pod.Namespace = ns
+	return pod
+}

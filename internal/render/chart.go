@@ -1,0 +1,219 @@
+package render
+
+import (
+	"fmt"
+	"io/fs"
+	"net/url"
+	"path"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/msctl/msctl/internal/config"
+	"github.com/msctl/msctl/manifests"
+	"helm.sh/helm/v4/pkg/chart/common"
+	chartutil "helm.sh/helm/v4/pkg/chart/common/util"
+	"helm.sh/helm/v4/pkg/chart/loader/archive"
+	chart "helm.sh/helm/v4/pkg/chart/v2"
+	"helm.sh/helm/v4/pkg/chart/v2/loader"
+	v2util "helm.sh/helm/v4/pkg/chart/v2/util"
+	"helm.sh/helm/v4/pkg/engine"
+	releaseutil "helm.sh/helm/v4/pkg/release/v1/util"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
+)
+
+// ServiceChart returns the embedded service chart, loaded once per process.
+var ServiceChart = sync.OnceValues(func() (*chart.Chart, error) {
+	var files []*archive.BufferedFile
+	err := fs.WalkDir(manifests.Charts, manifests.ServiceChart, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := fs.ReadFile(manifests.Charts, p)
+		if err != nil {
+			return err
+		}
+		files = append(files, &archive.BufferedFile{Name: strings.TrimPrefix(p, manifests.ServiceChart+"/"), Data: data})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading the embedded chart: %w", err)
+	}
+	return loader.LoadFiles(files)
+})
+
+// ChartValues are the chart values msctl derives for a service from the
+// project file; deploy hands the same values to Helm.
+func ChartValues(p *config.Project, s *config.Service, imageTag string) map[string]any {
+	values := map[string]any{
+		"name":    s.Name,
+		"project": p.Name,
+		"track":   "stable",
+		"image": map[string]any{
+			"repository": Image(p, s),
+			"tag":        imageTag,
+		},
+		"replicas": s.Replicas,
+		"ports": map[string]any{
+			"http":  s.Ports.HTTP,
+			"grpc":  s.Ports.GRPC,
+			"admin": s.Ports.Admin,
+		},
+		"resources": map[string]any{
+			"requests": map[string]any{"cpu": s.Resources.Requests.CPU, "memory": s.Resources.Requests.Memory},
+			"limits":   map[string]any{"cpu": s.Resources.Limits.CPU, "memory": s.Resources.Limits.Memory},
+		},
+		"env":        toAnyMap(s.Env),
+		"secretName": s.Secret,
+		"callers":    toAnySlice(Callers(p, s.Name)),
+	}
+	if ns := serviceNamespace(p.Prometheus.Address); ns != "" {
+		values["networkPolicy"] = map[string]any{"prometheus": map[string]any{"namespace": ns}}
+	}
+	return values
+}
+
+// Image is the image repository of a service, without tag.
+func Image(p *config.Project, s *config.Service) string {
+	if s.Image != "" {
+		return s.Image
+	}
+	return p.Registry + "/" + s.Name
+}
+
+// Callers lists, sorted, the services that declare they call name.
+func Callers(p *config.Project, name string) []string {
+	var out []string
+	for _, s := range p.Services {
+		if slices.Contains(s.Calls, name) {
+			out = append(out, s.Name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// serviceNamespace reads the namespace out of an in-cluster service address
+// such as http://prometheus.istio-system.svc:9090.
+func serviceNamespace(address string) string {
+	u, err := url.Parse(address)
+	if err != nil {
+		return ""
+	}
+	parts := strings.Split(u.Hostname(), ".")
+	if len(parts) >= 3 && parts[2] == "svc" {
+		return parts[1]
+	}
+	return ""
+}
+
+func capabilities(kubeVersion string, apiVersions []string) (*common.Capabilities, error) {
+	caps := common.DefaultCapabilities.Copy()
+	if kubeVersion != "" {
+		kv, err := common.ParseKubeVersion(kubeVersion)
+		if err != nil {
+			return nil, inputErrorf("--kube-version %q: %v", kubeVersion, err)
+		}
+		caps.KubeVersion = *kv
+	}
+	caps.APIVersions = append(caps.APIVersions, apiVersions...)
+	return caps, nil
+}
+
+// renderChart renders the service chart for one service exactly as
+// `helm template` would, and parses each manifest into an object.
+func renderChart(p *config.Project, s *config.Service, opts Options, caps *common.Capabilities) ([]Object, error) {
+	ch, err := ServiceChart()
+	if err != nil {
+		return nil, err
+	}
+	if c := ch.Metadata.KubeVersion; c != "" && !v2util.IsCompatibleRange(c, caps.KubeVersion.String()) {
+		return nil, inputErrorf("the service chart needs Kubernetes %s, not %s", c, caps.KubeVersion.Version)
+	}
+	values := ChartValues(p, s, opts.ImageTag)
+	for _, overlay := range opts.Values {
+		values = chartutil.MergeTables(copyTree(overlay), values)
+	}
+	top, err := chartutil.ToRenderValuesWithSchemaValidation(ch, values, common.ReleaseOptions{
+		Name: s.Name, Namespace: p.Namespace, Revision: 1, IsInstall: true,
+	}, caps, false)
+	if err != nil {
+		return nil, inputErrorf("%s: chart values rejected: %s", s.Name, schemaViolations(err))
+	}
+	files, err := engine.Render(ch, top)
+	if err != nil {
+		return nil, fmt.Errorf("%s: rendering the chart: %s", s.Name, oneLine(err.Error()))
+	}
+	_, sorted, err := releaseutil.SortManifests(files, caps.APIVersions, releaseutil.InstallOrder)
+	if err != nil {
+		return nil, fmt.Errorf("%s: sorting the chart's manifests: %w", s.Name, err)
+	}
+	objs := make([]Object, 0, len(sorted))
+	for _, m := range sorted {
+		js, err := yaml.YAMLToJSON([]byte(m.Content))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %s is not valid YAML: %w", s.Name, path.Base(m.Name), err)
+		}
+		u := &unstructured.Unstructured{}
+		if err := u.UnmarshalJSON(js); err != nil {
+			return nil, fmt.Errorf("%s: %s: %w", s.Name, path.Base(m.Name), err)
+		}
+		objs = append(objs, Object{Service: s.Name, Source: SourceChart, Unstructured: u})
+	}
+	return objs, nil
+}
+
+// schemaViolations keeps the "at '/path': reason" lines of Helm's schema
+// error, which otherwise spans several lines of preamble.
+func schemaViolations(err error) string {
+	var at []string
+	for _, line := range strings.Split(err.Error(), "\n") {
+		line = strings.TrimPrefix(strings.TrimSpace(line), "- ")
+		if strings.HasPrefix(line, "at '") {
+			at = append(at, line)
+		}
+	}
+	if len(at) == 0 {
+		return oneLine(err.Error())
+	}
+	return strings.Join(at, "; ")
+}
+
+// oneLine folds Helm's multi-line messages into one line.
+func oneLine(s string) string {
+	fields := strings.FieldsFunc(s, func(r rune) bool { return r == '\n' })
+	for i := range fields {
+		fields[i] = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(fields[i]), "- "))
+	}
+	return strings.Join(slices.DeleteFunc(fields, func(f string) bool { return f == "" }), "; ")
+}
+
+func toAnyMap(m map[string]string) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func toAnySlice(s []string) []any {
+	out := make([]any, len(s))
+	for i, v := range s {
+		out[i] = v
+	}
+	return out
+}
+
+// copyTree deep-copies a values tree, because MergeTables writes into its
+// first argument and one overlay serves every service.
+func copyTree(m map[string]any) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		if sub, ok := v.(map[string]any); ok {
+			v = copyTree(sub)
+		}
+		out[k] = v
+	}
+	return out
+}

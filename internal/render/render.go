@@ -1,0 +1,156 @@
+// Package render turns a project into the Kubernetes objects a cluster
+// needs: the service chart rendered through Helm's engine, Istio rules built
+// as typed istio.io/client-go objects, and monitoring objects. It is the one
+// rendering path: dry runs, deploys and every canary step call it, with the
+// canary weights as an input. It never talks to a cluster.
+package render
+
+import (
+	"bytes"
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/msctl/msctl/internal/config"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
+)
+
+// Options tune one rendering.
+type Options struct {
+	// Services limits the output to these services; empty means all.
+	Services []string
+	// CanaryWeights maps a service to its canary's share of traffic in
+	// percent. A service without an entry gets 100/0 stable/canary.
+	CanaryWeights map[string]int
+	// ImageTag is the tag of every service image; default "latest".
+	ImageTag string
+	// Values are extra chart values applied to every service, in order:
+	// -f files then --set, as helm does.
+	Values []map[string]any
+	// KubeVersion and APIVersions stand in for the cluster's, as with
+	// `helm template --kube-version --api-versions`.
+	KubeVersion string
+	APIVersions []string
+}
+
+// Source says which part of msctl produced an object.
+type Source string
+
+// The sources of rendered objects.
+const (
+	SourceChart      Source = "chart"
+	SourceIstio      Source = "istio"
+	SourceMonitoring Source = "monitoring"
+	SourceProject    Source = "project"
+)
+
+// Object is one rendered Kubernetes object.
+type Object struct {
+	// Service is the service the object belongs to; "" for objects the
+	// whole project shares (namespace, gateway, mesh policies, dashboard).
+	Service string
+	Source  Source
+	*unstructured.Unstructured
+}
+
+// Result is everything rendered, in a stable order: project-wide objects,
+// then each service's in the project file's order.
+type Result struct {
+	Objects []Object
+}
+
+// Render renders the project. Bad input (unknown services, weights outside
+// 0-100, values the chart's schema rejects) is an *InputError.
+func Render(p *config.Project, opts Options) (*Result, error) {
+	services, err := selectServices(p, opts.Services)
+	if err != nil {
+		return nil, err
+	}
+	for name, w := range opts.CanaryWeights {
+		if p.Service(name) == nil {
+			return nil, inputErrorf("canary weight for unknown service %q", name)
+		}
+		if w < 0 || w > 100 {
+			return nil, inputErrorf("canary weight %d for %s is outside 0-100", w, name)
+		}
+	}
+	if opts.ImageTag == "" {
+		opts.ImageTag = "latest"
+	}
+	caps, err := capabilities(opts.KubeVersion, opts.APIVersions)
+	if err != nil {
+		return nil, err
+	}
+
+	res := &Result{}
+	project, err := projectObjects(p)
+	if err != nil {
+		return nil, err
+	}
+	res.Objects = append(res.Objects, project...)
+	for _, s := range services {
+		chartObjs, err := renderChart(p, s, opts, caps)
+		if err != nil {
+			return nil, err
+		}
+		res.Objects = append(res.Objects, chartObjs...)
+		istioObjs, err := serviceIstioObjects(p, s, opts.CanaryWeights[s.Name])
+		if err != nil {
+			return nil, err
+		}
+		res.Objects = append(res.Objects, istioObjs...)
+	}
+	return res, nil
+}
+
+func selectServices(p *config.Project, names []string) ([]*config.Service, error) {
+	if len(names) == 0 {
+		out := make([]*config.Service, len(p.Services))
+		for i := range p.Services {
+			out[i] = &p.Services[i]
+		}
+		return out, nil
+	}
+	var out []*config.Service
+	for _, n := range names {
+		s := p.Service(n)
+		if s == nil {
+			return nil, inputErrorf("unknown service %q (the project has: %s)", n, strings.Join(p.ServiceNames(), ", "))
+		}
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	// Keep the project's order whatever order the names came in.
+	slices.SortFunc(out, func(a, b *config.Service) int {
+		return cmp.Compare(slices.Index(p.ServiceNames(), a.Name), slices.Index(p.ServiceNames(), b.Name))
+	})
+	return out, nil
+}
+
+// YAML writes the objects as one multi-document YAML stream.
+func (r *Result) YAML() ([]byte, error) {
+	var b bytes.Buffer
+	for i, o := range r.Objects {
+		if i > 0 {
+			b.WriteString("---\n")
+		}
+		y, err := yaml.Marshal(o.Object)
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: %w", o.GetKind(), o.GetName(), err)
+		}
+		b.Write(y)
+	}
+	return b.Bytes(), nil
+}
+
+// InputError is bad input to rendering; the command line maps it to exit 2.
+type InputError struct{ msg string }
+
+func (e *InputError) Error() string { return e.msg }
+
+func inputErrorf(format string, args ...any) error {
+	return &InputError{msg: fmt.Sprintf(format, args...)}
+}
