@@ -1,0 +1,152 @@
+// Package config reads a service's typed settings from environment
+// variables and collects every bad value, so main can stop start-up with
+// one clear line instead of failing later on a zero value.
+//
+// It never prints or exits; values of variables marked secret never appear
+// in errors.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Env reads variables through a lookup function (os.LookupEnv in main, a
+// map in tests) and remembers the problems it finds.
+type Env struct {
+	lookup func(string) (string, bool)
+	errs   []string
+}
+
+// New returns an Env reading through lookup.
+func New(lookup func(string) (string, bool)) *Env {
+	return &Env{lookup: lookup}
+}
+
+// FromMap is a lookup over a fixed map, for tests.
+func FromMap(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		v, ok := m[k]
+		return v, ok
+	}
+}
+
+func (e *Env) get(name string) (string, bool) {
+	v, ok := e.lookup(name)
+	if !ok {
+		return "", false
+	}
+	v = strings.TrimSpace(v)
+	return v, v != ""
+}
+
+// Failf records a problem with a variable.
+func (e *Env) Failf(name, format string, args ...any) {
+	e.errs = append(e.errs, name+": "+fmt.Sprintf(format, args...))
+}
+
+// String returns the variable or def when unset or empty.
+func (e *Env) String(name, def string) string {
+	if v, ok := e.get(name); ok {
+		return v
+	}
+	return def
+}
+
+// Int returns an integer variable within [lo, hi].
+func (e *Env) Int(name string, def, lo, hi int) int {
+	v, ok := e.get(name)
+	if !ok {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		e.Failf(name, "%q is not an integer", v)
+		return def
+	}
+	if n < lo || n > hi {
+		e.Failf(name, "%d is outside [%d, %d]", n, lo, hi)
+		return def
+	}
+	return n
+}
+
+// Float returns a number variable within [lo, hi].
+func (e *Env) Float(name string, def, lo, hi float64) float64 {
+	v, ok := e.get(name)
+	if !ok {
+		return def
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil {
+		e.Failf(name, "%q is not a number", v)
+		return def
+	}
+	if f < lo || f > hi {
+		e.Failf(name, "%g is outside [%g, %g]", f, lo, hi)
+		return def
+	}
+	return f
+}
+
+// Duration returns a Go duration ("250ms", "20s") within [lo, hi].
+func (e *Env) Duration(name string, def, lo, hi time.Duration) time.Duration {
+	v, ok := e.get(name)
+	if !ok {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		e.Failf(name, "%q is not a duration (for example 500ms or 20s)", v)
+		return def
+	}
+	if d < lo || d > hi {
+		e.Failf(name, "%s is outside [%s, %s]", d, lo, hi)
+		return def
+	}
+	return d
+}
+
+// Bool returns a boolean variable (true/false, 1/0, yes/no).
+func (e *Env) Bool(name string, def bool) bool {
+	v, ok := e.get(name)
+	if !ok {
+		return def
+	}
+	switch strings.ToLower(v) {
+	case "1", "true", "yes", "on":
+		return true
+	case "0", "false", "no", "off":
+		return false
+	}
+	e.Failf(name, "%q is not a boolean (true or false)", v)
+	return def
+}
+
+// Addr returns a listen address "host:port" (host may be empty, port 0
+// picks a free one).
+func (e *Env) Addr(name, def string) string {
+	v := e.String(name, def)
+	_, port, err := net.SplitHostPort(v)
+	if err != nil {
+		e.Failf(name, "%q is not host:port", v)
+		return def
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		e.Failf(name, "port %q is not a number in [0, 65535]", port)
+		return def
+	}
+	return v
+}
+
+// Err reports every problem found so far on one line, or nil.
+func (e *Env) Err() error {
+	if len(e.errs) == 0 {
+		return nil
+	}
+	return errors.New("invalid configuration: " + strings.Join(e.errs, "; "))
+}

@@ -1,0 +1,9 @@
+// Package kit is the small set of packages every bundled msctl service
+// (user, order, inventory, payment) is built on. Each subpackage owns one
+// concern: server (listeners and graceful stop), grpcchain and httpchain
+// (the interceptor and middleware order), auth, metrics, tracing, health,
+// downstream (outbound clients), fault, config, storage and gateway.
+//
+// The kit is a library, not a framework: it never exits the process, never
+// reads flags, and never imports msctl's internal packages.
+package kit

@@ -1,0 +1,118 @@
+// Package gateway configures grpc-gateway the same way for every service:
+// strict JSON (unknown fields are an error), credentials and request ids
+// forwarded as gRPC metadata, and errors as a JSON body with the HTTP
+// status that matches the gRPC code. The gateway calls the service's own
+// gRPC port, so every HTTP request passes the full grpcchain once.
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/textproto"
+	"strings"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/msctl/msctl/services/kit/auth"
+	"github.com/msctl/msctl/services/kit/requestid"
+)
+
+// NewMux returns a grpc-gateway mux with the house settings.
+func NewMux() *runtime.ServeMux {
+	return runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
+			MarshalOptions: protojson.MarshalOptions{EmitUnpopulated: true},
+			// A misspelt field silently ignored is a change the caller did
+			// not get; refuse it instead.
+			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+		}),
+		runtime.WithIncomingHeaderMatcher(headers),
+		runtime.WithErrorHandler(writeError),
+		runtime.WithRoutingErrorHandler(routingError),
+	)
+}
+
+// Dial connects the gateway to the service's own gRPC address.
+func Dial(addr string) (*grpc.ClientConn, error) {
+	return grpc.NewClient(addr,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithStatsHandler(otelgrpc.NewClientHandler()))
+}
+
+// headers forwards the API key and request id under their gRPC names; the
+// Authorization header is forwarded by grpc-gateway itself.
+func headers(key string) (string, bool) {
+	switch textproto.CanonicalMIMEHeaderKey(key) {
+	case textproto.CanonicalMIMEHeaderKey(auth.APIKeyKey):
+		return auth.APIKeyKey, true
+	case textproto.CanonicalMIMEHeaderKey(requestid.Header):
+		return requestid.Header, true
+	}
+	return runtime.DefaultHeaderMatcher(key)
+}
+
+// Body is the JSON error document every HTTP error carries.
+type Body struct {
+	Error struct {
+		Code      int    `json:"code"`
+		Status    string `json:"status"`
+		Message   string `json:"message"`
+		RequestID string `json:"request_id,omitempty"`
+	} `json:"error"`
+}
+
+func writeError(ctx context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+	st := status.Convert(err)
+	code := runtime.HTTPStatusFromCode(st.Code())
+	msg := st.Message()
+	if st.Code() == codes.InvalidArgument && strings.Contains(msg, "request body too large") {
+		code = http.StatusRequestEntityTooLarge
+	}
+	if st.Code() == codes.Unauthenticated {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="msctl"`)
+	}
+	var b Body
+	b.Error.Code = code
+	b.Error.Status = strings.ToUpper(toSnake(st.Code().String()))
+	b.Error.Message = msg
+	b.Error.RequestID = requestid.From(ctx)
+	if b.Error.RequestID == "" {
+		b.Error.RequestID = r.Header.Get(requestid.Header)
+	}
+	w.Header().Del("Trailer")
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(b)
+}
+
+func routingError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, httpStatus int) {
+	var err error
+	switch httpStatus {
+	case http.StatusMethodNotAllowed:
+		err = status.Error(codes.Unimplemented, "method not allowed on this path")
+	case http.StatusNotFound:
+		err = status.Errorf(codes.NotFound, "no route for %s %s", r.Method, r.URL.Path)
+	default:
+		err = status.Error(codes.InvalidArgument, http.StatusText(httpStatus))
+	}
+	writeError(ctx, mux, m, w, r, err)
+}
+
+// toSnake turns "InvalidArgument" into "Invalid_Argument".
+func toSnake(s string) string {
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && c >= 'A' && c <= 'Z' {
+			b.WriteByte('_')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}

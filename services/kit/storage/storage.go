@@ -1,0 +1,144 @@
+// Package storage opens a service's database from DATABASE_URL
+// (postgres://... through pgxpool, or sqlite:///path through the cgo-free
+// modernc.org/sqlite driver) and applies its embedded goose migrations.
+// Services keep their own SQL; this package only owns connecting and
+// migrating, the same way for every service.
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+// Dialect is the database kind.
+type Dialect string
+
+// The supported dialects.
+const (
+	Postgres Dialect = "postgres"
+	SQLite   Dialect = "sqlite"
+)
+
+// Location is a parsed DATABASE_URL.
+type Location struct {
+	Dialect Dialect
+	// URL is the PostgreSQL connection string; Path the SQLite file.
+	URL  string
+	Path string
+}
+
+// Parse checks a DATABASE_URL. Its errors never repeat the URL, which may
+// hold a password.
+func Parse(raw string) (Location, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return Location{}, errors.New("not a URL")
+	}
+	switch u.Scheme {
+	case "postgres", "postgresql":
+		if _, err := pgxpool.ParseConfig(raw); err != nil {
+			return Location{}, errors.New("not a valid PostgreSQL connection URL")
+		}
+		return Location{Dialect: Postgres, URL: raw}, nil
+	case "sqlite":
+		// sqlite:///abs/path.db: the host must be empty and the path absolute,
+		// so a missing slash cannot silently put the database somewhere else.
+		if u.Host != "" || !strings.HasPrefix(u.Path, "/") || u.Path == "/" {
+			return Location{}, errors.New("sqlite URLs look like sqlite:///absolute/path/to/file.db")
+		}
+		return Location{Dialect: SQLite, Path: u.Path}, nil
+	}
+	return Location{}, errors.New("scheme must be postgres:// or sqlite://")
+}
+
+// Redacted is the location without credentials, for logs.
+func (l Location) Redacted() string {
+	if l.Dialect == SQLite {
+		return "sqlite://" + l.Path
+	}
+	u, err := url.Parse(l.URL)
+	if err != nil {
+		return "postgres://(unparseable)"
+	}
+	return u.Redacted()
+}
+
+// OpenPostgres returns a pool; it does not wait for the server, so
+// readiness (not start-up) reports an unreachable database.
+func OpenPostgres(ctx context.Context, rawURL string) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(rawURL)
+	if err != nil {
+		return nil, errors.New("storage: DATABASE_URL is not a valid PostgreSQL URL")
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = 5 * time.Second
+	}
+	cfg.HealthCheckPeriod = 5 * time.Second
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("storage: postgres pool: %w", err)
+	}
+	return pool, nil
+}
+
+// OpenSQLite opens (creating if needed) the database file at path in WAL
+// mode with a busy timeout, so readers never block the writer and writers
+// queue instead of failing with SQLITE_BUSY. Transactions begin IMMEDIATE
+// so read-then-write transactions cannot deadlock on lock upgrade.
+func OpenSQLite(path string) (*sql.DB, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("storage: sqlite directory: %w", err)
+	}
+	dsn := "file:" + path + "?_txlock=immediate" +
+		"&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)" +
+		"&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("storage: sqlite: %w", err)
+	}
+	db.SetMaxOpenConns(8)
+	db.SetConnMaxIdleTime(time.Minute)
+	return db, nil
+}
+
+// MigratePostgres applies migrations to the pool's database, holding a
+// PostgreSQL advisory lock so replicas starting together migrate once.
+func MigratePostgres(ctx context.Context, pool *pgxpool.Pool, migrations fs.FS) error {
+	db := stdlib.OpenDBFromPool(pool)
+	defer db.Close()
+	locker, err := lock.NewPostgresSessionLocker()
+	if err != nil {
+		return fmt.Errorf("storage: migration lock: %w", err)
+	}
+	return migrate(ctx, goose.DialectPostgres, db, migrations, goose.WithSessionLocker(locker))
+}
+
+// MigrateSQLite applies migrations to an SQLite database.
+func MigrateSQLite(ctx context.Context, db *sql.DB, migrations fs.FS) error {
+	return migrate(ctx, goose.DialectSQLite3, db, migrations)
+}
+
+func migrate(ctx context.Context, d goose.Dialect, db *sql.DB, migrations fs.FS, opts ...goose.ProviderOption) error {
+	p, err := goose.NewProvider(d, db, migrations, append(opts, goose.WithDisableGlobalRegistry(true))...)
+	if err != nil {
+		return fmt.Errorf("storage: migrations: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("storage: applying migrations: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,78 @@
+// Package tracing sets up OpenTelemetry tracing from the standard OTEL_*
+// environment variables and W3C trace context propagation. With no OTLP
+// endpoint configured it installs only the propagator, so trace context
+// still flows through a service that exports nothing.
+package tracing
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+)
+
+// Shutdown flushes and stops the exporter.
+type Shutdown func(context.Context) error
+
+// Enabled reports whether the environment asks for exported traces: an
+// OTLP endpoint is set and neither OTEL_SDK_DISABLED nor
+// OTEL_TRACES_EXPORTER=none turns it off.
+func Enabled(lookup func(string) (string, bool)) bool {
+	get := func(k string) string { v, _ := lookup(k); return strings.TrimSpace(v) }
+	if strings.EqualFold(get("OTEL_SDK_DISABLED"), "true") || get("OTEL_TRACES_EXPORTER") == "none" {
+		return false
+	}
+	return get("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != ""
+}
+
+// Setup installs the global propagator and, when Enabled, a tracer
+// provider exporting over OTLP. The exporters read the endpoint, headers,
+// TLS and timeout from OTEL_EXPORTER_OTLP_*; the protocol is
+// OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL, grpc or http/protobuf (the
+// specification's default). Sampling follows OTEL_TRACES_SAMPLER.
+func Setup(ctx context.Context, lookup func(string) (string, bool), service, version string) (Shutdown, bool, error) {
+	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
+	if !Enabled(lookup) {
+		return func(context.Context) error { return nil }, false, nil
+	}
+	protocol := "http/protobuf"
+	for _, k := range []string{"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"} {
+		if v, ok := lookup(k); ok && strings.TrimSpace(v) != "" {
+			protocol = strings.TrimSpace(v)
+			break
+		}
+	}
+	var (
+		exp *otlptrace.Exporter
+		err error
+	)
+	switch protocol {
+	case "grpc":
+		exp, err = otlptracegrpc.New(ctx)
+	case "http/protobuf":
+		exp, err = otlptracehttp.New(ctx)
+	default:
+		return nil, false, fmt.Errorf("tracing: OTEL_EXPORTER_OTLP_PROTOCOL %q is not grpc or http/protobuf", protocol)
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("tracing: OTLP exporter: %w", err)
+	}
+	res, err := resource.New(ctx,
+		resource.WithAttributes(attribute.String("service.name", service), attribute.String("service.version", version)),
+		resource.WithFromEnv(), // OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES win.
+	)
+	if err != nil {
+		return nil, false, fmt.Errorf("tracing: resource: %w", err)
+	}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
+	otel.SetTracerProvider(tp)
+	return tp.Shutdown, true, nil
+}
