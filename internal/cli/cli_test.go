@@ -320,6 +320,27 @@ func TestRender(t *testing.T) {
 	}
 }
 
+func TestLint(t *testing.T) {
+	dir := projectDir(t, project)
+	r := run(t, dir, false, "lint", "-o", "json")
+	var findings []struct{ Severity, Subject, Message string }
+	if err := json.Unmarshal(r.stdoutBytes, &findings); err != nil {
+		t.Fatalf("lint -o json: %v\n%s", err, r.stdout)
+	}
+	if r.code != ExitFailure || len(findings) != 3 || findings[0].Message != "source directory services/user does not exist" {
+		t.Fatalf("lint without sources: exit %d, %+v", r.code, findings)
+	}
+	for _, svc := range []string{"user", "order"} {
+		if err := os.MkdirAll(filepath.Join(dir, "services", svc), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r = run(t, dir, false, "lint")
+	if r.code != 0 {
+		t.Fatalf("lint of a clean project: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
 func TestInit(t *testing.T) {
 	dir := projectDir(t, "")
 	r := run(t, dir, false, "init", "--name", "acme")

@@ -110,6 +110,7 @@ project file (msctl.yaml), then defaults; see msctl config view --show-origin.
 		NewCmdInit(f, nil),
 		NewCmdConfig(f),
 		NewCmdRender(f, nil),
+		NewCmdLint(f, nil),
 		NewCmdCompletion(f),
 	)
 	return root
