@@ -31,10 +31,11 @@ all: build
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/msctl ./cmd/msctl
 
-## demo: the main job: build msctl, validate the bundled project and print it
+## demo: the main job: build msctl, validate the bundled project, render its manifests
 demo: build
 	$(BIN)/msctl config validate
-	$(BIN)/msctl config view --show-origin
+	$(BIN)/msctl render --out build/manifests --api-versions monitoring.coreos.com/v1/ServiceMonitor \
+		--api-versions monitoring.coreos.com/v1/PrometheusRule --api-versions autoscaling.k8s.io/v1/VerticalPodAutoscaler
 
 ## deps: install what the tests need (Debian packages) and start PostgreSQL
 deps:
@@ -81,7 +82,7 @@ release-check: $(GORELEASER)
 
 ## clean: remove build output
 clean:
-	rm -rf $(BIN) dist
+	rm -rf $(BIN) dist build
 
 $(STATICCHECK):
 	GOBIN=$(dir $@) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
