@@ -81,6 +81,9 @@ func writeError(ctx context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w
 	var b Body
 	b.Error.Code = code
 	b.Error.Status = strings.ToUpper(toSnake(st.Code().String()))
+	if code == http.StatusRequestEntityTooLarge {
+		b.Error.Status = "PAYLOAD_TOO_LARGE"
+	}
 	b.Error.Message = msg
 	b.Error.RequestID = requestid.From(ctx)
 	if b.Error.RequestID == "" {

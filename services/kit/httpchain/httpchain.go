@@ -133,7 +133,7 @@ func limitBody(next http.Handler, limit int64) http.Handler {
 		if r.ContentLength > limit {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusRequestEntityTooLarge)
-			_, _ = w.Write([]byte(`{"error":{"code":413,"status":"INVALID_ARGUMENT","message":"request body too large"}}` + "\n"))
+			_, _ = w.Write([]byte(`{"error":{"code":413,"status":"PAYLOAD_TOO_LARGE","message":"request body too large"}}` + "\n"))
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, limit)

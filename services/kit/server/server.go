@@ -142,7 +142,7 @@ func (g *Group) Serve(ctx context.Context, grace time.Duration, beforeStop func(
 				defer sw.Done()
 				start := time.Now()
 				e.stop(deadline)
-				g.logger.Info("stopped", "server", e.name, "took", time.Since(start).Round(time.Millisecond))
+				g.logger.Info("stopped", "server", e.name, "took", time.Since(start).Round(time.Millisecond).String())
 			}()
 		}
 		sw.Wait()

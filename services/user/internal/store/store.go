@@ -16,8 +16,8 @@ import (
 	"io/fs"
 	"time"
 
-	"github.com/msctl/msctl/services/user/internal/domain"
 	"github.com/msctl/msctl/services/kit/storage"
+	"github.com/msctl/msctl/services/user/internal/domain"
 )
 
 // Errors the service maps to API codes.
