@@ -1,0 +1,90 @@
+package testcluster
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// component is one running server of the control plane. Its stdout and
+// stderr go to <name>.log in the cluster's dir.
+type component struct {
+	name    string
+	cmd     *exec.Cmd
+	logPath string
+	exited  chan struct{} // closed once the process has been waited for
+	err     error         // the exit status; read it after exited is closed
+}
+
+func startComponent(dir, name, bin string, args, extraEnv []string) (*component, error) {
+	logPath := filepath.Join(dir, name+".log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), extraEnv...)
+	cmd.Stdout = logf
+	cmd.Stderr = logf
+	cmd.SysProcAttr = componentSysProcAttr()
+	if err := cmd.Start(); err != nil {
+		_ = logf.Close()
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	c := &component{name: name, cmd: cmd, logPath: logPath, exited: make(chan struct{})}
+	go func() {
+		c.err = cmd.Wait()
+		_ = logf.Close()
+		close(c.exited)
+	}()
+	return c, nil
+}
+
+// pgid is the component's process group: Setpgid made the component its leader.
+func (c *component) pgid() int { return c.cmd.Process.Pid }
+
+// stop asks the component's process group to terminate, kills it after
+// grace, and returns once the component has been reaped.
+func (c *component) stop(grace time.Duration) {
+	_ = syscall.Kill(-c.pgid(), syscall.SIGTERM)
+	select {
+	case <-c.exited:
+	case <-time.After(grace):
+		_ = syscall.Kill(-c.pgid(), syscall.SIGKILL)
+		<-c.exited
+	}
+	// The leader is gone; anything it forked into its group goes too.
+	// ESRCH, the usual answer, means there was nothing left.
+	_ = syscall.Kill(-c.pgid(), syscall.SIGKILL)
+}
+
+// exitError describes a component that exited on its own, with the end of its log.
+func (c *component) exitError() error {
+	return fmt.Errorf("%s exited: %v\n%s", c.name, c.err, c.logTail())
+}
+
+// logTail returns the last lines of the component's log for error messages.
+func (c *component) logTail() string {
+	const maxBytes = 4 << 10
+	const maxLines = 25
+	f, err := os.Open(c.logPath)
+	if err != nil {
+		return fmt.Sprintf("(no log: %v)", err)
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.Size() > maxBytes {
+		_, _ = f.Seek(-maxBytes, io.SeekEnd)
+	}
+	data, _ := io.ReadAll(f)
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	if len(lines) > maxLines {
+		lines = lines[len(lines)-maxLines:]
+	}
+	return fmt.Sprintf("--- last lines of %s ---\n%s", c.logPath, strings.Join(lines, "\n"))
+}
