@@ -277,4 +277,3 @@ func (d *deferredStore) close() {
 		s.Close()
 	}
 }
-
