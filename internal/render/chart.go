@@ -1,6 +1,9 @@
 package render
 
 import (
+	"bytes"
+	"cmp"
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"net/url"
@@ -11,6 +14,7 @@ import (
 
 	"github.com/msctl/msctl/internal/config"
 	"github.com/msctl/msctl/manifests"
+	"github.com/santhosh-tekuri/jsonschema/v6"
 	"helm.sh/helm/v4/pkg/chart/common"
 	chartutil "helm.sh/helm/v4/pkg/chart/common/util"
 	"helm.sh/helm/v4/pkg/chart/loader/archive"
@@ -20,7 +24,6 @@ import (
 	"helm.sh/helm/v4/pkg/engine"
 	releaseutil "helm.sh/helm/v4/pkg/release/v1/util"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"sigs.k8s.io/yaml"
 )
 
 // ServiceChart returns the embedded service chart, loaded once per process.
@@ -135,33 +138,104 @@ func renderChart(p *config.Project, s *config.Service, opts Options, caps *commo
 	for _, overlay := range opts.Values {
 		values = chartutil.MergeTables(copyTree(overlay), values)
 	}
+	if err := validateValues(ch, values); err != nil {
+		return nil, inputErrorf("%s: chart values rejected: %s", s.Name, schemaViolations(err))
+	}
+	// Validated above against the schema compiled once; Helm would compile
+	// it again for every service.
 	top, err := chartutil.ToRenderValuesWithSchemaValidation(ch, values, common.ReleaseOptions{
 		Name: s.Name, Namespace: p.Namespace, Revision: 1, IsInstall: true,
-	}, caps, false)
+	}, caps, true)
 	if err != nil {
-		return nil, inputErrorf("%s: chart values rejected: %s", s.Name, schemaViolations(err))
+		return nil, inputErrorf("%s: chart values rejected: %s", s.Name, oneLine(err.Error()))
 	}
 	files, err := engine.Render(ch, top)
 	if err != nil {
 		return nil, fmt.Errorf("%s: rendering the chart: %s", s.Name, oneLine(err.Error()))
 	}
-	_, sorted, err := releaseutil.SortManifests(files, caps.APIVersions, releaseutil.InstallOrder)
-	if err != nil {
-		return nil, fmt.Errorf("%s: sorting the chart's manifests: %w", s.Name, err)
-	}
-	objs := make([]Object, 0, len(sorted))
-	for _, m := range sorted {
-		js, err := yaml.YAMLToJSON([]byte(m.Content))
-		if err != nil {
-			return nil, fmt.Errorf("%s: %s is not valid YAML: %w", s.Name, path.Base(m.Name), err)
+	return manifestObjects(s.Name, files)
+}
+
+// manifestObjects parses the rendered templates into objects in Helm's
+// install order: kinds as releaseutil.InstallOrder lists them, other kinds
+// after them by name, and file order within a kind. Helm's SortManifests
+// would do the same but parses every document a second time.
+func manifestObjects(service string, files map[string]string) ([]Object, error) {
+	names := make([]string, 0, len(files))
+	for name := range files {
+		if !strings.HasPrefix(path.Base(name), "_") && !strings.HasSuffix(name, "NOTES.txt") {
+			names = append(names, name)
 		}
-		u := &unstructured.Unstructured{}
-		if err := u.UnmarshalJSON(js); err != nil {
-			return nil, fmt.Errorf("%s: %s: %w", s.Name, path.Base(m.Name), err)
-		}
-		objs = append(objs, Object{Service: s.Name, Source: SourceChart, Unstructured: u})
 	}
+	slices.Sort(names)
+	var objs []Object
+	for _, name := range names {
+		docs := releaseutil.SplitManifests(files[name])
+		for i := range len(docs) {
+			obj, err := decodeObject([]byte(docs[fmt.Sprintf("manifest-%d", i)]))
+			if err != nil {
+				return nil, fmt.Errorf("%s: %s is not valid YAML: %w", service, path.Base(name), err)
+			}
+			if obj == nil {
+				continue
+			}
+			objs = append(objs, Object{Service: service, Source: SourceChart, Unstructured: &unstructured.Unstructured{Object: obj}})
+		}
+	}
+	rank := func(kind string) int {
+		if i := slices.Index(releaseutil.InstallOrder, kind); i >= 0 {
+			return i
+		}
+		return len(releaseutil.InstallOrder)
+	}
+	slices.SortStableFunc(objs, func(a, b Object) int {
+		if c := cmp.Compare(rank(a.GetKind()), rank(b.GetKind())); c != 0 {
+			return c
+		}
+		return strings.Compare(a.GetKind(), b.GetKind())
+	})
 	return objs, nil
+}
+
+// valuesSchema is the chart's values.schema.json, compiled once.
+var valuesSchema = sync.OnceValues(func() (*jsonschema.Schema, error) {
+	ch, err := ServiceChart()
+	if err != nil {
+		return nil, err
+	}
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(ch.Schema))
+	if err != nil {
+		return nil, fmt.Errorf("the chart's values.schema.json: %w", err)
+	}
+	c := jsonschema.NewCompiler()
+	if err := c.AddResource("file:///values.schema.json", doc); err != nil {
+		return nil, err
+	}
+	return c.Compile("file:///values.schema.json")
+})
+
+// validateValues checks values, with the chart's defaults under them, as
+// Helm's own schema validation does.
+func validateValues(ch *chart.Chart, values map[string]any) error {
+	sch, err := valuesSchema()
+	if err != nil {
+		return err
+	}
+	merged, err := chartutil.CoalesceValues(ch, values)
+	if err != nil {
+		return err
+	}
+	// The validator wants JSON types; values from YAML and --set may hold
+	// other integer types.
+	js, err := json.Marshal(merged.AsMap())
+	if err != nil {
+		return err
+	}
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(js))
+	if err != nil {
+		return err
+	}
+	return sch.Validate(doc)
 }
 
 // schemaViolations keeps the "at '/path': reason" lines of Helm's schema

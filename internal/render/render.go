@@ -6,15 +6,15 @@
 package render
 
 import (
-	"bytes"
 	"cmp"
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/msctl/msctl/internal/config"
+	"helm.sh/helm/v4/pkg/chart/common"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"sigs.k8s.io/yaml"
 )
 
 // Options tune one rendering.
@@ -90,19 +90,35 @@ func Render(p *config.Project, opts Options) (*Result, error) {
 		return nil, err
 	}
 	res.Objects = append(res.Objects, project...)
-	for _, s := range services {
-		chartObjs, err := renderChart(p, s, opts, caps)
-		if err != nil {
-			return nil, err
+	// Services render independently; do them side by side.
+	perService := make([][]Object, len(services))
+	errs := make([]error, len(services))
+	var wg sync.WaitGroup
+	for i, s := range services {
+		wg.Go(func() {
+			perService[i], errs[i] = renderService(p, s, opts, caps)
+		})
+	}
+	wg.Wait()
+	for i := range services {
+		if errs[i] != nil {
+			return nil, errs[i]
 		}
-		res.Objects = append(res.Objects, chartObjs...)
-		istioObjs, err := serviceIstioObjects(p, s, opts.CanaryWeights[s.Name])
-		if err != nil {
-			return nil, err
-		}
-		res.Objects = append(res.Objects, istioObjs...)
+		res.Objects = append(res.Objects, perService[i]...)
 	}
 	return res, nil
+}
+
+func renderService(p *config.Project, s *config.Service, opts Options, caps *common.Capabilities) ([]Object, error) {
+	objs, err := renderChart(p, s, opts, caps)
+	if err != nil {
+		return nil, err
+	}
+	istioObjs, err := serviceIstioObjects(p, s, opts.CanaryWeights[s.Name])
+	if err != nil {
+		return nil, err
+	}
+	return append(objs, istioObjs...), nil
 }
 
 func selectServices(p *config.Project, names []string) ([]*config.Service, error) {
@@ -131,20 +147,7 @@ func selectServices(p *config.Project, names []string) ([]*config.Service, error
 }
 
 // YAML writes the objects as one multi-document YAML stream.
-func (r *Result) YAML() ([]byte, error) {
-	var b bytes.Buffer
-	for i, o := range r.Objects {
-		if i > 0 {
-			b.WriteString("---\n")
-		}
-		y, err := yaml.Marshal(o.Object)
-		if err != nil {
-			return nil, fmt.Errorf("%s %s: %w", o.GetKind(), o.GetName(), err)
-		}
-		b.Write(y)
-	}
-	return b.Bytes(), nil
-}
+func (r *Result) YAML() ([]byte, error) { return encodeObjects(r.Objects) }
 
 // InputError is bad input to rendering; the command line maps it to exit 2.
 type InputError struct{ msg string }

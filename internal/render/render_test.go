@@ -25,7 +25,7 @@ var monitoringAPIs = []string{
 	"autoscaling.k8s.io/v1/VerticalPodAutoscaler",
 }
 
-func bundled(t *testing.T) *config.Project {
+func bundled(t testing.TB) *config.Project {
 	t.Helper()
 	l, err := config.Load("../../msctl.yaml", nil)
 	if err != nil {
