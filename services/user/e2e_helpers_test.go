@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"io"
-	"log/slog"
 	"maps"
 	"net/http"
 	"os"
@@ -37,6 +36,7 @@ const (
 	adminKey     = "key-admin-0123456789"
 	readerKey    = "key-reader-0123456789"
 	slowKey      = "key-slow-0123456789"
+	benchKey     = "key-bench-0123456789"
 )
 
 // creds are the keys and files every test instance trusts.
@@ -52,7 +52,7 @@ var (
 	shared    *creds
 )
 
-func testCreds(t *testing.T) *creds {
+func testCreds(t testing.TB) *creds {
 	t.Helper()
 	credsOnce.Do(func() {
 		k, err := rsa.GenerateKey(rand.Reader, 2048)
@@ -70,6 +70,7 @@ func testCreds(t *testing.T) *creds {
 		keys, _ := json.Marshal(map[string]any{"keys": []auth.APIKeyEntry{
 			{Name: "admin", SHA256: auth.HashAPIKey(adminKey), Roles: []string{"admin"}, Expires: exp, RatePerSecond: 1000, Burst: 1000},
 			{Name: "reader", SHA256: auth.HashAPIKey(readerKey), Roles: []string{"reader"}, Expires: exp, RatePerSecond: 1000, Burst: 1000},
+			{Name: "bench", SHA256: auth.HashAPIKey(benchKey), Roles: []string{"reader"}, Expires: exp, RatePerSecond: 1e7, Burst: 1e6},
 			{Name: "slow", SHA256: auth.HashAPIKey(slowKey), Roles: []string{"reader"}, Expires: exp, RatePerSecond: 0.001, Burst: 1},
 		}})
 		keysFile := filepath.Join(dir, "apikeys.json")
@@ -81,13 +82,13 @@ func testCreds(t *testing.T) *creds {
 		shared = &creds{rsa: k, pubPEM: pub, env: map[string]string{
 			"AUTH_JWT_PUBLIC_KEY_FILE": keyFile, "AUTH_JWT_ISSUER": testIssuer, "AUTH_JWT_AUDIENCE": testAudience,
 			"AUTH_API_KEYS_FILE": keysFile,
-		}, secrets: []string{adminKey, readerKey, slowKey}}
+		}, secrets: []string{adminKey, readerKey, slowKey, benchKey}}
 	})
 	return shared
 }
 
 // token signs an RS256 token; edit changes the claims before signing.
-func (c *creds) token(t *testing.T, roles []string, edit func(jwt.MapClaims)) string {
+func (c *creds) token(t testing.TB, roles []string, edit func(jwt.MapClaims)) string {
 	t.Helper()
 	claims := jwt.MapClaims{"iss": testIssuer, "aud": testAudience, "sub": "tester", "roles": roles,
 		"iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix()}
@@ -122,7 +123,7 @@ func (l *logBuffer) String() string {
 
 // instance is one in-process user service on loopback port 0.
 type instance struct {
-	t      *testing.T
+	t      testing.TB
 	addrs  app.Addrs
 	log    *logBuffer
 	conn   *grpc.ClientConn
@@ -130,7 +131,13 @@ type instance struct {
 	stop   func()
 }
 
-func start(t *testing.T, env map[string]string) *instance {
+func start(t testing.TB, env map[string]string) *instance {
+	t.Helper()
+	return startWith(t, env, &logBuffer{})
+}
+
+// startWith starts an instance logging to logs.
+func startWith(t testing.TB, env map[string]string, logs *logBuffer) *instance {
 	t.Helper()
 	all := map[string]string{
 		"GRPC_ADDR": "127.0.0.1:0", "HTTP_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0",
@@ -144,8 +151,13 @@ func start(t *testing.T, env map[string]string) *instance {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &logBuffer{}
-	a, err := app.New(context.Background(), cfg, logging.New(logs, slog.LevelDebug, app.Name, "test"), config.FromMap(all))
+	level, _ := logging.ParseLevel(all["LOG_LEVEL"])
+	var w io.Writer = logs
+	if logs == nil {
+		w = io.Discard
+		logs = &logBuffer{}
+	}
+	a, err := app.New(context.Background(), cfg, logging.New(w, level, app.Name, "test"), config.FromMap(all))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,8 @@ import (
 // that one lock is cheap.
 const eventLock = 0x75736572 // "user"
 
-// Postgres is the Store on PostgreSQL.
+// Postgres is the Store on PostgreSQL. pgx prepares and caches statements
+// per connection by itself.
 type Postgres struct{ pool *pgxpool.Pool }
 
 // NewPostgres wraps a pool whose database is already migrated.

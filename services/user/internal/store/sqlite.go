@@ -16,10 +16,21 @@ import (
 // SQLite is the Store on an embedded SQLite file, the default for local
 // runs. SQLite allows one writer at a time, which is also what keeps event
 // ids in commit order.
-type SQLite struct{ db *sql.DB }
+type SQLite struct {
+	db *sql.DB
+	// get is prepared once: parsing the statement cost more than running
+	// it, and GetUser is the hot path.
+	get *sql.Stmt
+}
 
 // NewSQLite wraps a database that is already migrated.
-func NewSQLite(db *sql.DB) *SQLite { return &SQLite{db: db} }
+func NewSQLite(ctx context.Context, db *sql.DB) (*SQLite, error) {
+	get, err := db.PrepareContext(ctx, `SELECT `+sqliteColumns+` FROM users WHERE id = ?`)
+	if err != nil {
+		return nil, fmt.Errorf("store: prepare: %w", err)
+	}
+	return &SQLite{db: db, get: get}, nil
+}
 
 const sqliteColumns = `id, email, full_name, status, email_notifications, timezone, language, version, created_at, updated_at`
 
@@ -86,7 +97,7 @@ func (s *SQLite) Create(ctx context.Context, u domain.User) error {
 
 // Get implements Store.
 func (s *SQLite) Get(ctx context.Context, id string) (domain.User, error) {
-	u, err := scanSQLite(s.db.QueryRowContext(ctx, `SELECT `+sqliteColumns+` FROM users WHERE id = ?`, id))
+	u, err := scanSQLite(s.get.QueryRowContext(ctx, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return domain.User{}, ErrNotFound
 	}
@@ -214,4 +225,7 @@ func (s *SQLite) Ping(ctx context.Context) error {
 }
 
 // Close implements Store.
-func (s *SQLite) Close() { _ = s.db.Close() }
+func (s *SQLite) Close() {
+	_ = s.get.Close()
+	_ = s.db.Close()
+}

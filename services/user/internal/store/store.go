@@ -92,7 +92,12 @@ func Open(ctx context.Context, loc storage.Location) (Store, error) {
 			_ = db.Close()
 			return nil, err
 		}
-		return &SQLite{db: db}, nil
+		s, err := NewSQLite(ctx, db)
+		if err != nil {
+			_ = db.Close()
+			return nil, err
+		}
+		return s, nil
 	}
 	return nil, fmt.Errorf("store: unsupported dialect %q", loc.Dialect)
 }
