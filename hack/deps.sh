@@ -3,9 +3,9 @@
 # services they talk to. Idempotent: a second run installs and starts nothing.
 set -euo pipefail
 
-# Debian packages: protoc (make proto and its drift check), promtool
-# (alert rules), a real OCI registry (image build tests).
-packages=(protobuf-compiler prometheus docker-registry)
+# Debian packages: protoc and the well-known types (make proto and its drift
+# check), promtool (alert rules), a real OCI registry (image build tests).
+packages=(protobuf-compiler libprotobuf-dev prometheus docker-registry)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
