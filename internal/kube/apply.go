@@ -2,8 +2,10 @@ package kube
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -79,4 +81,42 @@ func (a *Applier) resource(obj *unstructured.Unstructured) (dynamic.ResourceInte
 		return a.dyn.Resource(mapping.Resource).Namespace(obj.GetNamespace()), nil
 	}
 	return a.dyn.Resource(mapping.Resource), nil
+}
+
+// Get reads an object, or returns nil when it does not exist or its API is
+// not served.
+func (a *Applier) Get(ctx context.Context, apiVersion, kind, namespace, name string) (*unstructured.Unstructured, error) {
+	probe := &unstructured.Unstructured{}
+	probe.SetAPIVersion(apiVersion)
+	probe.SetKind(kind)
+	probe.SetNamespace(namespace)
+	probe.SetName(name)
+	ri, err := a.resource(probe)
+	if err != nil {
+		if meta.IsNoMatchError(errors.Unwrap(err)) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	obj, err := ri.Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	return obj, err
+}
+
+// Delete removes an object; one already gone is not an error.
+func (a *Applier) Delete(ctx context.Context, obj *unstructured.Unstructured) error {
+	ri, err := a.resource(obj)
+	if err != nil {
+		if meta.IsNoMatchError(errors.Unwrap(err)) {
+			return nil
+		}
+		return err
+	}
+	err = ri.Delete(ctx, obj.GetName(), metav1.DeleteOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	return err
 }

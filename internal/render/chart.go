@@ -77,6 +77,16 @@ func ChartValues(p *config.Project, s *config.Service, imageTag string) map[stri
 	return values
 }
 
+// ServiceValues are ChartValues with overlays applied in order (-f files,
+// then --set), each winning over what came before, as in helm.
+func ServiceValues(p *config.Project, s *config.Service, imageTag string, overlays []map[string]any) map[string]any {
+	values := ChartValues(p, s, imageTag)
+	for _, overlay := range overlays {
+		values = chartutil.MergeTables(copyTree(overlay), values)
+	}
+	return values
+}
+
 // Image is the image repository of a service, without tag.
 func Image(p *config.Project, s *config.Service) string {
 	if s.Image != "" {
@@ -134,10 +144,7 @@ func renderChart(p *config.Project, s *config.Service, opts Options, caps *commo
 	if c := ch.Metadata.KubeVersion; c != "" && !v2util.IsCompatibleRange(c, caps.KubeVersion.String()) {
 		return nil, inputErrorf("the service chart needs Kubernetes %s, not %s", c, caps.KubeVersion.Version)
 	}
-	values := ChartValues(p, s, opts.ImageTag)
-	for _, overlay := range opts.Values {
-		values = chartutil.MergeTables(copyTree(overlay), values)
-	}
+	values := ServiceValues(p, s, opts.ImageTag, opts.Values)
 	if err := validateValues(ch, values); err != nil {
 		return nil, inputErrorf("%s: chart values rejected: %s", s.Name, schemaViolations(err))
 	}

@@ -50,8 +50,9 @@ func meta(p *config.Project, name, service string) metav1.ObjectMeta {
 	return metav1.ObjectMeta{Name: name, Namespace: p.Namespace, Labels: labels}
 }
 
-// projectObjects are the objects the whole project shares.
-func projectObjects(p *config.Project) ([]Object, error) {
+// ProjectObjects are the objects the whole project shares: the namespace,
+// the mesh policies, the gateway and the dashboard.
+func ProjectObjects(p *config.Project) ([]Object, error) {
 	ns := &corev1.Namespace{
 		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"},
 		ObjectMeta: metav1.ObjectMeta{Name: p.Namespace, Labels: map[string]string{

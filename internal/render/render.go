@@ -85,7 +85,7 @@ func Render(p *config.Project, opts Options) (*Result, error) {
 	}
 
 	res := &Result{}
-	project, err := projectObjects(p)
+	project, err := ProjectObjects(p)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,519 @@
+// Package deploy puts a project on a cluster and reads it back: a Helm
+// release per service through Helm's SDK (server-side apply, kstatus wait,
+// rollback on failure), and the Istio objects by server-side apply outside
+// Helm, with the live canary weight kept. It renders only through
+// internal/render and writes only under a per-service Lease, so the cluster
+// stays the one source of truth and a rerun after a crash converges.
+package deploy
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/msctl/msctl/internal/config"
+	"github.com/msctl/msctl/internal/kube"
+	"github.com/msctl/msctl/internal/render"
+	"github.com/msctl/msctl/manifests"
+	"helm.sh/helm/v4/pkg/action"
+	helmkube "helm.sh/helm/v4/pkg/kube"
+	rcommon "helm.sh/helm/v4/pkg/release/common"
+	releasev1 "helm.sh/helm/v4/pkg/release/v1"
+	"helm.sh/helm/v4/pkg/storage/driver"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+// State is where one service's deploy stands.
+type State string
+
+// States a service goes through, and how it ends.
+const (
+	StateQueued     State = "queued"
+	StateDeploying  State = "deploying"
+	StateRecovering State = "recovering"
+	StateDeployed   State = "deployed"
+	StateUnchanged  State = "unchanged"
+	StateFailed     State = "failed"
+	StateRolledBack State = "rolled back"
+)
+
+// DigestLabel is the release label holding a digest of the chart and
+// values, so an identical redeploy is recognised without a Helm round trip.
+const DigestLabel = "msctl.dev/digest"
+
+// Options tune a deploy.
+type Options struct {
+	// Services to deploy; empty means all, in dependency order.
+	Services []string
+	ImageTag string
+	// Wait for every object to be ready (kstatus); Timeout bounds it.
+	Wait    bool
+	Timeout time.Duration
+	// Atomic rolls a failed release back to its last good revision.
+	Atomic bool
+	// NoIstio skips the Istio objects, for clusters without Istio.
+	NoIstio bool
+	// Holder names this run in the services' Leases (CI job id, user@host).
+	Holder string
+	// Parallel bounds how many services deploy at once.
+	Parallel int
+	// Values are extra chart values for every service, as render's.
+	Values []map[string]any
+	// LockTTL is how long a Lease outlives a holder that stopped renewing.
+	LockTTL time.Duration
+}
+
+// Event reports progress of one service.
+type Event struct {
+	Service string
+	State   State
+	Message string
+}
+
+// Result is how one service's deploy ended.
+type Result struct {
+	Service  string        `json:"service"`
+	State    State         `json:"state"`
+	Revision int           `json:"revision,omitempty"`
+	Image    string        `json:"image,omitempty"`
+	Message  string        `json:"message,omitempty"`
+	Duration time.Duration `json:"durationNs"`
+}
+
+// Deployer deploys one project to one cluster.
+type Deployer struct {
+	Cluster  *kube.Cluster
+	Project  *config.Project
+	Log      *slog.Logger
+	Progress func(Event)
+
+	applier *kube.Applier
+	apis    []string
+}
+
+// New prepares a Deployer; it talks to the cluster only when asked.
+func New(c *kube.Cluster, p *config.Project, log *slog.Logger) (*Deployer, error) {
+	a, err := kube.NewApplier(c.Config)
+	if err != nil {
+		return nil, err
+	}
+	return &Deployer{Cluster: c, Project: p, Log: log, Progress: func(Event) {}, applier: a}, nil
+}
+
+// Failed is returned when any service failed; Results says which and why.
+type Failed struct {
+	Results []Result
+}
+
+func (e *Failed) Error() string {
+	var names []string
+	for _, r := range e.Results {
+		if r.State == StateFailed || r.State == StateRolledBack {
+			names = append(names, fmt.Sprintf("%s (%s)", r.Service, r.Message))
+		}
+	}
+	return fmt.Sprintf("deploy failed: %s", strings.Join(names, ", "))
+}
+
+// Deploy deploys the selected services, dependencies first, and returns a
+// result per service. A lock held by another run fails the whole deploy at
+// once with *kube.LockHeldError, before anything is written for that service.
+func (d *Deployer) Deploy(ctx context.Context, opts Options) ([]Result, error) {
+	opts = withDefaults(opts)
+	services := opts.Services
+	if len(services) == 0 {
+		services = d.Project.ServiceNames()
+	}
+	if err := d.Preflight(ctx, opts.NoIstio); err != nil {
+		return nil, err
+	}
+	apis, err := d.Cluster.APIVersions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	d.apis = apis
+	if err := d.applyProject(ctx, opts); err != nil {
+		return nil, err
+	}
+
+	results := map[string]Result{}
+	var mu sync.Mutex
+	var lockErr error
+	for _, level := range levels(d.Project, services) {
+		sem := make(chan struct{}, opts.Parallel)
+		var wg sync.WaitGroup
+		for _, name := range level {
+			d.Progress(Event{Service: name, State: StateQueued})
+			wg.Go(func() {
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				start := time.Now()
+				r, err := d.deployService(ctx, name, opts)
+				r.Service, r.Duration = name, time.Since(start)
+				mu.Lock()
+				defer mu.Unlock()
+				var held *kube.LockHeldError
+				if errors.As(err, &held) && lockErr == nil {
+					lockErr = err
+				}
+				results[name] = r
+				d.Progress(Event{Service: name, State: r.State, Message: r.Message})
+			})
+		}
+		wg.Wait()
+		if lockErr != nil {
+			return collect(services, results), lockErr
+		}
+		// Services of the next level call these: don't go on past a failure.
+		for _, name := range level {
+			if s := results[name].State; s == StateFailed || s == StateRolledBack {
+				return collect(services, results), &Failed{Results: collect(services, results)}
+			}
+		}
+	}
+	return collect(services, results), nil
+}
+
+func withDefaults(o Options) Options {
+	if o.ImageTag == "" {
+		o.ImageTag = "latest"
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 5 * time.Minute
+	}
+	if o.Parallel <= 0 {
+		o.Parallel = 4
+	}
+	if o.LockTTL <= 0 {
+		o.LockTTL = 30 * time.Second
+	}
+	return o
+}
+
+func collect(order []string, results map[string]Result) []Result {
+	var out []Result
+	for _, name := range order {
+		if r, ok := results[name]; ok {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// applyProject creates the namespace with the labels Istio injection and
+// Pod Security need, then the project-wide objects.
+func (d *Deployer) applyProject(ctx context.Context, opts Options) error {
+	objs, err := render.ProjectObjects(d.Project)
+	if err != nil {
+		return err
+	}
+	for _, o := range objs {
+		if opts.NoIstio && o.Source == render.SourceIstio {
+			continue
+		}
+		if _, err := d.applier.Apply(ctx, o.Unstructured, kube.ApplyOptions{}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (d *Deployer) deployService(ctx context.Context, name string, opts Options) (Result, error) {
+	ns := d.Project.Namespace
+	lock, err := kube.AcquireLock(ctx, d.Cluster.Clientset, ns, "msctl-"+name, opts.Holder, opts.LockTTL)
+	if err != nil {
+		return Result{State: StateFailed, Message: err.Error()}, err
+	}
+	defer func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := lock.Release(rctx); err != nil {
+			d.Log.Warn("releasing the lock", "service", name, "error", err)
+		}
+	}()
+
+	s := d.Project.Service(name)
+	weight, err := d.CanaryWeight(ctx, name)
+	if err != nil {
+		return Result{State: StateFailed, Message: err.Error()}, err
+	}
+	res, err := render.Render(d.Project, render.Options{
+		Services: []string{name}, ImageTag: opts.ImageTag, APIVersions: d.apis, Values: opts.Values,
+		CanaryWeights: map[string]int{name: weight},
+	})
+	if err != nil {
+		return Result{State: StateFailed, Message: err.Error()}, err
+	}
+	image := render.Image(d.Project, s) + ":" + opts.ImageTag
+
+	cfg, err := helmConfig(d.Cluster, ns, d.Log)
+	if err != nil {
+		return Result{State: StateFailed, Message: err.Error()}, err
+	}
+	d.Progress(Event{Service: name, State: StateDeploying})
+	if msg, err := recoverPending(cfg, name, opts); err != nil {
+		return Result{State: StateFailed, Message: err.Error()}, err
+	} else if msg != "" {
+		d.Progress(Event{Service: name, State: StateRecovering, Message: msg})
+	}
+	rel, state, err := d.upgrade(ctx, cfg, s, opts)
+	result := Result{State: state, Image: image}
+	if rel != nil {
+		result.Revision = rel.Version
+	}
+	if err != nil {
+		// Explain before rolling back: the rollback removes the bad pods.
+		result.Message = d.whyNotReady(ctx, name, err)
+		if opts.Atomic {
+			note, rbErr := rollBack(cfg, name, rel, opts)
+			if rbErr != nil {
+				result.Message += "; " + rbErr.Error()
+			} else {
+				result.State = StateRolledBack
+				result.Message += "; " + note
+			}
+		}
+		return result, err
+	}
+	if !opts.NoIstio {
+		for _, o := range res.Objects {
+			if o.Source != render.SourceIstio {
+				continue
+			}
+			if _, err := d.applier.Apply(ctx, o.Unstructured, kube.ApplyOptions{}); err != nil {
+				return Result{State: StateFailed, Image: image, Revision: result.Revision, Message: err.Error()}, err
+			}
+		}
+	}
+	return result, nil
+}
+
+// upgrade installs or upgrades the service's release, unless the last
+// deployed revision has the same chart and values.
+func (d *Deployer) upgrade(ctx context.Context, cfg *action.Configuration, s *config.Service, opts Options) (*releasev1.Release, State, error) {
+	ch, err := render.ServiceChart()
+	if err != nil {
+		return nil, StateFailed, err
+	}
+	values := render.ServiceValues(d.Project, s, opts.ImageTag, opts.Values)
+	digest, err := releaseDigest(values)
+	if err != nil {
+		return nil, StateFailed, err
+	}
+	labels := map[string]string{DigestLabel: digest}
+	wait := helmkube.HookOnlyStrategy
+	if opts.Wait {
+		wait = helmkube.StatusWatcherStrategy
+	}
+	last, err := lastRelease(cfg, s.Name)
+	if err != nil {
+		return nil, StateFailed, err
+	}
+	if last == nil {
+		in := action.NewInstall(cfg)
+		in.ReleaseName, in.Namespace = s.Name, d.Project.Namespace
+		in.ServerSideApply, in.ForceConflicts = true, true
+		in.WaitStrategy, in.Timeout = wait, opts.Timeout
+		in.Labels = labels
+		in.Description = "msctl deploy " + opts.ImageTag
+		// Objects left by an install that died before recording a release.
+		in.TakeOwnership = true
+		r, err := in.RunWithContext(ctx, ch, values)
+		return asRelease(r), stateAfter(err), err
+	}
+	if last.Info.Status == rcommon.StatusDeployed && last.Labels[DigestLabel] == digest {
+		return last, StateUnchanged, nil
+	}
+	up := action.NewUpgrade(cfg)
+	up.Namespace = d.Project.Namespace
+	up.ServerSideApply, up.ForceConflicts = "true", true
+	up.WaitStrategy, up.Timeout = wait, opts.Timeout
+	up.Labels = labels
+	up.MaxHistory = 10
+	up.Description = "msctl deploy " + opts.ImageTag
+	r, err := up.RunWithContext(ctx, s.Name, ch, values)
+	return asRelease(r), stateAfter(err), err
+}
+
+func stateAfter(err error) State {
+	if err != nil {
+		return StateFailed
+	}
+	return StateDeployed
+}
+
+// rollBack undoes a failed revision: back to the newest good one, or, for
+// a first install, away altogether.
+func rollBack(cfg *action.Configuration, name string, failed *releasev1.Release, opts Options) (string, error) {
+	hist, err := cfg.Releases.History(name)
+	if err != nil {
+		return "", err
+	}
+	good := 0
+	for _, h := range hist {
+		r := asRelease(h)
+		if r != nil && (failed == nil || r.Version < failed.Version) &&
+			(r.Info.Status == rcommon.StatusDeployed || r.Info.Status == rcommon.StatusSuperseded) && r.Version > good {
+			good = r.Version
+		}
+	}
+	if good == 0 {
+		un := action.NewUninstall(cfg)
+		un.WaitStrategy = helmkube.HookOnlyStrategy
+		un.IgnoreNotFound = true
+		if _, err := un.Run(name); err != nil {
+			return "", fmt.Errorf("removing the failed first install: %w", err)
+		}
+		return "removed the failed first install", nil
+	}
+	rb := action.NewRollback(cfg)
+	rb.Version = good
+	rb.ServerSideApply = "true"
+	rb.ForceConflicts = true
+	rb.WaitStrategy = helmkube.StatusWatcherStrategy
+	rb.Timeout = opts.Timeout
+	if err := rb.Run(name); err != nil {
+		return "", fmt.Errorf("rolling back to revision %d: %w", good, err)
+	}
+	return fmt.Sprintf("rolled back to revision %d", good), nil
+}
+
+func asRelease(r any) *releasev1.Release {
+	switch rel := r.(type) {
+	case *releasev1.Release:
+		return rel
+	case releasev1.Release:
+		return &rel
+	}
+	return nil
+}
+
+// releaseDigest identifies what a release would deploy: the chart's files
+// and the values.
+func releaseDigest(values map[string]any) (string, error) {
+	h := sha256.New()
+	err := fs.WalkDir(manifests.Charts, manifests.ServiceChart, func(p string, e fs.DirEntry, err error) error {
+		if err != nil || e.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(manifests.Charts, p)
+		h.Write([]byte(p))
+		h.Write(b)
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	v, err := json.Marshal(values) // map keys are sorted: stable
+	if err != nil {
+		return "", err
+	}
+	h.Write(v)
+	return hex.EncodeToString(h.Sum(nil))[:32], nil
+}
+
+func helmConfig(c *kube.Cluster, ns string, log *slog.Logger) (*action.Configuration, error) {
+	cfg := action.NewConfiguration()
+	cfg.SetLogger(log.Handler())
+	getter := c.Getter
+	if err := cfg.Init(getter, ns, "secret"); err != nil {
+		return nil, fmt.Errorf("helm: %w", err)
+	}
+	return cfg, nil
+}
+
+// lastRelease returns the newest revision of a release, or nil.
+func lastRelease(cfg *action.Configuration, name string) (*releasev1.Release, error) {
+	r, err := cfg.Releases.Last(name)
+	if errors.Is(err, driver.ErrReleaseNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading release %s: %w", name, err)
+	}
+	return asRelease(r), nil
+}
+
+// recoverPending repairs a release left pending by a run that was killed
+// mid-operation. The caller holds the service's Lease, so no live run owns
+// that pending state. It rolls back to the last deployed revision, or
+// removes a release that never got one.
+func recoverPending(cfg *action.Configuration, name string, opts Options) (string, error) {
+	last, err := lastRelease(cfg, name)
+	if err != nil || last == nil || !last.Info.Status.IsPending() {
+		return "", err
+	}
+	hist, err := cfg.Releases.History(name)
+	if err != nil {
+		return "", err
+	}
+	var good []*releasev1.Release
+	for _, h := range hist {
+		if r := asRelease(h); r != nil && r.Version < last.Version && (r.Info.Status == rcommon.StatusDeployed || r.Info.Status == rcommon.StatusSuperseded) {
+			good = append(good, r)
+		}
+	}
+	if len(good) == 0 {
+		un := action.NewUninstall(cfg)
+		un.WaitStrategy = helmkube.HookOnlyStrategy
+		un.IgnoreNotFound = true
+		if _, err := un.Run(name); err != nil {
+			return "", fmt.Errorf("removing %s's pending first install: %w", name, err)
+		}
+		return fmt.Sprintf("revision %d was left %s by an interrupted run; removed it to install afresh", last.Version, last.Info.Status), nil
+	}
+	sort.Slice(good, func(i, j int) bool { return good[i].Version > good[j].Version })
+	// Mark the stuck revision failed so Helm's rollback accepts to run.
+	last.SetStatus(rcommon.StatusFailed, "interrupted; recovered by msctl")
+	if err := cfg.Releases.Update(last); err != nil {
+		return "", err
+	}
+	rb := action.NewRollback(cfg)
+	rb.Version = good[0].Version
+	rb.ServerSideApply = "true"
+	rb.ForceConflicts = true
+	rb.WaitStrategy = helmkube.StatusWatcherStrategy
+	rb.Timeout = opts.Timeout
+	if err := rb.Run(name); err != nil {
+		return "", fmt.Errorf("rolling %s back from interrupted revision %d: %w", name, last.Version, err)
+	}
+	return fmt.Sprintf("revision %d was left %s by an interrupted run; rolled back to revision %d", last.Version, last.Info.Status, good[0].Version), nil
+}
+
+// CanaryWeight reads the canary's share of traffic from the live
+// VirtualService, 0 when there is none: a redeploy keeps a running canary.
+func (d *Deployer) CanaryWeight(ctx context.Context, service string) (int, error) {
+	vs, err := d.applier.Get(ctx, "networking.istio.io/v1", "VirtualService", d.Project.Namespace, service)
+	if err != nil || vs == nil {
+		return 0, err
+	}
+	return canaryWeight(vs), nil
+}
+
+func canaryWeight(vs *unstructured.Unstructured) int {
+	routes, _, _ := unstructured.NestedSlice(vs.Object, "spec", "http")
+	for _, r := range routes {
+		route, _ := r.(map[string]any)
+		if route["name"] == "pin-canary" {
+			continue
+		}
+		dests, _, _ := unstructured.NestedSlice(route, "route")
+		for _, dst := range dests {
+			m, _ := dst.(map[string]any)
+			if subset, _, _ := unstructured.NestedString(m, "destination", "subset"); subset == render.CanarySubset {
+				w, _, _ := unstructured.NestedInt64(m, "weight")
+				return int(w)
+			}
+		}
+	}
+	return 0
+}

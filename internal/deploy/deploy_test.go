@@ -1,0 +1,179 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/msctl/msctl/internal/config"
+	"github.com/msctl/msctl/internal/kube"
+	"github.com/msctl/msctl/internal/testcluster"
+	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+var cluster *testcluster.Cluster
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	testcluster.Main(m, &cluster, testcluster.Options{})
+}
+
+// setup returns a Deployer for the bundled project in a fresh namespace.
+func setup(t *testing.T) *Deployer {
+	t.Helper()
+	l, err := config.Load("../../msctl.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := l.Project
+	p.Namespace = cluster.Namespace(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := kube.Connect(ctx, kube.ConnectOptions{Kubeconfig: cluster.Kubeconfig(), Namespace: p.Namespace})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(c, p, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func deploy(t *testing.T, d *Deployer, opts Options) []Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if opts.Holder == "" {
+		opts.Holder = "test"
+	}
+	opts.Wait, opts.Atomic = true, true
+	res, err := d.Deploy(ctx, opts)
+	if err != nil {
+		t.Fatalf("deploy: %v (%+v)", err, res)
+	}
+	return res
+}
+
+func states(res []Result) map[string]Result {
+	m := map[string]Result{}
+	for _, r := range res {
+		m[r.Service] = r
+	}
+	return m
+}
+
+func TestDeployRedeployUpgrade(t *testing.T) {
+	d := setup(t)
+	ctx := context.Background()
+	res := states(deploy(t, d, Options{ImageTag: "v1"}))
+	for _, name := range d.Project.ServiceNames() {
+		r := res[name]
+		if r.State != StateDeployed || r.Revision != 1 {
+			t.Errorf("%s: %+v", name, r)
+		}
+		dep, err := d.Cluster.Clientset.AppsV1().Deployments(d.Project.Namespace).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !available(dep) {
+			t.Errorf("%s is not Available: %+v", name, dep.Status)
+		}
+		for _, kind := range []string{"VirtualService", "DestinationRule"} {
+			api := "networking.istio.io/v1"
+			if obj, err := d.applier.Get(ctx, api, kind, d.Project.Namespace, name); err != nil || obj == nil {
+				t.Errorf("%s %s not stored: %v", kind, name, err)
+			}
+		}
+		if obj, err := d.applier.Get(ctx, "security.istio.io/v1", "AuthorizationPolicy", d.Project.Namespace, name); err != nil || obj == nil {
+			t.Errorf("AuthorizationPolicy %s not stored: %v", name, err)
+		}
+	}
+
+	res = states(deploy(t, d, Options{ImageTag: "v1"}))
+	for _, name := range d.Project.ServiceNames() {
+		if r := res[name]; r.State != StateUnchanged || r.Revision != 1 {
+			t.Errorf("redeploy of %s: %+v", name, r)
+		}
+	}
+
+	res = states(deploy(t, d, Options{ImageTag: "v2", Services: []string{"payment"}}))
+	if r := res["payment"]; r.State != StateDeployed || r.Revision != 2 || !strings.HasSuffix(r.Image, ":v2") {
+		t.Errorf("upgrade of payment: %+v", r)
+	}
+	dep, _ := d.Cluster.Clientset.AppsV1().Deployments(d.Project.Namespace).Get(ctx, "payment", metav1.GetOptions{})
+	if img := dep.Spec.Template.Spec.Containers[0].Image; !strings.HasSuffix(img, ":v2") {
+		t.Errorf("payment runs %s", img)
+	}
+}
+
+func TestRolloutThatNeverBecomesReadyRollsBack(t *testing.T) {
+	d := setup(t)
+	deploy(t, d, Options{Services: []string{"user"}, ImageTag: "v1"})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	bad := []map[string]any{{"podLabels": map[string]any{testcluster.FailReadinessLabel: "true"}}}
+	res, err := d.Deploy(ctx, Options{Services: []string{"user"}, ImageTag: "v2", Values: bad,
+		Wait: true, Atomic: true, Timeout: 8 * time.Second, Holder: "test"})
+	var failed *Failed
+	if !errors.As(err, &failed) {
+		t.Fatalf("want *Failed, got %v", err)
+	}
+	r := res[0]
+	t.Logf("reported: %s", r.Message)
+	if r.State != StateRolledBack || !strings.Contains(r.Message, "not ready: pod user-") || !strings.Contains(r.Message, "rolled back to revision 1") {
+		t.Fatalf("result %+v", r)
+	}
+	dep, _ := d.Cluster.Clientset.AppsV1().Deployments(d.Project.Namespace).Get(ctx, "user", metav1.GetOptions{})
+	if img := dep.Spec.Template.Spec.Containers[0].Image; !strings.HasSuffix(img, ":v1") {
+		t.Errorf("after the rollback user runs %s, want v1", img)
+	}
+}
+
+func TestConcurrentDeploysOfOneServiceExactlyOneProceeds(t *testing.T) {
+	d := setup(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, holder := range []string{"ci-job-1", "ci-job-2"} {
+		wg.Go(func() {
+			_, errs[i] = d.Deploy(ctx, Options{Services: []string{"inventory"}, Wait: true, Holder: holder})
+		})
+	}
+	wg.Wait()
+	var held *kube.LockHeldError
+	ok, lockedOut := 0, 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case errors.As(err, &held):
+			lockedOut++
+			if held.Holder != "ci-job-1" && held.Holder != "ci-job-2" {
+				t.Errorf("lock error names %q", held.Holder)
+			}
+		default:
+			t.Errorf("unexpected error: %v", err)
+		}
+	}
+	if ok != 1 || lockedOut != 1 {
+		t.Fatalf("%d deploys proceeded and %d were locked out: %v", ok, lockedOut, errs)
+	}
+}
+
+func available(d *appsv1.Deployment) bool {
+	for _, c := range d.Status.Conditions {
+		if c.Type == appsv1.DeploymentAvailable {
+			return c.Status == "True"
+		}
+	}
+	return false
+}

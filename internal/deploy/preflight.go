@@ -1,0 +1,74 @@
+package deploy
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/msctl/msctl/internal/kube"
+)
+
+// istioAPIs are the Istio APIs the rendered objects use.
+var istioAPIs = []string{"networking.istio.io/v1", "security.istio.io/v1", "telemetry.istio.io/v1"}
+
+// PreflightError lists what the cluster or the user lacks; nothing has been
+// written when it is returned.
+type PreflightError struct{ Problems []string }
+
+func (e *PreflightError) Error() string {
+	return "preflight: " + strings.Join(e.Problems, "; ")
+}
+
+// Preflight checks, before anything is written, that the cluster serves the
+// Istio APIs (unless noIstio) and that the user may create and change what
+// a deploy needs.
+func (d *Deployer) Preflight(ctx context.Context, noIstio bool) error {
+	var problems []string
+	if !noIstio {
+		apis, err := d.Cluster.APIVersions(ctx)
+		if err != nil {
+			return err
+		}
+		for _, gv := range istioAPIs {
+			if !slices.Contains(apis, gv) {
+				problems = append(problems, fmt.Sprintf("the cluster does not serve %s: install Istio's CRDs, or deploy with --no-istio", gv))
+			}
+		}
+	}
+	ns := d.Project.Namespace
+	perms := []kube.Permission{{Verb: "get", Resource: "namespaces"}, {Verb: "patch", Resource: "namespaces"}}
+	for _, r := range []struct{ group, resource string }{
+		{"", "services"}, {"", "serviceaccounts"}, {"", "configmaps"}, {"", "secrets"},
+		{"apps", "deployments"}, {"autoscaling", "horizontalpodautoscalers"}, {"policy", "poddisruptionbudgets"},
+		{"networking.k8s.io", "networkpolicies"}, {"coordination.k8s.io", "leases"},
+	} {
+		for _, verb := range []string{"get", "create", "patch", "delete"} {
+			perms = append(perms, kube.Permission{Verb: verb, Group: r.group, Resource: r.resource, Namespace: ns})
+		}
+	}
+	if !noIstio {
+		for _, r := range []struct{ group, resource string }{
+			{"networking.istio.io", "virtualservices"}, {"networking.istio.io", "destinationrules"}, {"networking.istio.io", "gateways"},
+			{"security.istio.io", "authorizationpolicies"}, {"security.istio.io", "peerauthentications"},
+			{"security.istio.io", "requestauthentications"}, {"telemetry.istio.io", "telemetries"},
+		} {
+			perms = append(perms, kube.Permission{Verb: "patch", Group: r.group, Resource: r.resource, Namespace: ns})
+		}
+	}
+	missing, err := d.Cluster.MissingPermissions(ctx, perms)
+	if err != nil {
+		return err
+	}
+	if len(missing) > 0 {
+		var names []string
+		for _, m := range missing {
+			names = append(names, m.String())
+		}
+		problems = append(problems, "not allowed to "+strings.Join(names, ", "))
+	}
+	if len(problems) > 0 {
+		return &PreflightError{Problems: problems}
+	}
+	return nil
+}
