@@ -111,6 +111,7 @@ project file (msctl.yaml), then defaults; see msctl config view --show-origin.
 		NewCmdConfig(f),
 		NewCmdRender(f, nil),
 		NewCmdLint(f, nil),
+		NewCmdGenerate(f),
 		NewCmdCompletion(f),
 	)
 	return root
