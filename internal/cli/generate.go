@@ -3,7 +3,9 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/msctl/msctl/internal/generate"
@@ -130,6 +132,9 @@ func runGenerateService(cmd *cobra.Command, f *Factory, opts *GenerateServiceOpt
 		var ran bool
 		ran, protoErr = generate.Proto(cmd.Context(), root, progress)
 		out.ProtoGenerated = ran && protoErr == nil
+		if out.ProtoGenerated {
+			addGeneratedCode(root, res)
+		}
 	}
 	if !out.ProtoGenerated {
 		out.NextSteps = append(out.NextSteps, "make proto    # generate the Go code from "+res.Proto)
@@ -147,4 +152,15 @@ func runGenerateService(cmd *cobra.Command, f *Factory, opts *GenerateServiceOpt
 		return fmt.Errorf("%s was written, but its Go code was not generated: %w", res.Dir, protoErr)
 	}
 	return nil
+}
+
+// addGeneratedCode lists the Go files hack/proto.sh wrote for the new
+// service with the rest, so the output names every file that is new.
+func addGeneratedCode(root string, res *generate.Result) {
+	dir := filepath.Join(root, filepath.FromSlash(path.Dir(res.Proto)))
+	matches, _ := filepath.Glob(filepath.Join(dir, "*.pb*.go"))
+	for _, m := range matches {
+		res.Files = append(res.Files, path.Join(path.Dir(res.Proto), filepath.Base(m)))
+	}
+	slices.Sort(res.Files)
 }
