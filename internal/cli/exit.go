@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"github.com/msctl/msctl/internal/config"
+	"github.com/msctl/msctl/internal/deploy"
+	"github.com/msctl/msctl/internal/kube"
 	"github.com/msctl/msctl/internal/render"
 	"github.com/spf13/cobra"
 )
@@ -62,18 +64,28 @@ func (e *silentError) Error() string { return fmt.Sprintf("exit status %d", e.co
 // exitCode is the one place that turns an error into an exit code.
 func exitCode(err error) int {
 	var (
-		usage  *UsageError
-		cfg    *config.Error
-		input  *render.InputError
-		silent *silentError
+		usage   *UsageError
+		cfg     *config.Error
+		input   *render.InputError
+		kubeCfg *kube.ConfigError
+		noRev   *deploy.NoSuchRevisionError
+		notDepl *deploy.NotDeployedError
+		held    *kube.LockHeldError
+		failed  *deploy.Failed
+		silent  *silentError
 	)
 	switch {
 	case err == nil:
 		return ExitOK
 	case errors.As(err, &silent):
 		return silent.code
-	case errors.As(err, &usage), errors.As(err, &cfg), errors.As(err, &input):
+	case errors.As(err, &usage), errors.As(err, &cfg), errors.As(err, &input),
+		errors.As(err, &kubeCfg), errors.As(err, &noRev), errors.As(err, &notDepl):
 		return ExitUsage
+	case errors.As(err, &held):
+		return ExitLockHeld
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &failed) && failed.TimedOut():
+		return ExitTimedOut
 	case errors.Is(err, context.Canceled):
 		return ExitInterrupted
 	default:

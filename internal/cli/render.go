@@ -12,7 +12,6 @@ import (
 	"github.com/msctl/msctl/internal/output"
 	"github.com/msctl/msctl/internal/render"
 	"github.com/spf13/cobra"
-	"helm.sh/helm/v4/pkg/strvals"
 	"sigs.k8s.io/yaml"
 )
 
@@ -99,21 +98,8 @@ func runRender(f *Factory, opts *RenderOptions) error {
 	if ropts.CanaryWeights, err = parseCanaryWeights(opts.CanaryWeights, targets); err != nil {
 		return err
 	}
-	for _, file := range opts.ValuesFiles {
-		vals, err := readValuesFile(file)
-		if err != nil {
-			return err
-		}
-		ropts.Values = append(ropts.Values, vals)
-	}
-	if len(opts.Set) > 0 {
-		set := map[string]any{}
-		for _, s := range opts.Set {
-			if err := strvals.ParseInto(s, set); err != nil {
-				return &UsageError{Err: fmt.Errorf("--set %s: %v", s, err)}
-			}
-		}
-		ropts.Values = append(ropts.Values, set)
+	if ropts.Values, err = chartOverlays(opts.ValuesFiles, opts.Set); err != nil {
+		return err
 	}
 	res, err := render.Render(p, ropts)
 	if err != nil {

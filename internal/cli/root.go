@@ -111,6 +111,11 @@ project file (msctl.yaml), then defaults; see msctl config view --show-origin.
 		NewCmdConfig(f),
 		NewCmdRender(f, nil),
 		NewCmdLint(f, nil),
+		NewCmdDeploy(f, nil),
+		NewCmdStatus(f),
+		NewCmdHistory(f),
+		NewCmdRollback(f),
+		NewCmdDestroy(f),
 		NewCmdGenerate(f),
 		NewCmdCompletion(f),
 	)

@@ -44,7 +44,15 @@ const (
 	StateUnchanged  State = "unchanged"
 	StateFailed     State = "failed"
 	StateRolledBack State = "rolled back"
+	StateDestroyed  State = "destroyed"
 )
+
+// HelmFieldManager owns the fields of the chart's objects. Helm's SDK would
+// name its manager after the binary, "msctl", and so share it with the Istio
+// objects msctl applies itself.
+const HelmFieldManager = "msctl-helm"
+
+func init() { helmkube.ManagedFieldsManager = HelmFieldManager }
 
 // DigestLabel is the release label holding a digest of the chart and
 // values, so an identical redeploy is recognised without a Helm round trip.
@@ -87,6 +95,8 @@ type Result struct {
 	Image    string        `json:"image,omitempty"`
 	Message  string        `json:"message,omitempty"`
 	Duration time.Duration `json:"durationNs"`
+	// TimedOut is set when the service failed by not being ready in time.
+	TimedOut bool `json:"timedOut,omitempty"`
 }
 
 // Deployer deploys one project to one cluster.
@@ -112,6 +122,16 @@ func New(c *kube.Cluster, p *config.Project, log *slog.Logger) (*Deployer, error
 // Failed is returned when any service failed; Results says which and why.
 type Failed struct {
 	Results []Result
+}
+
+// TimedOut reports whether a service failed by not becoming ready in time.
+func (e *Failed) TimedOut() bool {
+	for _, r := range e.Results {
+		if (r.State == StateFailed || r.State == StateRolledBack) && r.TimedOut {
+			return true
+		}
+	}
+	return false
 }
 
 func (e *Failed) Error() string {
@@ -273,6 +293,7 @@ func (d *Deployer) deployService(ctx context.Context, name string, opts Options)
 	if err != nil {
 		// Explain before rolling back: the rollback removes the bad pods.
 		result.Message = d.whyNotReady(ctx, name, err)
+		result.TimedOut = errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "context deadline exceeded")
 		if opts.Atomic {
 			note, rbErr := rollBack(cfg, name, rel, opts)
 			if rbErr != nil {

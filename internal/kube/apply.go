@@ -45,6 +45,8 @@ func NewApplier(cfg *rest.Config) (*Applier, error) {
 type ApplyOptions struct {
 	// DryRun asks the server to run admission and validation but store nothing.
 	DryRun bool
+	// FieldManager overrides msctl's own, to preview another manager's apply.
+	FieldManager string
 }
 
 // Apply server-side-applies obj and returns what the server holds (or would
@@ -56,6 +58,9 @@ func (a *Applier) Apply(ctx context.Context, obj *unstructured.Unstructured, opt
 		return nil, err
 	}
 	ao := metav1.ApplyOptions{FieldManager: FieldManager, Force: true}
+	if opts.FieldManager != "" {
+		ao.FieldManager = opts.FieldManager
+	}
 	if opts.DryRun {
 		ao.DryRun = []string{metav1.DryRunAll}
 	}

@@ -1,0 +1,193 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/msctl/msctl/internal/deploy"
+	"github.com/msctl/msctl/internal/output"
+	"github.com/spf13/cobra"
+	"helm.sh/helm/v4/pkg/strvals"
+)
+
+// DeployOptions are the inputs of `msctl deploy`.
+type DeployOptions struct {
+	Services    []string
+	Tag         string
+	Wait        bool
+	Atomic      bool
+	Timeout     time.Duration
+	DryRun      bool
+	NoIstio     bool
+	Parallel    int
+	Set         []string
+	ValuesFiles []string
+}
+
+type deployResults []deploy.Result
+
+func (r deployResults) Table() output.TableData {
+	t := output.TableData{Header: []string{"SERVICE", "STATE", "REVISION", "IMAGE", "TIME", "MESSAGE"}}
+	for _, x := range r {
+		rev := ""
+		if x.Revision > 0 {
+			rev = strconv.Itoa(x.Revision)
+		}
+		t.Rows = append(t.Rows, []string{x.Service, string(x.State), rev, x.Image, x.Duration.Round(100 * time.Millisecond).String(), x.Message})
+	}
+	return t
+}
+
+type plan []deploy.Change
+
+func (p plan) Text() string {
+	var b strings.Builder
+	counts := map[string]int{}
+	for _, c := range p {
+		counts[c.Action]++
+		if c.Action == "unchanged" {
+			continue
+		}
+		fmt.Fprintf(&b, "%s %s/%s\n", c.Action, c.Kind, c.Name)
+		b.WriteString(c.Diff)
+	}
+	fmt.Fprintf(&b, "%d to create, %d to update, %d unchanged (dry run: nothing was changed)\n", counts["create"], counts["update"], counts["unchanged"])
+	return b.String()
+}
+
+// NewCmdDeploy builds `msctl deploy`. runF replaces the run step in tests.
+func NewCmdDeploy(f *Factory, runF func(*DeployOptions) error) *cobra.Command {
+	opts := &DeployOptions{}
+	cmd := &cobra.Command{
+		Use:   "deploy [SERVICE...]",
+		Short: "Deploy the services to the cluster and wait until they are ready",
+		Long: `Deploy renders the project (as msctl render does) and, for each service, installs
+or upgrades its Helm release with server-side apply and waits until every
+object is ready, then applies its Istio objects. Services go callees first;
+independent ones deploy side by side.
+
+Each service is locked by a Lease while it deploys: a second run fails at
+once with exit code 7 naming the holder. A release left pending by a killed
+run is rolled back before the deploy continues. A service whose chart and
+values are unchanged gets no new revision. A running canary's traffic split
+is kept. On failure --atomic (the default) rolls the release back and the
+message names the pod that was not ready and why.
+
+Exit codes: 0 deployed, 1 failed, 2 bad input, 6 timed out, 7 lock held.`,
+		Example: `  # Everything, image tag v1.4.2
+  msctl deploy --tag v1.4.2
+
+  # One service, without waiting
+  msctl deploy order --tag v1.4.3 --wait=false
+
+  # What would change, changing nothing
+  msctl deploy --tag v1.4.3 --dry-run
+
+  # In CI: JSON summary on stdout, plain progress lines on stderr
+  msctl deploy --tag "$GIT_SHA" -o json --timeout 10m`,
+		ValidArgsFunction: completeServices(f),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Services = args
+			if err := checkTimeout("timeout", opts.Timeout); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return runDeploy(cmd.Context(), f, opts)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&opts.Tag, "tag", "latest", "image tag of the services")
+	fl.BoolVar(&opts.Wait, "wait", true, "wait until every object is ready")
+	fl.BoolVar(&opts.Atomic, "atomic", true, "roll a failed release back to its last good revision")
+	fl.DurationVar(&opts.Timeout, "timeout", 5*time.Minute, "how long one service may take to become ready")
+	fl.BoolVar(&opts.DryRun, "dry-run", false, "show what would change (server-side dry run), change nothing")
+	fl.BoolVar(&opts.NoIstio, "no-istio", false, "skip the Istio objects, for clusters without Istio")
+	fl.IntVar(&opts.Parallel, "parallel", 4, "services deployed at once")
+	fl.StringArrayVar(&opts.Set, "set", nil, "chart value for every service, key=value (repeatable)")
+	fl.StringArrayVarP(&opts.ValuesFiles, "values", "f", nil, "YAML file of chart values for every service (repeatable)")
+	return cmd
+}
+
+func runDeploy(ctx context.Context, f *Factory, opts *DeployOptions) error {
+	loaded, err := f.Project()
+	if err != nil {
+		return err
+	}
+	if err := checkServices(loaded.Project, opts.Services); err != nil {
+		return err
+	}
+	if opts.Parallel < 1 {
+		return &UsageError{Err: fmt.Errorf("--parallel %d: want at least 1", opts.Parallel)}
+	}
+	values, err := chartOverlays(opts.ValuesFiles, opts.Set)
+	if err != nil {
+		return err
+	}
+	d, err := f.deployer(ctx)
+	if err != nil {
+		return err
+	}
+	dopts := deploy.Options{
+		Services: opts.Services, ImageTag: opts.Tag, Wait: opts.Wait, Timeout: opts.Timeout, Atomic: opts.Atomic,
+		NoIstio: opts.NoIstio, Holder: holderIdentity(), Parallel: opts.Parallel, Values: values,
+	}
+	if opts.DryRun {
+		changes, err := d.Plan(ctx, dopts)
+		if err != nil {
+			return err
+		}
+		return f.Print(plan(changes))
+	}
+	services := opts.Services
+	if len(services) == 0 {
+		services = loaded.Project.ServiceNames()
+	}
+	prog := f.newProgress(services)
+	d.Progress = prog.Event
+	results, err := d.Deploy(ctx, dopts)
+	prog.Stop()
+	if len(results) > 0 {
+		if perr := f.Print(deployResults(results)); perr != nil {
+			return perr
+		}
+	}
+	if err == nil && f.Format == output.Table && !f.Quiet() {
+		unchanged := 0
+		for _, r := range results {
+			if r.State == deploy.StateUnchanged {
+				unchanged++
+			}
+		}
+		if unchanged == len(results) {
+			fmt.Fprintln(f.IO.ErrOut, "Nothing changed: no new revision.")
+		}
+	}
+	return err
+}
+
+// chartOverlays reads -f files and --set values, in helm's order.
+func chartOverlays(files, sets []string) ([]map[string]any, error) {
+	var out []map[string]any
+	for _, file := range files {
+		vals, err := readValuesFile(file)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, vals)
+	}
+	if len(sets) > 0 {
+		set := map[string]any{}
+		for _, s := range sets {
+			if err := strvals.ParseInto(s, set); err != nil {
+				return nil, &UsageError{Err: fmt.Errorf("--set %s: %v", s, err)}
+			}
+		}
+		out = append(out, set)
+	}
+	return out, nil
+}
