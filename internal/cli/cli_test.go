@@ -130,7 +130,8 @@ func TestBadUsageAndInput(t *testing.T) {
 		args    []string
 		wantErr string
 	}{
-		{"unknown command", project, nil, []string{"deplyo"}, `msctl: unknown command "deplyo" for "msctl" (see 'msctl --help')`},
+		{"unknown command", project, nil, []string{"frobnicate"}, `msctl: unknown command "frobnicate" for "msctl" (see 'msctl --help')`},
+		{"misspelt command", project, nil, []string{"deplyo"}, `msctl: unknown command "deplyo" for "msctl"; did you mean deploy? (see 'msctl --help')`},
 		{"unknown command with a suggestion", project, nil, []string{"confg"}, `msctl: unknown command "confg" for "msctl"; did you mean config? (see 'msctl --help')`},
 		{"unknown subcommand", project, nil, []string{"config", "shwo"}, `msctl: unknown command "shwo" for "msctl config" (see 'msctl config --help')`},
 		{"unknown flag", project, nil, []string{"version", "--colour"}, `msctl: unknown flag: --colour (see 'msctl version --help')`},

@@ -225,4 +225,3 @@ func confirm(f *Factory, question string) (bool, error) {
 	answer = strings.ToLower(strings.TrimSpace(answer))
 	return answer == "y" || answer == "yes", nil
 }
-
