@@ -7,6 +7,8 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
+	"strings"
 )
 
 // Layout of an assets cache entry.
@@ -88,13 +90,28 @@ func copyFile(from, to string) error {
 	return os.WriteFile(to, data, 0o644)
 }
 
-// crdFiles lists the CRD manifests of an assets entry.
-func crdFiles(assets string) ([]string, error) {
+// applicationMonitoringCRDs are the Prometheus Operator CRDs installed by
+// default: the ones an application ships next to its Deployment.
+var applicationMonitoringCRDs = []string{"servicemonitors", "podmonitors", "probes", "prometheusrules"}
+
+// crdFiles lists the CRD manifests of an assets entry to install; see
+// Options.AllCRDs.
+func crdFiles(assets string, all bool) ([]string, error) {
 	files, err := filepath.Glob(filepath.Join(assets, assetsCRDDir, "*.yaml"))
-	if err == nil && len(files) == 0 {
-		err = fmt.Errorf("no CRD files in %s", assets)
+	if err != nil {
+		return nil, err
 	}
-	return files, err
+	var keep []string
+	for _, f := range files {
+		name, isPromOp := strings.CutPrefix(filepath.Base(f), "prometheus-operator-monitoring.coreos.com_")
+		if all || !isPromOp || slices.Contains(applicationMonitoringCRDs, strings.TrimSuffix(name, ".yaml")) {
+			keep = append(keep, f)
+		}
+	}
+	if len(keep) == 0 {
+		return nil, fmt.Errorf("no CRD files in %s", assets)
+	}
+	return keep, nil
 }
 
 // stageFile is where the kwok stage at modulePath is kept in an assets entry.

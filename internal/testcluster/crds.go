@@ -10,7 +10,9 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -55,9 +57,17 @@ func installCRDs(ctx context.Context, cfg *rest.Config, files []string) error {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			_, err := res.Apply(ctx, crd.GetName(), crd, metav1.ApplyOptions{FieldManager: fieldManager, Force: true})
+			// The API server may still be starting: retry until ctx ends.
+			var last error
+			err := poll(ctx, 100*time.Millisecond, func() (bool, error) {
+				_, last = res.Apply(ctx, crd.GetName(), crd, metav1.ApplyOptions{FieldManager: fieldManager, Force: true})
+				if apierrors.IsInvalid(last) || apierrors.IsBadRequest(last) {
+					return false, last // a broken manifest: retrying will not help
+				}
+				return last == nil, nil
+			})
 			if err != nil {
-				errs[i] = fmt.Errorf("apply CRD %s: %w", crd.GetName(), err)
+				errs[i] = fmt.Errorf("apply CRD %s: %w (last error: %v)", crd.GetName(), err, last)
 			}
 		})
 	}

@@ -17,6 +17,12 @@ type Options struct {
 	// StartTimeout bounds a start once the binaries are built. Default 60s:
 	// a warm start takes a few seconds, but a loaded CI machine may be slow.
 	StartTimeout time.Duration
+	// AllCRDs also installs the Prometheus Operator CRDs of the operator's
+	// own workloads (Prometheus, Alertmanager, ThanosRuler, ...). By default
+	// only those an application ships (ServiceMonitor, PodMonitor, Probe,
+	// PrometheusRule) are installed: the others are 4 of the 5 MB of CRD
+	// schemas and would double the start time.
+	AllCRDs bool
 	// Log receives progress messages, such as a first-run build. Default os.Stderr.
 	Log io.Writer
 }

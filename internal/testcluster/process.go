@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
-	"time"
 )
 
 // component is one running server of the control plane. Its stdout and
@@ -49,19 +48,13 @@ func startComponent(dir, name, bin string, args, extraEnv []string) (*component,
 // pgid is the component's process group: Setpgid made the component its leader.
 func (c *component) pgid() int { return c.cmd.Process.Pid }
 
-// stop asks the component's process group to terminate, kills it after
-// grace, and returns once the component has been reaped.
-func (c *component) stop(grace time.Duration) {
-	_ = syscall.Kill(-c.pgid(), syscall.SIGTERM)
-	select {
-	case <-c.exited:
-	case <-time.After(grace):
-		_ = syscall.Kill(-c.pgid(), syscall.SIGKILL)
-		<-c.exited
-	}
-	// The leader is gone; anything it forked into its group goes too.
-	// ESRCH, the usual answer, means there was nothing left.
+// stop kills the component's process group, so anything the component
+// forked goes too, and returns once the component has been reaped. There is
+// no graceful stop: the cluster's data is thrown away, and the API server's
+// graceful shutdown would cost every test package a second.
+func (c *component) stop() {
 	_ = syscall.Kill(-c.pgid(), syscall.SIGKILL)
+	<-c.exited
 }
 
 // exitError describes a component that exited on its own, with the end of its log.
