@@ -1,11 +1,14 @@
 package testcluster_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -26,7 +29,42 @@ import (
 
 var cluster *testcluster.Cluster
 
-func TestMain(m *testing.M) { testcluster.Main(m, &cluster, testcluster.Options{}) }
+// abortEnv makes the test binary a helper for TestAbortedTestBinary: it
+// starts a cluster as TestMain would, records its pids and then panics or
+// waits for a signal, as named by the variable.
+const (
+	abortEnv     = "MSCTL_TESTCLUSTER_ABORT"
+	abortPIDsEnv = "MSCTL_TESTCLUSTER_ABORT_PIDS"
+)
+
+func TestMain(m *testing.M) {
+	if how := os.Getenv(abortEnv); how != "" {
+		var c *testcluster.Cluster
+		os.Exit(testcluster.RunMain(abortingTests{how: how, cluster: &c}, &c, testcluster.Options{}))
+	}
+	testcluster.Main(m, &cluster, testcluster.Options{})
+}
+
+// abortingTests stands in for a test run that panics or hangs until interrupted.
+type abortingTests struct {
+	how     string
+	cluster **testcluster.Cluster
+}
+
+func (a abortingTests) Run() int {
+	data, err := json.Marshal((*a.cluster).ComponentPIDs())
+	if err == nil {
+		err = os.WriteFile(os.Getenv(abortPIDsEnv), data, 0o644)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 3
+	}
+	if a.how == "panic" {
+		panic("a test panics on purpose")
+	}
+	select {} // until SIGINT
+}
 
 func clientset(t *testing.T) kubernetes.Interface {
 	t.Helper()
@@ -204,6 +242,76 @@ func TestStopLeavesNoProcess(t *testing.T) {
 	}
 }
 
+// TestAbortedTestBinary runs this test binary as a test package whose tests
+// panic or are interrupted with Ctrl-C, and checks that no process of its
+// control plane survives it.
+func TestAbortedTestBinary(t *testing.T) {
+	for _, how := range []string{"panic", "interrupt"} {
+		t.Run(how, func(t *testing.T) {
+			pidFile := filepath.Join(t.TempDir(), "pids.json")
+			var out bytes.Buffer
+			cmd := exec.Command(os.Args[0], "-test.run=^$")
+			cmd.Env = append(os.Environ(), abortEnv+"="+how, abortPIDsEnv+"="+pidFile)
+			cmd.Stdout, cmd.Stderr = &out, &out
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			exited := make(chan error, 1)
+			go func() { exited <- cmd.Wait() }()
+			helperDirs := filepath.Join(os.TempDir(), fmt.Sprintf("msctl-testcluster-%d-*", cmd.Process.Pid))
+			t.Cleanup(func() {
+				// A panic leaves the dir for the next Start to sweep; don't wait for one.
+				dirs, _ := filepath.Glob(helperDirs)
+				for _, d := range dirs {
+					_ = os.RemoveAll(d)
+				}
+			})
+
+			var pids map[string]int
+			waitFor(t, 90*time.Second, "helper's cluster up", func(context.Context) (bool, string) {
+				data, err := os.ReadFile(pidFile)
+				if err != nil || json.Unmarshal(data, &pids) != nil {
+					return false, out.String()
+				}
+				return true, ""
+			})
+			if len(pids) != 5 {
+				t.Fatalf("helper's components %v, want 5", pids)
+			}
+			if how == "interrupt" {
+				if err := cmd.Process.Signal(os.Interrupt); err != nil {
+					t.Fatal(err)
+				}
+			}
+			select {
+			case err := <-exited:
+				if err == nil {
+					t.Fatalf("helper exited 0, want a failure; output:\n%s", out.String())
+				}
+			case <-time.After(30 * time.Second):
+				_ = cmd.Process.Kill()
+				t.Fatalf("helper did not exit; output:\n%s", out.String())
+			}
+			// Pdeathsig is delivered as the helper exits, but reaping the
+			// components is not instant.
+			waitFor(t, 10*time.Second, "no process of the helper's cluster left", func(context.Context) (bool, string) {
+				var left []string
+				for name, pid := range pids {
+					if g := processesInGroup(t, pid); len(g) > 0 {
+						left = append(left, fmt.Sprintf("%s: %v", name, g))
+					}
+				}
+				return len(left) == 0, strings.Join(left, "; ")
+			})
+			if how == "interrupt" {
+				if dirs, _ := filepath.Glob(helperDirs); len(dirs) > 0 {
+					t.Errorf("interrupted helper left its cluster dir %v", dirs)
+				}
+			}
+		})
+	}
+}
+
 // processesInGroup lists the pids in process group pgid, from /proc.
 func processesInGroup(t *testing.T, pgid int) []int {
 	t.Helper()
@@ -272,12 +380,16 @@ func isReady(p *corev1.Pod) bool {
 // running. It runs next to the package's shared cluster, which sits idle.
 func BenchmarkStart(b *testing.B) {
 	var stopTotal time.Duration
+	steps := map[string]time.Duration{}
 	for b.Loop() {
 		c, err := testcluster.Start(b.Context(), testcluster.Options{Log: io.Discard})
 		if err != nil {
 			b.Fatal(err)
 		}
 		b.StopTimer()
+		for step, d := range c.StartSteps() {
+			steps[step] += d
+		}
 		t0 := time.Now()
 		if err := c.Stop(); err != nil {
 			b.Fatal(err)
@@ -286,4 +398,7 @@ func BenchmarkStart(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(stopTotal.Milliseconds())/float64(b.N), "stop-ms/op")
+	for step, d := range steps {
+		b.ReportMetric(float64(d.Milliseconds())/float64(b.N), step+"-ready-ms/op")
+	}
 }

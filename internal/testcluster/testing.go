@@ -33,7 +33,11 @@ func Main(m *testing.M, c **Cluster, opts Options) {
 	os.Exit(run(m, c, opts))
 }
 
-func run(m *testing.M, c **Cluster, opts Options) int {
+// testRunner is what run needs of *testing.M; the tests pass their own to
+// check what happens when a test binary is interrupted or panics.
+type testRunner interface{ Run() int }
+
+func run(m testRunner, c **Cluster, opts Options) int {
 	// m.Run would parse the flags, but -v must be known before it.
 	if !flag.Parsed() {
 		flag.Parse()
