@@ -5,9 +5,10 @@
 #   hack/bench/testcluster.sh cold   build the binaries into an empty msctl cache
 #   hack/bench/testcluster.sh warm   start-to-ready of a cluster whose binaries are cached
 #
-# cold uses a throw-away XDG_CACHE_HOME, so your cache is untouched. Go's own
-# build cache is kept unless COLD_GOCACHE=1, which uses an empty one too (the
-# true first run on a machine; the module cache is always reused).
+# cold uses a throw-away XDG_CACHE_HOME, so your msctl cache is untouched.
+# Go's build cache (which defaults to $XDG_CACHE_HOME/go-build) is kept unless
+# COLD_GOCACHE=1, which uses an empty one too: the true first run on a
+# machine. The module cache is always reused.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -20,7 +21,9 @@ cold)
 		export GOCACHE="$tmp/gocache"
 		echo "go build cache: empty ($GOCACHE)"
 	else
-		echo "go build cache: $(go env GOCACHE), $(du -sh "$(go env GOCACHE)" | cut -f1)"
+		GOCACHE=$(go env GOCACHE)
+		export GOCACHE
+		echo "go build cache: $GOCACHE, $(du -sh "$GOCACHE" | cut -f1)"
 	fi
 	echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 	start=$(date +%s%N)
