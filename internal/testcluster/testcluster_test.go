@@ -1,7 +1,6 @@
 package testcluster_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -249,10 +248,15 @@ func TestAbortedTestBinary(t *testing.T) {
 	for _, how := range []string{"panic", "interrupt"} {
 		t.Run(how, func(t *testing.T) {
 			pidFile := filepath.Join(t.TempDir(), "pids.json")
-			var out bytes.Buffer
+			outFile, err := os.Create(filepath.Join(t.TempDir(), "output"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer outFile.Close()
+			output := func() string { b, _ := os.ReadFile(outFile.Name()); return string(b) }
 			cmd := exec.Command(os.Args[0], "-test.run=^$")
 			cmd.Env = append(os.Environ(), abortEnv+"="+how, abortPIDsEnv+"="+pidFile)
-			cmd.Stdout, cmd.Stderr = &out, &out
+			cmd.Stdout, cmd.Stderr = outFile, outFile
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
@@ -271,7 +275,7 @@ func TestAbortedTestBinary(t *testing.T) {
 			waitFor(t, 90*time.Second, "helper's cluster up", func(context.Context) (bool, string) {
 				data, err := os.ReadFile(pidFile)
 				if err != nil || json.Unmarshal(data, &pids) != nil {
-					return false, out.String()
+					return false, output()
 				}
 				return true, ""
 			})
@@ -286,11 +290,11 @@ func TestAbortedTestBinary(t *testing.T) {
 			select {
 			case err := <-exited:
 				if err == nil {
-					t.Fatalf("helper exited 0, want a failure; output:\n%s", out.String())
+					t.Fatalf("helper exited 0, want a failure; output:\n%s", output())
 				}
 			case <-time.After(30 * time.Second):
 				_ = cmd.Process.Kill()
-				t.Fatalf("helper did not exit; output:\n%s", out.String())
+				t.Fatalf("helper did not exit; output:\n%s", output())
 			}
 			// Pdeathsig is delivered as the helper exits, but reaping the
 			// components is not instant.
