@@ -381,28 +381,39 @@ func isReady(p *corev1.Pod) bool {
 
 // BenchmarkStart measures a warm start (binaries cached) to a usable
 // cluster: API server ready, CRDs established, kwok node Ready, controllers
-// running. It runs next to the package's shared cluster, which sits idle.
+// running; all-crds adds the Prometheus Operator's workload CRDs. It runs
+// next to the package's shared cluster, which sits idle.
 func BenchmarkStart(b *testing.B) {
-	var stopTotal time.Duration
-	steps := map[string]time.Duration{}
-	for b.Loop() {
-		c, err := testcluster.Start(b.Context(), testcluster.Options{Log: io.Discard})
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.StopTimer()
-		for step, d := range c.StartSteps() {
-			steps[step] += d
-		}
-		t0 := time.Now()
-		if err := c.Stop(); err != nil {
-			b.Fatal(err)
-		}
-		stopTotal += time.Since(t0)
-		b.StartTimer()
-	}
-	b.ReportMetric(float64(stopTotal.Milliseconds())/float64(b.N), "stop-ms/op")
-	for step, d := range steps {
-		b.ReportMetric(float64(d.Milliseconds())/float64(b.N), step+"-ready-ms/op")
+	for _, bc := range []struct {
+		name string
+		opts testcluster.Options
+	}{
+		{"default", testcluster.Options{Log: io.Discard}},
+		{"all-crds", testcluster.Options{Log: io.Discard, AllCRDs: true}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			var stopTotal time.Duration
+			steps := map[string]time.Duration{}
+			for b.Loop() {
+				c, err := testcluster.Start(b.Context(), bc.opts)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				for step, d := range c.StartSteps() {
+					steps[step] += d
+				}
+				t0 := time.Now()
+				if err := c.Stop(); err != nil {
+					b.Fatal(err)
+				}
+				stopTotal += time.Since(t0)
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(stopTotal.Milliseconds())/float64(b.N), "stop-ms/op")
+			for step, d := range steps {
+				b.ReportMetric(float64(d.Milliseconds())/float64(b.N), step+"-ready-ms/op")
+			}
+		})
 	}
 }
