@@ -22,6 +22,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/msctl/msctl/internal/testcluster"
 )
@@ -95,8 +96,18 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func(ctx con
 	}
 }
 
-func TestServerVersion(t *testing.T) {
-	v, err := clientset(t).Discovery().ServerVersion()
+// TestKubeconfig goes through the kubeconfig file, as msctl --kubeconfig
+// and kubectl do, and checks the version the binaries were stamped with.
+func TestKubeconfig(t *testing.T) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", cluster.Kubeconfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := cs.Discovery().ServerVersion()
 	if err != nil {
 		t.Fatal(err)
 	}

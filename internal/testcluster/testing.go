@@ -28,7 +28,8 @@ import (
 // and exits with the tests' code. When the cluster cannot start the package
 // fails with the reason: tests that need a cluster never skip. SIGINT and
 // SIGTERM stop the cluster before the process exits. After failed tests the
-// components' logs are kept and their dir is printed.
+// components' logs are kept, and their dir printed, until a later start
+// sweeps the dirs of exited test binaries.
 func Main(m *testing.M, c **Cluster, opts Options) {
 	os.Exit(run(m, c, opts))
 }
