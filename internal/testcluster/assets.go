@@ -36,7 +36,7 @@ func assetsKey() string {
 // ensureAssets returns the cache entry holding the CRDs and kwok stages,
 // copied out of the module cache so that a warm start needs no go command.
 func ensureAssets(ctx context.Context, cacheDir string, log io.Writer) (string, error) {
-	return cacheEntry(ctx, cacheDir, assetsKey(), func(ctx context.Context, dir string) error {
+	return cacheEntry(ctx, cacheDir, assetsKey(), log, func(ctx context.Context, dir string) error {
 		fmt.Fprintf(log, "testcluster: fetching CRDs and kwok stages from the Go module cache\n")
 		work, err := os.MkdirTemp("", "msctl-testcluster-assets-")
 		if err != nil {

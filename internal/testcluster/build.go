@@ -37,7 +37,7 @@ func binariesKey() string {
 // ensureBinaries returns the cache entry holding every binary, building them
 // on the first run on a machine.
 func ensureBinaries(ctx context.Context, cacheDir string, log io.Writer) (string, error) {
-	return cacheEntry(ctx, cacheDir, binariesKey(), func(ctx context.Context, dir string) error {
+	return cacheEntry(ctx, cacheDir, binariesKey(), log, func(ctx context.Context, dir string) error {
 		fmt.Fprintf(log, "testcluster: building kube-apiserver, kube-controller-manager, kube-scheduler %s, etcd %s and kwok %s into %s\n"+
 			"testcluster: this happens once per machine and takes several minutes\n",
 			KubernetesVersion, EtcdVersion, KwokVersion, filepath.Dir(dir))

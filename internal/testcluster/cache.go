@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -26,7 +27,7 @@ func defaultCacheDir() (string, error) {
 // it succeeded, so a build that is killed half way never leaves an entry
 // that looks complete. A file lock serialises test packages that start at
 // the same moment: the first one fills the entry, the others wait and reuse it.
-func cacheEntry(ctx context.Context, root, key string, fill func(ctx context.Context, dir string) error) (string, error) {
+func cacheEntry(ctx context.Context, root, key string, log io.Writer, fill func(ctx context.Context, dir string) error) (string, error) {
 	final := filepath.Join(root, key)
 	if isDir(final) {
 		return final, nil
@@ -34,7 +35,9 @@ func cacheEntry(ctx context.Context, root, key string, fill func(ctx context.Con
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return "", fmt.Errorf("create cache dir: %w", err)
 	}
-	unlock, err := lockFile(ctx, filepath.Join(root, key+".lock"))
+	unlock, err := lockFile(ctx, filepath.Join(root, key+".lock"), func() {
+		fmt.Fprintf(log, "testcluster: waiting for another process to finish filling %s\n", final)
+	})
 	if err != nil {
 		return "", err
 	}
@@ -62,8 +65,9 @@ func cacheEntry(ctx context.Context, root, key string, fill func(ctx context.Con
 	return final, nil
 }
 
-// lockFile takes an exclusive flock on path, polling so that ctx can end the wait.
-func lockFile(ctx context.Context, path string) (unlock func(), err error) {
+// lockFile takes an exclusive flock on path, polling so that ctx can end the
+// wait; waiting is called once if the lock is held by someone else.
+func lockFile(ctx context.Context, path string, waiting func()) (unlock func(), err error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("open cache lock: %w", err)
@@ -79,6 +83,10 @@ func lockFile(ctx context.Context, path string) (unlock func(), err error) {
 		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
 			_ = f.Close()
 			return nil, fmt.Errorf("lock %s: %w", path, err)
+		}
+		if waiting != nil {
+			waiting()
+			waiting = nil
 		}
 		select {
 		case <-ctx.Done():

@@ -73,6 +73,17 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		return nil, err
 	}
 	removeStaleDirs()
+	c, err := startCluster(ctx, p, opts)
+	if err != nil && strings.Contains(err.Error(), "address already in use") {
+		// The ports were free when picked, but another process can take
+		// one before the component binds it (ports of outgoing connections
+		// come from the same range). Fresh ports almost surely do.
+		c, err = startCluster(ctx, p, opts)
+	}
+	return c, err
+}
+
+func startCluster(ctx context.Context, p prepared, opts Options) (*Cluster, error) {
 	dir, err := os.MkdirTemp("", fmt.Sprintf("%s%d-", dirPrefix, os.Getpid()))
 	if err != nil {
 		return nil, fmt.Errorf("start test cluster: %w", err)
