@@ -45,6 +45,11 @@ func run(t *testing.T, dir string, tty bool, args ...string) result {
 func projectDir(t *testing.T, content string) string {
 	t.Helper()
 	dir := t.TempDir()
+	const kubeconfig = "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: \"https://127.0.0.1:1\"}}]\n" +
+		"users: [{name: u, user: {token: t}}]\ncontexts: [{name: test, context: {cluster: c, user: u}}]\ncurrent-context: test\n"
+	if err := os.WriteFile(filepath.Join(dir, "kubeconfig"), []byte(kubeconfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	t.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, ".xdg"))
 	if content != "" {
 		if err := os.WriteFile(filepath.Join(dir, "msctl.yaml"), []byte(content), 0o644); err != nil {
@@ -150,6 +155,14 @@ func TestBadUsageAndInput(t *testing.T) {
 		{"port out of range", project + "    ports: {http: 0}\n", nil, []string{"config", "view"}, `msctl: msctl.yaml:9:19: services[1].ports.http: port 0 is out of range 1-65535`},
 		{"bad namespace flag", project, nil, []string{"config", "view", "-n", "Prod!"}, `msctl: flag --namespace: namespace: "Prod!" is not a valid name`},
 		{"unknown service", project, nil, []string{"config", "view", "billing"}, `msctl: unknown service "billing" (the project has: user, order)`},
+		{"deploy: timeout below 1s", project, nil, []string{"deploy", "--timeout", "500ms"}, `msctl: --timeout 500ms is below the minimum of 1s`},
+		{"deploy: unknown service", project, nil, []string{"deploy", "billing"}, `msctl: unknown service "billing" (the project has: user, order)`},
+		{"deploy: bad --parallel", project, nil, []string{"deploy", "--parallel", "0"}, `msctl: --parallel 0: want at least 1`},
+		{"destroy off a terminal without --yes", project, nil, []string{"destroy", "user"}, `msctl: destroy needs --yes when not run on a terminal (see 'msctl destroy --help')`},
+		{"destroy of nothing", project, nil, []string{"destroy", "--yes"}, `msctl: name the services to destroy, or pass --all (see 'msctl destroy --help')`},
+		{"rollback to a non-number", project, nil, []string{"rollback", "user", "x"}, `msctl: revision "x": want a positive number (see msctl history user) (see 'msctl rollback --help')`},
+		{"history without a service", project, nil, []string{"history"}, `msctl: accepts 1 arg(s), received 0 (see 'msctl history --help')`},
+		{"unknown kube context", project + "kube:\n  kubeconfig: kubeconfig\n", nil, []string{"status", "--context", "nope"}, `msctl: context "nope" is not in the kubeconfig`},
 		{"render: unknown service", project, nil, []string{"render", "billing"}, `msctl: unknown service "billing" (the project has: user, order)`},
 		{"render: weight above 100", project, nil, []string{"render", "--canary-weight", "101"}, `msctl: --canary-weight 101: want a weight from 0 to 100, or SERVICE=WEIGHT`},
 		{"render: weight for a service not rendered", project, nil, []string{"render", "user", "--canary-weight", "order=5"}, `msctl: --canary-weight order=5: "order" is not a service being rendered (user)`},

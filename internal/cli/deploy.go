@@ -24,6 +24,7 @@ type DeployOptions struct {
 	NoIstio     bool
 	Parallel    int
 	Set         []string
+	SetString   []string
 	ValuesFiles []string
 }
 
@@ -109,6 +110,7 @@ Exit codes: 0 deployed, 1 failed, 2 bad input, 6 timed out, 7 lock held.`,
 	fl.BoolVar(&opts.NoIstio, "no-istio", false, "skip the Istio objects, for clusters without Istio")
 	fl.IntVar(&opts.Parallel, "parallel", 4, "services deployed at once")
 	fl.StringArrayVar(&opts.Set, "set", nil, "chart value for every service, key=value (repeatable)")
+	fl.StringArrayVar(&opts.SetString, "set-string", nil, "like --set, but the value is always a string")
 	fl.StringArrayVarP(&opts.ValuesFiles, "values", "f", nil, "YAML file of chart values for every service (repeatable)")
 	return cmd
 }
@@ -124,7 +126,7 @@ func runDeploy(ctx context.Context, f *Factory, opts *DeployOptions) error {
 	if opts.Parallel < 1 {
 		return &UsageError{Err: fmt.Errorf("--parallel %d: want at least 1", opts.Parallel)}
 	}
-	values, err := chartOverlays(opts.ValuesFiles, opts.Set)
+	values, err := chartOverlays(opts.ValuesFiles, opts.Set, opts.SetString)
 	if err != nil {
 		return err
 	}
@@ -170,8 +172,9 @@ func runDeploy(ctx context.Context, f *Factory, opts *DeployOptions) error {
 	return err
 }
 
-// chartOverlays reads -f files and --set values, in helm's order.
-func chartOverlays(files, sets []string) ([]map[string]any, error) {
+// chartOverlays reads -f files, then --set and --set-string values, in
+// helm's order.
+func chartOverlays(files, sets, setStrings []string) ([]map[string]any, error) {
 	var out []map[string]any
 	for _, file := range files {
 		vals, err := readValuesFile(file)
@@ -185,6 +188,15 @@ func chartOverlays(files, sets []string) ([]map[string]any, error) {
 		for _, s := range sets {
 			if err := strvals.ParseInto(s, set); err != nil {
 				return nil, &UsageError{Err: fmt.Errorf("--set %s: %v", s, err)}
+			}
+		}
+		out = append(out, set)
+	}
+	if len(setStrings) > 0 {
+		set := map[string]any{}
+		for _, s := range setStrings {
+			if err := strvals.ParseIntoString(s, set); err != nil {
+				return nil, &UsageError{Err: fmt.Errorf("--set-string %s: %v", s, err)}
 			}
 		}
 		out = append(out, set)

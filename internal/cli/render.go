@@ -20,6 +20,7 @@ type RenderOptions struct {
 	Services      []string
 	OutDir        string
 	Set           []string
+	SetString     []string
 	ValuesFiles   []string
 	KubeVersion   string
 	APIVersions   []string
@@ -66,6 +67,7 @@ exactly what they apply. --set and -f override chart values like helm does;
 	fl := cmd.Flags()
 	fl.StringVar(&opts.OutDir, "out", "", "write one file per service and kind into this directory instead of stdout")
 	fl.StringArrayVar(&opts.Set, "set", nil, "chart value for every service, key=value (repeatable)")
+	fl.StringArrayVar(&opts.SetString, "set-string", nil, "like --set, but the value is always a string")
 	fl.StringArrayVarP(&opts.ValuesFiles, "values", "f", nil, "YAML file of chart values for every service (repeatable)")
 	fl.StringVar(&opts.KubeVersion, "kube-version", "", "Kubernetes version to render for, as helm template --kube-version")
 	fl.StringSliceVar(&opts.APIVersions, "api-versions", nil, "extra API versions the cluster serves, e.g. monitoring.coreos.com/v1/ServiceMonitor")
@@ -98,7 +100,7 @@ func runRender(f *Factory, opts *RenderOptions) error {
 	if ropts.CanaryWeights, err = parseCanaryWeights(opts.CanaryWeights, targets); err != nil {
 		return err
 	}
-	if ropts.Values, err = chartOverlays(opts.ValuesFiles, opts.Set); err != nil {
+	if ropts.Values, err = chartOverlays(opts.ValuesFiles, opts.Set, opts.SetString); err != nil {
 		return err
 	}
 	res, err := render.Render(p, ropts)

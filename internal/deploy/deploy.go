@@ -161,6 +161,13 @@ func (d *Deployer) Deploy(ctx context.Context, opts Options) ([]Result, error) {
 		return nil, err
 	}
 	d.apis = apis
+	// Render everything once before writing anything: bad values fail the
+	// whole deploy here, with nothing half-applied.
+	if _, err := render.Render(d.Project, render.Options{
+		Services: services, ImageTag: opts.ImageTag, APIVersions: apis, Values: opts.Values,
+	}); err != nil {
+		return nil, err
+	}
 	if err := d.applyProject(ctx, opts); err != nil {
 		return nil, err
 	}
@@ -493,6 +500,7 @@ func recoverPending(cfg *action.Configuration, name string, opts Options) (strin
 		return fmt.Sprintf("revision %d was left %s by an interrupted run; removed it to install afresh", last.Version, last.Info.Status), nil
 	}
 	sort.Slice(good, func(i, j int) bool { return good[i].Version > good[j].Version })
+	stuck := last.Info.Status
 	// Mark the stuck revision failed so Helm's rollback accepts to run.
 	last.SetStatus(rcommon.StatusFailed, "interrupted; recovered by msctl")
 	if err := cfg.Releases.Update(last); err != nil {
@@ -507,7 +515,7 @@ func recoverPending(cfg *action.Configuration, name string, opts Options) (strin
 	if err := rb.Run(name); err != nil {
 		return "", fmt.Errorf("rolling %s back from interrupted revision %d: %w", name, last.Version, err)
 	}
-	return fmt.Sprintf("revision %d was left %s by an interrupted run; rolled back to revision %d", last.Version, last.Info.Status, good[0].Version), nil
+	return fmt.Sprintf("revision %d was left %s by an interrupted run; rolled back to revision %d", last.Version, stuck, good[0].Version), nil
 }
 
 // CanaryWeight reads the canary's share of traffic from the live

@@ -79,9 +79,20 @@ func TestDeployRedeployUpgrade(t *testing.T) {
 		if r.State != StateDeployed || r.Revision != 1 {
 			t.Errorf("%s: %+v", name, r)
 		}
-		dep, err := d.Cluster.Clientset.AppsV1().Deployments(d.Project.Namespace).Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
+		// The autoscaler brings the Deployment up to its minimum after the
+		// release is ready, so Available may take a moment more.
+		var dep *appsv1.Deployment
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			var err error
+			dep, err = d.Cluster.Clientset.AppsV1().Deployments(d.Project.Namespace).Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if available(dep) || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
 		}
 		if !available(dep) {
 			t.Errorf("%s is not Available: %+v", name, dep.Status)
@@ -95,6 +106,11 @@ func TestDeployRedeployUpgrade(t *testing.T) {
 		if obj, err := d.applier.Get(ctx, "security.istio.io/v1", "AuthorizationPolicy", d.Project.Namespace, name); err != nil || obj == nil {
 			t.Errorf("AuthorizationPolicy %s not stored: %v", name, err)
 		}
+	}
+
+	nsObj, err := d.Cluster.Clientset.CoreV1().Namespaces().Get(ctx, d.Project.Namespace, metav1.GetOptions{})
+	if err != nil || nsObj.Labels["pod-security.kubernetes.io/enforce"] != "restricted" || nsObj.Labels["istio-injection"] != "enabled" {
+		t.Errorf("namespace labels %v, %v: want Pod Security restricted enforced and Istio injection", nsObj.Labels, err)
 	}
 
 	res = states(deploy(t, d, Options{ImageTag: "v1"}))

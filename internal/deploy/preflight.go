@@ -61,14 +61,44 @@ func (d *Deployer) Preflight(ctx context.Context, noIstio bool) error {
 		return err
 	}
 	if len(missing) > 0 {
-		var names []string
-		for _, m := range missing {
-			names = append(names, m.String())
-		}
-		problems = append(problems, "not allowed to "+strings.Join(names, ", "))
+		problems = append(problems, describeMissing(missing, ns))
 	}
 	if len(problems) > 0 {
 		return &PreflightError{Problems: problems}
 	}
 	return nil
+}
+
+// describeMissing groups denied permissions by the verbs denied, so a user
+// with no rights at all reads one short line, not forty.
+func describeMissing(missing []kube.Permission, ns string) string {
+	verbs := map[string][]string{} // resource -> verbs denied
+	var order []string
+	for _, m := range missing {
+		res := m.Resource
+		if m.Group != "" {
+			res += "." + m.Group
+		}
+		if m.Namespace == "" {
+			res += " (cluster-wide)"
+		}
+		if _, ok := verbs[res]; !ok {
+			order = append(order, res)
+		}
+		verbs[res] = append(verbs[res], m.Verb)
+	}
+	byVerbs := map[string][]string{}
+	var groups []string
+	for _, res := range order {
+		v := strings.Join(verbs[res], "/")
+		if _, ok := byVerbs[v]; !ok {
+			groups = append(groups, v)
+		}
+		byVerbs[v] = append(byVerbs[v], res)
+	}
+	var parts []string
+	for _, v := range groups {
+		parts = append(parts, v+" "+strings.Join(byVerbs[v], ", "))
+	}
+	return fmt.Sprintf("you may not %s (namespace %s)", strings.Join(parts, "; "), ns)
 }

@@ -31,7 +31,7 @@ func (p Permission) String() string {
 }
 
 // MissingPermissions asks the API server (SelfSubjectAccessReview) about
-// each permission and returns the ones denied, sorted.
+// each permission and returns the ones denied, in the order given.
 func (c *Cluster) MissingPermissions(ctx context.Context, perms []Permission) ([]Permission, error) {
 	var (
 		mu       sync.Mutex
@@ -63,7 +63,8 @@ func (c *Cluster) MissingPermissions(ctx context.Context, perms []Permission) ([
 	if firstErr != nil {
 		return nil, firstErr
 	}
-	sort.Slice(missing, func(i, j int) bool { return missing[i].String() < missing[j].String() })
+	// In the order asked, so messages group resources the way callers listed them.
+	sort.SliceStable(missing, func(i, j int) bool { return indexOf(perms, missing[i]) < indexOf(perms, missing[j]) })
 	return missing, nil
 }
 
@@ -87,4 +88,13 @@ func (c *Cluster) APIVersions(ctx context.Context) ([]string, error) {
 	}
 	sort.Strings(out)
 	return out, nil
+}
+
+func indexOf(perms []Permission, p Permission) int {
+	for i, q := range perms {
+		if q == p {
+			return i
+		}
+	}
+	return -1
 }

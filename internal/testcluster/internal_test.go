@@ -1,11 +1,19 @@
 package testcluster
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"io"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"sigs.k8s.io/yaml"
 )
@@ -123,5 +131,76 @@ func TestVersionsMatchGoMod(t *testing.T) {
 	}
 	if "v1."+strings.TrimPrefix(StagingVersion, "v0.") != KubernetesVersion {
 		t.Errorf("StagingVersion %s does not match KubernetesVersion %s", StagingVersion, KubernetesVersion)
+	}
+}
+
+func TestCacheEntry(t *testing.T) {
+	root := t.TempDir()
+	ctx := t.Context()
+
+	// A failed fill leaves nothing that looks like an entry.
+	_, err := cacheEntry(ctx, root, "k", io.Discard, func(ctx context.Context, dir string) error {
+		if err := os.WriteFile(filepath.Join(dir, "half"), nil, 0o644); err != nil {
+			return err
+		}
+		return errors.New("build failed")
+	})
+	if err == nil || err.Error() != "build failed" {
+		t.Fatalf("err = %v, want the fill's error", err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(root, "k*")); len(left) != 1 || filepath.Base(left[0]) != "k.lock" {
+		t.Fatalf("after a failed fill the cache holds %v, want only the lock file", left)
+	}
+
+	// A killed build's temporary is removed; concurrent callers fill once.
+	if err := os.Mkdir(filepath.Join(root, "k.tmp-123"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var fills atomic.Int32
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			dir, err := cacheEntry(ctx, root, "k", io.Discard, func(ctx context.Context, dir string) error {
+				fills.Add(1)
+				time.Sleep(300 * time.Millisecond)
+				return os.WriteFile(filepath.Join(dir, "bin"), []byte("ok"), 0o644)
+			})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if b, err := os.ReadFile(filepath.Join(dir, "bin")); err != nil || string(b) != "ok" {
+				t.Errorf("entry content %q, %v", b, err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := fills.Load(); n != 1 {
+		t.Errorf("filled %d times, want 1", n)
+	}
+	if left, _ := filepath.Glob(filepath.Join(root, "k.tmp-*")); len(left) != 0 {
+		t.Errorf("temporaries left: %v", left)
+	}
+}
+
+// TestBuildErrorShowsGoOutput checks that a failed go command reports what
+// go printed, so a failed first-run build explains itself.
+func TestBuildErrorShowsGoOutput(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]string{
+		"go.mod":  "module broken\n\ngo 1.26.0\n",
+		"main.go": "package main\n\nfunc main() { undefinedThing() }\n",
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := runGo(t.Context(), dir, "", "build", "-o", filepath.Join(dir, "out"), ".")
+	if err == nil {
+		t.Fatal("building a broken program succeeded")
+	}
+	if !strings.Contains(err.Error(), "undefined: undefinedThing") {
+		t.Errorf("error does not show go's output: %v", err)
 	}
 }
