@@ -31,11 +31,9 @@ all: build
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/msctl ./cmd/msctl
 
-## demo: the main job: build msctl, validate the bundled project, render its manifests
-demo: build
-	$(BIN)/msctl config validate
-	$(BIN)/msctl render --out build/manifests --api-versions monitoring.coreos.com/v1/ServiceMonitor \
-		--api-versions monitoring.coreos.com/v1/PrometheusRule --api-versions autoscaling.k8s.io/v1/VerticalPodAutoscaler
+## demo: the main job: deploy the bundled project to a local control plane and show it
+demo:
+	@bash hack/demo.sh
 
 ## deps: install what the tests need (Debian packages) and start PostgreSQL
 deps:
