@@ -23,11 +23,12 @@ func main() {
 func run() int {
 	prepareOnly := flag.Bool("prepare", false, "only build the binaries and fetch the CRDs into the cache, then exit")
 	nodes := flag.Int("nodes", 1, "number of kwok nodes")
+	allCRDs := flag.Bool("all-crds", false, "also install the Prometheus Operator's workload CRDs (Prometheus, Alertmanager, ...); slower start")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	opts := testcluster.Options{Nodes: *nodes}
+	opts := testcluster.Options{Nodes: *nodes, AllCRDs: *allCRDs}
 	if *prepareOnly {
 		if err := testcluster.Prepare(ctx, opts); err != nil {
 			fmt.Fprintln(os.Stderr, "testcluster:", err)
@@ -55,7 +56,9 @@ Use it:
 
 Pods are simulated by kwok: they are scheduled and become Running and Ready,
 but no container runs. A pod labelled %s=true stays Running
-and never becomes Ready. The Istio, Prometheus Operator and VPA CRDs are installed.
+and never becomes Ready. The Istio and VPA CRDs are installed, and the
+Prometheus Operator's ServiceMonitor, PodMonitor, Probe and PrometheusRule
+(all of its CRDs with -all-crds).
 
 Press Ctrl-C to stop.
 `, testcluster.KubernetesVersion, *nodes, time.Since(start).Round(100*time.Millisecond),
