@@ -11,14 +11,18 @@ import (
 	"github.com/msctl/msctl/internal/kube"
 )
 
-// deployer connects to the project's cluster: --kubeconfig, --context and
-// --namespace (or their variables, or the project file) say which.
-func (f *Factory) deployer(ctx context.Context) (*deploy.Deployer, error) {
+// deployer checks the named services exist in the project, then connects
+// to the project's cluster: --kubeconfig, --context and --namespace (or
+// their variables, or the project file) say which.
+func (f *Factory) deployer(ctx context.Context, services []string) (*deploy.Deployer, error) {
 	loaded, err := f.Project()
 	if err != nil {
 		return nil, err
 	}
 	p := loaded.Project
+	if err := checkServices(p, services); err != nil {
+		return nil, err
+	}
 	f.Log.Debug("connecting", "context", p.Kube.Context, "kubeconfig", p.Kube.Kubeconfig, "namespace", p.Namespace)
 	c, err := kube.Connect(ctx, kube.ConnectOptions{Kubeconfig: p.Kube.Kubeconfig, Context: p.Kube.Context, Namespace: p.Namespace})
 	if err != nil {

@@ -116,13 +116,6 @@ Exit codes: 0 deployed, 1 failed, 2 bad input, 6 timed out, 7 lock held.`,
 }
 
 func runDeploy(ctx context.Context, f *Factory, opts *DeployOptions) error {
-	loaded, err := f.Project()
-	if err != nil {
-		return err
-	}
-	if err := checkServices(loaded.Project, opts.Services); err != nil {
-		return err
-	}
 	if opts.Parallel < 1 {
 		return &UsageError{Err: fmt.Errorf("--parallel %d: want at least 1", opts.Parallel)}
 	}
@@ -130,7 +123,7 @@ func runDeploy(ctx context.Context, f *Factory, opts *DeployOptions) error {
 	if err != nil {
 		return err
 	}
-	d, err := f.deployer(ctx)
+	d, err := f.deployer(ctx, opts.Services)
 	if err != nil {
 		return err
 	}
@@ -147,7 +140,7 @@ func runDeploy(ctx context.Context, f *Factory, opts *DeployOptions) error {
 	}
 	services := opts.Services
 	if len(services) == 0 {
-		services = loaded.Project.ServiceNames()
+		services = d.Project.ServiceNames()
 	}
 	prog := f.newProgress(services)
 	d.Progress = prog.Event

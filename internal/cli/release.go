@@ -45,14 +45,7 @@ and whether the Istio objects still match what msctl would render (drift).`,
   msctl status order payment -o json`,
 		ValidArgsFunction: completeServices(f),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			loaded, err := f.Project()
-			if err != nil {
-				return err
-			}
-			if err := checkServices(loaded.Project, args); err != nil {
-				return err
-			}
-			d, err := f.deployer(cmd.Context())
+			d, err := f.deployer(cmd.Context(), args)
 			if err != nil {
 				return err
 			}
@@ -86,14 +79,7 @@ func NewCmdHistory(f *Factory) *cobra.Command {
 		Args:              usageArgs(cobra.ExactArgs(1)),
 		ValidArgsFunction: completeServices(f),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			loaded, err := f.Project()
-			if err != nil {
-				return err
-			}
-			if err := checkServices(loaded.Project, args); err != nil {
-				return err
-			}
-			d, err := f.deployer(cmd.Context())
+			d, err := f.deployer(cmd.Context(), args)
 			if err != nil {
 				return err
 			}
@@ -132,14 +118,7 @@ lock like deploy does.`,
 				}
 				revision = n
 			}
-			loaded, err := f.Project()
-			if err != nil {
-				return err
-			}
-			if err := checkServices(loaded.Project, args[:1]); err != nil {
-				return err
-			}
-			d, err := f.deployer(cmd.Context())
+			d, err := f.deployer(cmd.Context(), args[:1])
 			if err != nil {
 				return err
 			}
@@ -197,7 +176,7 @@ refuses to run without --yes.`,
 			if err := checkTimeout("timeout", timeout); err != nil {
 				return err
 			}
-			d, err := f.deployer(cmd.Context())
+			d, err := f.deployer(cmd.Context(), nil)
 			if err != nil {
 				return err
 			}
