@@ -153,14 +153,12 @@ func (d *Deployer) Deploy(ctx context.Context, opts Options) ([]Result, error) {
 	if len(services) == 0 {
 		services = d.Project.ServiceNames()
 	}
+	start := time.Now()
 	if err := d.Preflight(ctx, opts.NoIstio); err != nil {
 		return nil, err
 	}
-	apis, err := d.Cluster.APIVersions(ctx)
-	if err != nil {
-		return nil, err
-	}
-	d.apis = apis
+	d.Log.Debug("preflight passed", "took", time.Since(start))
+	apis := d.apis
 	// Render everything once before writing anything: bad values fail the
 	// whole deploy here, with nothing half-applied.
 	if _, err := render.Render(d.Project, render.Options{
@@ -273,6 +271,7 @@ func (d *Deployer) deployService(ctx context.Context, name string, opts Options)
 	if err != nil {
 		return Result{State: StateFailed, Message: err.Error()}, err
 	}
+	d.Log.Debug("locked", "service", name)
 	res, err := render.Render(d.Project, render.Options{
 		Services: []string{name}, ImageTag: opts.ImageTag, APIVersions: d.apis, Values: opts.Values,
 		CanaryWeights: map[string]int{name: weight},
@@ -282,7 +281,7 @@ func (d *Deployer) deployService(ctx context.Context, name string, opts Options)
 	}
 	image := render.Image(d.Project, s) + ":" + opts.ImageTag
 
-	cfg, err := helmConfig(d.Cluster, ns, d.Log)
+	cfg, err := d.helm()
 	if err != nil {
 		return Result{State: StateFailed, Message: err.Error()}, err
 	}
@@ -292,7 +291,9 @@ func (d *Deployer) deployService(ctx context.Context, name string, opts Options)
 	} else if msg != "" {
 		d.Progress(Event{Service: name, State: StateRecovering, Message: msg})
 	}
+	helmStart := time.Now()
 	rel, state, err := d.upgrade(ctx, cfg, s, opts)
+	d.Log.Debug("helm done", "service", name, "state", state, "took", time.Since(helmStart))
 	result := Result{State: state, Image: image}
 	if rel != nil {
 		result.Revision = rel.Version
@@ -353,6 +354,9 @@ func (d *Deployer) upgrade(ctx context.Context, cfg *action.Configuration, s *co
 		in.WaitStrategy, in.Timeout = wait, opts.Timeout
 		in.Labels = labels
 		in.Description = "msctl deploy " + opts.ImageTag
+		// The API server validates every field of a server-side apply;
+		// Helm's own check would first download the OpenAPI schema.
+		in.DisableOpenAPIValidation = true
 		// Objects left by an install that died before recording a release.
 		in.TakeOwnership = true
 		r, err := in.RunWithContext(ctx, ch, values)
@@ -368,6 +372,7 @@ func (d *Deployer) upgrade(ctx context.Context, cfg *action.Configuration, s *co
 	up.Labels = labels
 	up.MaxHistory = 10
 	up.Description = "msctl deploy " + opts.ImageTag
+	up.DisableOpenAPIValidation = true
 	r, err := up.RunWithContext(ctx, s.Name, ch, values)
 	return asRelease(r), stateAfter(err), err
 }
@@ -449,11 +454,13 @@ func releaseDigest(values map[string]any) (string, error) {
 	return hex.EncodeToString(h.Sum(nil))[:32], nil
 }
 
-func helmConfig(c *kube.Cluster, ns string, log *slog.Logger) (*action.Configuration, error) {
+// helm returns a Helm configuration for one action. Each service gets its
+// own: an action.Configuration is not safe for concurrent use. They share
+// the cluster's RESTClientGetter, which caches API discovery.
+func (d *Deployer) helm() (*action.Configuration, error) {
 	cfg := action.NewConfiguration()
-	cfg.SetLogger(log.Handler())
-	getter := c.Getter
-	if err := cfg.Init(getter, ns, "secret"); err != nil {
+	cfg.SetLogger(d.Log.Handler())
+	if err := cfg.Init(d.Cluster.Getter, d.Project.Namespace, "secret"); err != nil {
 		return nil, fmt.Errorf("helm: %w", err)
 	}
 	return cfg, nil

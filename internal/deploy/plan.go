@@ -32,19 +32,18 @@ func (d *Deployer) Plan(ctx context.Context, opts Options) ([]Change, error) {
 	if err := d.Preflight(ctx, opts.NoIstio); err != nil {
 		return nil, err
 	}
-	apis, err := d.Cluster.APIVersions(ctx)
-	if err != nil {
-		return nil, err
-	}
+	apis := d.apis
 	weights := map[string]int{}
 	services := opts.Services
 	if len(services) == 0 {
 		services = d.Project.ServiceNames()
 	}
 	for _, s := range services {
-		if weights[s], err = d.CanaryWeight(ctx, s); err != nil {
+		w, err := d.CanaryWeight(ctx, s)
+		if err != nil {
 			return nil, err
 		}
+		weights[s] = w
 	}
 	res, err := render.Render(d.Project, render.Options{
 		Services: services, ImageTag: opts.ImageTag, APIVersions: apis, Values: opts.Values, CanaryWeights: weights,

@@ -25,11 +25,13 @@ func (e *PreflightError) Error() string {
 // a deploy needs.
 func (d *Deployer) Preflight(ctx context.Context, noIstio bool) error {
 	var problems []string
+	apis, err := d.Cluster.APIVersions(ctx)
+	if err != nil {
+		return err
+	}
+	// Kept for rendering: the chart's optional objects follow the APIs.
+	d.apis = apis
 	if !noIstio {
-		apis, err := d.Cluster.APIVersions(ctx)
-		if err != nil {
-			return err
-		}
 		for _, gv := range istioAPIs {
 			if !slices.Contains(apis, gv) {
 				problems = append(problems, fmt.Sprintf("the cluster does not serve %s: install Istio's CRDs, or deploy with --no-istio", gv))
