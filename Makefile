@@ -75,7 +75,8 @@ proto-check: proto
 
 ## testcluster: run a local Kubernetes control plane (kwok nodes) until Ctrl-C
 testcluster:
-	$(GO) run ./hack/testcluster
+	$(GO) build -o $(BIN)/testcluster ./hack/testcluster
+	$(BIN)/testcluster
 
 ## snapshot: a local goreleaser build of every platform into dist/
 snapshot: $(GORELEASER)
