@@ -110,7 +110,12 @@ func OpenSQLite(path string) (*sql.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("storage: sqlite: %w", err)
 	}
+	// Keep as many idle connections as may be open: database/sql keeps two
+	// by default, so under concurrent reads connections were closed and
+	// reopened (and the hot statement re-prepared on each) all the time.
+	// Idle ones still close after a minute, so an idle service holds few.
 	db.SetMaxOpenConns(8)
+	db.SetMaxIdleConns(8)
 	db.SetConnMaxIdleTime(time.Minute)
 	return db, nil
 }
