@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -387,37 +386,63 @@ func stateAfter(err error) State {
 // rollBack undoes a failed revision: back to the newest good one, or, for
 // a first install, away altogether.
 func rollBack(cfg *action.Configuration, name string, failed *releasev1.Release, opts Options) (string, error) {
-	hist, err := cfg.Releases.History(name)
+	below := 0
+	if failed != nil {
+		below = failed.Version
+	}
+	good, err := lastGoodRevision(cfg, name, below)
 	if err != nil {
 		return "", err
 	}
-	good := 0
-	for _, h := range hist {
-		r := asRelease(h)
-		if r != nil && (failed == nil || r.Version < failed.Version) &&
-			(r.Info.Status == rcommon.StatusDeployed || r.Info.Status == rcommon.StatusSuperseded) && r.Version > good {
-			good = r.Version
-		}
-	}
 	if good == 0 {
-		un := action.NewUninstall(cfg)
-		un.WaitStrategy = helmkube.HookOnlyStrategy
-		un.IgnoreNotFound = true
-		if _, err := un.Run(name); err != nil {
+		if err := uninstall(cfg, name); err != nil {
 			return "", fmt.Errorf("removing the failed first install: %w", err)
 		}
 		return "removed the failed first install", nil
 	}
-	rb := action.NewRollback(cfg)
-	rb.Version = good
-	rb.ServerSideApply = "true"
-	rb.ForceConflicts = true
-	rb.WaitStrategy = helmkube.StatusWatcherStrategy
-	rb.Timeout = opts.Timeout
-	if err := rb.Run(name); err != nil {
+	if err := helmRollback(cfg, name, good, opts.Timeout); err != nil {
 		return "", fmt.Errorf("rolling back to revision %d: %w", good, err)
 	}
 	return fmt.Sprintf("rolled back to revision %d", good), nil
+}
+
+// lastGoodRevision is the newest revision below `below` (0: any) that was
+// deployed at some point, or 0 when there is none.
+func lastGoodRevision(cfg *action.Configuration, name string, below int) (int, error) {
+	hist, err := cfg.Releases.History(name)
+	if err != nil {
+		return 0, err
+	}
+	good := 0
+	for _, h := range hist {
+		r := asRelease(h)
+		if r != nil && (below == 0 || r.Version < below) && r.Version > good &&
+			(r.Info.Status == rcommon.StatusDeployed || r.Info.Status == rcommon.StatusSuperseded) {
+			good = r.Version
+		}
+	}
+	return good, nil
+}
+
+// helmRollback returns a release to revision with msctl's apply settings and
+// waits until it is ready.
+func helmRollback(cfg *action.Configuration, name string, revision int, timeout time.Duration) error {
+	rb := action.NewRollback(cfg)
+	rb.Version = revision
+	rb.ServerSideApply = "true"
+	rb.ForceConflicts = true
+	rb.WaitStrategy = helmkube.StatusWatcherStrategy
+	rb.Timeout = timeout
+	return rb.Run(name)
+}
+
+// uninstall removes a release and its objects without waiting for them to go.
+func uninstall(cfg *action.Configuration, name string) error {
+	un := action.NewUninstall(cfg)
+	un.WaitStrategy = helmkube.HookOnlyStrategy
+	un.IgnoreNotFound = true
+	_, err := un.Run(name)
+	return err
 }
 
 func asRelease(r any) *releasev1.Release {
@@ -487,42 +512,26 @@ func recoverPending(cfg *action.Configuration, name string, opts Options) (strin
 	if err != nil || last == nil || !last.Info.Status.IsPending() {
 		return "", err
 	}
-	hist, err := cfg.Releases.History(name)
+	stuck := last.Info.Status
+	good, err := lastGoodRevision(cfg, name, last.Version)
 	if err != nil {
 		return "", err
 	}
-	var good []*releasev1.Release
-	for _, h := range hist {
-		if r := asRelease(h); r != nil && r.Version < last.Version && (r.Info.Status == rcommon.StatusDeployed || r.Info.Status == rcommon.StatusSuperseded) {
-			good = append(good, r)
-		}
-	}
-	if len(good) == 0 {
-		un := action.NewUninstall(cfg)
-		un.WaitStrategy = helmkube.HookOnlyStrategy
-		un.IgnoreNotFound = true
-		if _, err := un.Run(name); err != nil {
+	if good == 0 {
+		if err := uninstall(cfg, name); err != nil {
 			return "", fmt.Errorf("removing %s's pending first install: %w", name, err)
 		}
-		return fmt.Sprintf("revision %d was left %s by an interrupted run; removed it to install afresh", last.Version, last.Info.Status), nil
+		return fmt.Sprintf("revision %d was left %s by an interrupted run; removed it to install afresh", last.Version, stuck), nil
 	}
-	sort.Slice(good, func(i, j int) bool { return good[i].Version > good[j].Version })
-	stuck := last.Info.Status
 	// Mark the stuck revision failed so Helm's rollback accepts to run.
 	last.SetStatus(rcommon.StatusFailed, "interrupted; recovered by msctl")
 	if err := cfg.Releases.Update(last); err != nil {
 		return "", err
 	}
-	rb := action.NewRollback(cfg)
-	rb.Version = good[0].Version
-	rb.ServerSideApply = "true"
-	rb.ForceConflicts = true
-	rb.WaitStrategy = helmkube.StatusWatcherStrategy
-	rb.Timeout = opts.Timeout
-	if err := rb.Run(name); err != nil {
+	if err := helmRollback(cfg, name, good, opts.Timeout); err != nil {
 		return "", fmt.Errorf("rolling %s back from interrupted revision %d: %w", name, last.Version, err)
 	}
-	return fmt.Sprintf("revision %d was left %s by an interrupted run; rolled back to revision %d", last.Version, stuck, good[0].Version), nil
+	return fmt.Sprintf("revision %d was left %s by an interrupted run; rolled back to revision %d", last.Version, stuck, good), nil
 }
 
 // CanaryWeight reads the canary's share of traffic from the live

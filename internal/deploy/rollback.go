@@ -54,13 +54,7 @@ func (d *Deployer) Rollback(ctx context.Context, service string, revision int, o
 		return Result{}, &NoSuchRevisionError{Service: service, Revision: revision}
 	}
 	target := asRelease(rel)
-	rb := action.NewRollback(cfg)
-	rb.Version = revision
-	rb.ServerSideApply = "true"
-	rb.ForceConflicts = true
-	rb.WaitStrategy = helmkube.StatusWatcherStrategy
-	rb.Timeout = opts.Timeout
-	if err := rb.Run(service); err != nil {
+	if err := helmRollback(cfg, service, revision, opts.Timeout); err != nil {
 		return Result{Service: service, State: StateFailed, Message: d.whyNotReady(ctx, service, err)}, err
 	}
 	weight, err := d.CanaryWeight(ctx, service)
