@@ -73,9 +73,8 @@ func (a *Authenticator) Authenticate(ctx context.Context, method string) (contex
 	if alwaysPublic[method] || a.policy.Public[method] {
 		return ctx, nil
 	}
-	md, _ := metadata.FromIncomingContext(ctx)
-	authz := first(md, AuthorizationKey)
-	key := first(md, APIKeyKey)
+	authz := first(ctx, AuthorizationKey)
+	key := first(ctx, APIKeyKey)
 
 	var (
 		p   Principal
@@ -112,8 +111,10 @@ func (a *Authenticator) Authenticate(ctx context.Context, method string) (contex
 	return WithPrincipal(ctx, p), nil
 }
 
-func first(md metadata.MD, k string) string {
-	if v := md.Get(k); len(v) > 0 {
+// first reads one metadata key without copying the whole incoming map,
+// as metadata.FromIncomingContext would on every call.
+func first(ctx context.Context, k string) string {
+	if v := metadata.ValueFromIncomingContext(ctx, k); len(v) > 0 {
 		return v[0]
 	}
 	return ""

@@ -7,6 +7,7 @@ package metrics
 import (
 	"context"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
 
@@ -47,6 +49,22 @@ var buckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1
 type GRPC struct {
 	handled *prometheus.CounterVec
 	latency *prometheus.HistogramVec
+	// series caches the counter and histogram of each method and code
+	// (grpcKey -> *series), so a call does not hash its label values
+	// into both vectors again. Methods are the registered ones and codes
+	// are 17, so the cache stays small.
+	series sync.Map
+}
+
+type grpcKey struct {
+	method string
+	code   codes.Code
+}
+
+// series is the counter and histogram of one label set.
+type series struct {
+	count   prometheus.Counter
+	latency prometheus.Observer
 }
 
 // NewGRPC registers grpc_server_handled_total{method,code} and
@@ -68,9 +86,15 @@ func NewGRPC(reg prometheus.Registerer) *GRPC {
 }
 
 func (m *GRPC) observe(ctx context.Context, method string, err error, start time.Time) {
-	code := status.Code(err).String()
-	m.handled.WithLabelValues(method, code).Inc()
-	observe(ctx, m.latency.WithLabelValues(method, code), time.Since(start).Seconds())
+	k := grpcKey{method, status.Code(err)}
+	v, ok := m.series.Load(k)
+	if !ok {
+		code := k.code.String()
+		v, _ = m.series.LoadOrStore(k, &series{m.handled.WithLabelValues(method, code), m.latency.WithLabelValues(method, code)})
+	}
+	s := v.(*series)
+	s.count.Inc()
+	observe(ctx, s.latency, time.Since(start).Seconds())
 }
 
 // Unary records unary calls.
@@ -97,6 +121,15 @@ func (m *GRPC) Stream() grpc.StreamServerInterceptor {
 type HTTP struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+	// series caches label sets of the standard request methods
+	// (httpKey -> *series); other methods, which a client can make up,
+	// are looked up each time rather than grow the cache.
+	series sync.Map
+}
+
+type httpKey struct {
+	server, method string
+	code           int
 }
 
 // NewHTTP registers http_server_requests_total{server,method,code} and
@@ -120,9 +153,28 @@ func NewHTTP(reg prometheus.Registerer) *HTTP {
 
 // Observe records one finished request.
 func (m *HTTP) Observe(ctx context.Context, server, method string, code int, d time.Duration) {
-	c := codeText(code)
-	m.requests.WithLabelValues(server, method, c).Inc()
-	observe(ctx, m.latency.WithLabelValues(server, method, c), d.Seconds())
+	var s *series
+	k := httpKey{server, method, code}
+	if v, ok := m.series.Load(k); ok {
+		s = v.(*series)
+	} else {
+		c := codeText(code)
+		s = &series{m.requests.WithLabelValues(server, method, c), m.latency.WithLabelValues(server, method, c)}
+		if standard(method) && code >= 100 && code < 600 {
+			m.series.Store(k, s)
+		}
+	}
+	s.count.Inc()
+	observe(ctx, s.latency, d.Seconds())
+}
+
+func standard(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions:
+		return true
+	}
+	return false
 }
 
 func codeText(code int) string {
