@@ -7,6 +7,17 @@
 // Metrics and logging sit outside auth so rejected calls are counted and
 // logged; recovery sits innermost so a panic becomes codes.Internal that
 // the outer layers still see.
+//
+// Every call is counted and timed in metrics. The "grpc call" log line is
+// written at info for client mistakes (and auth failures), at error for
+// the service's own failures, at info for a unary call slower than
+// Options.SlowCall and for every stream that ends; a unary call that
+// succeeds quickly is logged at debug only, so a busy service does not
+// spend its time writing one JSON line per request (LOG_LEVEL=debug
+// brings them back).
+//
+// Unary returns the same unary chain as one interceptor, for an
+// in-process caller such as the HTTP gateway (see package gateway).
 package grpcchain
 
 import (
@@ -33,7 +44,14 @@ type Options struct {
 	Metrics *metrics.GRPC
 	Auth    *auth.Authenticator
 	Fault   fault.Injector
+	// SlowCall is the duration from which a successful unary call is
+	// logged at info; 0 means DefaultSlowCall.
+	SlowCall time.Duration
 }
+
+// DefaultSlowCall is the SlowCall used when Options leave it 0: healthy
+// calls take about a millisecond.
+const DefaultSlowCall = 250 * time.Millisecond
 
 // Validator is implemented by request messages that can check their own
 // shape; a failure becomes codes.InvalidArgument before the handler runs.
@@ -43,13 +61,53 @@ type Validator interface {
 
 // ServerOptions returns the stats handler and the chained interceptors.
 func ServerOptions(o Options) []grpc.ServerOption {
+	unary, stream := interceptors(o)
+	return []grpc.ServerOption{
+		grpc.StatsHandler(otelgrpc.NewServerHandler()),
+		grpc.ChainUnaryInterceptor(unary...),
+		grpc.ChainStreamInterceptor(stream...),
+	}
+}
+
+// Unary returns the unary chain of ServerOptions as one interceptor, for
+// calling a service in process with the same metrics, request id,
+// logging, auth, validation, fault injection and recovery as a call over
+// the network. Build both from the same Options (one Metrics, one Auth),
+// so the two paths share counters and rate limits.
+func Unary(o Options) grpc.UnaryServerInterceptor {
+	unary, _ := interceptors(o)
+	return chainUnary(unary)
+}
+
+// chainUnary runs interceptors outermost first, as
+// grpc.ChainUnaryInterceptor does.
+func chainUnary(is []grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		return callFrom(is, 0, ctx, req, info, handler)
+	}
+}
+
+func callFrom(is []grpc.UnaryServerInterceptor, i int, ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if i == len(is) {
+		return handler(ctx, req)
+	}
+	return is[i](ctx, req, info, func(ctx context.Context, req any) (any, error) {
+		return callFrom(is, i+1, ctx, req, info, handler)
+	})
+}
+
+func interceptors(o Options) ([]grpc.UnaryServerInterceptor, []grpc.StreamServerInterceptor) {
 	var unary []grpc.UnaryServerInterceptor
 	var stream []grpc.StreamServerInterceptor
+	slow := o.SlowCall
+	if slow <= 0 {
+		slow = DefaultSlowCall
+	}
 	if o.Metrics != nil {
 		unary = append(unary, o.Metrics.Unary())
 		stream = append(stream, o.Metrics.Stream())
 	}
-	unary = append(unary, requestIDUnary, logUnary(o.Logger))
+	unary = append(unary, requestIDUnary, logUnary(o.Logger, slow))
 	stream = append(stream, requestIDStream, logStream(o.Logger))
 	if o.Auth != nil {
 		unary = append(unary, o.Auth.Unary())
@@ -63,11 +121,7 @@ func ServerOptions(o Options) []grpc.ServerOption {
 	}
 	unary = append(unary, recoverUnary(o.Logger))
 	stream = append(stream, recoverStream(o.Logger))
-	return []grpc.ServerOption{
-		grpc.StatsHandler(otelgrpc.NewServerHandler()),
-		grpc.ChainUnaryInterceptor(unary...),
-		grpc.ChainStreamInterceptor(stream...),
-	}
+	return unary, stream
 }
 
 // stream lets an interceptor replace a stream's context.
@@ -80,10 +134,10 @@ func (s *stream) Context() context.Context { return s.ctx }
 
 func withRequestID(ctx context.Context) context.Context {
 	var id string
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		if v := md.Get(requestid.Header); len(v) > 0 {
-			id = v[0]
-		}
+	// ValueFromIncomingContext reads one key; FromIncomingContext would
+	// copy the whole metadata map on every call.
+	if v := metadata.ValueFromIncomingContext(ctx, requestid.Header); len(v) > 0 {
+		id = v[0]
 	}
 	id = requestid.Accept(id)
 	// Echo the id so callers can quote it in a bug report.
@@ -111,12 +165,26 @@ func level(c codes.Code) slog.Level {
 	return slog.LevelError
 }
 
-func logCall(ctx context.Context, l *slog.Logger, method string, start time.Time, err error) {
+// unaryLevel is level, except that a unary call that succeeded within
+// slow is logged at debug: metrics count every call, and one info line
+// per successful request cost a busy service more than its handlers.
+func unaryLevel(c codes.Code, d, slow time.Duration) slog.Level {
+	if c == codes.OK && d < slow {
+		return slog.LevelDebug
+	}
+	return level(c)
+}
+
+func logCall(ctx context.Context, l *slog.Logger, lvl slog.Level, method string, d time.Duration, err error, h *holder) {
+	if !l.Enabled(ctx, lvl) {
+		return
+	}
+	ctx = h.ctx(ctx)
 	st := status.Convert(err)
 	attrs := []slog.Attr{
 		slog.String("method", method),
 		slog.String("code", st.Code().String()),
-		slog.Duration("duration", time.Since(start)),
+		slog.Duration("duration", d),
 	}
 	if p, ok := auth.PrincipalFrom(ctx); ok {
 		attrs = append(attrs, slog.String("subject", p.Subject))
@@ -124,17 +192,18 @@ func logCall(ctx context.Context, l *slog.Logger, method string, start time.Time
 	if err != nil {
 		attrs = append(attrs, slog.String("error", st.Message()))
 	}
-	l.LogAttrs(ctx, level(st.Code()), "grpc call", attrs...)
+	l.LogAttrs(ctx, lvl, "grpc call", attrs...)
 }
 
-func logUnary(l *slog.Logger) grpc.UnaryServerInterceptor {
+func logUnary(l *slog.Logger, slow time.Duration) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		start := time.Now()
 		// The principal is added to a context inside the chain; capture it
 		// through a holder so the log line can name the caller.
 		h := &holder{}
 		resp, err := handler(withHolder(ctx, h), req)
-		logCall(h.ctx(ctx), l, info.FullMethod, start, err)
+		d := time.Since(start)
+		logCall(ctx, l, unaryLevel(status.Code(err), d, slow), info.FullMethod, d, err, h)
 		return resp, err
 	}
 }
@@ -144,7 +213,7 @@ func logStream(l *slog.Logger) grpc.StreamServerInterceptor {
 		start := time.Now()
 		h := &holder{}
 		err := handler(srv, &stream{ServerStream: ss, ctx: withHolder(ss.Context(), h)})
-		logCall(h.ctx(ss.Context()), l, info.FullMethod, start, err)
+		logCall(ss.Context(), l, level(status.Code(err)), info.FullMethod, time.Since(start), err, h)
 		return err
 	}
 }
@@ -201,4 +270,20 @@ func recoverStream(l *slog.Logger) grpc.StreamServerInterceptor {
 		}()
 		return handler(srv, ss)
 	}
+}
+
+// Call runs h as method behind chain (from Unary), the way the gRPC server
+// would run it: chain sees the same method name, the request and the
+// caller's context (which must carry the caller's credentials as incoming
+// metadata, as grpc-gateway's in-process handlers put them). srv is the
+// service implementation, passed on as UnaryServerInfo.Server.
+func Call[Req, Resp any](ctx context.Context, chain grpc.UnaryServerInterceptor, srv any, method string,
+	req Req, h func(context.Context, Req) (Resp, error)) (Resp, error) {
+	resp, err := chain(ctx, req, &grpc.UnaryServerInfo{Server: srv, FullMethod: method},
+		func(ctx context.Context, req any) (any, error) { return h(ctx, req.(Req)) })
+	out, ok := resp.(Resp)
+	if err == nil && !ok {
+		err = status.Errorf(codes.Internal, "%s: the chain returned no response", method)
+	}
+	return out, err
 }

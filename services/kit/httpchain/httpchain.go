@@ -5,7 +5,13 @@
 //	panic recovery -> body limit -> handler
 //
 // Auth and validation are not repeated here for the gateway: every gateway
-// request becomes a gRPC call that passes the full grpcchain.
+// request becomes a call through the full grpcchain (see package gateway).
+//
+// Every request is counted and timed in metrics. The "http request" log
+// line is written at error for 5xx answers, at info for 4xx answers and
+// for requests slower than Options.SlowRequest, and at debug for the
+// rest, so a busy port does not write one JSON line per success
+// (LOG_LEVEL=debug brings them back).
 package httpchain
 
 import (
@@ -31,7 +37,13 @@ type Options struct {
 	MaxBodyBytes int64
 	// Quiet paths are served but not logged at info (probes, scrapes).
 	Quiet func(path string) bool
+	// SlowRequest is the duration from which a successful request is
+	// logged at info; 0 means DefaultSlowRequest.
+	SlowRequest time.Duration
 }
+
+// DefaultSlowRequest is the SlowRequest used when Options leave it 0.
+const DefaultSlowRequest = 250 * time.Millisecond
 
 // Wrap returns h behind the middleware chain.
 func Wrap(h http.Handler, o Options) http.Handler {
@@ -76,7 +88,24 @@ func (r *recorder) Flush() {
 // Unwrap lets http.ResponseController reach the real writer.
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
+// level picks the log level of a finished request.
+func level(code int, d time.Duration, path string, o Options, slow time.Duration) slog.Level {
+	switch {
+	case code >= 500:
+		return slog.LevelError
+	case o.Quiet != nil && o.Quiet(path):
+		return slog.LevelDebug
+	case code >= 400 || d >= slow:
+		return slog.LevelInfo
+	}
+	return slog.LevelDebug
+}
+
 func logAndMeasure(next http.Handler, o Options) http.Handler {
+	slow := o.SlowRequest
+	if slow <= 0 {
+		slow = DefaultSlowRequest
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		id := requestid.Accept(r.Header.Get(requestid.Header))
@@ -92,12 +121,9 @@ func logAndMeasure(next http.Handler, o Options) http.Handler {
 		if o.Metrics != nil {
 			o.Metrics.Observe(ctx, o.Server, r.Method, rec.code, d)
 		}
-		lvl := slog.LevelInfo
-		switch {
-		case rec.code >= 500:
-			lvl = slog.LevelError
-		case o.Quiet != nil && o.Quiet(r.URL.Path):
-			lvl = slog.LevelDebug
+		lvl := level(rec.code, d, r.URL.Path, o, slow)
+		if !o.Logger.Enabled(ctx, lvl) {
+			return
 		}
 		// The query string is left out: it may carry filters with personal
 		// data, and credentials never travel there.
