@@ -1,8 +1,14 @@
 // Package gateway configures grpc-gateway the same way for every service:
 // strict JSON (unknown fields are an error), credentials and request ids
 // forwarded as gRPC metadata, and errors as a JSON body with the HTTP
-// status that matches the gRPC code. The gateway calls the service's own
-// gRPC port, so every HTTP request passes the full grpcchain once.
+// status that matches the gRPC code.
+//
+// Every HTTP request must pass the full grpcchain once. A service either
+// registers its generated RegisterXHandlerServer with an implementation
+// whose methods run grpcchain.Unary in process (grpcchain.Call), which
+// saves the second hop through HTTP/2 and protobuf, or dials its own gRPC
+// port with Dial and registers RegisterXHandler (needed for streams, which
+// grpc-gateway cannot serve in process).
 package gateway
 
 import (

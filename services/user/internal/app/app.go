@@ -48,7 +48,6 @@ type App struct {
 	health   *health.Checker
 	api      *userapi.Server
 	store    *deferredStore
-	gwConn   *grpc.ClientConn
 	clients  *downstream.Clients
 	tracing  tracing.Shutdown
 	addrs    Addrs
@@ -83,9 +82,8 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, lookup func(strin
 	if flt.Enabled() {
 		logger.Warn("fault injection on", "error_rate", flt.ErrorRate, "delay", flt.Delay)
 	}
-	opts := grpcchain.ServerOptions(grpcchain.Options{
-		Logger: logger, Metrics: metrics.NewGRPC(reg), Auth: authn, Fault: flt,
-	})
+	chainOpts := grpcchain.Options{Logger: logger, Metrics: metrics.NewGRPC(reg), Auth: authn, Fault: flt}
+	opts := grpcchain.ServerOptions(chainOpts)
 	// Reusing stream goroutines keeps their grown stacks: the SQLite driver
 	// runs deep, and growing a fresh stack per call showed in profiles.
 	opts = append(opts, grpc.NumStreamWorkers(uint32(8*runtime.GOMAXPROCS(0))))
@@ -105,14 +103,13 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, lookup func(strin
 		return nil, err
 	}
 
-	// The gateway calls our own gRPC port, so HTTP requests get the same
-	// auth, validation and metrics as gRPC ones.
-	a.gwConn, err = gateway.Dial(loopback(a.addrs.GRPC))
-	if err != nil {
-		return nil, err
-	}
+	// The gateway calls the API in process, through the same unary chain
+	// (one Metrics, one Authenticator) as the gRPC server, so HTTP
+	// requests get the same auth, validation, metrics and logs as gRPC
+	// ones without a second hop over loopback.
 	mux := gateway.NewMux()
-	if err := userv1.RegisterUserServiceHandler(ctx, mux, a.gwConn); err != nil {
+	gwAPI := &chained{api: a.api, chain: grpcchain.Unary(chainOpts)}
+	if err := userv1.RegisterUserServiceHandlerServer(ctx, mux, gwAPI); err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	gw := &http.Server{
@@ -147,16 +144,6 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, lookup func(strin
 	}
 	ok = true
 	return a, nil
-}
-
-// loopback turns ":9090" or "[::]:9090" into a dialable local address.
-func loopback(addr net.Addr) string {
-	tcp, ok := addr.(*net.TCPAddr)
-	if !ok || tcp.IP == nil || tcp.IP.IsUnspecified() {
-		_, port, _ := net.SplitHostPort(addr.String())
-		return net.JoinHostPort("127.0.0.1", port)
-	}
-	return addr.String()
 }
 
 func (a *App) authenticator() (*auth.Authenticator, error) {
@@ -222,7 +209,6 @@ func (a *App) Run(ctx context.Context) error {
 	})
 	stopBG()
 	wg.Wait()
-	_ = a.gwConn.Close()
 	_ = a.clients.Close()
 	a.store.close()
 	tctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
