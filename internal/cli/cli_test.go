@@ -355,6 +355,20 @@ func TestLint(t *testing.T) {
 	}
 }
 
+func TestDestroyAsksOnATerminal(t *testing.T) {
+	dir := projectDir(t, project)
+	t.Chdir(dir)
+	for _, answer := range []string{"n\n", "\n", ""} {
+		streams, in, out, errOut := iostreams.Test()
+		streams.SetTTY(true)
+		in.WriteString(answer)
+		code := Run(context.Background(), []string{"destroy", "user"}, streams)
+		if code != 0 || out.Len() != 0 || errOut.String() != "Destroy user in namespace from-file? [y/N] Nothing destroyed.\n" {
+			t.Errorf("answer %q: exit %d, stdout %q, stderr %q", answer, code, out, errOut)
+		}
+	}
+}
+
 func TestInit(t *testing.T) {
 	dir := projectDir(t, "")
 	r := run(t, dir, false, "init", "--name", "acme")

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"fmt"
 	"strconv"
 	"strings"
@@ -168,9 +169,9 @@ refuses to run without --yes.`,
 				if !f.IO.CanPrompt() {
 					return &UsageError{Err: fmt.Errorf("destroy needs --yes when not run on a terminal"), Cmd: cmd}
 				}
-				ok, err := confirm(f, fmt.Sprintf("Destroy %s in namespace %s? [y/N] ", strings.Join(services, ", "), p.Namespace))
-				if err != nil || !ok {
-					return err
+				if !confirm(f, fmt.Sprintf("Destroy %s in namespace %s? [y/N] ", strings.Join(services, ", "), p.Namespace)) {
+					fmt.Fprintln(f.IO.ErrOut, "Nothing destroyed.")
+					return nil
 				}
 			}
 			if err := checkTimeout("timeout", timeout); err != nil {
@@ -195,12 +196,10 @@ refuses to run without --yes.`,
 	return cmd
 }
 
-func confirm(f *Factory, question string) (bool, error) {
+// confirm asks a yes/no question on the terminal; anything but yes is no.
+func confirm(f *Factory, question string) bool {
 	fmt.Fprint(f.IO.ErrOut, question)
-	var answer string
-	if _, err := fmt.Fscanln(f.IO.In, &answer); err != nil && err.Error() != "unexpected newline" {
-		return false, nil
-	}
+	answer, _ := bufio.NewReader(f.IO.In).ReadString('\n')
 	answer = strings.ToLower(strings.TrimSpace(answer))
-	return answer == "y" || answer == "yes", nil
+	return answer == "y" || answer == "yes"
 }
