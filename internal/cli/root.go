@@ -105,20 +105,24 @@ project file (msctl.yaml), then defaults; see msctl config view --show-origin.
 	_ = root.MarkPersistentFlagFilename("config", "yaml", "yml")
 	_ = root.MarkPersistentFlagFilename("kubeconfig")
 
-	root.AddCommand(
-		NewCmdVersion(f, nil),
-		NewCmdInit(f, nil),
-		NewCmdConfig(f),
-		NewCmdRender(f, nil),
-		NewCmdLint(f, nil),
-		NewCmdDeploy(f, nil),
-		NewCmdStatus(f),
-		NewCmdHistory(f),
-		NewCmdRollback(f),
-		NewCmdDestroy(f),
-		NewCmdGenerate(f),
-		NewCmdCompletion(f),
+	root.AddGroup(
+		&cobra.Group{ID: "project", Title: "Project commands:"},
+		&cobra.Group{ID: "cluster", Title: "Cluster commands:"},
 	)
+	groups := []struct {
+		id   string
+		cmds []*cobra.Command
+	}{
+		{"project", []*cobra.Command{NewCmdInit(f, nil), NewCmdConfig(f), NewCmdGenerate(f), NewCmdRender(f, nil), NewCmdLint(f, nil)}},
+		{"cluster", []*cobra.Command{NewCmdDeploy(f, nil), NewCmdStatus(f), NewCmdHistory(f), NewCmdRollback(f), NewCmdDestroy(f)}},
+		{"", []*cobra.Command{NewCmdVersion(f, nil), NewCmdCompletion(f)}},
+	}
+	for _, g := range groups {
+		for _, c := range g.cmds {
+			c.GroupID = g.id
+			root.AddCommand(c)
+		}
+	}
 	return root
 }
 
