@@ -24,6 +24,7 @@ import (
 	"github.com/msctl/msctl/internal/render"
 	"github.com/msctl/msctl/manifests"
 	"helm.sh/helm/v4/pkg/action"
+	"helm.sh/helm/v4/pkg/chart/common"
 	helmkube "helm.sh/helm/v4/pkg/kube"
 	rcommon "helm.sh/helm/v4/pkg/release/common"
 	releasev1 "helm.sh/helm/v4/pkg/release/v1"
@@ -107,6 +108,7 @@ type Deployer struct {
 
 	applier *kube.Applier
 	apis    []string
+	caps    *common.Capabilities
 }
 
 // New prepares a Deployer; it talks to the cluster only when asked.
@@ -487,6 +489,11 @@ func (d *Deployer) helm() (*action.Configuration, error) {
 	cfg.SetLogger(d.Log.Handler())
 	if err := cfg.Init(d.Cluster.Getter, d.Project.Namespace, "secret"); err != nil {
 		return nil, fmt.Errorf("helm: %w", err)
+	}
+	if d.caps != nil {
+		// What preflight discovered; Helm would discover it all again.
+		caps := *d.caps
+		cfg.Capabilities = &caps
 	}
 	return cfg, nil
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/msctl/msctl/internal/kube"
+	"helm.sh/helm/v4/pkg/chart/common"
 )
 
 // istioAPIs are the Istio APIs the rendered objects use.
@@ -29,8 +30,18 @@ func (d *Deployer) Preflight(ctx context.Context, noIstio bool) error {
 	if err != nil {
 		return err
 	}
-	// Kept for rendering: the chart's optional objects follow the APIs.
+	// Kept for rendering and for Helm: the chart's optional objects follow
+	// the APIs, and Helm would otherwise rediscover them for every service.
 	d.apis = apis
+	sv, err := d.Cluster.Clientset.Discovery().ServerVersion()
+	if err != nil {
+		return fmt.Errorf("reading the cluster's version: %w", err)
+	}
+	d.caps = &common.Capabilities{
+		APIVersions: apis,
+		KubeVersion: common.KubeVersion{Version: sv.GitVersion, Major: sv.Major, Minor: sv.Minor},
+		HelmVersion: common.DefaultCapabilities.HelmVersion,
+	}
 	if !noIstio {
 		for _, gv := range istioAPIs {
 			if !slices.Contains(apis, gv) {
