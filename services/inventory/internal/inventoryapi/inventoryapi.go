@@ -1,0 +1,205 @@
+// Package inventoryapi implements the InventoryService gRPC API over the
+// store: it converts between protobuf and domain types, stamps
+// reservations with their expiry, and maps domain and store errors to
+// gRPC codes. It never talks SQL and never decides a stock rule itself.
+package inventoryapi
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"log/slog"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	inventoryv1 "github.com/msctl/msctl/services/inventory/api/inventoryv1"
+	"github.com/msctl/msctl/services/inventory/internal/domain"
+	"github.com/msctl/msctl/services/inventory/internal/store"
+)
+
+// Server is the InventoryService implementation.
+type Server struct {
+	inventoryv1.UnimplementedInventoryServiceServer
+	store  store.Store
+	logger *slog.Logger
+	// ttl is how long a reservation holds stock unless committed.
+	ttl time.Duration
+	now func() time.Time
+}
+
+// New returns a Server over s whose reservations expire after ttl.
+func New(s store.Store, logger *slog.Logger, ttl time.Duration) *Server {
+	return &Server{store: s, logger: logger, ttl: ttl, now: time.Now}
+}
+
+// apiError maps domain and store errors to statuses with clear messages;
+// anything unexpected is logged here and reported without internals.
+func (s *Server) apiError(ctx context.Context, err error) error {
+	var (
+		ve *domain.ValidationError
+		nf *domain.NotFoundError
+		is *domain.InsufficientStockError
+		se *domain.StateError
+		mm *domain.ItemsMismatchError
+	)
+	switch {
+	case errors.As(err, &ve):
+		return status.Error(codes.InvalidArgument, ve.Error())
+	case errors.As(err, &nf):
+		return status.Error(codes.NotFound, nf.Error())
+	case errors.As(err, &is):
+		return status.Error(codes.FailedPrecondition, is.Error())
+	case errors.As(err, &se):
+		return status.Error(codes.FailedPrecondition, se.Error())
+	case errors.As(err, &mm):
+		return status.Error(codes.AlreadyExists, mm.Error())
+	case errors.Is(err, domain.ErrSKUTaken):
+		return status.Error(codes.AlreadyExists, err.Error())
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		if ctx.Err() != nil {
+			return status.FromContextError(ctx.Err()).Err()
+		}
+	}
+	s.logger.ErrorContext(ctx, "storage error", "error", err)
+	return status.Error(codes.Unavailable, "storage is unavailable, retry later")
+}
+
+// CreateProduct implements InventoryService.
+func (s *Server) CreateProduct(ctx context.Context, req *inventoryv1.CreateProductRequest) (*inventoryv1.Product, error) {
+	p, err := domain.NewProduct(req.GetSku(), req.GetName(), req.GetPriceCents(), req.GetInitialStock(), s.now())
+	if err != nil {
+		return nil, s.apiError(ctx, err)
+	}
+	if err := s.store.CreateProduct(ctx, p); err != nil {
+		return nil, s.apiError(ctx, err)
+	}
+	return ProductToProto(p), nil
+}
+
+// GetProduct implements InventoryService.
+func (s *Server) GetProduct(ctx context.Context, req *inventoryv1.GetProductRequest) (*inventoryv1.Product, error) {
+	p, err := s.store.GetProduct(ctx, req.GetId())
+	if err != nil {
+		return nil, s.apiError(ctx, err)
+	}
+	return ProductToProto(p), nil
+}
+
+// DefaultPageSize applies when a ListProducts request sets none.
+const DefaultPageSize = 50
+
+const tokenPrefix = "p1:"
+
+// PageToken encodes the cursor after id; opaque to clients.
+func PageToken(id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(tokenPrefix + id))
+}
+
+func parsePageToken(tok string) (string, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(tok)
+	id, ok := strings.CutPrefix(string(raw), tokenPrefix)
+	if err != nil || !ok || inventoryv1.ValidID("page_token", id) != nil {
+		return "", status.Error(codes.InvalidArgument, "page_token: not a token from a previous ListProducts response")
+	}
+	return id, nil
+}
+
+// ListProducts implements InventoryService.
+func (s *Server) ListProducts(ctx context.Context, req *inventoryv1.ListProductsRequest) (*inventoryv1.ListProductsResponse, error) {
+	size := int(req.GetPageSize())
+	if size == 0 {
+		size = DefaultPageSize
+	}
+	after := ""
+	if req.GetPageToken() != "" {
+		var err error
+		if after, err = parsePageToken(req.GetPageToken()); err != nil {
+			return nil, err
+		}
+	}
+	ps, err := s.store.ListProducts(ctx, after, size+1) // one extra says whether a next page exists
+	if err != nil {
+		return nil, s.apiError(ctx, err)
+	}
+	resp := &inventoryv1.ListProductsResponse{}
+	if len(ps) > size {
+		ps = ps[:size]
+		resp.NextPageToken = PageToken(ps[size-1].ID)
+	}
+	for _, p := range ps {
+		resp.Products = append(resp.Products, ProductToProto(p))
+	}
+	return resp, nil
+}
+
+// AdjustStock implements InventoryService.
+func (s *Server) AdjustStock(ctx context.Context, req *inventoryv1.AdjustStockRequest) (*inventoryv1.Product, error) {
+	p, err := s.store.AdjustStock(ctx, req.GetProductId(), req.GetDelta(), s.now())
+	if err != nil {
+		return nil, s.apiError(ctx, err)
+	}
+	return ProductToProto(p), nil
+}
+
+// ReserveStock implements InventoryService.
+func (s *Server) ReserveStock(ctx context.Context, req *inventoryv1.ReserveStockRequest) (*inventoryv1.Reservation, error) {
+	items := make([]domain.Item, 0, len(req.GetItems()))
+	for _, it := range req.GetItems() {
+		items = append(items, domain.Item{ProductID: it.GetProductId(), Quantity: it.GetQuantity()})
+	}
+	now := s.now()
+	r, err := s.store.Reserve(ctx, req.GetOrderId(), items, now, now.Add(s.ttl))
+	if err != nil {
+		return nil, s.apiError(ctx, err)
+	}
+	return ReservationToProto(r), nil
+}
+
+// ReleaseStock implements InventoryService.
+func (s *Server) ReleaseStock(ctx context.Context, req *inventoryv1.ReleaseStockRequest) (*inventoryv1.Reservation, error) {
+	r, err := s.store.Release(ctx, req.GetOrderId(), s.now())
+	if err != nil {
+		return nil, s.apiError(ctx, err)
+	}
+	return ReservationToProto(r), nil
+}
+
+// CommitReservation implements InventoryService.
+func (s *Server) CommitReservation(ctx context.Context, req *inventoryv1.CommitReservationRequest) (*inventoryv1.Reservation, error) {
+	r, err := s.store.Commit(ctx, req.GetOrderId(), s.now())
+	if err != nil {
+		return nil, s.apiError(ctx, err)
+	}
+	return ReservationToProto(r), nil
+}
+
+// ProductToProto converts a domain product.
+func ProductToProto(p domain.Product) *inventoryv1.Product {
+	return &inventoryv1.Product{
+		Id: p.ID, Sku: p.SKU, Name: p.Name, PriceCents: p.PriceCents, Available: p.Available, Reserved: p.Reserved,
+		Version: p.Version, CreateTime: timestamppb.New(p.CreatedAt), UpdateTime: timestamppb.New(p.UpdatedAt),
+	}
+}
+
+var toState = map[domain.State]inventoryv1.ReservationState{
+	domain.Pending:   inventoryv1.ReservationState_RESERVATION_STATE_PENDING,
+	domain.Committed: inventoryv1.ReservationState_RESERVATION_STATE_COMMITTED,
+	domain.Released:  inventoryv1.ReservationState_RESERVATION_STATE_RELEASED,
+	domain.Expired:   inventoryv1.ReservationState_RESERVATION_STATE_EXPIRED,
+}
+
+// ReservationToProto converts a domain reservation.
+func ReservationToProto(r domain.Reservation) *inventoryv1.Reservation {
+	out := &inventoryv1.Reservation{
+		OrderId: r.OrderID, State: toState[r.State], ExpireTime: timestamppb.New(r.ExpiresAt),
+		CreateTime: timestamppb.New(r.CreatedAt), UpdateTime: timestamppb.New(r.UpdatedAt),
+	}
+	for _, it := range r.Items {
+		out.Items = append(out.Items, &inventoryv1.Item{ProductId: it.ProductID, Quantity: it.Quantity})
+	}
+	return out
+}
