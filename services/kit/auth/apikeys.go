@@ -29,6 +29,8 @@ type APIKeyEntry struct {
 type apiKey struct {
 	entry   APIKeyEntry
 	limiter *rate.Limiter
+	// principal is built once: Verify runs on every call.
+	principal Principal
 }
 
 // APIKeys verifies keys sent in the X-API-Key header.
@@ -81,7 +83,8 @@ func NewAPIKeys(entries []APIKeyEntry, now func() time.Time) (*APIKeys, error) {
 		if _, dup := k.byHash[h]; dup {
 			return nil, fmt.Errorf("auth: API key %q is listed twice", e.Name)
 		}
-		k.byHash[h] = &apiKey{entry: e, limiter: rate.NewLimiter(rate.Limit(e.RatePerSecond), e.Burst)}
+		k.byHash[h] = &apiKey{entry: e, limiter: rate.NewLimiter(rate.Limit(e.RatePerSecond), e.Burst),
+			principal: Principal{Subject: "apikey:" + e.Name, Roles: e.Roles, Via: "api_key"}}
 	}
 	return k, nil
 }
@@ -102,5 +105,5 @@ func (k *APIKeys) Verify(key string) (Principal, error) {
 	if !e.limiter.Allow() {
 		return Principal{}, status.Errorf(codes.ResourceExhausted, "%v for %q", ErrRateLimited, e.entry.Name)
 	}
-	return Principal{Subject: "apikey:" + e.entry.Name, Roles: e.entry.Roles, Via: "api_key"}, nil
+	return e.principal, nil
 }
