@@ -230,7 +230,8 @@ func testConcurrentSameKey(t *testing.T, s Store) {
 	got := make([]domain.Payment, n)
 	errs := make([]error, n)
 	for i := range n {
-		wg.Go(func() { got[i], errs[i] = s.Charge(ctx, attempt(t, "order-1", "key-1", 700, "")) })
+		p := attempt(t, "order-1", "key-1", 700, "") // built here: t.Fatal must not run in a goroutine
+		wg.Go(func() { got[i], errs[i] = s.Charge(ctx, p) })
 	}
 	wg.Wait()
 	for i, err := range errs {
@@ -251,7 +252,8 @@ func testConcurrentSameOrder(t *testing.T, s Store) {
 	var wg sync.WaitGroup
 	errs := make([]error, n)
 	for i := range n {
-		wg.Go(func() { _, errs[i] = s.Charge(ctx, attempt(t, "order-1", fmt.Sprint("key-", i), 700, "")) })
+		p := attempt(t, "order-1", fmt.Sprint("key-", i), 700, "")
+		wg.Go(func() { _, errs[i] = s.Charge(ctx, p) })
 	}
 	wg.Wait()
 	ok := 0
