@@ -1,0 +1,67 @@
+package orderv1
+
+import (
+	"errors"
+	"fmt"
+	"unicode/utf8"
+)
+
+// Shape checks run by the kit's validation interceptor before a handler,
+// so a malformed request is INVALID_ARGUMENT before the saga starts and
+// nothing is stored. Rules that need other services (the user exists, the
+// product exists, stock suffices) are the saga's.
+
+// Limits of the API.
+const (
+	MaxPageSize = 500
+	MaxKeyLen   = 128
+	MaxItems    = 100
+	// MaxQuantity bounds one item so a total cannot overflow.
+	MaxQuantity = 10000
+)
+
+// ValidKey checks a required, bounded string used as an id.
+func ValidKey(field, v string) error {
+	if v == "" {
+		return fmt.Errorf("%s: is required", field)
+	}
+	if len(v) > MaxKeyLen || !utf8.ValidString(v) {
+		return fmt.Errorf("%s: must be valid UTF-8 of at most %d bytes", field, MaxKeyLen)
+	}
+	return nil
+}
+
+// Validate implements the kit's validator.
+func (r *CreateOrderRequest) Validate() error {
+	errs := []error{ValidKey("user_id", r.GetUserId()), ValidKey("payment_method_token", r.GetPaymentMethodToken())}
+	if n := len(r.GetItems()); n == 0 || n > MaxItems {
+		errs = append(errs, fmt.Errorf("items: %d items, want 1 to %d", n, MaxItems))
+	}
+	seen := map[string]bool{}
+	for i, it := range r.GetItems() {
+		if err := ValidKey(fmt.Sprintf("items[%d].product_id", i), it.GetProductId()); err != nil {
+			errs = append(errs, err)
+		} else if seen[it.GetProductId()] {
+			errs = append(errs, fmt.Errorf("items[%d].product_id: %q is listed twice", i, it.GetProductId()))
+		}
+		seen[it.GetProductId()] = true
+		if q := it.GetQuantity(); q <= 0 || q > MaxQuantity {
+			errs = append(errs, fmt.Errorf("items[%d].quantity: %d is outside [1, %d]", i, q, MaxQuantity))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Validate implements the kit's validator.
+func (r *GetOrderRequest) Validate() error { return ValidKey("id", r.GetId()) }
+
+// Validate implements the kit's validator.
+func (r *CancelOrderRequest) Validate() error { return ValidKey("id", r.GetId()) }
+
+// Validate implements the kit's validator.
+func (r *ListOrdersRequest) Validate() error {
+	if r.GetPageSize() < 0 || r.GetPageSize() > MaxPageSize {
+		return fmt.Errorf("page_size: %d is outside [0, %d]", r.GetPageSize(), MaxPageSize)
+	}
+	return nil
+}
