@@ -1,0 +1,201 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/msctl/msctl/services/kit/storage"
+	"github.com/msctl/msctl/services/kit/storage/pgtest"
+	"github.com/msctl/msctl/services/order/internal/domain"
+)
+
+// backends opens each implementation on a fresh, migrated database. The
+// PostgreSQL one fails (never skips) when the server is unreachable.
+var backends = map[string]func(t *testing.T) Store{
+	"sqlite": func(t *testing.T) Store {
+		return open(t, storage.Location{Dialect: storage.SQLite, Path: filepath.Join(t.TempDir(), "order.db")})
+	},
+	"postgres": func(t *testing.T) Store {
+		_, url := pgtest.Database(t)
+		return open(t, storage.Location{Dialect: storage.Postgres, URL: url})
+	},
+}
+
+func open(t *testing.T, loc storage.Location) Store {
+	t.Helper()
+	s, err := Open(context.Background(), loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// TestContract runs every behaviour the saga relies on against both
+// stores.
+func TestContract(t *testing.T) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s Store)
+	}{
+		{"create, get and update round-trip every field", testRoundTrip},
+		{"updates are compare-and-swap on the version", testCAS},
+		{"concurrent updates of one version: exactly one wins", testConcurrentCAS},
+		{"list pages in id order; unfinished lists only open sagas", testListUnfinished},
+	}
+	for name, open := range backends {
+		t.Run(name, func(t *testing.T) {
+			for _, tc := range tests {
+				t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
+			}
+		})
+	}
+}
+
+var (
+	ctx = context.Background()
+	now = time.Date(2030, 1, 2, 3, 4, 5, 678901000, time.UTC)
+)
+
+func newOrder(t *testing.T, s Store) domain.Order {
+	t.Helper()
+	o, err := domain.NewOrder("user-1", []domain.Item{{ProductID: "p1", Quantity: 2}, {ProductID: "p2", Quantity: 1}}, "tok-4242", "one_page", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Create(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+func testRoundTrip(t *testing.T, s Store) {
+	o := newOrder(t, s)
+	got, err := s.Get(ctx, o.ID)
+	if err != nil || !reflect.DeepEqual(got, o) {
+		t.Fatalf("Get = %+v, %v\nwant %+v", got, err, o)
+	}
+	if err := o.Price(map[string]int64{"p1": 250, "p2": 1000}); err != nil {
+		t.Fatal(err)
+	}
+	o.Begin(domain.StepReserve)
+	o.Begin(domain.StepCharge)
+	o.Fail("payment declined: insufficient funds")
+	later := now.Add(time.Minute)
+	updated, err := s.Update(ctx, o, later)
+	if err != nil || updated.Version != 2 || !updated.UpdatedAt.Equal(later) {
+		t.Fatalf("Update = %+v, %v", updated, err)
+	}
+	got, err = s.Get(ctx, o.ID)
+	if err != nil || !reflect.DeepEqual(got, updated) {
+		t.Fatalf("after update Get = %+v, %v\nwant %+v", got, err, updated)
+	}
+	var nf *domain.NotFoundError
+	if _, err := s.Get(ctx, "no-such-order"); !errors.As(err, &nf) {
+		t.Fatalf("Get of an unknown order: %v", err)
+	}
+	ghost := o
+	ghost.ID = "no-such-order"
+	if _, err := s.Update(ctx, ghost, later); !errors.As(err, &nf) {
+		t.Fatalf("Update of an unknown order: %v", err)
+	}
+}
+
+func testCAS(t *testing.T, s Store) {
+	o := newOrder(t, s)
+	o.Begin(domain.StepReserve)
+	if _, err := s.Update(ctx, o, now); err != nil {
+		t.Fatal(err)
+	}
+	stale := o // still version 1
+	if err := stale.Cancel(); err != nil {
+		t.Fatal(err)
+	}
+	var ce *domain.ConflictError
+	if _, err := s.Update(ctx, stale, now); !errors.As(err, &ce) {
+		t.Fatalf("stale update: %v, want ConflictError", err)
+	}
+	got, _ := s.Get(ctx, o.ID)
+	if got.Status != domain.Pending || got.Step != domain.StepReserve || got.Version != 2 {
+		t.Fatalf("stale update changed the order: %+v", got)
+	}
+}
+
+func testConcurrentCAS(t *testing.T, s Store) {
+	o := newOrder(t, s)
+	const n = 16
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := o
+			c.Begin(domain.StepReserve)
+			_, errs[i] = s.Update(ctx, c, now)
+		}()
+	}
+	wg.Wait()
+	wins := 0
+	for _, err := range errs {
+		var ce *domain.ConflictError
+		switch {
+		case err == nil:
+			wins++
+		case !errors.As(err, &ce):
+			t.Errorf("unexpected error: %v", err)
+		}
+	}
+	if got, _ := s.Get(ctx, o.ID); wins != 1 || got.Version != 2 {
+		t.Fatalf("%d updates won, version %d; want 1 and 2", wins, got.Version)
+	}
+}
+
+func testListUnfinished(t *testing.T, s Store) {
+	var ids []string
+	for i := range 5 {
+		o := newOrder(t, s)
+		ids = append(ids, o.ID)
+		switch i {
+		case 1:
+			o.Confirm()
+		case 2:
+			o.Fail("x")
+		case 3:
+			o.Fail("x")
+			if err := o.Compensated(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := s.Update(ctx, o, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first, err := s.List(ctx, "", 3)
+	if err != nil || len(first) != 3 || first[0].ID != ids[0] || first[2].ID != ids[2] {
+		t.Fatalf("first page: %d orders, %v", len(first), err)
+	}
+	rest, err := s.List(ctx, first[2].ID, 3)
+	if err != nil || len(rest) != 2 || rest[1].ID != ids[4] {
+		t.Fatalf("second page: %d orders, %v", len(rest), err)
+	}
+	open, err := s.Unfinished(ctx, "", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, o := range open {
+		got = append(got, o.ID)
+	}
+	if want := []string{ids[0], ids[2], ids[4]}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("Unfinished = %v, want %v (pending, compensating, pending)", got, want)
+	}
+	if after, _ := s.Unfinished(ctx, ids[2], 10); len(after) != 1 || after[0].ID != ids[4] {
+		t.Fatalf("Unfinished after %s: %d orders", ids[2], len(after))
+	}
+}

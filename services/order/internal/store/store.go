@@ -1,0 +1,245 @@
+// Package store keeps orders and their saga state behind one Store
+// interface with a PostgreSQL and an SQLite implementation. Both run the
+// same SQL through database/sql (PostgreSQL through pgx's stdlib adapter)
+// and differ only in placeholders, so saga persistence cannot drift
+// between databases.
+//
+// Every change is a compare-and-swap on the order's version: the saga
+// writes its state before each remote call, and a cancel or a second
+// resumer racing it loses cleanly (*domain.ConflictError) instead of
+// overwriting a step.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/msctl/msctl/services/kit/storage"
+	"github.com/msctl/msctl/services/order/internal/domain"
+)
+
+// Store is the order service's persistence.
+type Store interface {
+	// Create stores a new order.
+	Create(ctx context.Context, o domain.Order) error
+	// Update stores o if the stored version is still o.Version, and
+	// returns it with the version incremented; otherwise
+	// *domain.ConflictError (or *domain.NotFoundError).
+	Update(ctx context.Context, o domain.Order, now time.Time) (domain.Order, error)
+	// Get returns one order or *domain.NotFoundError.
+	Get(ctx context.Context, id string) (domain.Order, error)
+	// List returns up to limit orders with ids after after, in id order.
+	List(ctx context.Context, after string, limit int) ([]domain.Order, error)
+	// Unfinished returns up to limit pending or compensating orders with
+	// ids after after, in id order, for the resumer.
+	Unfinished(ctx context.Context, after string, limit int) ([]domain.Order, error)
+	// Ping reports whether the database answers.
+	Ping(ctx context.Context) error
+	// Close releases connections.
+	Close()
+}
+
+//go:embed migrations
+var migrations embed.FS
+
+// Open connects to the database loc names and applies the migrations.
+func Open(ctx context.Context, loc storage.Location) (Store, error) {
+	switch loc.Dialect {
+	case storage.Postgres:
+		pool, err := storage.OpenPostgres(ctx, loc.URL)
+		if err != nil {
+			return nil, err
+		}
+		if err := storage.MigratePostgres(ctx, pool, sub("migrations/postgres")); err != nil {
+			pool.Close()
+			return nil, err
+		}
+		return &SQL{db: stdlib.OpenDBFromPool(pool), dollar: true, closeExtra: pool.Close}, nil
+	case storage.SQLite:
+		db, err := storage.OpenSQLite(loc.Path)
+		if err != nil {
+			return nil, err
+		}
+		if err := storage.MigrateSQLite(ctx, db, sub("migrations/sqlite")); err != nil {
+			_ = db.Close()
+			return nil, err
+		}
+		return &SQL{db: db}, nil
+	}
+	return nil, fmt.Errorf("store: unsupported dialect %q", loc.Dialect)
+}
+
+func sub(dir string) fs.FS {
+	f, err := fs.Sub(migrations, dir)
+	if err != nil {
+		panic(err) // the directory is embedded at build time
+	}
+	return f
+}
+
+// SQL is the Store on PostgreSQL or SQLite.
+type SQL struct {
+	db *sql.DB
+	// dollar placeholders ($1) instead of ?, for PostgreSQL.
+	dollar     bool
+	closeExtra func()
+}
+
+// q rewrites ? placeholders for the dialect.
+func (s *SQL) q(query string) string {
+	if !s.dollar {
+		return query
+	}
+	var b strings.Builder
+	n := 0
+	for _, c := range query {
+		if c == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+func micros(t time.Time) int64 { return t.UTC().UnixMicro() }
+
+func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
+
+const columns = `id, user_id, items, amount_cents, currency, payment_token, status, step, owes_release, owes_refund,
+	reason, variant, version, created_at, updated_at`
+
+type scanner interface{ Scan(...any) error }
+
+func scan(row scanner) (domain.Order, error) {
+	var (
+		o                domain.Order
+		items, st, step  string
+		created, updated int64
+	)
+	err := row.Scan(&o.ID, &o.UserID, &items, &o.AmountCents, &o.Currency, &o.PaymentToken, &st, &step,
+		&o.OwesRelease, &o.OwesRefund, &o.Reason, &o.Variant, &o.Version, &created, &updated)
+	if err != nil {
+		return domain.Order{}, err
+	}
+	if err := json.Unmarshal([]byte(items), &o.Items); err != nil {
+		return domain.Order{}, fmt.Errorf("store: order %s items: %w", o.ID, err)
+	}
+	o.Status, o.Step, o.CreatedAt, o.UpdatedAt = domain.Status(st), domain.Step(step), fromMicros(created), fromMicros(updated)
+	return o, nil
+}
+
+// Create implements Store.
+func (s *SQL) Create(ctx context.Context, o domain.Order) error {
+	items, err := json.Marshal(o.Items)
+	if err != nil {
+		return fmt.Errorf("store: items: %w", err)
+	}
+	_, err = s.db.ExecContext(ctx, s.q(`INSERT INTO orders (`+columns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		o.ID, o.UserID, string(items), o.AmountCents, o.Currency, o.PaymentToken, string(o.Status), string(o.Step),
+		o.OwesRelease, o.OwesRefund, o.Reason, o.Variant, o.Version, micros(o.CreatedAt), micros(o.UpdatedAt))
+	if err != nil {
+		return fmt.Errorf("store: insert order: %w", err)
+	}
+	return nil
+}
+
+// Update implements Store. Items are priced once, so they are rewritten
+// with the rest; the WHERE on version is the compare-and-swap.
+func (s *SQL) Update(ctx context.Context, o domain.Order, now time.Time) (domain.Order, error) {
+	items, err := json.Marshal(o.Items)
+	if err != nil {
+		return domain.Order{}, fmt.Errorf("store: items: %w", err)
+	}
+	now = now.UTC().Truncate(time.Microsecond)
+	res, err := s.db.ExecContext(ctx, s.q(`UPDATE orders SET items = ?, amount_cents = ?, status = ?, step = ?,
+		owes_release = ?, owes_refund = ?, reason = ?, version = version + 1, updated_at = ?
+		WHERE id = ? AND version = ?`),
+		string(items), o.AmountCents, string(o.Status), string(o.Step), o.OwesRelease, o.OwesRefund, o.Reason,
+		micros(now), o.ID, o.Version)
+	if err != nil {
+		return domain.Order{}, fmt.Errorf("store: update order: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return domain.Order{}, fmt.Errorf("store: update order: %w", err)
+	}
+	if n == 0 {
+		if _, err := s.Get(ctx, o.ID); err != nil {
+			return domain.Order{}, err
+		}
+		return domain.Order{}, &domain.ConflictError{ID: o.ID}
+	}
+	o.Version++
+	o.UpdatedAt = now
+	return o, nil
+}
+
+// Get implements Store.
+func (s *SQL) Get(ctx context.Context, id string) (domain.Order, error) {
+	o, err := scan(s.db.QueryRowContext(ctx, s.q(`SELECT `+columns+` FROM orders WHERE id = ?`), id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return domain.Order{}, &domain.NotFoundError{ID: id}
+	}
+	if err != nil {
+		return domain.Order{}, fmt.Errorf("store: read order: %w", err)
+	}
+	return o, nil
+}
+
+// List implements Store.
+func (s *SQL) List(ctx context.Context, after string, limit int) ([]domain.Order, error) {
+	return s.many(ctx, `SELECT `+columns+` FROM orders WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
+}
+
+// Unfinished implements Store.
+func (s *SQL) Unfinished(ctx context.Context, after string, limit int) ([]domain.Order, error) {
+	return s.many(ctx, `SELECT `+columns+` FROM orders WHERE status IN ('pending', 'compensating') AND id > ?
+		ORDER BY id LIMIT ?`, after, limit)
+}
+
+func (s *SQL) many(ctx context.Context, query, after string, limit int) ([]domain.Order, error) {
+	if limit <= 0 || limit > 1000 {
+		limit = 1000
+	}
+	rows, err := s.db.QueryContext(ctx, s.q(query), after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: list orders: %w", err)
+	}
+	defer rows.Close()
+	var out []domain.Order
+	for rows.Next() {
+		o, err := scan(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: list orders: %w", err)
+		}
+		out = append(out, o)
+	}
+	return out, rows.Err()
+}
+
+// Ping implements Store with a query that reads the schema, so a missing
+// table or an unreachable server fails.
+func (s *SQL) Ping(ctx context.Context) error {
+	var n int
+	return s.db.QueryRowContext(ctx, `SELECT count(*) FROM orders WHERE 1 = 0`).Scan(&n)
+}
+
+// Close implements Store.
+func (s *SQL) Close() {
+	_ = s.db.Close()
+	if s.closeExtra != nil {
+		s.closeExtra()
+	}
+}
