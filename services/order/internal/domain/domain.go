@@ -195,10 +195,22 @@ func (o *Order) Compensated() error {
 	return nil
 }
 
+// ConfirmingError refuses to cancel an order whose payment is taken and
+// whose reservation is being committed: a commit that lands could no
+// longer be released, so the saga finishes it forward instead.
+type ConfirmingError struct{ ID string }
+
+func (e *ConfirmingError) Error() string {
+	return fmt.Sprintf("order %q is paid and being confirmed; it can no longer be cancelled", e.ID)
+}
+
 // Cancel asks an unfinished saga to compensate.
 func (o *Order) Cancel() error {
 	if o.Status.Finished() {
 		return &FinishedError{ID: o.ID, Status: o.Status}
+	}
+	if o.Status == Pending && o.Step == StepConfirm {
+		return &ConfirmingError{ID: o.ID}
 	}
 	o.Fail("cancelled")
 	return nil

@@ -66,6 +66,10 @@ func TestLifecycle(t *testing.T) {
 	c.Begin(StepReserve)
 	c.Begin(StepCharge)
 	c.Begin(StepConfirm)
+	var ce *ConfirmingError
+	if err := c.Cancel(); !errors.As(err, &ce) {
+		t.Fatalf("cancel while confirming: %v", err)
+	}
 	c.Confirm()
 	if c.Status != Confirmed || c.OwesRefund || c.OwesRelease {
 		t.Fatalf("Confirm: %+v", c)

@@ -1,0 +1,139 @@
+package saga_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/msctl/msctl/services/kit/auth"
+)
+
+// The user, inventory and payment services keep their app packages
+// internal, so the tests run their real binaries, built once here.
+
+const (
+	adminKey   = "key-admin-0123456789"
+	serviceKey = "key-service-0123456789"
+)
+
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "order-saga-bins")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	cmd := exec.Command("go", "build", "-o", dir+string(os.PathSeparator),
+		"github.com/msctl/msctl/services/user", "github.com/msctl/msctl/services/inventory",
+		"github.com/msctl/msctl/services/payment")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building the services:", err)
+		os.Exit(1)
+	}
+	binDir = dir
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// freeAddr returns a loopback address nothing listens on now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close()
+	return addr
+}
+
+// keysFile writes the API keys every service accepts: an admin key for
+// test setup and the order service's "service" key.
+func keysFile(t *testing.T) string {
+	t.Helper()
+	exp := time.Now().Add(time.Hour)
+	raw, _ := json.Marshal(map[string]any{"keys": []auth.APIKeyEntry{
+		{Name: "admin", SHA256: auth.HashAPIKey(adminKey), Roles: []string{"admin"}, Expires: exp, RatePerSecond: 10000, Burst: 10000},
+		{Name: "order", SHA256: auth.HashAPIKey(serviceKey), Roles: []string{"service"}, Expires: exp, RatePerSecond: 10000, Burst: 10000},
+	}})
+	path := filepath.Join(t.TempDir(), "apikeys.json")
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// service is one running dependency.
+type service struct {
+	GRPC string
+	cmd  *exec.Cmd
+	conn *grpc.ClientConn
+}
+
+// startService runs the named binary on loopback with its own SQLite
+// database and waits until it is ready; it is stopped when the test ends.
+func startService(t *testing.T, name string, env ...string) *service {
+	t.Helper()
+	dir := t.TempDir()
+	s := &service{GRPC: freeAddr(t)}
+	admin := freeAddr(t)
+	s.cmd = exec.Command(filepath.Join(binDir, name))
+	s.cmd.Env = append(os.Environ(),
+		"GRPC_ADDR="+s.GRPC, "HTTP_ADDR="+freeAddr(t), "ADMIN_ADDR="+admin,
+		"DATABASE_URL=sqlite://"+filepath.ToSlash(filepath.Join(dir, name+".db")),
+		"AUTH_API_KEYS_FILE="+keysFile(t), "LOG_LEVEL=error",
+		"READINESS_INTERVAL=200ms", "READINESS_TIMEOUT=150ms", "SHUTDOWN_GRACE=2s")
+	s.cmd.Env = append(s.cmd.Env, env...)
+	logf, err := os.Create(filepath.Join(dir, name+".log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.cmd.Stdout, s.cmd.Stderr = logf, logf
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = s.cmd.Process.Kill()
+		_ = s.cmd.Wait()
+		_ = logf.Close()
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get("http://" + admin + "/health/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(logf.Name())
+			t.Fatalf("%s never became ready:\n%s", name, log)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if s.conn, err = grpc.NewClient(s.GRPC, grpc.WithTransportCredentials(insecure.NewCredentials())); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.conn.Close() })
+	return s
+}
+
+// asAdmin is a context carrying the admin key, for test setup and checks.
+func asAdmin(ctx context.Context) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, auth.APIKeyKey, adminKey)
+}
