@@ -19,6 +19,7 @@ import (
 	"github.com/msctl/msctl/services/order/internal/deps"
 	"github.com/msctl/msctl/services/order/internal/domain"
 	"github.com/msctl/msctl/services/order/internal/saga"
+	"github.com/msctl/msctl/services/order/internal/servicetest"
 	"github.com/msctl/msctl/services/order/internal/store"
 	paymentv1 "github.com/msctl/msctl/services/payment/api/paymentv1"
 	userv1 "github.com/msctl/msctl/services/user/api/userv1"
@@ -26,28 +27,30 @@ import (
 
 const declineCard = "tok-always-declines"
 
+func TestMain(m *testing.M) { servicetest.Main(m) }
+
 // world is the three dependencies, a user and two products.
 type world struct {
-	user, inventory, payment *service
+	user, inventory, payment *servicetest.Service
 	userID                   string
 	products                 []string // each priced 250 cents with 10 in stock
 }
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
-	ctx := asAdmin(context.Background())
+	ctx := servicetest.AsAdmin(context.Background())
 	w := &world{
-		user:      startService(t, "user"),
-		inventory: startService(t, "inventory"),
-		payment:   startService(t, "payment", "PAYMENT_DECLINE_CARDS="+declineCard),
+		user:      servicetest.Start(t, "user"),
+		inventory: servicetest.Start(t, "inventory"),
+		payment:   servicetest.Start(t, "payment", "PAYMENT_DECLINE_CARDS="+declineCard),
 	}
-	u, err := userv1.NewUserServiceClient(w.user.conn).CreateUser(ctx, &userv1.CreateUserRequest{Email: "ada@example.com", FullName: "Ada"})
+	u, err := userv1.NewUserServiceClient(w.user.Conn).CreateUser(ctx, &userv1.CreateUserRequest{Email: "ada@example.com", FullName: "Ada"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	w.userID = u.GetId()
 	for i := range 2 {
-		p, err := inventoryv1.NewInventoryServiceClient(w.inventory.conn).CreateProduct(ctx, &inventoryv1.CreateProductRequest{
+		p, err := inventoryv1.NewInventoryServiceClient(w.inventory.Conn).CreateProduct(ctx, &inventoryv1.CreateProductRequest{
 			Sku: fmt.Sprintf("sku-%d", i), Name: "thing", PriceCents: 250, InitialStock: 10})
 		if err != nil {
 			t.Fatal(err)
@@ -80,7 +83,7 @@ func newSaga(t *testing.T, w *world, dbPath, inventoryAddr string) *order {
 		inventoryAddr = w.inventory.GRPC
 	}
 	d, err := deps.Dial(clients, deps.Config{UserAddr: w.user.GRPC, InventoryAddr: inventoryAddr, PaymentAddr: w.payment.GRPC,
-		APIKey: serviceKey, Timeout: 500 * time.Millisecond, FailureThreshold: 3, OpenFor: time.Minute})
+		APIKey: servicetest.ServiceKey, Timeout: 500 * time.Millisecond, FailureThreshold: 3, OpenFor: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +107,7 @@ func (w *world) newOrder(t *testing.T, token string, qty int64) domain.Order {
 // stock returns the first product's available and reserved units.
 func (w *world) stock(t *testing.T) (available, reserved int64) {
 	t.Helper()
-	p, err := inventoryv1.NewInventoryServiceClient(w.inventory.conn).GetProduct(asAdmin(context.Background()),
+	p, err := inventoryv1.NewInventoryServiceClient(w.inventory.Conn).GetProduct(servicetest.AsAdmin(context.Background()),
 		&inventoryv1.GetProductRequest{Id: w.products[0]})
 	if err != nil {
 		t.Fatal(err)
@@ -115,7 +118,7 @@ func (w *world) stock(t *testing.T) (available, reserved int64) {
 // payments lists every charge attempt of orderID.
 func (w *world) payments(t *testing.T, orderID string) []*paymentv1.Payment {
 	t.Helper()
-	resp, err := paymentv1.NewPaymentServiceClient(w.payment.conn).ListPayments(asAdmin(context.Background()),
+	resp, err := paymentv1.NewPaymentServiceClient(w.payment.Conn).ListPayments(servicetest.AsAdmin(context.Background()),
 		&paymentv1.ListPaymentsRequest{PageSize: 500})
 	if err != nil {
 		t.Fatal(err)
@@ -132,7 +135,7 @@ func (w *world) payments(t *testing.T, orderID string) []*paymentv1.Payment {
 func (w *world) reservation(t *testing.T, orderID string) inventoryv1.ReservationState {
 	t.Helper()
 	// A repeated reserve with the same items answers the reservation as it is.
-	r, err := inventoryv1.NewInventoryServiceClient(w.inventory.conn).ReserveStock(asAdmin(context.Background()),
+	r, err := inventoryv1.NewInventoryServiceClient(w.inventory.Conn).ReserveStock(servicetest.AsAdmin(context.Background()),
 		&inventoryv1.ReserveStockRequest{OrderId: orderID, Items: []*inventoryv1.Item{
 			{ProductId: w.products[0], Quantity: 2}, {ProductId: w.products[1], Quantity: 1}}})
 	if err != nil {
@@ -237,7 +240,7 @@ func TestUnknownUserAndTooLittleStockFail(t *testing.T) {
 
 func TestInventoryDownOpensBreakerAndFailsFast(t *testing.T) {
 	w := newWorld(t)
-	o := newSaga(t, w, filepath.Join(t.TempDir(), "order.db"), freeAddr(t))
+	o := newSaga(t, w, filepath.Join(t.TempDir(), "order.db"), servicetest.FreeAddr(t))
 	var last time.Duration
 	for i := range 6 {
 		start := time.Now()

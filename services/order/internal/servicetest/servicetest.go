@@ -1,4 +1,8 @@
-package saga_test
+// Package servicetest runs the order service's real dependencies (the
+// user, inventory and payment binaries, built once per test binary) on
+// loopback for the order service's tests. Their app packages are internal
+// to them, so the binaries are the only way in. Test code only.
+package servicetest
 
 import (
 	"context"
@@ -19,17 +23,18 @@ import (
 	"github.com/msctl/msctl/services/kit/auth"
 )
 
-// The user, inventory and payment services keep their app packages
-// internal, so the tests run their real binaries, built once here.
-
+// API keys every started service accepts: AdminKey for test setup and
+// checks, ServiceKey (role "service") for the order service.
 const (
-	adminKey   = "key-admin-0123456789"
-	serviceKey = "key-service-0123456789"
+	AdminKey   = "key-admin-0123456789"
+	ServiceKey = "key-service-0123456789"
 )
 
 var binDir string
 
-func TestMain(m *testing.M) {
+// Main builds the binaries, runs the tests and removes the binaries; call
+// it from TestMain.
+func Main(m *testing.M) {
 	dir, err := os.MkdirTemp("", "order-saga-bins")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -49,8 +54,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// freeAddr returns a loopback address nothing listens on now.
-func freeAddr(t *testing.T) string {
+// FreeAddr returns a loopback address nothing listens on now.
+func FreeAddr(t *testing.T) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -61,14 +66,14 @@ func freeAddr(t *testing.T) string {
 	return addr
 }
 
-// keysFile writes the API keys every service accepts: an admin key for
+// KeysFile writes the API keys every service accepts: an admin key for
 // test setup and the order service's "service" key.
-func keysFile(t *testing.T) string {
+func KeysFile(t *testing.T) string {
 	t.Helper()
 	exp := time.Now().Add(time.Hour)
 	raw, _ := json.Marshal(map[string]any{"keys": []auth.APIKeyEntry{
-		{Name: "admin", SHA256: auth.HashAPIKey(adminKey), Roles: []string{"admin"}, Expires: exp, RatePerSecond: 10000, Burst: 10000},
-		{Name: "order", SHA256: auth.HashAPIKey(serviceKey), Roles: []string{"service"}, Expires: exp, RatePerSecond: 10000, Burst: 10000},
+		{Name: "admin", SHA256: auth.HashAPIKey(AdminKey), Roles: []string{"admin"}, Expires: exp, RatePerSecond: 10000, Burst: 10000},
+		{Name: "order", SHA256: auth.HashAPIKey(ServiceKey), Roles: []string{"service"}, Expires: exp, RatePerSecond: 10000, Burst: 10000},
 	}})
 	path := filepath.Join(t.TempDir(), "apikeys.json")
 	if err := os.WriteFile(path, raw, 0o600); err != nil {
@@ -77,25 +82,26 @@ func keysFile(t *testing.T) string {
 	return path
 }
 
-// service is one running dependency.
-type service struct {
+// Service is one running dependency.
+type Service struct {
 	GRPC string
+	// Conn is a plain client connection to it (add AsAdmin to calls).
+	Conn *grpc.ClientConn
 	cmd  *exec.Cmd
-	conn *grpc.ClientConn
 }
 
-// startService runs the named binary on loopback with its own SQLite
+// Start runs the named binary on loopback with its own SQLite
 // database and waits until it is ready; it is stopped when the test ends.
-func startService(t *testing.T, name string, env ...string) *service {
+func Start(t *testing.T, name string, env ...string) *Service {
 	t.Helper()
 	dir := t.TempDir()
-	s := &service{GRPC: freeAddr(t)}
-	admin := freeAddr(t)
+	s := &Service{GRPC: FreeAddr(t)}
+	admin := FreeAddr(t)
 	s.cmd = exec.Command(filepath.Join(binDir, name))
 	s.cmd.Env = append(os.Environ(),
-		"GRPC_ADDR="+s.GRPC, "HTTP_ADDR="+freeAddr(t), "ADMIN_ADDR="+admin,
+		"GRPC_ADDR="+s.GRPC, "HTTP_ADDR="+FreeAddr(t), "ADMIN_ADDR="+admin,
 		"DATABASE_URL=sqlite://"+filepath.ToSlash(filepath.Join(dir, name+".db")),
-		"AUTH_API_KEYS_FILE="+keysFile(t), "LOG_LEVEL=error",
+		"AUTH_API_KEYS_FILE="+KeysFile(t), "LOG_LEVEL=error",
 		"READINESS_INTERVAL=200ms", "READINESS_TIMEOUT=150ms", "SHUTDOWN_GRACE=2s")
 	s.cmd.Env = append(s.cmd.Env, env...)
 	logf, err := os.Create(filepath.Join(dir, name+".log"))
@@ -126,14 +132,14 @@ func startService(t *testing.T, name string, env ...string) *service {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if s.conn, err = grpc.NewClient(s.GRPC, grpc.WithTransportCredentials(insecure.NewCredentials())); err != nil {
+	if s.Conn, err = grpc.NewClient(s.GRPC, grpc.WithTransportCredentials(insecure.NewCredentials())); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = s.conn.Close() })
+	t.Cleanup(func() { _ = s.Conn.Close() })
 	return s
 }
 
-// asAdmin is a context carrying the admin key, for test setup and checks.
-func asAdmin(ctx context.Context) context.Context {
-	return metadata.AppendToOutgoingContext(ctx, auth.APIKeyKey, adminKey)
+// AsAdmin is a context carrying the admin key, for test setup and checks.
+func AsAdmin(ctx context.Context) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, auth.APIKeyKey, AdminKey)
 }

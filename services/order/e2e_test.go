@@ -1,0 +1,241 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	inventoryv1 "github.com/msctl/msctl/services/inventory/api/inventoryv1"
+	"github.com/msctl/msctl/services/kit/config"
+	"github.com/msctl/msctl/services/kit/logging"
+	orderv1 "github.com/msctl/msctl/services/order/api/orderv1"
+	"github.com/msctl/msctl/services/order/internal/app"
+	"github.com/msctl/msctl/services/order/internal/orderapi"
+	"github.com/msctl/msctl/services/order/internal/servicetest"
+	userv1 "github.com/msctl/msctl/services/user/api/userv1"
+)
+
+func TestMain(m *testing.M) { servicetest.Main(m) }
+
+const declineCard = "tok-always-declines"
+
+// system is the four services on loopback: the dependencies as binaries,
+// the order service in process.
+type system struct {
+	t         *testing.T
+	addrs     app.Addrs
+	orders    orderv1.OrderServiceClient
+	inventory *servicetest.Service
+	userID    string
+	product   string // 500 cents, 5 in stock
+}
+
+func start(t *testing.T) *system {
+	t.Helper()
+	user := servicetest.Start(t, "user")
+	inv := servicetest.Start(t, "inventory")
+	pay := servicetest.Start(t, "payment", "PAYMENT_DECLINE_CARDS="+declineCard)
+	ctx := servicetest.AsAdmin(context.Background())
+	u, err := userv1.NewUserServiceClient(user.Conn).CreateUser(ctx, &userv1.CreateUserRequest{Email: "grace@example.com", FullName: "Grace"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := inventoryv1.NewInventoryServiceClient(inv.Conn).CreateProduct(ctx, &inventoryv1.CreateProductRequest{
+		Sku: "mug", Name: "Mug", PriceCents: 500, InitialStock: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{
+		"GRPC_ADDR": "127.0.0.1:0", "HTTP_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0",
+		"DATABASE_URL":       "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "order.db")),
+		"READINESS_INTERVAL": "200ms", "READINESS_TIMEOUT": "150ms", "SHUTDOWN_GRACE": "5s",
+		"AUTH_API_KEYS_FILE": servicetest.KeysFile(t), "DOWNSTREAM_API_KEY": servicetest.ServiceKey,
+		"USER_ADDR": user.GRPC, "INVENTORY_ADDR": inv.GRPC, "PAYMENT_ADDR": pay.GRPC,
+		"SAGA_RESUME_INTERVAL": "200ms",
+	}
+	cfg, err := app.LoadConfig(config.FromMap(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := app.New(context.Background(), cfg, logging.Discard(), config.FromMap(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(runCtx) }()
+	conn, err := grpc.NewClient(a.Addrs().GRPC.String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = conn.Close()
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	s := &system{t: t, addrs: a.Addrs(), orders: orderv1.NewOrderServiceClient(conn), inventory: inv, userID: u.GetId(), product: p.GetId()}
+	deadline := time.Now().Add(15 * time.Second)
+	for s.get("/health/ready") != http.StatusOK {
+		if time.Now().After(deadline) {
+			t.Fatal("order service never became ready")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return s
+}
+
+func (s *system) get(path string) int {
+	resp, err := http.Get("http://" + s.addrs.Admin.String() + path)
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// do sends an HTTP request to the gateway with the admin key.
+func (s *system) do(method, path, body string) (*http.Response, map[string]any) {
+	s.t.Helper()
+	req, err := http.NewRequest(method, "http://"+s.addrs.HTTP.String()+path, strings.NewReader(body))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	req.Header.Set("X-Api-Key", servicetest.AdminKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	if err := json.Unmarshal(raw, &out); err != nil {
+		s.t.Fatalf("%s %s: %d, body is not JSON: %q", method, path, resp.StatusCode, raw)
+	}
+	return resp, out
+}
+
+func (s *system) admin(path string) string {
+	s.t.Helper()
+	resp, err := http.Get("http://" + s.addrs.Admin.String() + path)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return string(raw)
+}
+
+func (s *system) orderBody(token string, qty int) string {
+	return fmt.Sprintf(`{"user_id":%q,"items":[{"product_id":%q,"quantity":%d}],"payment_method_token":%q}`, s.userID, s.product, qty, token)
+}
+
+func TestOrderOverHTTP(t *testing.T) {
+	s := start(t)
+	resp, body := s.do("POST", "/api/v1/orders", s.orderBody("tok-4242", 2))
+	if resp.StatusCode != http.StatusOK || body["status"] != "ORDER_STATUS_CONFIRMED" || body["amountCents"] != "1000" {
+		t.Fatalf("CreateOrder: %d %v", resp.StatusCode, body)
+	}
+	variant := resp.Header.Get(orderapi.ExperimentHeader)
+	if (variant != "control" && variant != "one_page") || body["experimentVariant"] != variant {
+		t.Fatalf("experiment header %q, body variant %v", variant, body["experimentVariant"])
+	}
+	id := body["id"].(string)
+	if resp, got := s.do("GET", "/api/v1/orders/"+id, ""); resp.StatusCode != http.StatusOK || got["status"] != "ORDER_STATUS_CONFIRMED" {
+		t.Fatalf("GetOrder: %d %v", resp.StatusCode, got)
+	}
+	// A declined card: the caller gets a clear error, the order is kept FAILED.
+	resp, body = s.do("POST", "/api/v1/orders", s.orderBody(declineCard, 1))
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(fmt.Sprint(body), "payment declined") {
+		t.Fatalf("declined order: %d %v", resp.StatusCode, body)
+	}
+	// Cancelling a finished order changes nothing.
+	resp, body = s.do("POST", "/api/v1/orders/"+id+"/cancel", "{}")
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(fmt.Sprint(body), "already confirmed") {
+		t.Fatalf("cancel of a confirmed order: %d %v", resp.StatusCode, body)
+	}
+	if resp, body := s.do("GET", "/api/v1/orders/no-such-order", ""); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("unknown order: %d %v", resp.StatusCode, body)
+	}
+	if resp, body := s.do("POST", "/api/v1/orders", s.orderBody("tok", 0)); resp.StatusCode != http.StatusBadRequest ||
+		!strings.Contains(fmt.Sprint(body), "quantity") {
+		t.Fatalf("zero quantity: %d %v", resp.StatusCode, body)
+	}
+
+	// Paging: two orders, one per page, then the end.
+	resp, page := s.do("GET", "/api/v1/orders?page_size=1", "")
+	tok, _ := page["nextPageToken"].(string)
+	if resp.StatusCode != http.StatusOK || len(page["orders"].([]any)) != 1 || tok == "" {
+		t.Fatalf("first page: %v", page)
+	}
+	_, page = s.do("GET", "/api/v1/orders?page_size=1&page_token="+tok, "")
+	if len(page["orders"].([]any)) != 1 {
+		t.Fatalf("second page: %v", page)
+	}
+	if tok, _ := page["nextPageToken"].(string); tok != "" {
+		_, last := s.do("GET", "/api/v1/orders?page_size=1&page_token="+tok, "")
+		if len(last["orders"].([]any)) != 0 {
+			t.Fatalf("a third page for two orders: %v", last)
+		}
+	}
+
+	metrics := s.admin("/metrics")
+	for _, want := range []string{
+		`order_saga_finished_total{outcome="confirmed"} 1`,
+		`order_saga_finished_total{outcome="failed"} 1`,
+		`experiment_exposures_total{experiment="checkout-flow",variant="` + variant + `"}`,
+		`circuit_breaker_state{service="order",target="inventory"} 0`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if b := s.admin("/debug/breakers"); !strings.Contains(b, `"target":"payment"`) {
+		t.Errorf("/debug/breakers: %s", b)
+	}
+}
+
+func TestGRPCErrorsAndHeader(t *testing.T) {
+	s := start(t)
+	ctx := metadata.AppendToOutgoingContext(context.Background(), "x-api-key", servicetest.AdminKey)
+	var hdr metadata.MD
+	o, err := s.orders.CreateOrder(ctx, &orderv1.CreateOrderRequest{UserId: s.userID, PaymentMethodToken: "tok",
+		Items: []*orderv1.Item{{ProductId: s.product, Quantity: 1}}}, grpc.Header(&hdr))
+	if err != nil || o.GetStatus() != orderv1.OrderStatus_ORDER_STATUS_CONFIRMED {
+		t.Fatalf("CreateOrder: %v %v", o, err)
+	}
+	if v := hdr.Get(orderapi.ExperimentHeader); len(v) != 1 || v[0] != o.GetExperimentVariant() {
+		t.Fatalf("header %v, order variant %q", v, o.GetExperimentVariant())
+	}
+	_, err = s.orders.CreateOrder(ctx, &orderv1.CreateOrderRequest{UserId: s.userID, PaymentMethodToken: "tok",
+		Items: []*orderv1.Item{{ProductId: s.product, Quantity: 5}}})
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "inventory") {
+		t.Fatalf("too little stock: %v", err)
+	}
+	_, err = s.orders.CreateOrder(ctx, &orderv1.CreateOrderRequest{UserId: s.userID, PaymentMethodToken: "tok",
+		Items: []*orderv1.Item{{ProductId: "no-such-product", Quantity: 1}}})
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "inventory") {
+		t.Fatalf("unknown product: %v", err)
+	}
+	if _, err := s.orders.GetOrder(context.Background(), &orderv1.GetOrderRequest{Id: o.GetId()}); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("no credentials: %v", err)
+	}
+	p, err := inventoryv1.NewInventoryServiceClient(s.inventory.Conn).GetProduct(servicetest.AsAdmin(context.Background()),
+		&inventoryv1.GetProductRequest{Id: s.product})
+	if err != nil || p.GetAvailable() != 4 || p.GetReserved() != 0 {
+		t.Fatalf("stock after one sale and two failures: %v %v", p, err)
+	}
+}

@@ -1,0 +1,86 @@
+package app
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"github.com/msctl/msctl/services/order/internal/domain"
+	"github.com/msctl/msctl/services/order/internal/store"
+)
+
+// deferredStore is the Store until the database is open; calls before that
+// fail with errNotStarted, which the API reports as Unavailable (503).
+type deferredStore struct {
+	p atomic.Pointer[store.Store]
+}
+
+func (d *deferredStore) set(s store.Store) { d.p.Store(&s) }
+
+func (d *deferredStore) get() (store.Store, error) {
+	if p := d.p.Load(); p != nil {
+		return *p, nil
+	}
+	return nil, errNotStarted
+}
+
+func (d *deferredStore) close() {
+	if s, err := d.get(); err == nil {
+		s.Close()
+	}
+}
+
+// The methods below forward to the real store once it is open.
+
+func (d *deferredStore) Create(ctx context.Context, o domain.Order) error {
+	s, err := d.get()
+	if err != nil {
+		return err
+	}
+	return s.Create(ctx, o)
+}
+
+func (d *deferredStore) Update(ctx context.Context, o domain.Order, now time.Time) (domain.Order, error) {
+	s, err := d.get()
+	if err != nil {
+		return domain.Order{}, err
+	}
+	return s.Update(ctx, o, now)
+}
+
+func (d *deferredStore) Get(ctx context.Context, id string) (domain.Order, error) {
+	s, err := d.get()
+	if err != nil {
+		return domain.Order{}, err
+	}
+	return s.Get(ctx, id)
+}
+
+func (d *deferredStore) List(ctx context.Context, after string, limit int) ([]domain.Order, error) {
+	s, err := d.get()
+	if err != nil {
+		return nil, err
+	}
+	return s.List(ctx, after, limit)
+}
+
+func (d *deferredStore) Unfinished(ctx context.Context, after string, limit int) ([]domain.Order, error) {
+	s, err := d.get()
+	if err != nil {
+		return nil, err
+	}
+	return s.Unfinished(ctx, after, limit)
+}
+
+func (d *deferredStore) Ping(ctx context.Context) error {
+	s, err := d.get()
+	if err != nil {
+		return err
+	}
+	return s.Ping(ctx)
+}
+
+// Close is a no-op: Run closes the real store after the servers stop.
+func (d *deferredStore) Close() {}
+
+var _ store.Store = (*deferredStore)(nil)

@@ -1,0 +1,228 @@
+// Package orderapi implements the OrderService gRPC API: it converts
+// between protobuf and domain types, assigns the checkout-flow experiment
+// variant, hands new orders to the saga and maps outcomes to gRPC codes.
+// It never talks SQL and never calls another service itself.
+package orderapi
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"log/slog"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/msctl/msctl/services/kit/experiments"
+	orderv1 "github.com/msctl/msctl/services/order/api/orderv1"
+	"github.com/msctl/msctl/services/order/internal/domain"
+	"github.com/msctl/msctl/services/order/internal/saga"
+	"github.com/msctl/msctl/services/order/internal/store"
+)
+
+// ExperimentHeader carries the caller's checkout-flow variant in the
+// response (gRPC header; the HTTP server copies it to the same name).
+const ExperimentHeader = "x-experiment-checkout-flow"
+
+// Server is the OrderService implementation.
+type Server struct {
+	orderv1.UnimplementedOrderServiceServer
+	store      store.Store
+	saga       *saga.Saga
+	logger     *slog.Logger
+	experiment experiments.Experiment
+	exposures  *experiments.Exposures
+	// sagaTimeout bounds the part of a saga CreateOrder waits for; what is
+	// left is the resumer's.
+	sagaTimeout time.Duration
+	now         func() time.Time
+}
+
+// New returns a Server. exp is the checkout-flow experiment; exposures
+// counts the variants served.
+func New(s store.Store, sg *saga.Saga, logger *slog.Logger, exp experiments.Experiment, exposures *experiments.Exposures, sagaTimeout time.Duration) *Server {
+	return &Server{store: s, saga: sg, logger: logger, experiment: exp, exposures: exposures, sagaTimeout: sagaTimeout, now: time.Now}
+}
+
+// apiError maps domain, saga and store errors to statuses with clear
+// messages; anything unexpected is logged and reported without internals.
+func (s *Server) apiError(ctx context.Context, err error) error {
+	var (
+		ve *domain.ValidationError
+		nf *domain.NotFoundError
+		fe *domain.FinishedError
+		ce *domain.ConfirmingError
+		cf *domain.ConflictError
+		sf *saga.FailedError
+		ss *saga.StalledError
+	)
+	switch {
+	case errors.As(err, &ve):
+		return status.Error(codes.InvalidArgument, ve.Error())
+	case errors.As(err, &nf):
+		return status.Error(codes.NotFound, nf.Error())
+	case errors.As(err, &fe), errors.As(err, &ce):
+		return status.Error(codes.FailedPrecondition, err.Error())
+	case errors.As(err, &cf):
+		return status.Error(codes.Aborted, cf.Error()+"; retry")
+	case errors.As(err, &sf):
+		if sf.Unavailable {
+			return status.Error(codes.Unavailable, sf.Error()+" (compensated; nothing is charged or held)")
+		}
+		return status.Error(codes.FailedPrecondition, sf.Error()+" (compensated; nothing is charged or held)")
+	case errors.As(err, &ss):
+		return status.Error(codes.Unavailable, ss.Error())
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		if ctx.Err() != nil {
+			return status.FromContextError(ctx.Err()).Err()
+		}
+	}
+	s.logger.ErrorContext(ctx, "order error", "error", err)
+	return status.Error(codes.Unavailable, "storage is unavailable, retry later")
+}
+
+// variant assigns the user to the checkout-flow experiment, records the
+// exposure and sends the variant as a response header; "" when the user
+// is not in the experiment.
+func (s *Server) variant(ctx context.Context, userID string) string {
+	v, ok := s.experiment.Assign(experiments.User{ID: userID}, s.now())
+	if !ok {
+		return ""
+	}
+	s.exposures.Record(s.experiment.ID, v)
+	if err := grpc.SetHeader(ctx, metadata.Pairs(ExperimentHeader, v)); err != nil {
+		s.logger.DebugContext(ctx, "experiment header not sent", "error", err)
+	}
+	return v
+}
+
+// CreateOrder implements OrderService. The saga runs detached from the
+// caller's cancellation: a client hanging up must not stop it between a
+// call and the write of its outcome (the resumer would fix that, but
+// later); the wait is bounded by sagaTimeout.
+func (s *Server) CreateOrder(ctx context.Context, req *orderv1.CreateOrderRequest) (*orderv1.Order, error) {
+	items := make([]domain.Item, 0, len(req.GetItems()))
+	for _, it := range req.GetItems() {
+		items = append(items, domain.Item{ProductID: it.GetProductId(), Quantity: it.GetQuantity()})
+	}
+	o, err := domain.NewOrder(req.GetUserId(), items, req.GetPaymentMethodToken(), s.variant(ctx, req.GetUserId()), s.now())
+	if err != nil {
+		return nil, s.apiError(ctx, err)
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.sagaTimeout)
+	defer cancel()
+	got, err := s.saga.Create(sctx, o)
+	if err != nil {
+		return nil, s.apiError(ctx, err)
+	}
+	return OrderToProto(got), nil
+}
+
+// GetOrder implements OrderService.
+func (s *Server) GetOrder(ctx context.Context, req *orderv1.GetOrderRequest) (*orderv1.Order, error) {
+	o, err := s.store.Get(ctx, req.GetId())
+	if err != nil {
+		return nil, s.apiError(ctx, err)
+	}
+	return OrderToProto(o), nil
+}
+
+// CancelOrder implements OrderService: it stores the cancel and then
+// drives the compensation itself; a saga running elsewhere loses its
+// compare-and-swap and follows the stored state.
+func (s *Server) CancelOrder(ctx context.Context, req *orderv1.CancelOrderRequest) (*orderv1.Order, error) {
+	o, err := s.store.Get(ctx, req.GetId())
+	if err != nil {
+		return nil, s.apiError(ctx, err)
+	}
+	if err := o.Cancel(); err != nil {
+		return nil, s.apiError(ctx, err)
+	}
+	if _, err := s.store.Update(ctx, o, s.now()); err != nil {
+		return nil, s.apiError(ctx, err)
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.sagaTimeout)
+	defer cancel()
+	got, err := s.saga.Run(sctx, o.ID)
+	var fe *saga.FailedError
+	if errors.As(err, &fe) {
+		return OrderToProto(fe.Order), nil // cancelled and compensated
+	}
+	if err != nil {
+		return nil, s.apiError(ctx, err)
+	}
+	return OrderToProto(got), nil
+}
+
+// DefaultPageSize applies when a ListOrders request sets none.
+const DefaultPageSize = 50
+
+const tokenPrefix = "o1:"
+
+// PageToken encodes the cursor after id; opaque to clients.
+func PageToken(id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(tokenPrefix + id))
+}
+
+func parsePageToken(tok string) (string, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(tok)
+	id, ok := strings.CutPrefix(string(raw), tokenPrefix)
+	if err != nil || !ok || id == "" {
+		return "", status.Error(codes.InvalidArgument, "page_token: not a token from a previous ListOrders response")
+	}
+	return id, nil
+}
+
+// ListOrders implements OrderService.
+func (s *Server) ListOrders(ctx context.Context, req *orderv1.ListOrdersRequest) (*orderv1.ListOrdersResponse, error) {
+	size := int(req.GetPageSize())
+	if size == 0 {
+		size = DefaultPageSize
+	}
+	after := ""
+	if req.GetPageToken() != "" {
+		var err error
+		if after, err = parsePageToken(req.GetPageToken()); err != nil {
+			return nil, err
+		}
+	}
+	orders, err := s.store.List(ctx, after, size+1) // one extra says whether a next page exists
+	if err != nil {
+		return nil, s.apiError(ctx, err)
+	}
+	resp := &orderv1.ListOrdersResponse{}
+	if len(orders) > size {
+		orders = orders[:size]
+		resp.NextPageToken = PageToken(orders[size-1].ID)
+	}
+	for _, o := range orders {
+		resp.Orders = append(resp.Orders, OrderToProto(o))
+	}
+	return resp, nil
+}
+
+var toStatus = map[domain.Status]orderv1.OrderStatus{
+	domain.Pending:      orderv1.OrderStatus_ORDER_STATUS_PENDING,
+	domain.Compensating: orderv1.OrderStatus_ORDER_STATUS_COMPENSATING,
+	domain.Confirmed:    orderv1.OrderStatus_ORDER_STATUS_CONFIRMED,
+	domain.Failed:       orderv1.OrderStatus_ORDER_STATUS_FAILED,
+}
+
+// OrderToProto converts a domain order; the payment token never leaves
+// the service.
+func OrderToProto(o domain.Order) *orderv1.Order {
+	out := &orderv1.Order{
+		Id: o.ID, UserId: o.UserID, AmountCents: o.AmountCents, Currency: o.Currency, Status: toStatus[o.Status],
+		FailureReason: o.Reason, SagaStep: string(o.Step), ExperimentVariant: o.Variant,
+		CreateTime: timestamppb.New(o.CreatedAt), UpdateTime: timestamppb.New(o.UpdatedAt),
+	}
+	for _, it := range o.Items {
+		out.Items = append(out.Items, &orderv1.Item{ProductId: it.ProductID, Quantity: it.Quantity, UnitPriceCents: it.UnitPriceCents})
+	}
+	return out
+}
