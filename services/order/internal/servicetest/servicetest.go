@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -32,7 +33,8 @@ const (
 
 var binDir string
 
-// Main builds the binaries, runs the tests and removes the binaries; call
+// Main builds the binaries (the order service's own too, for tests that
+// kill it), runs the tests and removes the binaries; call
 // it from TestMain.
 func Main(m *testing.M) {
 	dir, err := os.MkdirTemp("", "order-saga-bins")
@@ -42,7 +44,7 @@ func Main(m *testing.M) {
 	}
 	cmd := exec.Command("go", "build", "-o", dir+string(os.PathSeparator),
 		"github.com/msctl/msctl/services/user", "github.com/msctl/msctl/services/inventory",
-		"github.com/msctl/msctl/services/payment")
+		"github.com/msctl/msctl/services/payment", "github.com/msctl/msctl/services/order")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building the services:", err)
@@ -90,20 +92,35 @@ type Service struct {
 	cmd  *exec.Cmd
 }
 
+// Kill stops the service with SIGKILL, as a crash would, and waits for it.
+func (s *Service) Kill() {
+	_ = s.cmd.Process.Kill()
+	_ = s.cmd.Wait()
+}
+
 // Start runs the named binary on loopback with its own SQLite
-// database and waits until it is ready; it is stopped when the test ends.
+// database (env, added last, overrides any default, e.g. DATABASE_URL or
+// GRPC_ADDR) and waits until it is ready; it is stopped when the test ends.
 func Start(t *testing.T, name string, env ...string) *Service {
 	t.Helper()
 	dir := t.TempDir()
-	s := &Service{GRPC: FreeAddr(t)}
-	admin := FreeAddr(t)
+	vars := map[string]string{
+		"GRPC_ADDR": FreeAddr(t), "HTTP_ADDR": FreeAddr(t), "ADMIN_ADDR": FreeAddr(t),
+		"DATABASE_URL":       "sqlite://" + filepath.ToSlash(filepath.Join(dir, name+".db")),
+		"AUTH_API_KEYS_FILE": KeysFile(t), "LOG_LEVEL": "error",
+		"READINESS_INTERVAL": "200ms", "READINESS_TIMEOUT": "150ms", "SHUTDOWN_GRACE": "2s",
+	}
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		vars[k] = v
+	}
+	s := &Service{GRPC: vars["GRPC_ADDR"]}
+	admin := vars["ADMIN_ADDR"]
 	s.cmd = exec.Command(filepath.Join(binDir, name))
-	s.cmd.Env = append(os.Environ(),
-		"GRPC_ADDR="+s.GRPC, "HTTP_ADDR="+FreeAddr(t), "ADMIN_ADDR="+admin,
-		"DATABASE_URL=sqlite://"+filepath.ToSlash(filepath.Join(dir, name+".db")),
-		"AUTH_API_KEYS_FILE="+KeysFile(t), "LOG_LEVEL=error",
-		"READINESS_INTERVAL=200ms", "READINESS_TIMEOUT=150ms", "SHUTDOWN_GRACE=2s")
-	s.cmd.Env = append(s.cmd.Env, env...)
+	s.cmd.Env = os.Environ()
+	for k, v := range vars {
+		s.cmd.Env = append(s.cmd.Env, k+"="+v)
+	}
 	logf, err := os.Create(filepath.Join(dir, name+".log"))
 	if err != nil {
 		t.Fatal(err)
