@@ -134,7 +134,8 @@ func (s *Server) GetOrder(ctx context.Context, req *orderv1.GetOrderRequest) (*o
 
 // CancelOrder implements OrderService: it stores the cancel and then
 // drives the compensation itself; a saga running elsewhere loses its
-// compare-and-swap and follows the stored state.
+// compare-and-swap and follows the stored state. An order that cannot be
+// compensated right now is returned COMPENSATING: the cancel stands.
 func (s *Server) CancelOrder(ctx context.Context, req *orderv1.CancelOrderRequest) (*orderv1.Order, error) {
 	o, err := s.store.Get(ctx, req.GetId())
 	if err != nil {
@@ -149,11 +150,18 @@ func (s *Server) CancelOrder(ctx context.Context, req *orderv1.CancelOrderReques
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.sagaTimeout)
 	defer cancel()
 	got, err := s.saga.Run(sctx, o.ID)
-	var fe *saga.FailedError
-	if errors.As(err, &fe) {
+	var (
+		fe *saga.FailedError
+		se *saga.StalledError
+	)
+	switch {
+	case errors.As(err, &fe):
 		return OrderToProto(fe.Order), nil // cancelled and compensated
-	}
-	if err != nil {
+	case errors.As(err, &se):
+		// The cancel is stored; the saga already running here, or the
+		// resumer, finishes the compensation. COMPENSATING says so.
+		return OrderToProto(se.Order), nil
+	case err != nil:
 		return nil, s.apiError(ctx, err)
 	}
 	return OrderToProto(got), nil
