@@ -15,6 +15,7 @@ import (
 
 	inventoryv1 "github.com/msctl/msctl/services/inventory/api/inventoryv1"
 	"github.com/msctl/msctl/services/kit/storage"
+	"github.com/msctl/msctl/services/kit/storage/pgtest"
 	orderv1 "github.com/msctl/msctl/services/order/api/orderv1"
 	"github.com/msctl/msctl/services/order/internal/servicetest"
 	"github.com/msctl/msctl/services/order/internal/store"
@@ -27,8 +28,19 @@ import (
 // on the same database, then lets the resumer finish every saga and
 // checks the invariants across the order, payment and inventory
 // databases: every order is CONFIRMED with exactly one capture and its
-// stock committed, or FAILED with no money kept and no stock held.
+// stock committed, or FAILED with no money kept and no stock held. The
+// order service runs on SQLite and on PostgreSQL.
 func TestCrashStream(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) {
+		crashStream(t, "sqlite://"+filepath.ToSlash(filepath.Join(t.TempDir(), "order.db")))
+	})
+	t.Run("postgres", func(t *testing.T) {
+		_, url := pgtest.Database(t)
+		crashStream(t, url)
+	})
+}
+
+func crashStream(t *testing.T, databaseURL string) {
 	const (
 		minOrders = 200
 		minKills  = 6
@@ -52,10 +64,13 @@ func TestCrashStream(t *testing.T) {
 		products = append(products, p.GetId())
 	}
 
-	dbPath := filepath.Join(t.TempDir(), "order.db")
+	db, err := storage.Parse(databaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
 	env := []string{
 		"GRPC_ADDR=" + servicetest.FreeAddr(t), "ADMIN_ADDR=" + servicetest.FreeAddr(t),
-		"DATABASE_URL=sqlite://" + filepath.ToSlash(dbPath),
+		"DATABASE_URL=" + databaseURL,
 		"DOWNSTREAM_API_KEY=" + servicetest.ServiceKey,
 		"USER_ADDR=" + user.GRPC, "INVENTORY_ADDR=" + inv.GRPC, "PAYMENT_ADDR=" + pay.GRPC,
 		"SAGA_RESUME_INTERVAL=100ms",
@@ -105,7 +120,7 @@ func TestCrashStream(t *testing.T) {
 		order.Kill()
 		mu.Unlock()
 		kills++
-		interrupted += unfinishedInDB(t, dbPath)
+		interrupted += unfinishedInDB(t, db)
 		restarted := servicetest.Start(t, "order", env...)
 		mu.Lock()
 		order = restarted
@@ -204,9 +219,9 @@ func TestCrashStream(t *testing.T) {
 
 // unfinishedInDB counts the sagas a kill left unfinished, read from the
 // order database while no process runs on it.
-func unfinishedInDB(t *testing.T, path string) int {
+func unfinishedInDB(t *testing.T, db storage.Location) int {
 	t.Helper()
-	s, err := store.Open(context.Background(), storage.Location{Dialect: storage.SQLite, Path: path})
+	s, err := store.Open(context.Background(), db)
 	if err != nil {
 		t.Fatal(err)
 	}
