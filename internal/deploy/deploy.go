@@ -107,8 +107,6 @@ type Deployer struct {
 	Progress func(Event)
 
 	applier *kube.Applier
-	apis    []string
-	caps    *common.Capabilities
 }
 
 // New prepares a Deployer; it talks to the cluster only when asked.
@@ -155,11 +153,12 @@ func (d *Deployer) Deploy(ctx context.Context, opts Options) ([]Result, error) {
 		services = d.Project.ServiceNames()
 	}
 	start := time.Now()
-	if err := d.Preflight(ctx, opts.NoIstio); err != nil {
+	caps, err := d.preflight(ctx, opts.NoIstio)
+	if err != nil {
 		return nil, err
 	}
 	d.Log.Debug("preflight passed", "took", time.Since(start))
-	apis := d.apis
+	apis := caps.APIVersions
 	// Render everything once before writing anything: bad values fail the
 	// whole deploy here, with nothing half-applied.
 	if _, err := render.Render(d.Project, render.Options{
@@ -183,7 +182,7 @@ func (d *Deployer) Deploy(ctx context.Context, opts Options) ([]Result, error) {
 				sem <- struct{}{}
 				defer func() { <-sem }()
 				start := time.Now()
-				r, err := d.deployService(ctx, name, opts)
+				r, err := d.deployService(ctx, name, opts, caps)
 				r.Service, r.Duration = name, time.Since(start)
 				mu.Lock()
 				defer mu.Unlock()
@@ -253,7 +252,7 @@ func (d *Deployer) applyProject(ctx context.Context, opts Options) error {
 	return nil
 }
 
-func (d *Deployer) deployService(ctx context.Context, name string, opts Options) (Result, error) {
+func (d *Deployer) deployService(ctx context.Context, name string, opts Options, caps *common.Capabilities) (Result, error) {
 	ns := d.Project.Namespace
 	lock, err := kube.AcquireLock(ctx, d.Cluster.Clientset, ns, "msctl-"+name, opts.Holder, opts.LockTTL)
 	if err != nil {
@@ -274,7 +273,7 @@ func (d *Deployer) deployService(ctx context.Context, name string, opts Options)
 	}
 	d.Log.Debug("locked", "service", name)
 	res, err := render.Render(d.Project, render.Options{
-		Services: []string{name}, ImageTag: opts.ImageTag, APIVersions: d.apis, Values: opts.Values,
+		Services: []string{name}, ImageTag: opts.ImageTag, APIVersions: caps.APIVersions, Values: opts.Values,
 		CanaryWeights: map[string]int{name: weight},
 	})
 	if err != nil {
@@ -282,7 +281,7 @@ func (d *Deployer) deployService(ctx context.Context, name string, opts Options)
 	}
 	image := render.Image(d.Project, s) + ":" + opts.ImageTag
 
-	cfg, err := d.helm()
+	cfg, err := d.helm(caps)
 	if err != nil {
 		return Result{State: StateFailed, Message: err.Error()}, err
 	}
@@ -483,17 +482,17 @@ func releaseDigest(values map[string]any) (string, error) {
 
 // helm returns a Helm configuration for one action. Each service gets its
 // own: an action.Configuration is not safe for concurrent use. They share
-// the cluster's RESTClientGetter, which caches API discovery.
-func (d *Deployer) helm() (*action.Configuration, error) {
+// the cluster's RESTClientGetter, which caches API discovery. caps, when
+// known, spares Helm rediscovering the whole API.
+func (d *Deployer) helm(caps *common.Capabilities) (*action.Configuration, error) {
 	cfg := action.NewConfiguration()
 	cfg.SetLogger(d.Log.Handler())
 	if err := cfg.Init(d.Cluster.Getter, d.Project.Namespace, "secret"); err != nil {
 		return nil, fmt.Errorf("helm: %w", err)
 	}
-	if d.caps != nil {
-		// What preflight discovered; Helm would discover it all again.
-		caps := *d.caps
-		cfg.Capabilities = &caps
+	if caps != nil {
+		c := *caps
+		cfg.Capabilities = &c
 	}
 	return cfg, nil
 }

@@ -29,10 +29,11 @@ type Change struct {
 // stored.
 func (d *Deployer) Plan(ctx context.Context, opts Options) ([]Change, error) {
 	opts = withDefaults(opts)
-	if err := d.Preflight(ctx, opts.NoIstio); err != nil {
+	caps, err := d.preflight(ctx, opts.NoIstio)
+	if err != nil {
 		return nil, err
 	}
-	apis := d.apis
+	apis := caps.APIVersions
 	weights := map[string]int{}
 	services := opts.Services
 	if len(services) == 0 {

@@ -25,19 +25,24 @@ func (e *PreflightError) Error() string {
 // Istio APIs (unless noIstio) and that the user may create and change what
 // a deploy needs.
 func (d *Deployer) Preflight(ctx context.Context, noIstio bool) error {
+	_, err := d.preflight(ctx, noIstio)
+	return err
+}
+
+// preflight is Preflight returning what it discovered, which rendering and
+// Helm need too: the chart's optional objects follow the APIs, and Helm
+// would otherwise rediscover them for every service.
+func (d *Deployer) preflight(ctx context.Context, noIstio bool) (*common.Capabilities, error) {
 	var problems []string
 	apis, err := d.Cluster.APIVersions(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	// Kept for rendering and for Helm: the chart's optional objects follow
-	// the APIs, and Helm would otherwise rediscover them for every service.
-	d.apis = apis
 	sv, err := d.Cluster.Clientset.Discovery().ServerVersion()
 	if err != nil {
-		return fmt.Errorf("reading the cluster's version: %w", err)
+		return nil, fmt.Errorf("reading the cluster's version: %w", err)
 	}
-	d.caps = &common.Capabilities{
+	caps := &common.Capabilities{
 		APIVersions: apis,
 		KubeVersion: common.KubeVersion{Version: sv.GitVersion, Major: sv.Major, Minor: sv.Minor},
 		HelmVersion: common.DefaultCapabilities.HelmVersion,
@@ -71,15 +76,15 @@ func (d *Deployer) Preflight(ctx context.Context, noIstio bool) error {
 	}
 	missing, err := d.Cluster.MissingPermissions(ctx, perms)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if len(missing) > 0 {
 		problems = append(problems, describeMissing(missing, ns))
 	}
 	if len(problems) > 0 {
-		return &PreflightError{Problems: problems}
+		return nil, &PreflightError{Problems: problems}
 	}
-	return nil
+	return caps, nil
 }
 
 // describeMissing groups denied permissions by the verbs denied, so a user

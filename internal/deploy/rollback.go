@@ -34,7 +34,7 @@ func (d *Deployer) Rollback(ctx context.Context, service string, revision int, o
 	}
 	defer func() { _ = lock.Release(context.WithoutCancel(ctx)) }() // best effort: an unreleased lease lapses
 
-	cfg, err := d.helm()
+	cfg, err := d.helm(nil)
 	if err != nil {
 		return Result{}, err
 	}
@@ -87,7 +87,7 @@ func (d *Deployer) Rollback(ctx context.Context, service string, revision int, o
 // objects (gateway, mesh policies, dashboard). The namespace stays.
 func (d *Deployer) Destroy(ctx context.Context, services []string, project bool, opts Options) ([]Result, error) {
 	opts = withDefaults(opts)
-	cfg, err := d.helm()
+	cfg, err := d.helm(nil)
 	if err != nil {
 		return nil, err
 	}

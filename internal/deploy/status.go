@@ -37,7 +37,7 @@ func (d *Deployer) Status(ctx context.Context, services []string) ([]ServiceStat
 	if len(services) == 0 {
 		services = d.Project.ServiceNames()
 	}
-	cfg, err := d.helm()
+	cfg, err := d.helm(nil)
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +115,7 @@ type Revision struct {
 
 // History lists a service's release revisions, oldest first.
 func (d *Deployer) History(ctx context.Context, service string) ([]Revision, error) {
-	cfg, err := d.helm()
+	cfg, err := d.helm(nil)
 	if err != nil {
 		return nil, err
 	}
