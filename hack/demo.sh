@@ -9,6 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 make -s build
 bin/msctl config validate
+bin/msctl lint
 
 work=$(mktemp -d)
 echo "demo: starting a local control plane (first run: builds kube-apiserver, etcd, kwok...)" >&2
