@@ -23,7 +23,7 @@ GORELEASER  := $(TOOLS_DIR)/goreleaser-$(GORELEASER_VERSION)/goreleaser
 # How long the whole test run may take; CI has 90 minutes.
 TEST_TIMEOUT ?= 40m
 
-.PHONY: all build demo test test-go lint deps completions proto proto-check testcluster testcluster-prepare snapshot release-check clean
+.PHONY: all build demo local test test-go lint deps completions proto proto-check testcluster testcluster-prepare snapshot release-check clean
 
 all: build
 
@@ -34,6 +34,10 @@ build:
 ## demo: the main job: deploy the bundled project to a local control plane and show it
 demo:
 	@bash hack/demo.sh
+
+## local: run the four bundled services together (SQLite) and place an order over HTTP
+local:
+	@bash hack/local.sh
 
 ## deps: install what the tests need (Debian packages) and start PostgreSQL
 deps:
