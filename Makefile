@@ -23,7 +23,7 @@ GORELEASER  := $(TOOLS_DIR)/goreleaser-$(GORELEASER_VERSION)/goreleaser
 # How long the whole test run may take; CI has 90 minutes.
 TEST_TIMEOUT ?= 40m
 
-.PHONY: all build demo local test test-go lint deps completions proto proto-check testcluster testcluster-prepare snapshot release-check clean
+.PHONY: all build demo local local-check test test-go lint deps completions proto proto-check testcluster testcluster-prepare snapshot release-check clean
 
 all: build
 
@@ -44,7 +44,11 @@ deps:
 	@bash hack/deps.sh
 
 ## test: everything CI runs: lint, the Go tests (race detector on), release config check
-test: deps lint proto-check testcluster-prepare test-go release-check
+test: deps lint proto-check testcluster-prepare test-go local-check release-check
+
+# The README's command for the four services must keep placing an order.
+local-check:
+	@bash hack/local.sh --once > /dev/null
 
 # Tests talk to real servers, so results are never taken from Go's cache.
 test-go:
