@@ -179,8 +179,10 @@ func TestProductsAndReservationsOverHTTPAndGRPC(t *testing.T) {
 			http.StatusBadRequest, "insufficient stock for product " + gadget.GetId() + ": requested 2, available 1"},
 		{"stock below zero", "POST", "/api/v1/products/" + widget + "/stock", `{"delta":"-11"}`,
 			http.StatusBadRequest, "insufficient stock"},
-		{"release of an unknown order", "POST", "/api/v1/reservations/o-1/release", `{}`,
-			http.StatusNotFound, `order "o-1" has no reservation`},
+		{"release of an unknown order", "POST", "/api/v1/reservations/o-0/release", `{}`,
+			http.StatusNotFound, `order "o-0" has no reservation`},
+		{"reserve after releasing an unknown order", "PUT", "/api/v1/reservations/o-0", `{"items":[{"productId":"` + widget + `","quantity":"1"}]}`,
+			http.StatusBadRequest, `order "o-0" was cancelled before its stock was reserved`},
 	} {
 		code, body := in.do(c.method, c.path, c.body)
 		if code != c.code || !strings.Contains(fmt.Sprint(body), c.message) {

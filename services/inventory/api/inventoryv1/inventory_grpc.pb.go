@@ -56,12 +56,18 @@ type InventoryServiceClient interface {
 	// Repeating it with the same items returns the existing reservation
 	// unchanged, whatever its state; with other items it is ALREADY_EXISTS.
 	// Unknown products are NOT_FOUND and too little stock is
-	// FAILED_PRECONDITION naming the product; nothing is held then.
+	// FAILED_PRECONDITION naming the product; nothing is held then. A new
+	// reservation for an order released before it had one (see
+	// ReleaseStock) is FAILED_PRECONDITION and holds nothing.
 	ReserveStock(ctx context.Context, in *ReserveStockRequest, opts ...grpc.CallOption) (*Reservation, error)
 	// ReleaseStock returns a pending reservation's units to stock. Repeating
 	// it, or releasing an expired reservation, returns the reservation
 	// unchanged; releasing a committed one is FAILED_PRECONDITION, and an
-	// order with no reservation is NOT_FOUND.
+	// order with no reservation is NOT_FOUND. In that case the release is
+	// recorded anyway, idempotently: a ReserveStock for the order that lands
+	// afterwards (one still in flight when the saga compensated) is
+	// FAILED_PRECONDITION "order ... was cancelled before its stock was
+	// reserved" and holds nothing.
 	ReleaseStock(ctx context.Context, in *ReleaseStockRequest, opts ...grpc.CallOption) (*Reservation, error)
 	// CommitReservation turns a pending reservation into a sale: the units
 	// leave stock for good and the reservation never expires. Repeating it
@@ -168,12 +174,18 @@ type InventoryServiceServer interface {
 	// Repeating it with the same items returns the existing reservation
 	// unchanged, whatever its state; with other items it is ALREADY_EXISTS.
 	// Unknown products are NOT_FOUND and too little stock is
-	// FAILED_PRECONDITION naming the product; nothing is held then.
+	// FAILED_PRECONDITION naming the product; nothing is held then. A new
+	// reservation for an order released before it had one (see
+	// ReleaseStock) is FAILED_PRECONDITION and holds nothing.
 	ReserveStock(context.Context, *ReserveStockRequest) (*Reservation, error)
 	// ReleaseStock returns a pending reservation's units to stock. Repeating
 	// it, or releasing an expired reservation, returns the reservation
 	// unchanged; releasing a committed one is FAILED_PRECONDITION, and an
-	// order with no reservation is NOT_FOUND.
+	// order with no reservation is NOT_FOUND. In that case the release is
+	// recorded anyway, idempotently: a ReserveStock for the order that lands
+	// afterwards (one still in flight when the saga compensated) is
+	// FAILED_PRECONDITION "order ... was cancelled before its stock was
+	// reserved" and holds nothing.
 	ReleaseStock(context.Context, *ReleaseStockRequest) (*Reservation, error)
 	// CommitReservation turns a pending reservation into a sale: the units
 	// leave stock for good and the reservation never expires. Repeating it

@@ -165,3 +165,13 @@ func (e *ItemsMismatchError) Error() string {
 
 // ErrSKUTaken is a CreateProduct with a SKU already in use.
 var ErrSKUTaken = fmt.Errorf("a product with this sku already exists")
+
+// CancelledError is a ReserveStock for an order whose stock was released
+// before it was ever reserved: the caller (the order saga, compensating a
+// reservation whose outcome it did not know) has given the order up, so a
+// reservation that lands afterwards is refused and holds nothing.
+type CancelledError struct{ OrderID string }
+
+func (e *CancelledError) Error() string {
+	return fmt.Sprintf("order %q was cancelled before its stock was reserved; it can no longer reserve stock", e.OrderID)
+}

@@ -45,6 +45,7 @@ func (s *Server) apiError(ctx context.Context, err error) error {
 		is *domain.InsufficientStockError
 		se *domain.StateError
 		mm *domain.ItemsMismatchError
+		ce *domain.CancelledError
 	)
 	switch {
 	case errors.As(err, &ve):
@@ -57,6 +58,8 @@ func (s *Server) apiError(ctx context.Context, err error) error {
 		return status.Error(codes.FailedPrecondition, se.Error())
 	case errors.As(err, &mm):
 		return status.Error(codes.AlreadyExists, mm.Error())
+	case errors.As(err, &ce):
+		return status.Error(codes.FailedPrecondition, ce.Error())
 	case errors.Is(err, domain.ErrSKUTaken):
 		return status.Error(codes.AlreadyExists, err.Error())
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):

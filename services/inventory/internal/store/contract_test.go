@@ -52,6 +52,8 @@ func TestContract(t *testing.T) {
 		{"expiry at read time and by the sweeper", testExpiry},
 		{"concurrent reservations never oversell", testNoOversell},
 		{"concurrent retries of one order reserve once", testConcurrentSameOrder},
+		{"a release before any reservation refuses it", testReleaseBeforeReserve},
+		{"a release racing a reservation never holds stock", testReleaseRacesReserve},
 	}
 	for name, open := range backends {
 		t.Run(name, func(t *testing.T) {
@@ -363,4 +365,58 @@ func testConcurrentSameOrder(t *testing.T, s Store) {
 		}
 	}
 	stock(t, s, a.ID, 97, 3)
+}
+
+func testReleaseBeforeReserve(t *testing.T, s Store) {
+	a := product(t, s, "A", 10)
+	// The saga compensates a reservation whose outcome it did not know
+	// before it landed: Release still answers NotFound, every time...
+	var nf *domain.NotFoundError
+	for range 2 {
+		if _, err := s.Release(ctx, "order-1", now); !errors.As(err, &nf) {
+			t.Fatalf("release of an unreserved order: %v", err)
+		}
+	}
+	// ...and the reservation landing afterwards is refused and holds
+	// nothing.
+	var ce *domain.CancelledError
+	if r, err := s.Reserve(ctx, "order-1", []domain.Item{item(a.ID, 3)}, now, now.Add(ttl)); !errors.As(err, &ce) || ce.OrderID != "order-1" {
+		t.Fatalf("reserve after release = %+v, %v", r, err)
+	}
+	stock(t, s, a.ID, 10, 0)
+	if _, err := s.Reservation(ctx, "order-1"); !errors.As(err, &nf) {
+		t.Fatalf("reservation of a released order: %v", err)
+	}
+	// Commit of an unknown order marks nothing.
+	if _, err := s.Commit(ctx, "order-2", now); !errors.As(err, &nf) {
+		t.Fatalf("commit of an unknown order: %v", err)
+	}
+	if _, err := s.Reserve(ctx, "order-2", []domain.Item{item(a.ID, 1)}, now, now.Add(ttl)); err != nil {
+		t.Fatal(err)
+	}
+	stock(t, s, a.ID, 9, 1)
+}
+
+func testReleaseRacesReserve(t *testing.T, s Store) {
+	a := product(t, s, "A", 1000)
+	for i := range 20 {
+		order := fmt.Sprintf("order-%d", i)
+		var wg sync.WaitGroup
+		var reserveErr, releaseErr error
+		wg.Go(func() { _, reserveErr = s.Reserve(ctx, order, []domain.Item{item(a.ID, 1)}, now, now.Add(ttl)) })
+		wg.Go(func() { _, releaseErr = s.Release(ctx, order, now) })
+		wg.Wait()
+		var ce *domain.CancelledError
+		var nf *domain.NotFoundError
+		switch {
+		case reserveErr == nil && releaseErr == nil: // reserved, then released
+		case errors.As(reserveErr, &ce) && errors.As(releaseErr, &nf): // marked, then refused
+		default:
+			t.Fatalf("%s: reserve %v, release %v", order, reserveErr, releaseErr)
+		}
+		if _, err := s.Release(ctx, order, now); err != nil && !errors.As(err, &nf) {
+			t.Fatal(err)
+		}
+		stock(t, s, a.ID, 1000, 0)
+	}
 }

@@ -11,6 +11,12 @@
 // concurrent reservations can never both take the last unit, and product
 // rows are always updated in product id order, so they cannot deadlock.
 // CHECK constraints in the schema back this up.
+//
+// Releasing an order that has no reservation records a marker that
+// refuses any later reservation for it, so a ReserveStock still in flight
+// when the saga compensated can never hold stock. Reserve and Release of
+// one order run one at a time (SQLite transactions begin IMMEDIATE;
+// PostgreSQL takes a transaction-scoped advisory lock on the order id).
 package store
 
 import (
@@ -50,11 +56,15 @@ type Store interface {
 	AdjustStock(ctx context.Context, id string, delta int64, now time.Time) (domain.Product, error)
 	// Reserve holds items (normalised) for orderID until expiresAt, all
 	// or nothing. An existing reservation with the same items is returned
-	// unchanged; with other items it is *domain.ItemsMismatchError.
+	// unchanged; with other items it is *domain.ItemsMismatchError. A new
+	// reservation for an order released before it had one is
+	// *domain.CancelledError.
 	Reserve(ctx context.Context, orderID string, items []domain.Item, now, expiresAt time.Time) (domain.Reservation, error)
 	// Release returns a pending reservation's units to stock; released
 	// and expired ones are returned unchanged; committed ones are
-	// *domain.StateError.
+	// *domain.StateError. An order with no reservation is
+	// *domain.NotFoundError, and is marked released, idempotently, so a
+	// later Reserve for it is refused.
 	Release(ctx context.Context, orderID string, now time.Time) (domain.Reservation, error)
 	// Commit makes a pending reservation final; committed ones are
 	// returned unchanged; released and expired ones are *domain.StateError.
@@ -117,14 +127,18 @@ type dialect struct {
 	// forUpdate locks a selected row to the end of the transaction. SQLite
 	// needs none: its transactions begin IMMEDIATE and so run one at a time.
 	forUpdate string
+	// lockOrder takes a lock on one order id until the end of the
+	// transaction; empty where transactions already run one at a time.
+	lockOrder string
 	unique    func(error) bool
 }
 
 var (
-	postgres = dialect{name: "postgres", dollar: true, forUpdate: " FOR UPDATE", unique: func(err error) bool {
-		var pe *pgconn.PgError
-		return errors.As(err, &pe) && pe.Code == "23505"
-	}}
+	postgres = dialect{name: "postgres", dollar: true, forUpdate: " FOR UPDATE",
+		lockOrder: `SELECT pg_advisory_xact_lock(hashtextextended('inventory:' || ?, 0))`, unique: func(err error) bool {
+			var pe *pgconn.PgError
+			return errors.As(err, &pe) && pe.Code == "23505"
+		}}
 	sqliteDialect = dialect{name: "sqlite", unique: func(err error) bool {
 		var se *sqlite.Error
 		return errors.As(err, &se) && (se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY)
@@ -190,6 +204,17 @@ func (s *SQL) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("store: commit: %w", err)
+	}
+	return nil
+}
+
+// lock serialises tx with every other Reserve and Release of orderID.
+func (s *SQL) lock(ctx context.Context, tx *sql.Tx, orderID string) error {
+	if s.d.lockOrder == "" {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, s.d.q(s.d.lockOrder), orderID); err != nil {
+		return fmt.Errorf("store: lock order: %w", err)
 	}
 	return nil
 }
@@ -291,6 +316,9 @@ func (s *SQL) Reserve(ctx context.Context, orderID string, items []domain.Item, 
 func (s *SQL) reserveOnce(ctx context.Context, orderID string, items []domain.Item, now, expiresAt time.Time) (domain.Reservation, error) {
 	var r domain.Reservation
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := s.lock(ctx, tx, orderID); err != nil {
+			return err
+		}
 		existing, found, err := s.loadReservation(ctx, tx, orderID, true)
 		if err != nil {
 			return err
@@ -301,6 +329,14 @@ func (s *SQL) reserveOnce(ctx context.Context, orderID string, items []domain.It
 			}
 			r, err = s.expireIfDue(ctx, tx, existing, now)
 			return err
+		}
+		var one int
+		err = tx.QueryRowContext(ctx, s.d.q(`SELECT 1 FROM released_orders WHERE order_id = ?`), orderID).Scan(&one)
+		switch {
+		case err == nil:
+			return &domain.CancelledError{OrderID: orderID}
+		case !errors.Is(err, sql.ErrNoRows):
+			return fmt.Errorf("store: read released order: %w", err)
 		}
 		for _, it := range items {
 			res, err := tx.ExecContext(ctx, s.d.q(`UPDATE products SET available = available - ?, reserved = reserved + ?,
@@ -409,17 +445,33 @@ func (s *SQL) expireIfDue(ctx context.Context, tx *sql.Tx, r domain.Reservation,
 }
 
 // transition runs op on orderID's locked, expiry-checked reservation.
-func (s *SQL) transition(ctx context.Context, orderID string, now time.Time,
+// With markAbsent, an order with no reservation is marked released (under
+// the order lock, in the same transaction) before it is reported
+// NotFound.
+func (s *SQL) transition(ctx context.Context, orderID string, now time.Time, markAbsent bool,
 	op func(tx *sql.Tx, r domain.Reservation) (domain.Reservation, error)) (domain.Reservation, error) {
 	var out domain.Reservation
 	var refused error
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if markAbsent {
+			if err := s.lock(ctx, tx, orderID); err != nil {
+				return err
+			}
+		}
 		r, found, err := s.loadReservation(ctx, tx, orderID, true)
 		if err != nil {
 			return err
 		}
 		if !found {
-			return &domain.NotFoundError{Kind: "reservation", ID: orderID}
+			if !markAbsent {
+				return &domain.NotFoundError{Kind: "reservation", ID: orderID}
+			}
+			if _, err := tx.ExecContext(ctx, s.d.q(`INSERT INTO released_orders (order_id, created_at) VALUES (?, ?)
+				ON CONFLICT (order_id) DO NOTHING`), orderID, micros(now)); err != nil {
+				return fmt.Errorf("store: mark order released: %w", err)
+			}
+			refused = &domain.NotFoundError{Kind: "reservation", ID: orderID}
+			return nil // commit the marker
 		}
 		if r, err = s.expireIfDue(ctx, tx, r, now); err != nil {
 			return err
@@ -442,7 +494,7 @@ func (s *SQL) transition(ctx context.Context, orderID string, now time.Time,
 
 // Release implements Store.
 func (s *SQL) Release(ctx context.Context, orderID string, now time.Time) (domain.Reservation, error) {
-	return s.transition(ctx, orderID, now, func(tx *sql.Tx, r domain.Reservation) (domain.Reservation, error) {
+	return s.transition(ctx, orderID, now, true, func(tx *sql.Tx, r domain.Reservation) (domain.Reservation, error) {
 		switch r.State {
 		case domain.Pending:
 			return s.setState(ctx, tx, r, domain.Released, now)
@@ -455,7 +507,7 @@ func (s *SQL) Release(ctx context.Context, orderID string, now time.Time) (domai
 
 // Commit implements Store.
 func (s *SQL) Commit(ctx context.Context, orderID string, now time.Time) (domain.Reservation, error) {
-	return s.transition(ctx, orderID, now, func(tx *sql.Tx, r domain.Reservation) (domain.Reservation, error) {
+	return s.transition(ctx, orderID, now, false, func(tx *sql.Tx, r domain.Reservation) (domain.Reservation, error) {
 		switch r.State {
 		case domain.Pending:
 			return s.setState(ctx, tx, r, domain.Committed, now)

@@ -11,6 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	inventoryv1 "github.com/msctl/msctl/services/inventory/api/inventoryv1"
 	"github.com/msctl/msctl/services/kit/downstream"
@@ -348,5 +350,46 @@ func TestCancelCompensates(t *testing.T) {
 	}
 	if avail, reserved := w.stock(t); avail != 10 || reserved != 0 {
 		t.Fatalf("stock: %d available, %d reserved; want all back", avail, reserved)
+	}
+}
+
+// TestLateCallAfterCompensationFails covers a reserve or charge that
+// lands after the saga compensated it without knowing its outcome (the
+// call timed out): the compensation (a release or refund that found
+// nothing) is recorded by the dependency, the late call is refused, and
+// the saga treats the refusal as a failure that is already compensated.
+// Here the compensation is sent first and the saga's own call is the
+// late one.
+func TestLateCallAfterCompensationFails(t *testing.T) {
+	admin := servicetest.AsAdmin(context.Background())
+	for _, late := range []string{"reserve", "charge"} {
+		t.Run(late, func(t *testing.T) {
+			w := newWorld(t)
+			o := newSaga(t, w, filepath.Join(t.TempDir(), "order.db"), "")
+			ord := w.newOrder(t, "tok-4242", 2)
+			var err error
+			if late == "reserve" {
+				_, err = inventoryv1.NewInventoryServiceClient(w.inventory.Conn).ReleaseStock(admin, &inventoryv1.ReleaseStockRequest{OrderId: ord.ID})
+			} else {
+				_, err = paymentv1.NewPaymentServiceClient(w.payment.Conn).Refund(admin, &paymentv1.RefundRequest{OrderId: ord.ID})
+			}
+			if status.Code(err) != codes.NotFound {
+				t.Fatalf("compensation before the call: %v, want NotFound", err)
+			}
+			got, err := o.saga.Create(context.Background(), ord)
+			var fe *saga.FailedError
+			if !errors.As(err, &fe) || fe.Unavailable {
+				t.Fatalf("Create: %v, want a FailedError for a refusal", err)
+			}
+			if got.Status != domain.Failed || !strings.Contains(got.Reason, "was cancelled before") || got.OwesRefund || got.OwesRelease {
+				t.Fatalf("order: %+v", got)
+			}
+			if ps := w.payments(t, ord.ID); len(ps) != 0 {
+				t.Fatalf("payments: %v, want none", ps)
+			}
+			if avail, reserved := w.stock(t); avail != 10 || reserved != 0 {
+				t.Fatalf("stock: %d available, %d reserved; want 10 and 0", avail, reserved)
+			}
+		})
 	}
 }

@@ -57,13 +57,19 @@ type PaymentServiceClient interface {
 	// another order_id, amount or currency is ALREADY_EXISTS. An order has at
 	// most one successful charge: charging an order that already has a
 	// CAPTURED or REFUNDED payment under another key is ALREADY_EXISTS.
-	// A declined order may be charged again under a new key.
+	// A declined order may be charged again under a new key. Charging an
+	// order that was refunded before it had any charge (see Refund) is
+	// FAILED_PRECONDITION and takes no money.
 	Charge(ctx context.Context, in *ChargeRequest, opts ...grpc.CallOption) (*Payment, error)
 	// Refund returns the money of the order's successful charge. Repeating it
 	// returns the REFUNDED record unchanged. Refunding an order whose only
 	// charges were declined is a no-op that returns the DECLINED record (no
 	// money was taken, so nothing is owed). An order with no charge at all is
 	// NOT_FOUND; the saga treats NOT_FOUND on compensation as already done.
+	// That NOT_FOUND refund is recorded anyway, idempotently: a charge of the
+	// order that lands afterwards (one still in flight when the saga
+	// compensated) is refused with FAILED_PRECONDITION "order ... was
+	// cancelled before it was charged" and takes no money.
 	Refund(ctx context.Context, in *RefundRequest, opts ...grpc.CallOption) (*Payment, error)
 	// GetPayment returns an order's payment: its successful charge if it has
 	// one, otherwise its latest declined attempt; NOT_FOUND if none.
@@ -132,13 +138,19 @@ type PaymentServiceServer interface {
 	// another order_id, amount or currency is ALREADY_EXISTS. An order has at
 	// most one successful charge: charging an order that already has a
 	// CAPTURED or REFUNDED payment under another key is ALREADY_EXISTS.
-	// A declined order may be charged again under a new key.
+	// A declined order may be charged again under a new key. Charging an
+	// order that was refunded before it had any charge (see Refund) is
+	// FAILED_PRECONDITION and takes no money.
 	Charge(context.Context, *ChargeRequest) (*Payment, error)
 	// Refund returns the money of the order's successful charge. Repeating it
 	// returns the REFUNDED record unchanged. Refunding an order whose only
 	// charges were declined is a no-op that returns the DECLINED record (no
 	// money was taken, so nothing is owed). An order with no charge at all is
 	// NOT_FOUND; the saga treats NOT_FOUND on compensation as already done.
+	// That NOT_FOUND refund is recorded anyway, idempotently: a charge of the
+	// order that lands afterwards (one still in flight when the saga
+	// compensated) is refused with FAILED_PRECONDITION "order ... was
+	// cancelled before it was charged" and takes no money.
 	Refund(context.Context, *RefundRequest) (*Payment, error)
 	// GetPayment returns an order's payment: its successful charge if it has
 	// one, otherwise its latest declined attempt; NOT_FOUND if none.

@@ -174,3 +174,13 @@ func (e *AlreadyChargedError) Error() string {
 	return fmt.Sprintf("order %q already has a %s payment %s under another idempotency key",
 		e.Existing.OrderID, e.Existing.Status, e.Existing.ID)
 }
+
+// CancelledError is a charge for an order that was refunded before it
+// was ever charged: the caller (the order saga, compensating a charge
+// whose outcome it did not know) has given the order up, so a charge
+// that lands afterwards is refused and never takes money.
+type CancelledError struct{ OrderID string }
+
+func (e *CancelledError) Error() string {
+	return fmt.Sprintf("order %q was cancelled before it was charged; it can no longer be charged", e.OrderID)
+}

@@ -45,6 +45,7 @@ func (s *Server) apiError(ctx context.Context, err error) error {
 		nf *domain.NotFoundError
 		kr *domain.KeyReusedError
 		ac *domain.AlreadyChargedError
+		ce *domain.CancelledError
 	)
 	switch {
 	case errors.As(err, &ve):
@@ -55,6 +56,8 @@ func (s *Server) apiError(ctx context.Context, err error) error {
 		return status.Error(codes.AlreadyExists, kr.Error())
 	case errors.As(err, &ac):
 		return status.Error(codes.AlreadyExists, ac.Error())
+	case errors.As(err, &ce):
+		return status.Error(codes.FailedPrecondition, ce.Error())
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		if ctx.Err() != nil {
 			return status.FromContextError(ctx.Err()).Err()

@@ -51,6 +51,8 @@ func TestContract(t *testing.T) {
 		{"list pages in id order", testList},
 		{"concurrent retries of one key charge once", testConcurrentSameKey},
 		{"concurrent keys for one order charge once", testConcurrentSameOrder},
+		{"a refund before any charge refuses later charges", testRefundBeforeCharge},
+		{"a refund racing a charge never leaves money taken", testRefundRacesCharge},
 	}
 	for name, open := range backends {
 		t.Run(name, func(t *testing.T) {
@@ -272,5 +274,61 @@ func testConcurrentSameOrder(t *testing.T, s Store) {
 	}
 	if c := count(t, s, "order-1"); c[domain.Captured] != 1 || len(c) != 1 {
 		t.Fatalf("rows for order-1: %v", c)
+	}
+}
+
+func testRefundBeforeCharge(t *testing.T, s Store) {
+	// The saga compensates a charge whose outcome it did not know before
+	// the charge landed: Refund still answers NotFound, every time...
+	var nf *domain.NotFoundError
+	for range 2 {
+		if _, err := s.Refund(ctx, "order-1", now); !errors.As(err, &nf) {
+			t.Fatalf("refund of an uncharged order: %v", err)
+		}
+	}
+	// ...and the charge landing afterwards is refused, under any key,
+	// approved or declined, and records nothing.
+	var ce *domain.CancelledError
+	for _, p := range []domain.Payment{attempt(t, "order-1", "order-1", 1999, ""), attempt(t, "order-1", "key-2", 1999, "declined")} {
+		if got, err := s.Charge(ctx, p); !errors.As(err, &ce) || ce.OrderID != "order-1" || got != (domain.Payment{}) {
+			t.Fatalf("charge after refund of an uncharged order = %+v, %v", got, err)
+		}
+	}
+	if n := count(t, s, "order-1"); len(n) != 0 {
+		t.Fatalf("payments of a voided order: %v", n)
+	}
+	if _, err := s.Payment(ctx, "order-1"); !errors.As(err, &nf) {
+		t.Fatalf("payment of a voided order: %v", err)
+	}
+
+	// Other orders are unaffected.
+	if _, err := s.Charge(ctx, attempt(t, "order-2", "key-3", 100, "")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func testRefundRacesCharge(t *testing.T, s Store) {
+	for i := range 20 {
+		order := fmt.Sprintf("order-%d", i)
+		var wg sync.WaitGroup
+		var chargeErr, refundErr error
+		wg.Go(func() { _, chargeErr = s.Charge(ctx, attempt(t, order, order, 100, "")) })
+		wg.Go(func() { _, refundErr = s.Refund(ctx, order, now) })
+		wg.Wait()
+		var ce *domain.CancelledError
+		var nf *domain.NotFoundError
+		switch {
+		case chargeErr == nil && refundErr == nil: // charged, then refunded
+		case errors.As(chargeErr, &ce) && errors.As(refundErr, &nf): // voided, then refused
+		default:
+			t.Fatalf("%s: charge %v, refund %v", order, chargeErr, refundErr)
+		}
+		// Whatever the order, the compensation wins: no money is held.
+		if _, err := s.Refund(ctx, order, now); err != nil && !errors.As(err, &nf) {
+			t.Fatal(err)
+		}
+		if n := count(t, s, order); n[domain.Captured] != 0 {
+			t.Fatalf("%s: money held after refund: %v", order, n)
+		}
 	}
 }

@@ -8,6 +8,13 @@
 // successful payment per order. A charge is one INSERT; a request that
 // loses a race reads the winner's row and answers from it. The contract
 // test races both cases on both databases.
+//
+// An order refunded before it was ever charged is voided: a marker row
+// that refuses any later new charge, so a charge still in flight when the
+// saga compensated can never take money. Charge and Refund of one order
+// run one at a time (SQLite transactions begin IMMEDIATE; PostgreSQL
+// takes a transaction-scoped advisory lock on the order id), so the
+// check for the marker and the charge cannot interleave with a refund.
 package store
 
 import (
@@ -36,11 +43,13 @@ type Store interface {
 	// key is already used: then the stored payment is returned if it was
 	// for the same order, amount and currency, and *domain.KeyReusedError
 	// otherwise. A new charge for an order that already has a captured or
-	// refunded payment is *domain.AlreadyChargedError.
+	// refunded payment is *domain.AlreadyChargedError. A new charge for a
+	// voided order (see Refund) is *domain.CancelledError.
 	Charge(ctx context.Context, p domain.Payment) (domain.Payment, error)
 	// Refund marks the order's captured payment refunded. A refunded one,
 	// or an order with only declined attempts, is returned unchanged; an
-	// order with no payment is *domain.NotFoundError.
+	// order with no payment is *domain.NotFoundError, and is voided,
+	// idempotently: any later new charge of it is refused.
 	Refund(ctx context.Context, orderID string, now time.Time) (domain.Payment, error)
 	// Payment returns the order's successful payment, else its latest
 	// declined attempt (*domain.NotFoundError).
@@ -96,11 +105,14 @@ func sub(dir string) fs.FS {
 type dialect struct {
 	// dollar placeholders ($1) instead of ?.
 	dollar bool
-	unique func(error) bool
+	// lockOrder takes a lock on one order id until the end of the
+	// transaction; empty where transactions already run one at a time.
+	lockOrder string
+	unique    func(error) bool
 }
 
 var (
-	postgres = dialect{dollar: true, unique: func(err error) bool {
+	postgres = dialect{dollar: true, lockOrder: `SELECT pg_advisory_xact_lock(hashtextextended('payment:' || ?, 0))`, unique: func(err error) bool {
 		var pe *pgconn.PgError
 		return errors.As(err, &pe) && pe.Code == "23505"
 	}}
@@ -135,6 +147,38 @@ type SQL struct {
 	closeExtra func()
 }
 
+// queryer is what both *sql.DB and *sql.Tx offer.
+type queryer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func (s *SQL) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: commit: %w", err)
+	}
+	return nil
+}
+
+// lock serialises tx with every other Charge and Refund of orderID.
+func (s *SQL) lock(ctx context.Context, tx *sql.Tx, orderID string) error {
+	if s.d.lockOrder == "" {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, s.d.q(s.d.lockOrder), orderID); err != nil {
+		return fmt.Errorf("store: lock order: %w", err)
+	}
+	return nil
+}
+
 func micros(t time.Time) int64 { return t.UTC().UnixMicro() }
 
 func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
@@ -154,8 +198,8 @@ func scan(row scanner) (domain.Payment, error) {
 }
 
 // one runs a query for at most one payment; found is false on no rows.
-func (s *SQL) one(ctx context.Context, query string, args ...any) (p domain.Payment, found bool, err error) {
-	p, err = scan(s.db.QueryRowContext(ctx, s.d.q(query), args...))
+func (s *SQL) one(ctx context.Context, q queryer, query string, args ...any) (p domain.Payment, found bool, err error) {
+	p, err = scan(q.QueryRowContext(ctx, s.d.q(query), args...))
 	if errors.Is(err, sql.ErrNoRows) {
 		return domain.Payment{}, false, nil
 	}
@@ -165,13 +209,13 @@ func (s *SQL) one(ctx context.Context, query string, args ...any) (p domain.Paym
 	return p, true, nil
 }
 
-func (s *SQL) byKey(ctx context.Context, key string) (domain.Payment, bool, error) {
-	return s.one(ctx, `SELECT `+columns+` FROM payments WHERE idempotency_key = ?`, key)
+func (s *SQL) byKey(ctx context.Context, q queryer, key string) (domain.Payment, bool, error) {
+	return s.one(ctx, q, `SELECT `+columns+` FROM payments WHERE idempotency_key = ?`, key)
 }
 
 // current is the order's successful payment, else its latest decline.
-func (s *SQL) current(ctx context.Context, orderID string) (domain.Payment, bool, error) {
-	return s.one(ctx, `SELECT `+columns+` FROM payments WHERE order_id = ?
+func (s *SQL) current(ctx context.Context, q queryer, orderID string) (domain.Payment, bool, error) {
+	return s.one(ctx, q, `SELECT `+columns+` FROM payments WHERE order_id = ?
 		ORDER BY CASE WHEN status = 'declined' THEN 1 ELSE 0 END, id DESC LIMIT 1`, orderID)
 }
 
@@ -185,36 +229,50 @@ func replay(existing, p domain.Payment) (domain.Payment, error) {
 
 // Charge implements Store.
 func (s *SQL) Charge(ctx context.Context, p domain.Payment) (domain.Payment, error) {
-	if got, done, err := s.answered(ctx, p); done {
-		return got, err
-	}
-	_, err := s.db.ExecContext(ctx, s.d.q(`INSERT INTO payments (`+columns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-		p.ID, p.OrderID, p.IdempotencyKey, p.Amount, p.Currency, string(p.Status), p.DeclineReason, p.MethodLast4,
-		micros(p.CreatedAt), micros(p.UpdatedAt))
+	var got domain.Payment
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := s.lock(ctx, tx, p.OrderID); err != nil {
+			return err
+		}
+		var done bool
+		var err error
+		if got, done, err = s.answered(ctx, tx, p); done {
+			return err
+		}
+		if _, err = tx.ExecContext(ctx, s.d.q(`INSERT INTO payments (`+columns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+			p.ID, p.OrderID, p.IdempotencyKey, p.Amount, p.Currency, string(p.Status), p.DeclineReason, p.MethodLast4,
+			micros(p.CreatedAt), micros(p.UpdatedAt)); err != nil {
+			return fmt.Errorf("store: insert payment: %w", err)
+		}
+		got = p
+		return nil
+	})
 	if err == nil {
-		return p, nil
+		return got, nil
 	}
 	if !s.d.unique(err) {
-		return domain.Payment{}, fmt.Errorf("store: insert payment: %w", err)
+		return domain.Payment{}, err
 	}
-	// Lost a race: to a request with the same key, or to another
+	// Lost a race: to a request with the same key (possibly for another
+	// order, which the order lock does not cover), or to another
 	// successful charge of the same order. The winner has committed, so
 	// its row is visible now.
-	if got, done, err := s.answered(ctx, p); done {
+	if got, done, err := s.answered(ctx, s.db, p); done {
 		return got, err
 	}
 	return domain.Payment{}, errors.New("store: insert payment: unique violation but no conflicting row")
 }
 
 // answered says whether stored rows already decide the charge p: its key
-// was used (replayed, or refused if for another charge), or its order has
-// a successful payment under another key. The key is looked up both
+// was used (replayed, or refused if for another charge), its order was
+// voided by a refund before any charge, or its order has a successful
+// payment under another key. The key is looked up both
 // first and last, so a concurrent retry that committed in between is
 // replayed rather than refused. Checking the order before inserting also
 // keeps a declined attempt from being recorded for a paid order; the
 // partial unique index covers the race.
-func (s *SQL) answered(ctx context.Context, p domain.Payment) (domain.Payment, bool, error) {
-	existing, found, err := s.byKey(ctx, p.IdempotencyKey)
+func (s *SQL) answered(ctx context.Context, q queryer, p domain.Payment) (domain.Payment, bool, error) {
+	existing, found, err := s.byKey(ctx, q, p.IdempotencyKey)
 	if err != nil {
 		return domain.Payment{}, true, err
 	}
@@ -222,7 +280,15 @@ func (s *SQL) answered(ctx context.Context, p domain.Payment) (domain.Payment, b
 		got, err := replay(existing, p)
 		return got, true, err
 	}
-	cur, found, err := s.current(ctx, p.OrderID)
+	var one int
+	err = q.QueryRowContext(ctx, s.d.q(`SELECT 1 FROM voided_orders WHERE order_id = ?`), p.OrderID).Scan(&one)
+	switch {
+	case err == nil:
+		return domain.Payment{}, true, &domain.CancelledError{OrderID: p.OrderID}
+	case !errors.Is(err, sql.ErrNoRows):
+		return domain.Payment{}, true, fmt.Errorf("store: read voided order: %w", err)
+	}
+	cur, found, err := s.current(ctx, q, p.OrderID)
 	if err != nil {
 		return domain.Payment{}, true, err
 	}
@@ -236,19 +302,41 @@ func (s *SQL) answered(ctx context.Context, p domain.Payment) (domain.Payment, b
 	return domain.Payment{}, true, &domain.AlreadyChargedError{Existing: cur}
 }
 
-// Refund implements Store. The conditional UPDATE is the whole state
-// change, so concurrent refunds of one order are harmless.
+// Refund implements Store. The conditional UPDATE and the voiding insert
+// are idempotent, so repeated or concurrent refunds of one order are
+// harmless; the order lock keeps a charge from landing between the check
+// for a successful payment and the void.
 func (s *SQL) Refund(ctx context.Context, orderID string, now time.Time) (domain.Payment, error) {
-	if _, err := s.db.ExecContext(ctx, s.d.q(`UPDATE payments SET status = 'refunded', updated_at = ?
-		WHERE order_id = ? AND status = 'captured'`), micros(now), orderID); err != nil {
-		return domain.Payment{}, fmt.Errorf("store: refund: %w", err)
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := s.lock(ctx, tx, orderID); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, s.d.q(`UPDATE payments SET status = 'refunded', updated_at = ?
+			WHERE order_id = ? AND status = 'captured'`), micros(now), orderID); err != nil {
+			return fmt.Errorf("store: refund: %w", err)
+		}
+		_, found, err := s.current(ctx, tx, orderID)
+		if err != nil || found {
+			return err
+		}
+		// No charge at all: void the order, so a charge still in flight
+		// can never land. (An order with only declines keeps them: its
+		// keys replay the declines, and a new key may try again.)
+		if _, err := tx.ExecContext(ctx, s.d.q(`INSERT INTO voided_orders (order_id, created_at) VALUES (?, ?)
+			ON CONFLICT (order_id) DO NOTHING`), orderID, micros(now)); err != nil {
+			return fmt.Errorf("store: void order: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return domain.Payment{}, err
 	}
 	return s.Payment(ctx, orderID)
 }
 
 // Payment implements Store.
 func (s *SQL) Payment(ctx context.Context, orderID string) (domain.Payment, error) {
-	p, found, err := s.current(ctx, orderID)
+	p, found, err := s.current(ctx, s.db, orderID)
 	if err == nil && !found {
 		err = &domain.NotFoundError{OrderID: orderID}
 	}

@@ -1,0 +1,12 @@
+-- +goose Up
+-- An order whose stock was released before it had a reservation: the
+-- saga gave it up while a reservation may still be in flight, so any
+-- later reservation for it is refused. One row per order; created_at is
+-- microseconds since the epoch.
+CREATE TABLE released_orders (
+    order_id   text PRIMARY KEY,
+    created_at bigint NOT NULL
+);
+
+-- +goose Down
+DROP TABLE released_orders;
