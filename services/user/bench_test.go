@@ -6,9 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"slices"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,6 +13,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/msctl/msctl/services/kit/loadgen"
 	userv1 "github.com/msctl/msctl/services/user/api/userv1"
 )
 
@@ -37,7 +35,7 @@ func (b *bare) GetUser(context.Context, *userv1.GetUserRequest) (*userv1.User, e
 // target is one way to call GetUser.
 type target struct {
 	name string
-	call func(ctx context.Context) error
+	call loadgen.Call
 }
 
 // targets starts the full service (production log level, logs encoded and
@@ -123,62 +121,19 @@ func BenchmarkGetUserLatency(b *testing.B) {
 		}
 		b.Run(tg.name, func(b *testing.B) {
 			for range b.N {
-				peak := closedLoop(b, tg, 16, 3*time.Second)
-				lat := openLoop(b, tg, peak/2, 5*time.Second)
-				slices.Sort(lat)
-				pct := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) }
+				peak, err := loadgen.ClosedLoop(context.Background(), 16, 3*time.Second, tg.call)
+				if err != nil {
+					b.Fatal(err)
+				}
+				lat, err := loadgen.OpenLoop(context.Background(), peak/2, 5*time.Second, tg.call)
+				if err != nil {
+					b.Fatal(err)
+				}
 				b.ReportMetric(peak, "peak-calls/s")
 				b.ReportMetric(peak/2, "offered-calls/s")
-				b.ReportMetric(pct(0.50), "p50-µs")
-				b.ReportMetric(pct(0.99), "p99-µs")
+				b.ReportMetric(float64(loadgen.Percentile(lat, 0.50).Microseconds()), "p50-µs")
+				b.ReportMetric(float64(loadgen.Percentile(lat, 0.99).Microseconds()), "p99-µs")
 			}
 		})
 	}
-}
-
-func closedLoop(b *testing.B, tg target, workers int, d time.Duration) float64 {
-	var n atomic.Int64
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	defer cancel()
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				if err := tg.call(context.Background()); err != nil {
-					b.Error(err)
-					return
-				}
-				n.Add(1)
-			}
-		}()
-	}
-	wg.Wait()
-	return float64(n.Load()) / d.Seconds()
-}
-
-// openLoop starts calls on a fixed schedule whether or not earlier ones
-// have finished, so queueing shows in the latencies (no coordinated
-// omission); each latency counts from the call's scheduled start.
-func openLoop(b *testing.B, tg target, rate float64, d time.Duration) []time.Duration {
-	interval := time.Duration(float64(time.Second) / rate)
-	total := int(d / interval)
-	lat := make([]time.Duration, total)
-	var wg sync.WaitGroup
-	begin := time.Now()
-	for i := range total {
-		due := begin.Add(time.Duration(i) * interval)
-		time.Sleep(time.Until(due))
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := tg.call(context.Background()); err != nil {
-				b.Error(err)
-			}
-			lat[i] = time.Since(due)
-		}()
-	}
-	wg.Wait()
-	return lat
 }

@@ -57,7 +57,7 @@ func Main(m *testing.M) {
 }
 
 // FreeAddr returns a loopback address nothing listens on now.
-func FreeAddr(t *testing.T) string {
+func FreeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -70,7 +70,7 @@ func FreeAddr(t *testing.T) string {
 
 // KeysFile writes the API keys every service accepts: an admin key for
 // test setup and the order service's "service" key.
-func KeysFile(t *testing.T) string {
+func KeysFile(t testing.TB) string {
 	t.Helper()
 	exp := time.Now().Add(time.Hour)
 	raw, _ := json.Marshal(map[string]any{"keys": []auth.APIKeyEntry{
@@ -101,7 +101,7 @@ func (s *Service) Kill() {
 // Start runs the named binary on loopback with its own SQLite
 // database (env, added last, overrides any default, e.g. DATABASE_URL or
 // GRPC_ADDR) and waits until it is ready; it is stopped when the test ends.
-func Start(t *testing.T, name string, env ...string) *Service {
+func Start(t testing.TB, name string, env ...string) *Service {
 	t.Helper()
 	dir := t.TempDir()
 	vars := map[string]string{
