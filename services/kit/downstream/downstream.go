@@ -153,6 +153,35 @@ func retryable(err error) bool {
 	return false
 }
 
+// BreakerOpenError is a call the breaker refused to send. Since nothing
+// left the process the call cannot have landed, which a caller deciding
+// whether to compensate needs to know; gRPC sees it as UNAVAILABLE.
+type BreakerOpenError struct {
+	// Target is the dependency's name.
+	Target string
+}
+
+func (e *BreakerOpenError) Error() string { return e.Target + ": circuit breaker open" }
+
+// GRPCStatus makes the refusal UNAVAILABLE to grpc's status package and,
+// returned from a handler, to the caller.
+func (e *BreakerOpenError) GRPCStatus() *status.Status {
+	return status.New(codes.Unavailable, e.Error())
+}
+
+// IsBreakerOpen reports whether err is, or wraps, this process's breaker
+// refusing a call. An UNAVAILABLE with the same text from a remote server
+// is not: that call was sent.
+func IsBreakerOpen(err error) bool {
+	var e *BreakerOpenError
+	return errors.As(err, &e)
+}
+
+// refused reports whether gobreaker turned the call away.
+func refused(err error) bool {
+	return errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests)
+}
+
 func unary(t Target, cb *gobreaker.CircuitBreaker[any]) grpc.UnaryClientInterceptor {
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 		attempts := 1
@@ -177,8 +206,8 @@ func unary(t Target, cb *gobreaker.CircuitBreaker[any]) grpc.UnaryClientIntercep
 				defer cancel()
 				return nil, invoker(actx, method, req, reply, cc, opts...)
 			})
-			if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
-				return status.Errorf(codes.Unavailable, "%s: circuit breaker open", t.Name)
+			if refused(err) {
+				return &BreakerOpenError{Target: t.Name}
 			}
 			if err == nil || !retryable(err) || ctx.Err() != nil {
 				return err
@@ -193,8 +222,8 @@ func unary(t Target, cb *gobreaker.CircuitBreaker[any]) grpc.UnaryClientIntercep
 func stream(t Target, cb *gobreaker.CircuitBreaker[any]) grpc.StreamClientInterceptor {
 	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
 		s, err := cb.Execute(func() (any, error) { return streamer(ctx, desc, cc, method, opts...) })
-		if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
-			return nil, status.Errorf(codes.Unavailable, "%s: circuit breaker open", t.Name)
+		if refused(err) {
+			return nil, &BreakerOpenError{Target: t.Name}
 		}
 		if err != nil {
 			return nil, err

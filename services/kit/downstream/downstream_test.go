@@ -3,6 +3,7 @@ package downstream
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http/httptest"
 	"strings"
@@ -82,6 +83,20 @@ func TestRetriesOnlyIdempotentMethods(t *testing.T) {
 	}
 }
 
+// TestRemoteBreakerTextIsNotALocalRefusal: a dependency relaying its own
+// dependency's open breaker did receive the call, so IsBreakerOpen must
+// not take its answer for a call that was never sent.
+func TestRemoteBreakerTextIsNotALocalRefusal(t *testing.T) {
+	remote := status.Error(codes.Unavailable, "payment: circuit breaker open")
+	if IsBreakerOpen(remote) {
+		t.Fatal("a remote UNAVAILABLE was taken for this process's breaker")
+	}
+	local := fmt.Errorf("charge: %w", &BreakerOpenError{Target: "payment"})
+	if !IsBreakerOpen(local) || status.Code(local) != codes.Unavailable {
+		t.Fatalf("wrapped refusal: IsBreakerOpen %v, code %v", IsBreakerOpen(local), status.Code(local))
+	}
+}
+
 func TestBreakerOpensAndRecovers(t *testing.T) {
 	f, addr := start(t)
 	reg := prometheus.NewRegistry()
@@ -111,7 +126,7 @@ func TestBreakerOpensAndRecovers(t *testing.T) {
 		t.Fatalf("circuit_breaker_state = %v after 3 failures, want 2 (open)", gauge())
 	}
 	before := f.calls.Load()
-	if err := call(); status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "circuit breaker open") {
+	if err := call(); status.Code(err) != codes.Unavailable || !IsBreakerOpen(err) || !strings.Contains(err.Error(), "user: circuit breaker open") {
 		t.Fatalf("open breaker let a call through: %v", err)
 	}
 	if f.calls.Load() != before {

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	inventoryv1 "github.com/msctl/msctl/services/inventory/api/inventoryv1"
+	"github.com/msctl/msctl/services/kit/downstream"
 	"github.com/msctl/msctl/services/kit/experiments"
 	"github.com/msctl/msctl/services/kit/logging"
 	"github.com/msctl/msctl/services/kit/storage"
@@ -34,7 +35,7 @@ type compensations struct {
 
 func (c *compensations) Refund(context.Context, *paymentv1.RefundRequest, ...grpc.CallOption) (*paymentv1.Payment, error) {
 	if c.down {
-		return nil, status.Error(codes.Unavailable, "payment: circuit breaker open")
+		return nil, &downstream.BreakerOpenError{Target: "payment"}
 	}
 	c.refunds++
 	return &paymentv1.Payment{Status: paymentv1.PaymentStatus_PAYMENT_STATUS_REFUNDED}, nil
@@ -42,7 +43,7 @@ func (c *compensations) Refund(context.Context, *paymentv1.RefundRequest, ...grp
 
 func (c *compensations) ReleaseStock(context.Context, *inventoryv1.ReleaseStockRequest, ...grpc.CallOption) (*inventoryv1.Reservation, error) {
 	if c.down {
-		return nil, status.Error(codes.Unavailable, "inventory: circuit breaker open")
+		return nil, &downstream.BreakerOpenError{Target: "inventory"}
 	}
 	c.release++
 	return &inventoryv1.Reservation{State: inventoryv1.ReservationState_RESERVATION_STATE_RELEASED}, nil

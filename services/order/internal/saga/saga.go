@@ -26,6 +26,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	inventoryv1 "github.com/msctl/msctl/services/inventory/api/inventoryv1"
+	"github.com/msctl/msctl/services/kit/downstream"
 	"github.com/msctl/msctl/services/order/internal/domain"
 	"github.com/msctl/msctl/services/order/internal/store"
 	paymentv1 "github.com/msctl/msctl/services/payment/api/paymentv1"
@@ -196,12 +197,6 @@ func transient(err error) bool {
 	return false
 }
 
-// neverSent reports whether err is the kit's open-breaker refusal, which
-// fails before anything is sent, so the call cannot have landed.
-func neverSent(err error) bool {
-	return status.Code(err) == codes.Unavailable && strings.HasSuffix(status.Convert(err).Message(), "circuit breaker open")
-}
-
 // reason is a failure reason naming the dependency and its answer.
 func reason(dep string, err error) string {
 	st := status.Convert(err)
@@ -257,7 +252,7 @@ func (s *Saga) forward(ctx context.Context, o domain.Order) (down bool, err erro
 			return false, errCrashed
 		}
 		if err != nil {
-			if neverSent(err) {
+			if downstream.IsBreakerOpen(err) { // never sent, so it cannot have landed
 				o.OwesRelease = false
 			}
 			return transient(err), s.fail(ctx, o, reason("inventory", err))
@@ -277,7 +272,7 @@ func (s *Saga) forward(ctx context.Context, o domain.Order) (down bool, err erro
 			return false, errCrashed
 		}
 		if err != nil {
-			if neverSent(err) {
+			if downstream.IsBreakerOpen(err) { // never sent, so it cannot have landed
 				o.OwesRefund = false
 			}
 			return transient(err), s.fail(ctx, o, reason("payment", err))
