@@ -59,7 +59,8 @@ type Order struct {
 	AmountCents int64
 	Currency    string
 	// PaymentToken is kept so a resumed saga can repeat the charge with
-	// the same request; it is the opaque token, never a card number.
+	// the same request; it is the opaque token, never a card number, and
+	// it is dropped as soon as no charge can follow (confirming, failing).
 	PaymentToken string
 	Status       Status
 	Step         Step
@@ -166,6 +167,8 @@ func (o *Order) Begin(s Step) {
 		o.OwesRelease = true
 	case StepCharge:
 		o.OwesRefund = true
+	case StepConfirm:
+		o.PaymentToken = ""
 	}
 }
 
@@ -177,13 +180,13 @@ func (o *Order) Fail(reason string) {
 	if o.Status != Compensating {
 		o.Reason = reason
 	}
-	o.Status = Compensating
+	o.Status, o.PaymentToken = Compensating, ""
 }
 
 // Confirm ends the saga successfully: paid and stock committed, so
 // nothing is owed any more.
 func (o *Order) Confirm() {
-	o.Status, o.Step, o.OwesRelease, o.OwesRefund, o.Reason = Confirmed, StepDone, false, false, ""
+	o.Status, o.Step, o.OwesRelease, o.OwesRefund, o.Reason, o.PaymentToken = Confirmed, StepDone, false, false, "", ""
 }
 
 // Compensated ends a compensating saga once nothing is owed.

@@ -43,10 +43,13 @@ func TestLifecycle(t *testing.T) {
 	}
 	o.Begin(StepReserve)
 	o.Begin(StepCharge)
-	if !o.OwesRelease || !o.OwesRefund {
+	if !o.OwesRelease || !o.OwesRefund || o.PaymentToken != "tok" {
 		t.Fatalf("owed after charge began: %+v", o)
 	}
 	o.Fail("payment declined")
+	if o.PaymentToken != "" {
+		t.Fatal("a failing order kept its payment token")
+	}
 	o.Fail("later reason")
 	if o.Status != Compensating || o.Reason != "payment declined" {
 		t.Fatalf("Fail: %s %q", o.Status, o.Reason)
@@ -66,6 +69,9 @@ func TestLifecycle(t *testing.T) {
 	c.Begin(StepReserve)
 	c.Begin(StepCharge)
 	c.Begin(StepConfirm)
+	if c.PaymentToken != "" {
+		t.Fatal("a confirming order kept its payment token")
+	}
 	var ce *ConfirmingError
 	if err := c.Cancel(); !errors.As(err, &ce) {
 		t.Fatalf("cancel while confirming: %v", err)

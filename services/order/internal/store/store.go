@@ -163,10 +163,10 @@ func (s *SQL) Update(ctx context.Context, o domain.Order, now time.Time) (domain
 		return domain.Order{}, fmt.Errorf("store: items: %w", err)
 	}
 	now = now.UTC().Truncate(time.Microsecond)
-	res, err := s.db.ExecContext(ctx, s.q(`UPDATE orders SET items = ?, amount_cents = ?, status = ?, step = ?,
+	res, err := s.db.ExecContext(ctx, s.q(`UPDATE orders SET items = ?, amount_cents = ?, payment_token = ?, status = ?, step = ?,
 		owes_release = ?, owes_refund = ?, reason = ?, version = version + 1, updated_at = ?
 		WHERE id = ? AND version = ?`),
-		string(items), o.AmountCents, string(o.Status), string(o.Step), o.OwesRelease, o.OwesRefund, o.Reason,
+		string(items), o.AmountCents, o.PaymentToken, string(o.Status), string(o.Step), o.OwesRelease, o.OwesRefund, o.Reason,
 		micros(now), o.ID, o.Version)
 	if err != nil {
 		return domain.Order{}, fmt.Errorf("store: update order: %w", err)
