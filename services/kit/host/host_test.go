@@ -1,0 +1,231 @@
+package host
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	gwruntime "github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+
+	"github.com/msctl/msctl/services/kit/config"
+)
+
+func TestLoadConfig(t *testing.T) {
+	cases := []struct {
+		name string
+		env  map[string]string
+		err  string
+	}{
+		{"defaults", nil, ""},
+		{"bad log level", map[string]string{"LOG_LEVEL": "loud"}, "LOG_LEVEL"},
+		{"unknown scheme hides the URL", map[string]string{"DATABASE_URL": "mysql://u:secret@db/x"}, "DATABASE_URL: scheme"},
+		{"jwt without issuer", map[string]string{"AUTH_JWKS_FILE": "/j"}, "AUTH_JWT_ISSUER: is required"},
+		{"dev mode with real keys", map[string]string{"AUTH_JWKS_FILE": "/j", "AUTH_JWT_ISSUER": "i", "AUTH_DEV_MODE": "1"}, "AUTH_DEV_MODE: cannot"},
+		{"readiness timeout too long", map[string]string{"READINESS_TIMEOUT": "3s"}, "READINESS_TIMEOUT: 3s must be shorter"},
+		{"delay not shorter than grace", map[string]string{"SHUTDOWN_DELAY": "30s", "SHUTDOWN_GRACE": "10s"}, "SHUTDOWN_DELAY"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := config.New(config.FromMap(tc.env))
+			c := LoadConfig(e, "widget", "/tmp/widget.db")
+			err := e.Err()
+			if tc.err == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !c.DatabaseDefaulted || c.Database.Path != "/tmp/widget.db" || c.JWTAudience != "widget" || c.GRPCAddr != ":9090" {
+					t.Fatalf("defaults: %+v", c)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.err) || strings.Contains(err.Error(), "secret") {
+				t.Fatalf("error %v, want it to contain %q and no secret", err, tc.err)
+			}
+		})
+	}
+}
+
+// fakeStore fails to open a given number of times, then opens.
+type fakeStore struct {
+	mu       sync.Mutex
+	failures int
+	closed   bool
+}
+
+func (f *fakeStore) Ping(context.Context) error { return nil }
+
+func (f *fakeStore) Close() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closed = true
+}
+
+func (f *fakeStore) open(context.Context) (*fakeStore, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failures > 0 {
+		f.failures--
+		return nil, errors.New("connection refused")
+	}
+	return f, nil
+}
+
+func TestDeferredBeforeAndAfterOpen(t *testing.T) {
+	f := &fakeStore{}
+	d := NewDeferred(f.open)
+	if _, err := d.Load(); !errors.Is(err, ErrNotStarted) {
+		t.Fatalf("before open: %v", err)
+	}
+	if err := d.ping(t.Context()); !errors.Is(err, ErrNotStarted) {
+		t.Fatalf("ping before open: %v", err)
+	}
+	d.close() // nothing to close yet
+	if err := d.open(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := d.Load(); err != nil || s != f {
+		t.Fatalf("after open: %v, %v", s, err)
+	}
+	d.close()
+	if !f.closed {
+		t.Fatal("close did not close the store")
+	}
+}
+
+// syncBuffer is a log sink the servers' goroutines may write to.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestRunOrder runs a Host end to end on port 0: the database opens after
+// a retry, background tasks start only then, and shutdown runs the hooks in
+// order before the store closes.
+func TestRunOrder(t *testing.T) {
+	e := config.New(config.FromMap(map[string]string{
+		"GRPC_ADDR": "127.0.0.1:0", "HTTP_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0",
+		"READINESS_INTERVAL": "100ms", "READINESS_TIMEOUT": "50ms", "SHUTDOWN_GRACE": "2s",
+		"DATABASE_URL": "sqlite:///unused.db",
+	}))
+	cfg := LoadConfig(e, "widget", "/unused.db")
+	if err := e.Err(); err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
+	h, err := New(t.Context(), Spec{Name: "widget", HealthService: "widget.v1.WidgetService"}, cfg, logger,
+		config.FromMap(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = h.Listen(t.Context(), Gateway{
+		Register: func(context.Context, *gwruntime.ServeMux) error { return nil },
+		Wrap: func(next http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("X-Wrapped", "yes")
+				next.ServeHTTP(w, r)
+			})
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var (
+		mu    sync.Mutex
+		steps []string
+	)
+	step := func(s string) {
+		mu.Lock()
+		defer mu.Unlock()
+		steps = append(steps, s)
+	}
+	f := &fakeStore{failures: 1}
+	d := NewDeferred(f.open)
+	started := make(chan struct{})
+	ctx, stop := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		done <- h.Run(ctx, d, Hooks{
+			Background: []func(context.Context){func(ctx context.Context) {
+				if _, err := d.Load(); err != nil {
+					t.Errorf("background task started before the database opened: %v", err)
+				}
+				close(started)
+				<-ctx.Done()
+				step("background done")
+			}},
+			Drain: func() { step("drain") },
+			Close: []func(){func() { step("close") }},
+		})
+	}()
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("background task never started")
+	}
+
+	waitReady(t, "http://"+h.Addrs().Admin.String()+"/health/ready")
+	resp, err := http.Get("http://" + h.Addrs().HTTP.String() + "/nowhere")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.Header.Get("X-Wrapped") != "yes" {
+		t.Error("the gateway's Wrap was not applied")
+	}
+
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Join(steps, ", "), "drain, background done, close"; got != want {
+		t.Errorf("steps %q, want %q", got, want)
+	}
+	if !f.closed {
+		t.Error("the store was not closed")
+	}
+	for _, line := range []string{"opening database", "database ready, migrations applied", "stopped"} {
+		if !strings.Contains(logs.String(), line) {
+			t.Errorf("no %q in the logs:\n%s", line, logs.String())
+		}
+	}
+}
+
+func waitReady(t *testing.T, url string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never became ready (last: %v)", url, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
