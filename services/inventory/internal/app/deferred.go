@@ -6,12 +6,18 @@ import (
 
 	"github.com/msctl/msctl/services/inventory/internal/domain"
 	"github.com/msctl/msctl/services/inventory/internal/store"
+	"github.com/msctl/msctl/services/kit/host"
 )
 
-// The methods below forward to the real store once it is open.
+// deferredStore is the Store until Run has opened the database; calls
+// before that fail with host.ErrNotStarted, which the API reports as
+// Unavailable (503). Its methods forward to the real store once it is open.
+type deferredStore struct {
+	*host.Deferred[store.Store]
+}
 
 func (d *deferredStore) CreateProduct(ctx context.Context, p domain.Product) error {
-	s, err := d.get()
+	s, err := d.Load()
 	if err != nil {
 		return err
 	}
@@ -19,7 +25,7 @@ func (d *deferredStore) CreateProduct(ctx context.Context, p domain.Product) err
 }
 
 func (d *deferredStore) GetProduct(ctx context.Context, id string) (domain.Product, error) {
-	s, err := d.get()
+	s, err := d.Load()
 	if err != nil {
 		return domain.Product{}, err
 	}
@@ -27,7 +33,7 @@ func (d *deferredStore) GetProduct(ctx context.Context, id string) (domain.Produ
 }
 
 func (d *deferredStore) ListProducts(ctx context.Context, after string, limit int) ([]domain.Product, error) {
-	s, err := d.get()
+	s, err := d.Load()
 	if err != nil {
 		return nil, err
 	}
@@ -35,7 +41,7 @@ func (d *deferredStore) ListProducts(ctx context.Context, after string, limit in
 }
 
 func (d *deferredStore) AdjustStock(ctx context.Context, id string, delta int64, now time.Time) (domain.Product, error) {
-	s, err := d.get()
+	s, err := d.Load()
 	if err != nil {
 		return domain.Product{}, err
 	}
@@ -43,7 +49,7 @@ func (d *deferredStore) AdjustStock(ctx context.Context, id string, delta int64,
 }
 
 func (d *deferredStore) Reserve(ctx context.Context, orderID string, items []domain.Item, now, expiresAt time.Time) (domain.Reservation, error) {
-	s, err := d.get()
+	s, err := d.Load()
 	if err != nil {
 		return domain.Reservation{}, err
 	}
@@ -51,7 +57,7 @@ func (d *deferredStore) Reserve(ctx context.Context, orderID string, items []dom
 }
 
 func (d *deferredStore) Release(ctx context.Context, orderID string, now time.Time) (domain.Reservation, error) {
-	s, err := d.get()
+	s, err := d.Load()
 	if err != nil {
 		return domain.Reservation{}, err
 	}
@@ -59,7 +65,7 @@ func (d *deferredStore) Release(ctx context.Context, orderID string, now time.Ti
 }
 
 func (d *deferredStore) Commit(ctx context.Context, orderID string, now time.Time) (domain.Reservation, error) {
-	s, err := d.get()
+	s, err := d.Load()
 	if err != nil {
 		return domain.Reservation{}, err
 	}
@@ -67,7 +73,7 @@ func (d *deferredStore) Commit(ctx context.Context, orderID string, now time.Tim
 }
 
 func (d *deferredStore) Reservation(ctx context.Context, orderID string) (domain.Reservation, error) {
-	s, err := d.get()
+	s, err := d.Load()
 	if err != nil {
 		return domain.Reservation{}, err
 	}
@@ -75,7 +81,7 @@ func (d *deferredStore) Reservation(ctx context.Context, orderID string) (domain
 }
 
 func (d *deferredStore) ExpireDue(ctx context.Context, now time.Time, limit int) (int, error) {
-	s, err := d.get()
+	s, err := d.Load()
 	if err != nil {
 		return 0, err
 	}
@@ -83,7 +89,7 @@ func (d *deferredStore) ExpireDue(ctx context.Context, now time.Time, limit int)
 }
 
 func (d *deferredStore) Ping(ctx context.Context) error {
-	s, err := d.get()
+	s, err := d.Load()
 	if err != nil {
 		return err
 	}

@@ -2,38 +2,22 @@ package app
 
 import (
 	"context"
-	"sync/atomic"
 	"time"
 
+	"github.com/msctl/msctl/services/kit/host"
 	"github.com/msctl/msctl/services/order/internal/domain"
 	"github.com/msctl/msctl/services/order/internal/store"
 )
 
-// deferredStore is the Store until the database is open; calls before that
-// fail with errNotStarted, which the API reports as Unavailable (503).
+// deferredStore is the Store until Run has opened the database; calls
+// before that fail with host.ErrNotStarted, which the API reports as
+// Unavailable (503). Its methods forward to the real store once it is open.
 type deferredStore struct {
-	p atomic.Pointer[store.Store]
+	*host.Deferred[store.Store]
 }
-
-func (d *deferredStore) set(s store.Store) { d.p.Store(&s) }
-
-func (d *deferredStore) get() (store.Store, error) {
-	if p := d.p.Load(); p != nil {
-		return *p, nil
-	}
-	return nil, errNotStarted
-}
-
-func (d *deferredStore) close() {
-	if s, err := d.get(); err == nil {
-		s.Close()
-	}
-}
-
-// The methods below forward to the real store once it is open.
 
 func (d *deferredStore) Create(ctx context.Context, o domain.Order) error {
-	s, err := d.get()
+	s, err := d.Load()
 	if err != nil {
 		return err
 	}
@@ -41,7 +25,7 @@ func (d *deferredStore) Create(ctx context.Context, o domain.Order) error {
 }
 
 func (d *deferredStore) Update(ctx context.Context, o domain.Order, now time.Time) (domain.Order, error) {
-	s, err := d.get()
+	s, err := d.Load()
 	if err != nil {
 		return domain.Order{}, err
 	}
@@ -49,7 +33,7 @@ func (d *deferredStore) Update(ctx context.Context, o domain.Order, now time.Tim
 }
 
 func (d *deferredStore) Get(ctx context.Context, id string) (domain.Order, error) {
-	s, err := d.get()
+	s, err := d.Load()
 	if err != nil {
 		return domain.Order{}, err
 	}
@@ -57,7 +41,7 @@ func (d *deferredStore) Get(ctx context.Context, id string) (domain.Order, error
 }
 
 func (d *deferredStore) List(ctx context.Context, after string, limit int) ([]domain.Order, error) {
-	s, err := d.get()
+	s, err := d.Load()
 	if err != nil {
 		return nil, err
 	}
@@ -65,7 +49,7 @@ func (d *deferredStore) List(ctx context.Context, after string, limit int) ([]do
 }
 
 func (d *deferredStore) Unfinished(ctx context.Context, after string, limit int) ([]domain.Order, error) {
-	s, err := d.get()
+	s, err := d.Load()
 	if err != nil {
 		return nil, err
 	}
@@ -73,7 +57,7 @@ func (d *deferredStore) Unfinished(ctx context.Context, after string, limit int)
 }
 
 func (d *deferredStore) Ping(ctx context.Context) error {
-	s, err := d.get()
+	s, err := d.Load()
 	if err != nil {
 		return err
 	}

@@ -4,14 +4,20 @@ import (
 	"context"
 	"time"
 
+	"github.com/msctl/msctl/services/kit/host"
 	"github.com/msctl/msctl/services/payment/internal/domain"
 	"github.com/msctl/msctl/services/payment/internal/store"
 )
 
-// The methods below forward to the real store once it is open.
+// deferredStore is the Store until Run has opened the database; calls
+// before that fail with host.ErrNotStarted, which the API reports as
+// Unavailable (503). Its methods forward to the real store once it is open.
+type deferredStore struct {
+	*host.Deferred[store.Store]
+}
 
 func (d *deferredStore) Charge(ctx context.Context, p domain.Payment) (domain.Payment, error) {
-	s, err := d.get()
+	s, err := d.Load()
 	if err != nil {
 		return domain.Payment{}, err
 	}
@@ -19,7 +25,7 @@ func (d *deferredStore) Charge(ctx context.Context, p domain.Payment) (domain.Pa
 }
 
 func (d *deferredStore) Refund(ctx context.Context, orderID string, now time.Time) (domain.Payment, error) {
-	s, err := d.get()
+	s, err := d.Load()
 	if err != nil {
 		return domain.Payment{}, err
 	}
@@ -27,7 +33,7 @@ func (d *deferredStore) Refund(ctx context.Context, orderID string, now time.Tim
 }
 
 func (d *deferredStore) Payment(ctx context.Context, orderID string) (domain.Payment, error) {
-	s, err := d.get()
+	s, err := d.Load()
 	if err != nil {
 		return domain.Payment{}, err
 	}
@@ -35,7 +41,7 @@ func (d *deferredStore) Payment(ctx context.Context, orderID string) (domain.Pay
 }
 
 func (d *deferredStore) ListPayments(ctx context.Context, after string, limit int) ([]domain.Payment, error) {
-	s, err := d.get()
+	s, err := d.Load()
 	if err != nil {
 		return nil, err
 	}
@@ -43,7 +49,7 @@ func (d *deferredStore) ListPayments(ctx context.Context, after string, limit in
 }
 
 func (d *deferredStore) Ping(ctx context.Context) error {
-	s, err := d.get()
+	s, err := d.Load()
 	if err != nil {
 		return err
 	}

@@ -3,14 +3,20 @@ package app
 import (
 	"context"
 
+	"github.com/msctl/msctl/services/kit/host"
 	"github.com/msctl/msctl/services/user/internal/domain"
 	"github.com/msctl/msctl/services/user/internal/store"
 )
 
-// The methods below forward to the real store once it is open.
+// deferredStore is the Store until Run has opened the database; calls
+// before that fail with host.ErrNotStarted, which the API reports as
+// Unavailable (503). Its methods forward to the real store once it is open.
+type deferredStore struct {
+	*host.Deferred[store.Store]
+}
 
 func (d *deferredStore) Create(ctx context.Context, u domain.User) error {
-	s, err := d.get()
+	s, err := d.Load()
 	if err != nil {
 		return err
 	}
@@ -18,7 +24,7 @@ func (d *deferredStore) Create(ctx context.Context, u domain.User) error {
 }
 
 func (d *deferredStore) Get(ctx context.Context, id string) (domain.User, error) {
-	s, err := d.get()
+	s, err := d.Load()
 	if err != nil {
 		return domain.User{}, err
 	}
@@ -26,7 +32,7 @@ func (d *deferredStore) Get(ctx context.Context, id string) (domain.User, error)
 }
 
 func (d *deferredStore) Update(ctx context.Context, u domain.User, expected int64) error {
-	s, err := d.get()
+	s, err := d.Load()
 	if err != nil {
 		return err
 	}
@@ -34,7 +40,7 @@ func (d *deferredStore) Update(ctx context.Context, u domain.User, expected int6
 }
 
 func (d *deferredStore) Delete(ctx context.Context, id string, expected int64) (domain.User, error) {
-	s, err := d.get()
+	s, err := d.Load()
 	if err != nil {
 		return domain.User{}, err
 	}
@@ -42,7 +48,7 @@ func (d *deferredStore) Delete(ctx context.Context, id string, expected int64) (
 }
 
 func (d *deferredStore) List(ctx context.Context, q store.ListQuery) ([]domain.User, error) {
-	s, err := d.get()
+	s, err := d.Load()
 	if err != nil {
 		return nil, err
 	}
@@ -50,7 +56,7 @@ func (d *deferredStore) List(ctx context.Context, q store.ListQuery) ([]domain.U
 }
 
 func (d *deferredStore) Events(ctx context.Context, q store.EventQuery) ([]domain.Event, error) {
-	s, err := d.get()
+	s, err := d.Load()
 	if err != nil {
 		return nil, err
 	}
@@ -58,7 +64,7 @@ func (d *deferredStore) Events(ctx context.Context, q store.EventQuery) ([]domai
 }
 
 func (d *deferredStore) LastEventID(ctx context.Context) (int64, error) {
-	s, err := d.get()
+	s, err := d.Load()
 	if err != nil {
 		return 0, err
 	}
@@ -66,7 +72,7 @@ func (d *deferredStore) LastEventID(ctx context.Context) (int64, error) {
 }
 
 func (d *deferredStore) Ping(ctx context.Context) error {
-	s, err := d.get()
+	s, err := d.Load()
 	if err != nil {
 		return err
 	}
