@@ -9,16 +9,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	inventoryv1 "github.com/msctl/msctl/services/inventory/api/inventoryv1"
 	"github.com/msctl/msctl/services/kit/config"
+	"github.com/msctl/msctl/services/kit/host/hosttest"
 	"github.com/msctl/msctl/services/kit/logging"
 	orderv1 "github.com/msctl/msctl/services/order/api/orderv1"
 	"github.com/msctl/msctl/services/order/internal/app"
@@ -73,38 +72,8 @@ func start(t *testing.T) *system {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runCtx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(runCtx) }()
-	conn, err := grpc.NewClient(a.Addrs().GRPC.String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = conn.Close()
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	s := &system{t: t, addrs: a.Addrs(), orders: orderv1.NewOrderServiceClient(conn), inventory: inv, userID: u.GetId(), product: p.GetId()}
-	deadline := time.Now().Add(15 * time.Second)
-	for s.get("/health/ready") != http.StatusOK {
-		if time.Now().After(deadline) {
-			t.Fatal("order service never became ready")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return s
-}
-
-func (s *system) get(path string) int {
-	resp, err := http.Get("http://" + s.addrs.Admin.String() + path)
-	if err != nil {
-		return 0
-	}
-	resp.Body.Close()
-	return resp.StatusCode
+	conn := hosttest.Run(t, a)
+	return &system{t: t, addrs: a.Addrs(), orders: orderv1.NewOrderServiceClient(conn), inventory: inv, userID: u.GetId(), product: p.GetId()}
 }
 
 // do sends an HTTP request to the gateway with the admin key.

@@ -2,33 +2,24 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"maps"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	"github.com/msctl/msctl/services/kit/auth"
 	"github.com/msctl/msctl/services/kit/config"
+	"github.com/msctl/msctl/services/kit/host/hosttest"
 	"github.com/msctl/msctl/services/kit/logging"
 	paymentv1 "github.com/msctl/msctl/services/payment/api/paymentv1"
 	"github.com/msctl/msctl/services/payment/internal/app"
 )
 
 const (
-	adminKey   = "key-admin-0123456789"
-	serviceKey = "key-service-0123456789"
+	adminKey   = hosttest.AdminKey
+	serviceKey = hosttest.ServiceKey
 )
 
 // instance is one in-process payment service on loopback port 0.
@@ -40,23 +31,7 @@ type instance struct {
 
 func start(t *testing.T, env map[string]string) *instance {
 	t.Helper()
-	dir := t.TempDir()
-	exp := time.Now().Add(time.Hour)
-	keys, _ := json.Marshal(map[string]any{"keys": []auth.APIKeyEntry{
-		{Name: "admin", SHA256: auth.HashAPIKey(adminKey), Roles: []string{"admin"}, Expires: exp, RatePerSecond: 1000, Burst: 1000},
-		{Name: "order", SHA256: auth.HashAPIKey(serviceKey), Roles: []string{"service"}, Expires: exp, RatePerSecond: 1000, Burst: 1000},
-	}})
-	keysFile := filepath.Join(dir, "apikeys.json")
-	if err := os.WriteFile(keysFile, keys, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	all := map[string]string{
-		"GRPC_ADDR": "127.0.0.1:0", "HTTP_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0",
-		"DATABASE_URL":       "sqlite://" + filepath.ToSlash(filepath.Join(dir, "payment.db")),
-		"READINESS_INTERVAL": "200ms", "READINESS_TIMEOUT": "150ms", "SHUTDOWN_GRACE": "5s",
-		"AUTH_API_KEYS_FILE": keysFile,
-	}
-	maps.Copy(all, env)
+	all := hosttest.Env(t, "payment.db", env)
 	cfg, err := app.LoadConfig(config.FromMap(all))
 	if err != nil {
 		t.Fatal(err)
@@ -65,61 +40,17 @@ func start(t *testing.T, env map[string]string) *instance {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	conn, err := grpc.NewClient(a.Addrs().GRPC.String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = conn.Close()
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	in := &instance{t: t, addrs: a.Addrs(), client: paymentv1.NewPaymentServiceClient(conn)}
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		resp, err := http.Get("http://" + in.addrs.Admin.String() + "/health/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return in
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("never became ready")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	conn := hosttest.Run(t, a)
+	return &instance{t: t, addrs: a.Addrs(), client: paymentv1.NewPaymentServiceClient(conn)}
 }
 
 // do sends an HTTP request with the admin key and decodes the JSON answer.
 func (in *instance) do(method, path, body string) (int, map[string]any) {
 	in.t.Helper()
-	req, err := http.NewRequest(method, "http://"+in.addrs.HTTP.String()+path, strings.NewReader(body))
-	if err != nil {
-		in.t.Fatal(err)
-	}
-	req.Header.Set("X-Api-Key", adminKey)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		in.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	var out map[string]any
-	if err := json.Unmarshal(raw, &out); err != nil {
-		in.t.Fatalf("%s %s: %d, body is not JSON: %q", method, path, resp.StatusCode, raw)
-	}
-	return resp.StatusCode, out
+	return hosttest.Do(in.t, in.addrs, method, path, body)
 }
 
-func as(key string) context.Context {
-	return metadata.AppendToOutgoingContext(context.Background(), "x-api-key", key)
-}
+func as(key string) context.Context { return hosttest.As(key) }
 
 // charge is the order service's call over gRPC.
 func (in *instance) charge(order, key string, amount int64, card string) (*paymentv1.Payment, error) {

@@ -1,0 +1,132 @@
+// Package hosttest runs a service's App in process on loopback for that
+// service's own tests: an environment with port 0 and a fresh SQLite
+// file, API keys, Run in the background with a checked stop, the wait for
+// readiness, and JSON calls to the gateway.
+//
+// It is test code: only _test.go files may import it, never a service's
+// program.
+package hosttest
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"maps"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/msctl/msctl/services/kit/auth"
+	"github.com/msctl/msctl/services/kit/host"
+)
+
+// API keys the environment from Env accepts: AdminKey (role "admin") for
+// test setup and checks, ServiceKey (role "service") for calls the order
+// service would make.
+const (
+	AdminKey   = "key-admin-0123456789"
+	ServiceKey = "key-service-0123456789"
+)
+
+// Env is the environment of a service under test: port 0 everywhere, its
+// own SQLite file named db, readiness quick enough for tests, and an API
+// keys file with AdminKey and ServiceKey. extra, added last, overrides any
+// of it.
+func Env(t testing.TB, db string, extra map[string]string) map[string]string {
+	t.Helper()
+	dir := t.TempDir()
+	exp := time.Now().Add(time.Hour)
+	keys, _ := json.Marshal(map[string]any{"keys": []auth.APIKeyEntry{
+		{Name: "admin", SHA256: auth.HashAPIKey(AdminKey), Roles: []string{"admin"}, Expires: exp, RatePerSecond: 1000, Burst: 1000},
+		{Name: "order", SHA256: auth.HashAPIKey(ServiceKey), Roles: []string{"service"}, Expires: exp, RatePerSecond: 1000, Burst: 1000},
+	}})
+	keysFile := filepath.Join(dir, "apikeys.json")
+	if err := os.WriteFile(keysFile, keys, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{
+		"GRPC_ADDR": "127.0.0.1:0", "HTTP_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0",
+		"DATABASE_URL":       "sqlite://" + filepath.ToSlash(filepath.Join(dir, db)),
+		"READINESS_INTERVAL": "200ms", "READINESS_TIMEOUT": "150ms", "SHUTDOWN_GRACE": "5s",
+		"AUTH_API_KEYS_FILE": keysFile,
+	}
+	maps.Copy(env, extra)
+	return env
+}
+
+// App is what a service's app.New returns.
+type App interface {
+	Run(ctx context.Context) error
+	Addrs() host.Addrs
+}
+
+// Run runs a until the test ends, when it stops a and fails the test if
+// Run returned an error, and a plain client connection to a's gRPC port,
+// closed first. It returns once a reports ready.
+func Run(t testing.TB, a App) *grpc.ClientConn {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	conn, err := grpc.NewClient(a.Addrs().GRPC.String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		cancel()
+		<-done
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = conn.Close()
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Get("http://" + a.Addrs().Admin.String() + "/health/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return conn
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("never became ready")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// As is a context whose gRPC calls carry the API key.
+func As(key string) context.Context {
+	return metadata.AppendToOutgoingContext(context.Background(), "x-api-key", key)
+}
+
+// Do sends an HTTP request to the gateway at addr with AdminKey and
+// decodes the JSON answer, failing the test when it is not JSON.
+func Do(t testing.TB, addr host.Addrs, method, path, body string) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(method, "http://"+addr.HTTP.String()+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Api-Key", AdminKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	if err := json.Unmarshal(raw, &out); err != nil {
+		t.Fatalf("%s %s: %d, body is not JSON: %q", method, path, resp.StatusCode, raw)
+	}
+	return resp.StatusCode, out
+}
