@@ -208,3 +208,56 @@ func TestGRPCErrorsAndHeader(t *testing.T) {
 		t.Fatalf("stock after one sale and two failures: %v %v", p, err)
 	}
 }
+
+// TestInventoryDownOpensBreakerOverHTTP: with inventory killed, orders fail
+// with 503 and compensate; after BREAKER_FAILURES of them the breaker opens,
+// which the admin port shows at /metrics and /debug/breakers while the
+// order service stays ready.
+func TestInventoryDownOpensBreakerOverHTTP(t *testing.T) {
+	s := start(t)
+	s.inventory.Kill()
+	var body map[string]any
+	for i := range 6 { // the default BREAKER_FAILURES is 5
+		var resp *http.Response
+		resp, body = s.do("POST", "/api/v1/orders", s.orderBody("tok", 1))
+		if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(fmt.Sprint(body), "inventory unavailable") {
+			t.Fatalf("order %d with inventory down: %d %v", i, resp.StatusCode, body)
+		}
+	}
+	if !strings.Contains(fmt.Sprint(body), "circuit breaker open") {
+		t.Fatalf("the sixth order was not refused by the open breaker: %v", body)
+	}
+	if m := s.admin("/metrics"); !strings.Contains(m, `circuit_breaker_state{service="order",target="inventory"} 2`) {
+		t.Errorf("/metrics does not show inventory's breaker open")
+	}
+	var doc struct {
+		Breakers []struct{ Target, State string }
+	}
+	if err := json.Unmarshal([]byte(s.admin("/debug/breakers")), &doc); err != nil {
+		t.Fatal(err)
+	}
+	states := map[string]string{}
+	for _, b := range doc.Breakers {
+		states[b.Target] = b.State
+	}
+	if states["inventory"] != "open" || states["payment"] != "closed" || states["user"] != "closed" {
+		t.Errorf("/debug/breakers states %v, want inventory open, the others closed", states)
+	}
+	ready, err := http.Get("http://" + s.addrs.Admin.String() + "/health/ready")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready.Body.Close()
+	if ready.StatusCode != http.StatusOK {
+		t.Errorf("readiness %d with a dependency's breaker open, want 200", ready.StatusCode)
+	}
+	resp, list := s.do("GET", "/api/v1/orders", "")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("ListOrders: %d %v", resp.StatusCode, list)
+	}
+	for _, o := range list["orders"].([]any) {
+		if st := o.(map[string]any)["status"]; st != "ORDER_STATUS_FAILED" {
+			t.Errorf("order %v ended %v, want FAILED", o.(map[string]any)["id"], st)
+		}
+	}
+}
