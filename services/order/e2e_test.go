@@ -60,7 +60,7 @@ func start(t *testing.T) *system {
 		"GRPC_ADDR": "127.0.0.1:0", "HTTP_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0",
 		"DATABASE_URL":       "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "order.db")),
 		"READINESS_INTERVAL": "200ms", "READINESS_TIMEOUT": "150ms", "SHUTDOWN_GRACE": "5s",
-		"AUTH_API_KEYS_FILE": servicetest.KeysFile(t), "DOWNSTREAM_API_KEY": servicetest.ServiceKey,
+		"AUTH_API_KEYS_FILE": hosttest.KeysFile(t), "DOWNSTREAM_API_KEY": servicetest.ServiceKey,
 		"USER_ADDR": user.GRPC, "INVENTORY_ADDR": inv.GRPC, "PAYMENT_ADDR": pay.GRPC,
 		"SAGA_RESUME_INTERVAL": "200ms",
 	}

@@ -35,27 +35,33 @@ const (
 	ServiceKey = "key-service-0123456789"
 )
 
+// KeysFile writes an API keys file holding AdminKey and ServiceKey, with
+// rate limits no test or benchmark reaches.
+func KeysFile(t testing.TB) string {
+	t.Helper()
+	exp := time.Now().Add(time.Hour)
+	keys, _ := json.Marshal(map[string]any{"keys": []auth.APIKeyEntry{
+		{Name: "admin", SHA256: auth.HashAPIKey(AdminKey), Roles: []string{"admin"}, Expires: exp, RatePerSecond: 10000, Burst: 10000},
+		{Name: "order", SHA256: auth.HashAPIKey(ServiceKey), Roles: []string{"service"}, Expires: exp, RatePerSecond: 10000, Burst: 10000},
+	}})
+	path := filepath.Join(t.TempDir(), "apikeys.json")
+	if err := os.WriteFile(path, keys, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // Env is the environment of a service under test: port 0 everywhere, its
-// own SQLite file named db, readiness quick enough for tests, and an API
-// keys file with AdminKey and ServiceKey. extra, added last, overrides any
-// of it.
+// own SQLite file named db, readiness quick enough for tests, and the
+// keys of KeysFile. extra, added last, overrides any of it.
 func Env(t testing.TB, db string, extra map[string]string) map[string]string {
 	t.Helper()
 	dir := t.TempDir()
-	exp := time.Now().Add(time.Hour)
-	keys, _ := json.Marshal(map[string]any{"keys": []auth.APIKeyEntry{
-		{Name: "admin", SHA256: auth.HashAPIKey(AdminKey), Roles: []string{"admin"}, Expires: exp, RatePerSecond: 1000, Burst: 1000},
-		{Name: "order", SHA256: auth.HashAPIKey(ServiceKey), Roles: []string{"service"}, Expires: exp, RatePerSecond: 1000, Burst: 1000},
-	}})
-	keysFile := filepath.Join(dir, "apikeys.json")
-	if err := os.WriteFile(keysFile, keys, 0o600); err != nil {
-		t.Fatal(err)
-	}
 	env := map[string]string{
 		"GRPC_ADDR": "127.0.0.1:0", "HTTP_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0",
 		"DATABASE_URL":       "sqlite://" + filepath.ToSlash(filepath.Join(dir, db)),
 		"READINESS_INTERVAL": "200ms", "READINESS_TIMEOUT": "150ms", "SHUTDOWN_GRACE": "5s",
-		"AUTH_API_KEYS_FILE": keysFile,
+		"AUTH_API_KEYS_FILE": KeysFile(t),
 	}
 	maps.Copy(env, extra)
 	return env

@@ -6,7 +6,6 @@ package servicetest
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -22,13 +21,15 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/msctl/msctl/services/kit/auth"
+	"github.com/msctl/msctl/services/kit/host/hosttest"
 )
 
-// API keys every started service accepts: AdminKey for test setup and
-// checks, ServiceKey (role "service") for the order service.
+// The API keys every started service accepts (see hosttest.KeysFile):
+// AdminKey for test setup and checks, ServiceKey (role "service") for the
+// order service.
 const (
-	AdminKey   = "key-admin-0123456789"
-	ServiceKey = "key-service-0123456789"
+	AdminKey   = hosttest.AdminKey
+	ServiceKey = hosttest.ServiceKey
 )
 
 var binDir string
@@ -68,22 +69,6 @@ func FreeAddr(t testing.TB) string {
 	return addr
 }
 
-// KeysFile writes the API keys every service accepts: an admin key for
-// test setup and the order service's "service" key.
-func KeysFile(t testing.TB) string {
-	t.Helper()
-	exp := time.Now().Add(time.Hour)
-	raw, _ := json.Marshal(map[string]any{"keys": []auth.APIKeyEntry{
-		{Name: "admin", SHA256: auth.HashAPIKey(AdminKey), Roles: []string{"admin"}, Expires: exp, RatePerSecond: 10000, Burst: 10000},
-		{Name: "order", SHA256: auth.HashAPIKey(ServiceKey), Roles: []string{"service"}, Expires: exp, RatePerSecond: 10000, Burst: 10000},
-	}})
-	path := filepath.Join(t.TempDir(), "apikeys.json")
-	if err := os.WriteFile(path, raw, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 // Service is one running dependency.
 type Service struct {
 	GRPC string
@@ -107,7 +92,7 @@ func Start(t testing.TB, name string, env ...string) *Service {
 	vars := map[string]string{
 		"GRPC_ADDR": FreeAddr(t), "HTTP_ADDR": FreeAddr(t), "ADMIN_ADDR": FreeAddr(t),
 		"DATABASE_URL":       "sqlite://" + filepath.ToSlash(filepath.Join(dir, name+".db")),
-		"AUTH_API_KEYS_FILE": KeysFile(t), "LOG_LEVEL": "error",
+		"AUTH_API_KEYS_FILE": hosttest.KeysFile(t), "LOG_LEVEL": "error",
 		"READINESS_INTERVAL": "200ms", "READINESS_TIMEOUT": "150ms", "SHUTDOWN_GRACE": "2s",
 	}
 	for _, kv := range env {
