@@ -145,7 +145,7 @@ func (e *Failed) Error() string {
 
 // Deploy deploys the selected services, dependencies first, and returns a
 // result per service. A lock held by another run fails the whole deploy at
-// once with *kube.LockHeldError, before anything is written for that service.
+// once with *kube.LockHeldError, before any service is written.
 func (d *Deployer) Deploy(ctx context.Context, opts Options) ([]Result, error) {
 	opts = withDefaults(opts)
 	services := opts.Services
@@ -169,10 +169,14 @@ func (d *Deployer) Deploy(ctx context.Context, opts Options) ([]Result, error) {
 	if err := d.applyProject(ctx, opts); err != nil {
 		return nil, err
 	}
+	held, err := d.lockAll(ctx, services, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer held.releaseAll(ctx)
 
 	results := map[string]Result{}
 	var mu sync.Mutex
-	var lockErr error
 	for _, level := range levels(d.Project, services) {
 		sem := make(chan struct{}, opts.Parallel)
 		var wg sync.WaitGroup
@@ -182,22 +186,16 @@ func (d *Deployer) Deploy(ctx context.Context, opts Options) ([]Result, error) {
 				sem <- struct{}{}
 				defer func() { <-sem }()
 				start := time.Now()
-				r, err := d.deployService(ctx, name, opts, caps)
+				r := d.deployService(ctx, name, opts, caps)
+				held.release(ctx, name)
 				r.Service, r.Duration = name, time.Since(start)
 				mu.Lock()
 				defer mu.Unlock()
-				var held *kube.LockHeldError
-				if errors.As(err, &held) && lockErr == nil {
-					lockErr = err
-				}
 				results[name] = r
 				d.Progress(Event{Service: name, State: r.State, Message: r.Message})
 			})
 		}
 		wg.Wait()
-		if lockErr != nil {
-			return collect(services, results), lockErr
-		}
 		// Services of the next level call these: don't go on past a failure.
 		for _, name := range level {
 			if s := results[name].State; s == StateFailed || s == StateRolledBack {
@@ -252,42 +250,29 @@ func (d *Deployer) applyProject(ctx context.Context, opts Options) error {
 	return nil
 }
 
-func (d *Deployer) deployService(ctx context.Context, name string, opts Options, caps *common.Capabilities) (Result, error) {
-	ns := d.Project.Namespace
-	lock, err := kube.AcquireLock(ctx, d.Cluster.Clientset, ns, "msctl-"+name, opts.Holder, opts.LockTTL)
-	if err != nil {
-		return Result{State: StateFailed, Message: err.Error()}, err
-	}
-	defer func() {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		if err := lock.Release(rctx); err != nil {
-			d.Log.Warn("releasing the lock", "service", name, "error", err)
-		}
-	}()
-
+// deployService deploys one service whose Lease the run holds.
+func (d *Deployer) deployService(ctx context.Context, name string, opts Options, caps *common.Capabilities) Result {
 	s := d.Project.Service(name)
 	weight, err := d.CanaryWeight(ctx, name)
 	if err != nil {
-		return Result{State: StateFailed, Message: err.Error()}, err
+		return Result{State: StateFailed, Message: err.Error()}
 	}
-	d.Log.Debug("locked", "service", name)
 	res, err := render.Render(d.Project, render.Options{
 		Services: []string{name}, ImageTag: opts.ImageTag, APIVersions: caps.APIVersions, Values: opts.Values,
 		CanaryWeights: map[string]int{name: weight},
 	})
 	if err != nil {
-		return Result{State: StateFailed, Message: err.Error()}, err
+		return Result{State: StateFailed, Message: err.Error()}
 	}
 	image := render.Image(d.Project, s) + ":" + opts.ImageTag
 
 	cfg, err := d.helm(caps)
 	if err != nil {
-		return Result{State: StateFailed, Message: err.Error()}, err
+		return Result{State: StateFailed, Message: err.Error()}
 	}
 	d.Progress(Event{Service: name, State: StateDeploying})
 	if msg, err := recoverPending(cfg, name, opts); err != nil {
-		return Result{State: StateFailed, Message: err.Error()}, err
+		return Result{State: StateFailed, Message: err.Error()}
 	} else if msg != "" {
 		d.Progress(Event{Service: name, State: StateRecovering, Message: msg})
 	}
@@ -311,7 +296,7 @@ func (d *Deployer) deployService(ctx context.Context, name string, opts Options,
 				result.Message += "; " + note
 			}
 		}
-		return result, err
+		return result
 	}
 	if !opts.NoIstio {
 		for _, o := range res.Objects {
@@ -319,11 +304,11 @@ func (d *Deployer) deployService(ctx context.Context, name string, opts Options,
 				continue
 			}
 			if _, err := d.applier.Apply(ctx, o.Unstructured, kube.ApplyOptions{}); err != nil {
-				return Result{State: StateFailed, Image: image, Revision: result.Revision, Message: err.Error()}, err
+				return Result{State: StateFailed, Image: image, Revision: result.Revision, Message: err.Error()}
 			}
 		}
 	}
-	return result, nil
+	return result
 }
 
 // upgrade installs or upgrades the service's release, unless the last
@@ -357,6 +342,9 @@ func (d *Deployer) upgrade(ctx context.Context, cfg *action.Configuration, s *co
 		// The API server validates every field of a server-side apply;
 		// Helm's own check would first download the OpenAPI schema.
 		in.DisableOpenAPIValidation = true
+		// render checked these values against the chart's schema already,
+		// with the schema compiled once per process instead of per release.
+		in.SkipSchemaValidation = true
 		// Objects left by an install that died before recording a release.
 		in.TakeOwnership = true
 		r, err := in.RunWithContext(ctx, ch, values)
@@ -373,6 +361,7 @@ func (d *Deployer) upgrade(ctx context.Context, cfg *action.Configuration, s *co
 	up.MaxHistory = 10
 	up.Description = "msctl deploy " + opts.ImageTag
 	up.DisableOpenAPIValidation = true
+	up.SkipSchemaValidation = true
 	r, err := up.RunWithContext(ctx, s.Name, ch, values)
 	return asRelease(r), stateAfter(err), err
 }

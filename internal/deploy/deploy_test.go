@@ -153,35 +153,59 @@ func TestRolloutThatNeverBecomesReadyRollsBack(t *testing.T) {
 	}
 }
 
-func TestConcurrentDeploysOfOneServiceExactlyOneProceeds(t *testing.T) {
-	d := setup(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	var wg sync.WaitGroup
-	errs := make([]error, 2)
-	for i, holder := range []string{"ci-job-1", "ci-job-2"} {
-		wg.Go(func() {
-			_, errs[i] = d.Deploy(ctx, Options{Services: []string{"inventory"}, Wait: true, Holder: holder})
-		})
-	}
-	wg.Wait()
-	var held *kube.LockHeldError
-	ok, lockedOut := 0, 0
-	for _, err := range errs {
-		switch {
-		case err == nil:
-			ok++
-		case errors.As(err, &held):
-			lockedOut++
-			if held.Holder != "ci-job-1" && held.Holder != "ci-job-2" {
-				t.Errorf("lock error names %q", held.Holder)
+// TestConcurrentDeploysExactlyOneProceeds runs two deploys at once, of one
+// service and of the same three services listed in different orders: one
+// proceeds and the other fails with the lock error before writing (never
+// both failing on each other's half of the locks).
+func TestConcurrentDeploysExactlyOneProceeds(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		a, b   []string
+		checks []string
+	}{
+		{"one service", []string{"inventory"}, []string{"inventory"}, []string{"inventory"}},
+		{"overlapping services", []string{"user", "inventory", "payment"}, []string{"payment", "inventory", "user"},
+			[]string{"user", "inventory", "payment"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := setup(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			var wg sync.WaitGroup
+			errs := make([]error, 2)
+			for i, holder := range []string{"ci-job-1", "ci-job-2"} {
+				services := [][]string{tc.a, tc.b}[i]
+				wg.Go(func() {
+					_, errs[i] = d.Deploy(ctx, Options{Services: services, Wait: true, Holder: holder})
+				})
 			}
-		default:
-			t.Errorf("unexpected error: %v", err)
-		}
-	}
-	if ok != 1 || lockedOut != 1 {
-		t.Fatalf("%d deploys proceeded and %d were locked out: %v", ok, lockedOut, errs)
+			wg.Wait()
+			var held *kube.LockHeldError
+			ok, lockedOut := 0, 0
+			for _, err := range errs {
+				switch {
+				case err == nil:
+					ok++
+				case errors.As(err, &held):
+					lockedOut++
+					if held.Holder != "ci-job-1" && held.Holder != "ci-job-2" {
+						t.Errorf("lock error names %q", held.Holder)
+					}
+				default:
+					t.Errorf("unexpected error: %v", err)
+				}
+			}
+			if ok != 1 || lockedOut != 1 {
+				t.Fatalf("%d deploys proceeded and %d were locked out: %v", ok, lockedOut, errs)
+			}
+			// Every service has exactly one revision: the run locked out wrote none.
+			for _, name := range tc.checks {
+				hist, err := d.History(ctx, name)
+				if err != nil || len(hist) != 1 {
+					t.Errorf("%s: history %v, %v; want one revision", name, hist, err)
+				}
+			}
+		})
 	}
 }
 

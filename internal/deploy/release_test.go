@@ -110,6 +110,23 @@ func TestStatusHistoryRollbackDestroy(t *testing.T) {
 		t.Errorf("rollback to a missing revision: %v", err)
 	}
 
+	// Another run holding a lock of a service to destroy stops the
+	// destroy before it removes anything, order included.
+	other, err := kube.AcquireLock(ctx, d.Cluster.Clientset, d.Project.Namespace, "msctl-user", "other-run", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Destroy(ctx, []string{"order", "user"}, false, Options{Holder: "test"}); !errors.As(err, new(*kube.LockHeldError)) {
+		t.Fatalf("destroy with user locked by another run: %v", err)
+	}
+	if st, err := d.Status(ctx, []string{"order"}); err != nil || st[0].Release != "deployed" {
+		t.Fatalf("order after a locked-out destroy: %+v, %v", st, err)
+	}
+	if err := other.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_ = d.Cluster.Clientset.CoordinationV1().Leases(d.Project.Namespace).Delete(ctx, "msctl-user", metav1.DeleteOptions{})
+
 	if _, err := d.Destroy(ctx, []string{"order"}, true, Options{Holder: "test"}); err != nil {
 		t.Fatal(err)
 	}

@@ -91,12 +91,15 @@ func (d *Deployer) Destroy(ctx context.Context, services []string, project bool,
 	if err != nil {
 		return nil, err
 	}
+	// All locks first: a destroy another run would collide with removes
+	// nothing rather than half of the services.
+	held, err := d.lockAll(ctx, services, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer held.releaseAll(ctx)
 	var out []Result
 	for _, name := range services {
-		lock, err := kube.AcquireLock(ctx, d.Cluster.Clientset, d.Project.Namespace, "msctl-"+name, opts.Holder, opts.LockTTL)
-		if err != nil {
-			return out, err
-		}
 		un := action.NewUninstall(cfg)
 		un.IgnoreNotFound = true
 		un.WaitStrategy = helmkube.StatusWatcherStrategy
@@ -112,7 +115,7 @@ func (d *Deployer) Destroy(ctx context.Context, services []string, project bool,
 				}
 			}
 		}
-		_ = lock.Release(ctx)
+		held.release(ctx, name)
 		// The lease itself goes too: nothing of the service stays behind.
 		_ = d.Cluster.Clientset.CoordinationV1().Leases(d.Project.Namespace).Delete(ctx, "msctl-"+name, deleteOpts)
 		if uerr != nil || rerr != nil {
