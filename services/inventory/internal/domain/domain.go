@@ -30,6 +30,37 @@ type Product struct {
 	UpdatedAt  time.Time
 }
 
+// Limits on amounts, so that no sum of stock, reservations or order
+// totals can overflow an int64 and a price is never beyond what the
+// payment service can charge.
+const (
+	// MaxUnits bounds a product's stock, a stock change and a reserved
+	// quantity: far beyond any real stock.
+	MaxUnits int64 = 1_000_000_000
+	// MaxPriceCents is the payment service's largest charge.
+	MaxPriceCents int64 = 10_000_000_000
+)
+
+// CheckDelta refuses a stock change of zero or beyond MaxUnits either way.
+func CheckDelta(delta int64) error {
+	if delta == 0 || delta > MaxUnits || delta < -MaxUnits {
+		return invalid("delta", "%d is outside [-%d, %d] or zero", delta, MaxUnits, MaxUnits)
+	}
+	return nil
+}
+
+// TooMuchStockError refuses a change that would take a product's stock
+// above MaxUnits.
+type TooMuchStockError struct {
+	ProductID        string
+	Available, Delta int64
+}
+
+func (e *TooMuchStockError) Error() string {
+	return fmt.Sprintf("delta: adding %d to the %d available units of product %s exceeds the maximum of %d",
+		e.Delta, e.Available, e.ProductID, MaxUnits)
+}
+
 // ValidationError is bad input a caller can fix.
 type ValidationError struct {
 	Field, Problem string
@@ -50,10 +81,10 @@ func NewProduct(sku, name string, priceCents, stock int64, now time.Time) (Produ
 		return Product{}, invalid("sku", "must be 1 to 64 characters")
 	case name == "" || utf8.RuneCountInString(name) > 200:
 		return Product{}, invalid("name", "must be 1 to 200 characters")
-	case priceCents < 0:
-		return Product{}, invalid("price_cents", "%d is negative", priceCents)
-	case stock < 0:
-		return Product{}, invalid("initial_stock", "%d is negative", stock)
+	case priceCents < 0 || priceCents > MaxPriceCents:
+		return Product{}, invalid("price_cents", "%d is outside [0, %d]", priceCents, MaxPriceCents)
+	case stock < 0 || stock > MaxUnits:
+		return Product{}, invalid("initial_stock", "%d is outside [0, %d]", stock, MaxUnits)
 	}
 	id, err := uuid.NewV7()
 	if err != nil {
@@ -82,8 +113,8 @@ func NormalizeItems(items []Item) ([]Item, error) {
 	}
 	sum := map[string]int64{}
 	for i, it := range items {
-		if it.Quantity <= 0 {
-			return nil, invalid(fmt.Sprintf("items[%d].quantity", i), "%d is not positive", it.Quantity)
+		if it.Quantity <= 0 || it.Quantity > MaxUnits {
+			return nil, invalid(fmt.Sprintf("items[%d].quantity", i), "%d is outside [1, %d]", it.Quantity, MaxUnits)
 		}
 		if it.ProductID == "" {
 			return nil, invalid(fmt.Sprintf("items[%d].product_id", i), "is required")

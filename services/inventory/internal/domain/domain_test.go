@@ -26,6 +26,9 @@ func TestNewProduct(t *testing.T) {
 		{"no name", "s", "", 1, 1, "name"},
 		{"negative price", "s", "x", -1, 1, "price_cents"},
 		{"negative stock", "s", "x", 1, -1, "initial_stock"},
+		{"price beyond the largest charge", "s", "x", MaxPriceCents + 1, 1, "price_cents"},
+		{"stock beyond the bound", "s", "x", 1, MaxUnits + 1, "initial_stock"},
+		{"price that would overflow a total", "s", "x", 1 << 62, 1, "price_cents"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := NewProduct(c.sku, c.pname, c.price, c.stock, now)
@@ -54,6 +57,8 @@ func TestNormalizeItems(t *testing.T) {
 		{"zero quantity", []Item{{"a", 1}, {"b", 0}}, "items[1].quantity"},
 		{"negative quantity", []Item{{"a", -2}}, "items[0].quantity"},
 		{"no product", []Item{{"", 1}}, "items[0].product_id"},
+		{"quantity beyond the bound", []Item{{"a", 1}, {"b", MaxUnits + 1}}, "items[1].quantity"},
+		{"quantities that would overflow", []Item{{"a", 1<<63 - 1}, {"a", 3}}, "items[0].quantity"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := NormalizeItems(c.items)

@@ -46,10 +46,13 @@ func (s *Server) apiError(ctx context.Context, err error) error {
 		se *domain.StateError
 		mm *domain.ItemsMismatchError
 		ce *domain.CancelledError
+		tm *domain.TooMuchStockError
 	)
 	switch {
 	case errors.As(err, &ve):
 		return status.Error(codes.InvalidArgument, ve.Error())
+	case errors.As(err, &tm):
+		return status.Error(codes.InvalidArgument, tm.Error())
 	case errors.As(err, &nf):
 		return status.Error(codes.NotFound, nf.Error())
 	case errors.As(err, &is):

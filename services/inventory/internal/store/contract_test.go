@@ -151,6 +151,15 @@ func testAdjust(t *testing.T, s Store) {
 	if _, err := s.AdjustStock(ctx, "0190a6e4-6b2c-7c1e-8f00-2b6d2a1e9c3d", 1, now); !errors.As(err, &nf) {
 		t.Fatalf("AdjustStock unknown: %v", err)
 	}
+	// Stock is bounded, so no sum of stock and reservations overflows.
+	var tm *domain.TooMuchStockError
+	if _, err := s.AdjustStock(ctx, p.ID, domain.MaxUnits, now); !errors.As(err, &tm) || tm.Available != 8 {
+		t.Fatalf("AdjustStock past the maximum: %v", err)
+	}
+	var ve *domain.ValidationError
+	if _, err := s.AdjustStock(ctx, p.ID, domain.MaxUnits+1, now); !errors.As(err, &ve) || ve.Field != "delta" {
+		t.Fatalf("AdjustStock beyond the bound: %v", err)
+	}
 	if _, err := s.AdjustStock(ctx, p.ID, -8, now); err != nil {
 		t.Fatal(err)
 	}

@@ -271,10 +271,13 @@ func (s *SQL) ListProducts(ctx context.Context, after string, limit int) ([]doma
 
 // AdjustStock implements Store.
 func (s *SQL) AdjustStock(ctx context.Context, id string, delta int64, now time.Time) (domain.Product, error) {
+	if err := domain.CheckDelta(delta); err != nil {
+		return domain.Product{}, err
+	}
 	var p domain.Product
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.d.q(`UPDATE products SET available = available + ?, version = version + 1, updated_at = ?
-			WHERE id = ? AND available + ? >= 0`), delta, micros(now), id, delta)
+			WHERE id = ? AND available + ? BETWEEN 0 AND ?`), delta, micros(now), id, delta, domain.MaxUnits)
 		if err != nil {
 			return fmt.Errorf("store: adjust stock: %w", err)
 		}
@@ -285,6 +288,9 @@ func (s *SQL) AdjustStock(ctx context.Context, id string, delta int64, now time.
 			cur, err := s.getProduct(ctx, tx, id)
 			if err != nil {
 				return err
+			}
+			if delta > 0 {
+				return &domain.TooMuchStockError{ProductID: id, Available: cur.Available, Delta: delta}
 			}
 			return &domain.InsufficientStockError{ProductID: id, Requested: -delta, Available: cur.Available}
 		}

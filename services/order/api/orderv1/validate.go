@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"unicode/utf8"
+
+	"github.com/google/uuid"
 )
 
 // Shape checks run by the kit's validation interceptor before a handler,
@@ -31,15 +33,31 @@ func ValidKey(field, v string) error {
 	return nil
 }
 
+// ValidUUID checks a required id of another service (a user, a product)
+// is a UUID in canonical form, so a malformed one is refused here instead
+// of failing a stored order in the saga.
+func ValidUUID(field, v string) error {
+	if v == "" {
+		return fmt.Errorf("%s: is required", field)
+	}
+	if u, err := uuid.Parse(v); err != nil || u.String() != v {
+		if len(v) > 64 {
+			v = v[:64] + "..."
+		}
+		return fmt.Errorf("%s: %q is not a UUID like 0190a6e4-6b2c-7c1e-8f00-2b6d2a1e9c3d", field, v)
+	}
+	return nil
+}
+
 // Validate implements the kit's validator.
 func (r *CreateOrderRequest) Validate() error {
-	errs := []error{ValidKey("user_id", r.GetUserId()), ValidKey("payment_method_token", r.GetPaymentMethodToken())}
+	errs := []error{ValidUUID("user_id", r.GetUserId()), ValidKey("payment_method_token", r.GetPaymentMethodToken())}
 	if n := len(r.GetItems()); n == 0 || n > MaxItems {
 		errs = append(errs, fmt.Errorf("items: %d items, want 1 to %d", n, MaxItems))
 	}
 	seen := map[string]bool{}
 	for i, it := range r.GetItems() {
-		if err := ValidKey(fmt.Sprintf("items[%d].product_id", i), it.GetProductId()); err != nil {
+		if err := ValidUUID(fmt.Sprintf("items[%d].product_id", i), it.GetProductId()); err != nil {
 			errs = append(errs, err)
 		} else if seen[it.GetProductId()] {
 			errs = append(errs, fmt.Errorf("items[%d].product_id: %q is listed twice", i, it.GetProductId()))

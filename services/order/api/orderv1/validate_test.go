@@ -5,10 +5,15 @@ import (
 	"testing"
 )
 
+const (
+	user    = "0190a6e4-6b2c-7c1e-8f00-2b6d2a1e9c3d"
+	product = "0190a6e4-6b2c-7c1e-8f00-2b6d2a1e9c3e"
+)
+
 // TestValidateCreateOrder pins the bad inputs refused before any saga step.
 func TestValidateCreateOrder(t *testing.T) {
 	ok := func() *CreateOrderRequest {
-		return &CreateOrderRequest{UserId: "u1", PaymentMethodToken: "tok", Items: []*Item{{ProductId: "p1", Quantity: 2}}}
+		return &CreateOrderRequest{UserId: user, PaymentMethodToken: "tok", Items: []*Item{{ProductId: product, Quantity: 2}}}
 	}
 	if err := ok().Validate(); err != nil {
 		t.Fatalf("valid request refused: %v", err)
@@ -22,7 +27,10 @@ func TestValidateCreateOrder(t *testing.T) {
 		{"no items", "items", func(r *CreateOrderRequest) { r.Items = nil }},
 		{"zero quantity", "items[0].quantity", func(r *CreateOrderRequest) { r.Items[0].Quantity = 0 }},
 		{"negative quantity", "items[0].quantity", func(r *CreateOrderRequest) { r.Items[0].Quantity = -1 }},
-		{"duplicate product", "listed twice", func(r *CreateOrderRequest) { r.Items = append(r.Items, &Item{ProductId: "p1", Quantity: 1}) }},
+		{"duplicate product", "listed twice", func(r *CreateOrderRequest) { r.Items = append(r.Items, &Item{ProductId: product, Quantity: 1}) }},
+		{"user id not a UUID", "user_id", func(r *CreateOrderRequest) { r.UserId = " " + user }},
+		{"product id not a UUID", "items[0].product_id", func(r *CreateOrderRequest) { r.Items[0].ProductId = "nope" }},
+		{"upper-case UUID", "user_id", func(r *CreateOrderRequest) { r.UserId = strings.ToUpper(user) }},
 	} {
 		r := ok()
 		c.edit(r)

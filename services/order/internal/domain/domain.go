@@ -143,16 +143,32 @@ func NewOrder(userID string, items []Item, paymentToken, variant string, now tim
 	}, nil
 }
 
-// Price sets the items' unit prices (by product id) and the total.
+// MaxAmountCents is the largest total an order may have: the payment
+// service's largest charge.
+const MaxAmountCents int64 = 10_000_000_000
+
+// Price sets the items' unit prices (by product id) and the total. The
+// prices come from another service, so a negative one, or a total beyond
+// MaxAmountCents (checked without overflowing), is refused, leaving the
+// order unchanged.
 func (o *Order) Price(unit map[string]int64) error {
 	var total int64
-	for i := range o.Items {
-		p, ok := unit[o.Items[i].ProductID]
-		if !ok {
-			return fmt.Errorf("no price for product %q", o.Items[i].ProductID)
+	prices := make([]int64, len(o.Items))
+	for i, it := range o.Items {
+		p, ok := unit[it.ProductID]
+		switch {
+		case !ok:
+			return fmt.Errorf("no price for product %q", it.ProductID)
+		case p < 0:
+			return fmt.Errorf("product %q has a negative price (%d cents)", it.ProductID, p)
+		case it.Quantity > 0 && p > (MaxAmountCents-total)/it.Quantity:
+			return fmt.Errorf("the order's total exceeds the largest charge of %d cents", MaxAmountCents)
 		}
-		o.Items[i].UnitPriceCents = p
-		total += p * o.Items[i].Quantity
+		prices[i] = p
+		total += p * it.Quantity
+	}
+	for i := range o.Items {
+		o.Items[i].UnitPriceCents = prices[i]
 	}
 	o.AmountCents = total
 	return nil

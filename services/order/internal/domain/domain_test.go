@@ -2,6 +2,7 @@ package domain
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -85,5 +86,39 @@ func TestLifecycle(t *testing.T) {
 	}
 	if err := o.Price(map[string]int64{}); err == nil {
 		t.Fatal("Price with no prices succeeded")
+	}
+}
+
+// TestPriceRefusesTotalsNoChargeCanTake: prices come from the inventory
+// service, so a total that would wrap around an int64 (and charge a few
+// cents) or exceed the largest charge is refused and leaves the order as
+// it was.
+func TestPriceRefusesTotalsNoChargeCanTake(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		prices map[string]int64
+		want   string
+	}{
+		{"wraps around int64", map[string]int64{"a": 4611686018427387905, "b": 1}, "exceeds the largest charge"},
+		{"max int64 price", map[string]int64{"a": 1<<63 - 1, "b": 1}, "exceeds the largest charge"},
+		{"just over the largest charge", map[string]int64{"a": MaxAmountCents / 4, "b": 1}, "exceeds the largest charge"},
+		{"negative price", map[string]int64{"a": 1, "b": -5}, "negative price"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o, err := NewOrder("u", []Item{{ProductID: "a", Quantity: 4}, {ProductID: "b", Quantity: 1}}, "tok", "", now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := o.Price(tc.prices); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Price = %v, want %q", err, tc.want)
+			}
+			if o.AmountCents != 0 || o.Items[0].UnitPriceCents != 0 {
+				t.Fatalf("a refused price changed the order: %+v", o)
+			}
+		})
+	}
+	o, _ := NewOrder("u", []Item{{ProductID: "a", Quantity: 4}, {ProductID: "b", Quantity: 1}}, "tok", "", now)
+	if err := o.Price(map[string]int64{"a": MaxAmountCents/4 - 1, "b": 4}); err != nil || o.AmountCents != MaxAmountCents {
+		t.Fatalf("a total of exactly the largest charge: %v, %d", err, o.AmountCents)
 	}
 }

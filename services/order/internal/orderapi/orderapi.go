@@ -76,7 +76,11 @@ func (s *Server) apiError(ctx context.Context, err error) error {
 		}
 		return status.Error(codes.FailedPrecondition, sf.Error()+" (compensated; nothing is charged or held)")
 	case errors.As(err, &ss):
-		return status.Error(codes.Unavailable, ss.Error())
+		// The cause may be a storage error: logged, never sent. The order
+		// exists, so a retried CreateOrder would place a second one.
+		s.logger.WarnContext(ctx, "order stalled", "order", ss.Order.ID, "error", ss.Cause)
+		return status.Errorf(codes.Unavailable, "order %s is %s at step %s and will be finished in the background; "+
+			"follow it with GetOrder instead of placing it again", ss.Order.ID, strings.ToLower(string(ss.Order.Status)), ss.Order.Step)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		if ctx.Err() != nil {
 			return status.FromContextError(ctx.Err()).Err()
