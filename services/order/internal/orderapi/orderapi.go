@@ -110,6 +110,9 @@ func (s *Server) variant(ctx context.Context, userID string) string {
 // call and the write of its outcome (the resumer would fix that, but
 // later); the wait is bounded by sagaTimeout.
 func (s *Server) CreateOrder(ctx context.Context, req *orderv1.CreateOrderRequest) (*orderv1.Order, error) {
+	if user, only := ownerOnly(ctx); only && req.GetUserId() != user {
+		return nil, status.Errorf(codes.PermissionDenied, "%s may place orders only for user %s, not %s", user, user, req.GetUserId())
+	}
 	items := make([]domain.Item, 0, len(req.GetItems()))
 	for _, it := range req.GetItems() {
 		items = append(items, domain.Item{ProductID: it.GetProductId(), Quantity: it.GetQuantity()})
@@ -129,11 +132,24 @@ func (s *Server) CreateOrder(ctx context.Context, req *orderv1.CreateOrderReques
 
 // GetOrder implements OrderService.
 func (s *Server) GetOrder(ctx context.Context, req *orderv1.GetOrderRequest) (*orderv1.Order, error) {
-	o, err := s.store.Get(ctx, req.GetId())
+	o, err := s.owned(ctx, req.GetId())
 	if err != nil {
 		return nil, s.apiError(ctx, err)
 	}
 	return OrderToProto(o), nil
+}
+
+// owned reads an order the caller may see: another user's order is, to a
+// customer, not found, so ids cannot be probed.
+func (s *Server) owned(ctx context.Context, id string) (domain.Order, error) {
+	o, err := s.store.Get(ctx, id)
+	if err != nil {
+		return domain.Order{}, err
+	}
+	if user, only := ownerOnly(ctx); only && o.UserID != user {
+		return domain.Order{}, &domain.NotFoundError{ID: id}
+	}
+	return o, nil
 }
 
 // CancelOrder implements OrderService: it stores the cancel and then
@@ -141,7 +157,7 @@ func (s *Server) GetOrder(ctx context.Context, req *orderv1.GetOrderRequest) (*o
 // compare-and-swap and follows the stored state. An order that cannot be
 // compensated right now is returned COMPENSATING: the cancel stands.
 func (s *Server) CancelOrder(ctx context.Context, req *orderv1.CancelOrderRequest) (*orderv1.Order, error) {
-	o, err := s.store.Get(ctx, req.GetId())
+	o, err := s.owned(ctx, req.GetId())
 	if err != nil {
 		return nil, s.apiError(ctx, err)
 	}

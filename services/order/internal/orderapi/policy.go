@@ -1,6 +1,9 @@
 package orderapi
 
 import (
+	"context"
+	"slices"
+
 	"github.com/msctl/msctl/services/kit/auth"
 	orderv1 "github.com/msctl/msctl/services/order/api/orderv1"
 )
@@ -14,7 +17,9 @@ const (
 )
 
 // Policy is the order service's whole RBAC table. Customers ("customer")
-// place, read and cancel orders but cannot list everyone's; support reads,
+// place, read and cancel their own orders (their user is the JWT subject;
+// an API key names no user, so a customer key reaches no order) but cannot
+// list everyone's; support reads,
 // lists and cancels but does not buy; readers read and list; other
 // services read single orders. A test checks every RPC is listed.
 var Policy = auth.Policy{
@@ -31,4 +36,21 @@ var Policy = auth.Policy{
 		orderv1.OrderService_ListOrders_FullMethodName:  PermList,
 		orderv1.OrderService_CancelOrder_FullMethodName: PermCancel,
 	},
+}
+
+// everyUser are the roles that reach every user's orders. A caller with
+// none of them, a customer, acts only for the user its credentials name:
+// it places orders for that user alone and sees other users' orders as
+// not found.
+var everyUser = []string{"admin", "support", "reader", "service"}
+
+// ownerOnly returns the user the caller is limited to, and whether it is
+// limited. The auth interceptor puts a principal on every call it lets
+// through; a handler called without one (a unit test) is not limited.
+func ownerOnly(ctx context.Context) (string, bool) {
+	p, ok := auth.PrincipalFrom(ctx)
+	if !ok || slices.ContainsFunc(p.Roles, func(r string) bool { return slices.Contains(everyUser, r) }) {
+		return "", false
+	}
+	return p.Subject, true
 }
