@@ -3,6 +3,8 @@ package inventoryv1
 import (
 	"errors"
 	"fmt"
+	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -40,6 +42,9 @@ func ValidOrderID(id string) error {
 	}
 	if len(id) > MaxOrderIDLen || !utf8.ValidString(id) {
 		return fmt.Errorf("order_id: must be valid UTF-8 of at most %d bytes", MaxOrderIDLen)
+	}
+	if strings.TrimSpace(id) != id || strings.ContainsFunc(id, unicode.IsControl) {
+		return fmt.Errorf("order_id: %q has surrounding spaces or control characters", truncate(id))
 	}
 	return nil
 }
