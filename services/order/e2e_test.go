@@ -270,3 +270,35 @@ func TestInventoryDownOpensBreakerOverHTTP(t *testing.T) {
 		}
 	}
 }
+
+// TestCreateOrderRetriedWithIdempotencyKey: a client that retries
+// CreateOrder with the same key (after a timeout, say) gets the first
+// order back and pays once; the same key with other items is refused.
+func TestCreateOrderRetriedWithIdempotencyKey(t *testing.T) {
+	s := start(t)
+	body := func(qty int) string {
+		return fmt.Sprintf(`{"user_id":%q,"items":[{"product_id":%q,"quantity":%d}],"payment_method_token":"tok","idempotency_key":"checkout-42"}`,
+			s.userID, s.product, qty)
+	}
+	resp, first := s.do("POST", "/api/v1/orders", body(2))
+	if resp.StatusCode != http.StatusOK || first["status"] != "ORDER_STATUS_CONFIRMED" {
+		t.Fatalf("first CreateOrder: %d %v", resp.StatusCode, first)
+	}
+	resp, again := s.do("POST", "/api/v1/orders", body(2))
+	if resp.StatusCode != http.StatusOK || again["id"] != first["id"] {
+		t.Fatalf("retried CreateOrder: %d %v, want order %v again", resp.StatusCode, again, first["id"])
+	}
+	resp, other := s.do("POST", "/api/v1/orders", body(1))
+	if resp.StatusCode != http.StatusConflict || !strings.Contains(fmt.Sprint(other), "idempotency_key") {
+		t.Fatalf("the key with other items: %d %v", resp.StatusCode, other)
+	}
+	p, err := inventoryv1.NewInventoryServiceClient(s.inventory.Conn).GetProduct(servicetest.AsAdmin(context.Background()),
+		&inventoryv1.GetProductRequest{Id: s.product})
+	if err != nil || p.GetAvailable() != 3 {
+		t.Fatalf("stock after one order of 2 sent twice: %v %v, want 3 available", p, err)
+	}
+	_, list := s.do("GET", "/api/v1/orders", "")
+	if n := len(list["orders"].([]any)); n != 1 {
+		t.Fatalf("%d orders stored, want 1", n)
+	}
+}

@@ -17,11 +17,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+	"modernc.org/sqlite" // also registers the "sqlite" database/sql driver
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // Dialect is the database kind.
@@ -146,4 +148,16 @@ func migrate(ctx context.Context, d goose.Dialect, db *sql.DB, migrations fs.FS,
 		return fmt.Errorf("storage: applying migrations: %w", err)
 	}
 	return nil
+}
+
+// IsUniqueViolation reports whether err is a PostgreSQL or SQLite refusal
+// of a row whose key (primary or unique) is taken, so one store serves
+// both databases.
+func IsUniqueViolation(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code == "23505"
+	}
+	var se *sqlite.Error
+	return errors.As(err, &se) && (se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY)
 }

@@ -292,8 +292,13 @@ type CreateOrderRequest struct {
 	Items []*Item `protobuf:"bytes,2,rep,name=items,proto3" json:"items,omitempty"`
 	// Opaque card or payment method token passed to payment; 1 to 128 bytes.
 	PaymentMethodToken string `protobuf:"bytes,3,opt,name=payment_method_token,json=paymentMethodToken,proto3" json:"payment_method_token,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// Optional, up to 128 bytes, unique per user. A CreateOrder repeated
+	// with the same key (a retry after a timeout) places no second order:
+	// it answers with the first one as it stands now. The same key with
+	// other items is refused with ALREADY_EXISTS.
+	IdempotencyKey string `protobuf:"bytes,4,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *CreateOrderRequest) Reset() {
@@ -343,6 +348,13 @@ func (x *CreateOrderRequest) GetItems() []*Item {
 func (x *CreateOrderRequest) GetPaymentMethodToken() string {
 	if x != nil {
 		return x.PaymentMethodToken
+	}
+	return ""
+}
+
+func (x *CreateOrderRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
 	}
 	return ""
 }
@@ -566,11 +578,12 @@ const file_services_order_api_orderv1_order_proto_rawDesc = "" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"\x8b\x01\n" +
+	"updateTime\"\xb4\x01\n" +
 	"\x12CreateOrderRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12*\n" +
 	"\x05items\x18\x02 \x03(\v2\x14.msctl.order.v1.ItemR\x05items\x120\n" +
-	"\x14payment_method_token\x18\x03 \x01(\tR\x12paymentMethodToken\"!\n" +
+	"\x14payment_method_token\x18\x03 \x01(\tR\x12paymentMethodToken\x12'\n" +
+	"\x0fidempotency_key\x18\x04 \x01(\tR\x0eidempotencyKey\"!\n" +
 	"\x0fGetOrderRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"O\n" +
 	"\x11ListOrdersRequest\x12\x1b\n" +

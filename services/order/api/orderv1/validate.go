@@ -52,6 +52,9 @@ func ValidUUID(field, v string) error {
 // Validate implements the kit's validator.
 func (r *CreateOrderRequest) Validate() error {
 	errs := []error{ValidUUID("user_id", r.GetUserId()), ValidKey("payment_method_token", r.GetPaymentMethodToken())}
+	if k := r.GetIdempotencyKey(); k != "" {
+		errs = append(errs, ValidKey("idempotency_key", k))
+	}
 	if n := len(r.GetItems()); n == 0 || n > MaxItems {
 		errs = append(errs, fmt.Errorf("items: %d items, want 1 to %d", n, MaxItems))
 	}

@@ -40,6 +40,14 @@ func (d *deferredStore) Get(ctx context.Context, id string) (domain.Order, error
 	return s.Get(ctx, id)
 }
 
+func (d *deferredStore) ByIdempotencyKey(ctx context.Context, userID, key string) (domain.Order, error) {
+	s, err := d.Load()
+	if err != nil {
+		return domain.Order{}, err
+	}
+	return s.ByIdempotencyKey(ctx, userID, key)
+}
+
 func (d *deferredStore) List(ctx context.Context, after string, limit int) ([]domain.Order, error) {
 	s, err := d.Load()
 	if err != nil {

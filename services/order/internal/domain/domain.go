@@ -62,7 +62,10 @@ type Order struct {
 	// the same request; it is the opaque token, never a card number, and
 	// it is dropped as soon as no charge can follow (confirming, failing).
 	PaymentToken string
-	Status       Status
+	// IdempotencyKey is the client's key for retrying CreateOrder, "" if
+	// it sent none; unique per user.
+	IdempotencyKey string
+	Status         Status
 	Step         Step
 	// OwesRelease and OwesRefund are the compensations owed: set before
 	// the reserve and charge calls (which may land even if the answer is
@@ -233,4 +236,40 @@ func (o *Order) Cancel() error {
 	}
 	o.Fail("cancelled")
 	return nil
+}
+
+// DuplicateKeyError is a CreateOrder whose idempotency key the user has
+// already used.
+type DuplicateKeyError struct{ UserID, Key string }
+
+func (e *DuplicateKeyError) Error() string {
+	return fmt.Sprintf("user %s already placed an order with idempotency key %q", e.UserID, e.Key)
+}
+
+// KeyReusedError is an idempotency key sent again with other items.
+type KeyReusedError struct {
+	Key   string
+	Order Order
+}
+
+func (e *KeyReusedError) Error() string {
+	return fmt.Sprintf("idempotency_key: %q was used for order %s with other items; use a new key for a new order", e.Key, e.Order.ID)
+}
+
+// SameItems reports whether o was placed for the same items as items (in
+// any order): a retry must ask for what the first request asked for.
+func (o Order) SameItems(items []Item) bool {
+	if len(o.Items) != len(items) {
+		return false
+	}
+	want := map[string]int64{}
+	for _, it := range items {
+		want[it.ProductID] = it.Quantity
+	}
+	for _, it := range o.Items {
+		if q, ok := want[it.ProductID]; !ok || q != it.Quantity {
+			return false
+		}
+	}
+	return true
 }

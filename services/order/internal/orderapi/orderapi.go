@@ -60,10 +60,13 @@ func (s *Server) apiError(ctx context.Context, err error) error {
 		cf *domain.ConflictError
 		sf *saga.FailedError
 		ss *saga.StalledError
+		kr *domain.KeyReusedError
 	)
 	switch {
 	case errors.As(err, &ve):
 		return status.Error(codes.InvalidArgument, ve.Error())
+	case errors.As(err, &kr):
+		return status.Error(codes.AlreadyExists, kr.Error())
 	case errors.As(err, &nf):
 		return status.Error(codes.NotFound, nf.Error())
 	case errors.As(err, &fe), errors.As(err, &ce):
@@ -117,17 +120,53 @@ func (s *Server) CreateOrder(ctx context.Context, req *orderv1.CreateOrderReques
 	for _, it := range req.GetItems() {
 		items = append(items, domain.Item{ProductID: it.GetProductId(), Quantity: it.GetQuantity()})
 	}
+	key := req.GetIdempotencyKey()
+	if key != "" {
+		prev, err := s.store.ByIdempotencyKey(ctx, req.GetUserId(), key)
+		if err == nil {
+			return s.repeated(ctx, prev, key, items)
+		}
+		if !errors.As(err, new(*domain.NotFoundError)) {
+			return nil, s.apiError(ctx, err)
+		}
+	}
 	o, err := domain.NewOrder(req.GetUserId(), items, req.GetPaymentMethodToken(), s.variant(ctx, req.GetUserId()), s.now())
 	if err != nil {
 		return nil, s.apiError(ctx, err)
 	}
+	o.IdempotencyKey = key
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.sagaTimeout)
 	defer cancel()
 	got, err := s.saga.Create(sctx, o)
+	if errors.As(err, new(*domain.DuplicateKeyError)) {
+		// A request with the same key stored its order first.
+		prev, gerr := s.store.ByIdempotencyKey(ctx, req.GetUserId(), key)
+		if gerr != nil {
+			return nil, s.apiError(ctx, gerr)
+		}
+		return s.repeated(ctx, prev, key, items)
+	}
 	if err != nil {
 		return nil, s.apiError(ctx, err)
 	}
 	return OrderToProto(got), nil
+}
+
+// repeated answers a CreateOrder whose idempotency key placed prev: with
+// prev as it stands now, as the first request was answered, unless the
+// items differ.
+func (s *Server) repeated(ctx context.Context, prev domain.Order, key string, items []domain.Item) (*orderv1.Order, error) {
+	if !prev.SameItems(items) {
+		return nil, s.apiError(ctx, &domain.KeyReusedError{Key: key, Order: prev})
+	}
+	switch prev.Status {
+	case domain.Confirmed:
+		return OrderToProto(prev), nil
+	case domain.Failed:
+		return nil, s.apiError(ctx, &saga.FailedError{Order: prev})
+	default:
+		return nil, s.apiError(ctx, &saga.StalledError{Order: prev, Cause: errors.New("placed by an earlier request")})
+	}
 }
 
 // GetOrder implements OrderService.

@@ -47,6 +47,7 @@ func TestContract(t *testing.T) {
 		{"updates are compare-and-swap on the version", testCAS},
 		{"concurrent updates of one version: exactly one wins", testConcurrentCAS},
 		{"list pages in id order; unfinished lists only open sagas", testListUnfinished},
+		{"an idempotency key places one order per user", testIdempotencyKey},
 	}
 	for name, open := range backends {
 		t.Run(name, func(t *testing.T) {
@@ -197,5 +198,38 @@ func testListUnfinished(t *testing.T, s Store) {
 	}
 	if after, _ := s.Unfinished(ctx, ids[2], 10); len(after) != 1 || after[0].ID != ids[4] {
 		t.Fatalf("Unfinished after %s: %d orders", ids[2], len(after))
+	}
+}
+
+func testIdempotencyKey(t *testing.T, s Store) {
+	mk := func(user, key string) domain.Order {
+		o, err := domain.NewOrder(user, []domain.Item{{ProductID: "p1", Quantity: 1}}, "tok", "", now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.IdempotencyKey = key
+		return o
+	}
+	first := mk("user-1", "k-1")
+	if err := s.Create(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	var dup *domain.DuplicateKeyError
+	if err := s.Create(ctx, mk("user-1", "k-1")); !errors.As(err, &dup) || dup.Key != "k-1" {
+		t.Fatalf("second order with the same key: %v", err)
+	}
+	// Keys are per user, and orders without a key never collide.
+	for _, o := range []domain.Order{mk("user-2", "k-1"), mk("user-1", ""), mk("user-1", "")} {
+		if err := s.Create(ctx, o); err != nil {
+			t.Fatalf("create %s/%q: %v", o.UserID, o.IdempotencyKey, err)
+		}
+	}
+	got, err := s.ByIdempotencyKey(ctx, "user-1", "k-1")
+	if err != nil || got.ID != first.ID || got.IdempotencyKey != "k-1" {
+		t.Fatalf("ByIdempotencyKey = %+v, %v; want order %s", got, err, first.ID)
+	}
+	var nf *domain.NotFoundError
+	if _, err := s.ByIdempotencyKey(ctx, "user-3", "k-1"); !errors.As(err, &nf) {
+		t.Fatalf("ByIdempotencyKey of another user: %v", err)
 	}
 }

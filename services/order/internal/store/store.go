@@ -30,7 +30,8 @@ import (
 
 // Store is the order service's persistence.
 type Store interface {
-	// Create stores a new order.
+	// Create stores a new order, or returns *domain.DuplicateKeyError if
+	// its user already has one with its idempotency key.
 	Create(ctx context.Context, o domain.Order) error
 	// Update stores o if the stored version is still o.Version, and
 	// returns it with the version incremented; otherwise
@@ -38,6 +39,9 @@ type Store interface {
 	Update(ctx context.Context, o domain.Order, now time.Time) (domain.Order, error)
 	// Get returns one order or *domain.NotFoundError.
 	Get(ctx context.Context, id string) (domain.Order, error)
+	// ByIdempotencyKey returns the user's order placed with key, or
+	// *domain.NotFoundError.
+	ByIdempotencyKey(ctx context.Context, userID, key string) (domain.Order, error)
 	// List returns up to limit orders with ids after after, in id order.
 	List(ctx context.Context, after string, limit int) ([]domain.Order, error)
 	// Unfinished returns up to limit pending or compensating orders with
@@ -118,7 +122,7 @@ func micros(t time.Time) int64 { return t.UTC().UnixMicro() }
 func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
 
 const columns = `id, user_id, items, amount_cents, currency, payment_token, status, step, owes_release, owes_refund,
-	reason, variant, version, created_at, updated_at`
+	reason, variant, version, created_at, updated_at, idempotency_key`
 
 type scanner interface{ Scan(...any) error }
 
@@ -127,9 +131,10 @@ func scan(row scanner) (domain.Order, error) {
 		o                domain.Order
 		items, st, step  string
 		created, updated int64
+		key              sql.NullString
 	)
 	err := row.Scan(&o.ID, &o.UserID, &items, &o.AmountCents, &o.Currency, &o.PaymentToken, &st, &step,
-		&o.OwesRelease, &o.OwesRefund, &o.Reason, &o.Variant, &o.Version, &created, &updated)
+		&o.OwesRelease, &o.OwesRefund, &o.Reason, &o.Variant, &o.Version, &created, &updated, &key)
 	if err != nil {
 		return domain.Order{}, err
 	}
@@ -137,6 +142,7 @@ func scan(row scanner) (domain.Order, error) {
 		return domain.Order{}, fmt.Errorf("store: order %s items: %w", o.ID, err)
 	}
 	o.Status, o.Step, o.CreatedAt, o.UpdatedAt = domain.Status(st), domain.Step(step), fromMicros(created), fromMicros(updated)
+	o.IdempotencyKey = key.String
 	return o, nil
 }
 
@@ -146,9 +152,13 @@ func (s *SQL) Create(ctx context.Context, o domain.Order) error {
 	if err != nil {
 		return fmt.Errorf("store: items: %w", err)
 	}
-	_, err = s.db.ExecContext(ctx, s.q(`INSERT INTO orders (`+columns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+	_, err = s.db.ExecContext(ctx, s.q(`INSERT INTO orders (`+columns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		o.ID, o.UserID, string(items), o.AmountCents, o.Currency, o.PaymentToken, string(o.Status), string(o.Step),
-		o.OwesRelease, o.OwesRefund, o.Reason, o.Variant, o.Version, micros(o.CreatedAt), micros(o.UpdatedAt))
+		o.OwesRelease, o.OwesRefund, o.Reason, o.Variant, o.Version, micros(o.CreatedAt), micros(o.UpdatedAt),
+		sql.NullString{String: o.IdempotencyKey, Valid: o.IdempotencyKey != ""})
+	if o.IdempotencyKey != "" && storage.IsUniqueViolation(err) {
+		return &domain.DuplicateKeyError{UserID: o.UserID, Key: o.IdempotencyKey}
+	}
 	if err != nil {
 		return fmt.Errorf("store: insert order: %w", err)
 	}
@@ -194,6 +204,18 @@ func (s *SQL) Get(ctx context.Context, id string) (domain.Order, error) {
 	}
 	if err != nil {
 		return domain.Order{}, fmt.Errorf("store: read order: %w", err)
+	}
+	return o, nil
+}
+
+// ByIdempotencyKey implements Store.
+func (s *SQL) ByIdempotencyKey(ctx context.Context, userID, key string) (domain.Order, error) {
+	o, err := scan(s.db.QueryRowContext(ctx, s.q(`SELECT `+columns+` FROM orders WHERE user_id = ? AND idempotency_key = ?`), userID, key))
+	if errors.Is(err, sql.ErrNoRows) {
+		return domain.Order{}, &domain.NotFoundError{ID: "with idempotency key " + key}
+	}
+	if err != nil {
+		return domain.Order{}, fmt.Errorf("store: read order by idempotency key: %w", err)
 	}
 	return o, nil
 }
