@@ -66,7 +66,7 @@ type Order struct {
 	// it sent none; unique per user.
 	IdempotencyKey string
 	Status         Status
-	Step         Step
+	Step           Step
 	// OwesRelease and OwesRefund are the compensations owed: set before
 	// the reserve and charge calls (which may land even if the answer is
 	// lost) and cleared once the compensation is acknowledged.
