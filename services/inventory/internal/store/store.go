@@ -1,8 +1,7 @@
 // Package store keeps products, their stock and reservations, behind one
 // Store interface with a PostgreSQL and an SQLite implementation. Both
 // run the same SQL through database/sql (PostgreSQL through pgx's stdlib
-// adapter) and differ only in a small dialect: placeholders, row locks
-// and how a unique violation looks. One body of SQL means the stock rules
+// adapter) and differ only in a small dialect: placeholders and row locks. One body of SQL means the stock rules
 // cannot drift apart between the databases; the contract test runs it on
 // both.
 //
@@ -31,10 +30,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
-	"modernc.org/sqlite"
-	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/msctl/msctl/services/inventory/internal/domain"
 	"github.com/msctl/msctl/services/kit/storage"
@@ -130,19 +126,12 @@ type dialect struct {
 	// lockOrder takes a lock on one order id until the end of the
 	// transaction; empty where transactions already run one at a time.
 	lockOrder string
-	unique    func(error) bool
 }
 
 var (
 	postgres = dialect{name: "postgres", dollar: true, forUpdate: " FOR UPDATE",
-		lockOrder: `SELECT pg_advisory_xact_lock(hashtextextended('inventory:' || ?, 0))`, unique: func(err error) bool {
-			var pe *pgconn.PgError
-			return errors.As(err, &pe) && pe.Code == "23505"
-		}}
-	sqliteDialect = dialect{name: "sqlite", unique: func(err error) bool {
-		var se *sqlite.Error
-		return errors.As(err, &se) && (se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY)
-	}}
+		lockOrder: `SELECT pg_advisory_xact_lock(hashtextextended('inventory:' || ?, 0))`}
+	sqliteDialect = dialect{name: "sqlite"}
 )
 
 // q rewrites ? placeholders for the dialect.
@@ -223,7 +212,7 @@ func (s *SQL) lock(ctx context.Context, tx *sql.Tx, orderID string) error {
 func (s *SQL) CreateProduct(ctx context.Context, p domain.Product) error {
 	_, err := s.db.ExecContext(ctx, s.d.q(`INSERT INTO products (`+productColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		p.ID, p.SKU, p.Name, p.PriceCents, p.Available, p.Reserved, p.Version, micros(p.CreatedAt), micros(p.UpdatedAt))
-	if s.d.unique(err) {
+	if storage.IsUniqueViolation(err) {
 		return domain.ErrSKUTaken
 	}
 	if err != nil {
@@ -364,7 +353,7 @@ func (s *SQL) reserveOnce(ctx context.Context, orderID string, items []domain.It
 		}
 		_, err = tx.ExecContext(ctx, s.d.q(`INSERT INTO reservations (order_id, state, expires_at, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?)`), orderID, string(domain.Pending), micros(expiresAt), micros(now), micros(now))
-		if s.d.unique(err) {
+		if storage.IsUniqueViolation(err) {
 			return errReserveRace
 		}
 		if err != nil {

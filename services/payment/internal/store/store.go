@@ -1,7 +1,7 @@
 // Package store keeps payments behind one Store interface with a
 // PostgreSQL and an SQLite implementation. Both run the same SQL through
 // database/sql (PostgreSQL through pgx's stdlib adapter) and differ only
-// in a small dialect: placeholders and how a unique violation looks.
+// in a small dialect: placeholders and per-order locks.
 //
 // Charging twice is prevented by the schema, not by locks: a unique
 // index on the idempotency key and a partial unique index allowing one
@@ -28,10 +28,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
-	"modernc.org/sqlite"
-	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/msctl/msctl/services/kit/storage"
 	"github.com/msctl/msctl/services/payment/internal/domain"
@@ -108,18 +105,11 @@ type dialect struct {
 	// lockOrder takes a lock on one order id until the end of the
 	// transaction; empty where transactions already run one at a time.
 	lockOrder string
-	unique    func(error) bool
 }
 
 var (
-	postgres = dialect{dollar: true, lockOrder: `SELECT pg_advisory_xact_lock(hashtextextended('payment:' || ?, 0))`, unique: func(err error) bool {
-		var pe *pgconn.PgError
-		return errors.As(err, &pe) && pe.Code == "23505"
-	}}
-	sqliteDialect = dialect{unique: func(err error) bool {
-		var se *sqlite.Error
-		return errors.As(err, &se) && (se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY)
-	}}
+	postgres      = dialect{dollar: true, lockOrder: `SELECT pg_advisory_xact_lock(hashtextextended('payment:' || ?, 0))`}
+	sqliteDialect = dialect{}
 )
 
 // q rewrites ? placeholders for the dialect.
@@ -250,7 +240,7 @@ func (s *SQL) Charge(ctx context.Context, p domain.Payment) (domain.Payment, err
 	if err == nil {
 		return got, nil
 	}
-	if !s.d.unique(err) {
+	if !storage.IsUniqueViolation(err) {
 		return domain.Payment{}, err
 	}
 	// Lost a race: to a request with the same key (possibly for another
