@@ -164,7 +164,7 @@ func TestBadInput(t *testing.T) {
 		{"empty name", "POST", path, `{"email":"a@example.com","fullName":"  "}`, admin, false, 400, "full_name: is required"},
 		{"unknown time zone", "POST", path, `{"email":"a@example.com","fullName":"A","preferences":{"timezone":"Moon/Base","language":"en"}}`, admin, false, 400, "not a known IANA time zone"},
 		{"path id not a UUID", "GET", path + "/42", "", admin, false, 400, "is not a UUID"},
-		{"version of the wrong type", "PATCH", one, `{"expectedVersion":"first","fullName":"B"}`, admin, false, 400, "invalid value for int64"},
+		{"version of the wrong type", "PATCH", one, `{"expectedVersion":"first","fullName":"B"}`, admin, false, 400, `expectedVersion: invalid value \"first\" for an int64 field`},
 		{"missing expected version", "PATCH", one, `{"fullName":"B"}`, admin, false, 400, "expected_version: is required"},
 		{"oversized body", "POST", path, big, admin, false, 413, "too large"},
 		{"oversized chunked body", "POST", path, big, admin, true, 413, "too large"},
@@ -182,6 +182,7 @@ func TestBadInput(t *testing.T) {
 		{"rate-limited key, first call", "GET", one, "", apiKey(slowKey), false, 200, ""},
 		{"rate-limited key, second call", "GET", one, "", apiKey(slowKey), false, 429, "rate limit"},
 		{"no route", "GET", "/api/v2/users", "", admin, false, 404, "no route"},
+		{"wrong method", "PUT", one, "", admin, false, 405, "allowed: GET, PATCH, DELETE"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,7 +1,9 @@
 // Package gateway configures grpc-gateway the same way for every service:
 // strict JSON (unknown fields are an error), credentials and request ids
 // forwarded as gRPC metadata, and errors as a JSON body with the HTTP
-// status that matches the gRPC code.
+// status that matches the gRPC code (405 with an Allow header for a known
+// path under another method) and a one-line message that says what is
+// wrong without the parsers' internals.
 //
 // Every HTTP request must pass the full grpcchain once. A service either
 // registers its generated RegisterXHandlerServer with an implementation
@@ -14,6 +16,7 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/textproto"
 	"strings"
@@ -33,15 +36,17 @@ import (
 // NewMux returns a grpc-gateway mux with the house settings.
 func NewMux() *runtime.ServeMux {
 	return runtime.NewServeMux(
-		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &bodyMarshaler{JSONPb: &runtime.JSONPb{
 			MarshalOptions: protojson.MarshalOptions{EmitUnpopulated: true},
 			// A misspelt field silently ignored is a change the caller did
 			// not get; refuse it instead.
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
-		}),
+		}}),
 		runtime.WithIncomingHeaderMatcher(headers),
 		runtime.WithErrorHandler(writeError),
 		runtime.WithRoutingErrorHandler(routingError),
+		// Outermost, so a probe never reaches a handler.
+		runtime.WithMiddlewares(allowProbe),
 	)
 }
 
@@ -75,21 +80,42 @@ type Body struct {
 }
 
 func writeError(ctx context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+	if probing(r) {
+		return
+	}
+	// The mux itself answers some requests with an HTTP status that has no
+	// gRPC code (405, or 400 for a malformed path escape).
+	httpCode := 0
+	var hs *runtime.HTTPStatusError
+	if errors.As(err, &hs) {
+		httpCode, err = hs.HTTPStatus, hs.Err
+	}
 	st := status.Convert(err)
 	code := runtime.HTTPStatusFromCode(st.Code())
-	msg := st.Message()
-	if st.Code() == codes.InvalidArgument && strings.Contains(msg, "request body too large") {
-		code = http.StatusRequestEntityTooLarge
+	msg := oneLine(st.Message())
+	if st.Code() == codes.InvalidArgument {
+		msg = readable(msg)
+		if strings.Contains(msg, "request body too large") {
+			httpCode = http.StatusRequestEntityTooLarge
+		}
 	}
 	if st.Code() == codes.Unauthenticated {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="msctl"`)
 	}
 	var b Body
-	b.Error.Code = code
 	b.Error.Status = strings.ToUpper(toSnake(st.Code().String()))
-	if code == http.StatusRequestEntityTooLarge {
-		b.Error.Status = "PAYLOAD_TOO_LARGE"
+	switch httpCode {
+	case 0:
+	case http.StatusRequestEntityTooLarge:
+		code, b.Error.Status = httpCode, "PAYLOAD_TOO_LARGE"
+	case http.StatusMethodNotAllowed:
+		code, b.Error.Status = httpCode, "METHOD_NOT_ALLOWED"
+	case http.StatusBadRequest:
+		code, b.Error.Status = httpCode, "INVALID_ARGUMENT"
+	default:
+		code = httpCode
 	}
+	b.Error.Code = code
 	b.Error.Message = msg
 	b.Error.RequestID = requestid.From(ctx)
 	if b.Error.RequestID == "" {
@@ -102,10 +128,19 @@ func writeError(ctx context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w
 }
 
 func routingError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, httpStatus int) {
+	if probing(r) {
+		return
+	}
 	var err error
 	switch httpStatus {
 	case http.StatusMethodNotAllowed:
-		err = status.Error(codes.Unimplemented, "method not allowed on this path")
+		allow := allowedMethods(mux, r)
+		msg := r.Method + " is not allowed on " + r.URL.Path
+		if len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			msg += "; allowed: " + strings.Join(allow, ", ")
+		}
+		err = &runtime.HTTPStatusError{HTTPStatus: http.StatusMethodNotAllowed, Err: status.Error(codes.Unimplemented, msg)}
 	case http.StatusNotFound:
 		err = status.Errorf(codes.NotFound, "no route for %s %s", r.Method, r.URL.Path)
 	default:
