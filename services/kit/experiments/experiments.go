@@ -19,6 +19,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/msctl/msctl/services/kit/validation"
 )
 
 // Status is where an experiment is in its life. Only running experiments
@@ -150,7 +152,7 @@ func (e *Experiment) Validate() error {
 	if !e.Start.IsZero() && !e.End.IsZero() && !e.Start.Before(e.End) {
 		bad("end", "%s is not after start %s", e.End.Format(time.RFC3339), e.Start.Format(time.RFC3339))
 	}
-	return errors.Join(errs...)
+	return validation.Join(errs...)
 }
 
 // Targets reports whether u is eligible for e by targeting alone, ignoring

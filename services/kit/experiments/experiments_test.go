@@ -180,6 +180,9 @@ func TestValidate(t *testing.T) {
 			if !errors.As(err, &ve) || ve.Experiment != e.ID {
 				t.Errorf("error %v is not a *ValidationError naming experiment %q", err, e.ID)
 			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error %q is not one line", err)
+			}
 			for _, w := range c.want {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error %q does not contain %q", err, w)

@@ -31,6 +31,7 @@ import (
 
 	"github.com/msctl/msctl/services/kit/auth"
 	"github.com/msctl/msctl/services/kit/requestid"
+	"github.com/msctl/msctl/services/kit/validation"
 )
 
 // NewMux returns a grpc-gateway mux with the house settings.
@@ -92,7 +93,7 @@ func writeError(ctx context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w
 	}
 	st := status.Convert(err)
 	code := runtime.HTTPStatusFromCode(st.Code())
-	msg := oneLine(st.Message())
+	msg := validation.OneLine(st.Message())
 	if st.Code() == codes.InvalidArgument {
 		msg = readable(msg)
 		if strings.Contains(msg, "request body too large") {

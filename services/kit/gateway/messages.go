@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+
+	"github.com/msctl/msctl/services/kit/validation"
 )
 
 // Decoding and parameter errors come from encoding/json, protojson and
@@ -55,16 +57,16 @@ func bodyError(err error) error {
 	msg := err.Error()
 	loc := protoPrefix.FindStringIndex(msg)
 	if loc == nil {
-		return fmt.Errorf("request body: %s", oneLine(msg))
+		return fmt.Errorf("request body: %s", validation.OneLine(msg))
 	}
 	msg = msg[loc[1]:]
 	if m := invalidValue.FindStringSubmatch(msg); m != nil {
 		return fmt.Errorf("%s: invalid value %s for %s %s field", m[2], clip(m[3]), article(m[1]), m[1])
 	}
 	if strings.Contains(protoPrefix.FindString(err.Error()), "syntax error") {
-		return fmt.Errorf("request body is not valid JSON: %s", oneLine(msg))
+		return fmt.Errorf("request body is not valid JSON: %s", validation.OneLine(msg))
 	}
-	return fmt.Errorf("request body: %s", oneLine(msg))
+	return fmt.Errorf("request body: %s", validation.OneLine(msg))
 }
 
 func article(kind string) string {
@@ -115,19 +117,4 @@ func clip(s string) string {
 		return s[:max] + "..."
 	}
 	return s
-}
-
-// oneLine joins a multi-line message (errors.Join) with "; ", so every
-// error body is one line.
-func oneLine(msg string) string {
-	if !strings.ContainsAny(msg, "\r\n") {
-		return msg
-	}
-	var parts []string
-	for _, p := range strings.FieldsFunc(msg, func(r rune) bool { return r == '\n' || r == '\r' }) {
-		if p = strings.TrimSpace(p); p != "" {
-			parts = append(parts, p)
-		}
-	}
-	return strings.Join(parts, "; ")
 }

@@ -36,6 +36,7 @@ import (
 	"github.com/msctl/msctl/services/kit/fault"
 	"github.com/msctl/msctl/services/kit/metrics"
 	"github.com/msctl/msctl/services/kit/requestid"
+	"github.com/msctl/msctl/services/kit/validation"
 )
 
 // Options are the parts of the chain; nil parts are left out.
@@ -221,7 +222,7 @@ func logStream(l *slog.Logger) grpc.StreamServerInterceptor {
 func validateUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	if v, ok := req.(Validator); ok {
 		if err := v.Validate(); err != nil {
-			return nil, status.Error(codes.InvalidArgument, err.Error())
+			return nil, invalid(err)
 		}
 	}
 	remember(ctx)
@@ -233,6 +234,12 @@ func validateStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, han
 	return handler(srv, &validatingStream{ServerStream: ss})
 }
 
+// invalid is the status of a request that failed its shape check, on one
+// line whichever way the validator joined its problems.
+func invalid(err error) error {
+	return status.Error(codes.InvalidArgument, validation.OneLine(err.Error()))
+}
+
 // validatingStream validates each message a streaming handler receives.
 type validatingStream struct{ grpc.ServerStream }
 
@@ -242,7 +249,7 @@ func (s *validatingStream) RecvMsg(m any) error {
 	}
 	if v, ok := m.(Validator); ok {
 		if err := v.Validate(); err != nil {
-			return status.Error(codes.InvalidArgument, err.Error())
+			return invalid(err)
 		}
 	}
 	return nil

@@ -3,6 +3,7 @@ package grpcchain
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"testing"
@@ -94,5 +95,26 @@ func TestChainOrder(t *testing.T) {
 		&grpc.UnaryServerInfo{}, func(_ context.Context, req any) (any, error) { order = append(order, "h"); return req, nil })
 	if err != nil || resp != 1 || strings.Join(order, "") != "abch" {
 		t.Fatalf("got %v %v, order %v", resp, err, order)
+	}
+}
+
+// joinedProblems is a request whose validator joins two problems the way
+// errors.Join does, with a newline.
+type joinedProblems struct{}
+
+func (joinedProblems) Validate() error {
+	return errors.Join(errors.New("a: is required"), errors.New("b: is required"))
+}
+
+func TestValidationStatusIsOneLine(t *testing.T) {
+	called := false
+	_, err := validateUnary(context.Background(), joinedProblems{}, &grpc.UnaryServerInfo{FullMethod: "/x.Y/Z"},
+		func(context.Context, any) (any, error) { called = true; return nil, nil })
+	if called {
+		t.Fatal("the handler ran for an invalid request")
+	}
+	st := status.Convert(err)
+	if st.Code() != codes.InvalidArgument || st.Message() != "a: is required; b: is required" {
+		t.Fatalf("status %v %q, want InvalidArgument with both problems on one line", st.Code(), st.Message())
 	}
 }

@@ -1,9 +1,10 @@
 package paymentv1
 
 import (
-	"errors"
 	"fmt"
 	"unicode/utf8"
+
+	"github.com/msctl/msctl/services/kit/validation"
 )
 
 // Shape checks run by the kit's validation interceptor before a handler,
@@ -31,7 +32,7 @@ func ValidKey(field, v string) error {
 
 // Validate implements the kit's validator.
 func (r *ChargeRequest) Validate() error {
-	return errors.Join(ValidKey("order_id", r.GetOrderId()), ValidKey("idempotency_key", r.GetIdempotencyKey()),
+	return validation.Join(ValidKey("order_id", r.GetOrderId()), ValidKey("idempotency_key", r.GetIdempotencyKey()),
 		ValidKey("payment_method_token", r.GetPaymentMethodToken()))
 }
 
