@@ -143,6 +143,48 @@ func (e *Env) Addr(name, def string) string {
 	return v
 }
 
+// Target returns a gRPC dial target: host:port, where host may be a DNS
+// name such as user.shop.svc, optionally after the dns:/// or
+// passthrough:/// scheme, or a unix socket (unix:path or unix:///path).
+// A bad target is refused here rather than on the first call through it.
+func (e *Env) Target(name, def string) string {
+	v := e.String(name, def)
+	if err := checkTarget(v); err != nil {
+		e.Failf(name, "%q %v", v, err)
+		return def
+	}
+	return v
+}
+
+func checkTarget(v string) error {
+	if rest, ok := strings.CutPrefix(v, "unix:"); ok {
+		if strings.TrimPrefix(rest, "//") == "" {
+			return errors.New("names no socket path")
+		}
+		return nil
+	}
+	hostPort := v
+	for _, scheme := range []string{"dns://", "passthrough://"} {
+		if rest, ok := strings.CutPrefix(v, scheme); ok {
+			// dns://resolver-authority/host:port: the address follows the
+			// last slash.
+			_, hostPort, ok = strings.Cut(rest, "/")
+			if !ok {
+				return fmt.Errorf("is not %shost:port", scheme+"/")
+			}
+			break
+		}
+	}
+	host, port, err := net.SplitHostPort(hostPort)
+	if err != nil || host == "" || strings.ContainsAny(host, "/ ") {
+		return errors.New("is not host:port (for example user:9090 or dns:///user.shop.svc:9090)")
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+		return fmt.Errorf("has port %q, not a number in [1, 65535]", port)
+	}
+	return nil
+}
+
 // Err reports every problem found so far on one line, or nil.
 func (e *Env) Err() error {
 	if len(e.errs) == 0 {

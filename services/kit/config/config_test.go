@@ -20,6 +20,17 @@ func TestEnv(t *testing.T) {
 		{"rate above one", map[string]string{"F": "1.5"}, "F: 1.5 is outside [0, 1]"},
 		{"bad bool", map[string]string{"B": "maybe"}, `B: "maybe" is not a boolean`},
 		{"bad addr", map[string]string{"A": "9090"}, `A: "9090" is not host:port`},
+		{"target with a DNS name", map[string]string{"T": "user.shop.svc:9090"}, ""},
+		{"target with a scheme", map[string]string{"T": "dns:///user:9090"}, ""},
+		{"target with a resolver authority", map[string]string{"T": "dns://10.0.0.10:53/user:9090"}, ""},
+		{"target on a unix socket", map[string]string{"T": "unix:///run/user.sock"}, ""},
+		{"target IPv6", map[string]string{"T": "[::1]:9090"}, ""},
+		{"target nonsense", map[string]string{"T": "nonsense"}, `T: "nonsense" is not host:port`},
+		{"target without host", map[string]string{"T": ":9090"}, `T: ":9090" is not host:port`},
+		{"target port zero", map[string]string{"T": "user:0"}, `T: "user:0" has port "0"`},
+		{"target port too big", map[string]string{"T": "dns:///user:70000"}, `has port "70000"`},
+		{"target scheme without address", map[string]string{"T": "dns:///"}, `T: "dns:///" is not host:port`},
+		{"target unix without path", map[string]string{"T": "unix:"}, "names no socket path"},
 		{"two problems on one line", map[string]string{"N": "x", "B": "y"}, `N: "x" is not an integer; B: "y"`},
 	}
 	for _, tc := range cases {
@@ -30,6 +41,7 @@ func TestEnv(t *testing.T) {
 			e.Float("F", 0, 0, 1)
 			e.Bool("B", false)
 			e.Addr("A", ":8080")
+			e.Target("T", "dns:///user:9090")
 			err := e.Err()
 			if tc.wantErr == "" {
 				if err != nil {

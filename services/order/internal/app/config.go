@@ -41,9 +41,9 @@ func LoadConfig(lookup func(string) (string, bool)) (Config, error) {
 	c := Config{
 		Config: host.LoadConfig(e, Name, DefaultSQLitePath()),
 		Deps: deps.Config{
-			UserAddr:         e.String("USER_ADDR", "dns:///user:9090"),
-			InventoryAddr:    e.String("INVENTORY_ADDR", "dns:///inventory:9090"),
-			PaymentAddr:      e.String("PAYMENT_ADDR", "dns:///payment:9090"),
+			UserAddr:         e.Target("USER_ADDR", "dns:///user:9090"),
+			InventoryAddr:    e.Target("INVENTORY_ADDR", "dns:///inventory:9090"),
+			PaymentAddr:      e.Target("PAYMENT_ADDR", "dns:///payment:9090"),
 			APIKey:           e.String("DOWNSTREAM_API_KEY", ""),
 			Timeout:          e.Duration("DOWNSTREAM_TIMEOUT", 2*time.Second, 10*time.Millisecond, time.Minute),
 			FailureThreshold: uint32(e.Int("BREAKER_FAILURES", 5, 1, 1000)),
