@@ -6,6 +6,7 @@ package command
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/msctl/msctl/services/kit/buildinfo"
+	"github.com/msctl/msctl/services/kit/config"
 	"github.com/msctl/msctl/services/kit/logging"
 )
 
@@ -45,8 +47,9 @@ type Service[C any] struct {
 	New func(ctx context.Context, cfg C, logger *slog.Logger, lookup Lookup) (App, net.Addr, error)
 }
 
-// Run runs the service's command line and returns its exit code: 0, 1 for
-// a failure, 2 for bad flags or config.
+// Run runs the service's command line and returns its exit code: 0 (also
+// for --help), 1 for a failure, 2 for bad flags, arguments or config,
+// including a *config.Error from New.
 func Run[C any](s Service[C], args []string, lookup Lookup, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet(s.Name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -54,7 +57,21 @@ func Run[C any](s Service[C], args []string, lookup Lookup, stdout, stderr io.Wr
 	healthCheck := fs.Bool("health-check", false, "probe the local readiness endpoint and exit 0 (ready) or 1")
 	dev := fs.Bool("dev", false, "local dev mode: generate a signing key and print an admin token (same as AUTH_DEV_MODE=true)")
 	pprof := fs.Bool("pprof", false, "serve /debug/pprof on the admin port (same as ADMIN_PPROF=true)")
+	// The flag package's own usage would go to stderr and say nothing of
+	// the environment, where almost all settings live; help prints
+	// usage() instead, and a bad flag gets one line and a hint.
+	fs.Usage = func() {}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			usage(stdout, fs, s.Name, variables(s.Load))
+			return 0
+		}
+		fmt.Fprintf(stderr, "run '%s --help' for usage\n", s.Name)
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "%s: unexpected argument %q: settings come from environment variables (see %s --help)\n",
+			s.Name, fs.Arg(0), s.Name)
 		return 2
 	}
 	if *version {
@@ -84,6 +101,13 @@ func Run[C any](s Service[C], args []string, lookup Lookup, stdout, stderr io.Wr
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	a, httpAddr, err := s.New(ctx, cfg, logger, lookup)
+	var bad *config.Error
+	if errors.As(err, &bad) {
+		// A file a variable names that cannot be used is bad
+		// configuration like a bad value: the same one line and code.
+		fmt.Fprintf(stderr, "%s: %v\n", s.Name, bad)
+		return 2
+	}
 	if err != nil {
 		logger.Error("start-up failed", "error", err)
 		return 1
@@ -97,6 +121,41 @@ func Run[C any](s Service[C], args []string, lookup Lookup, stdout, stderr io.Wr
 		return 1
 	}
 	return 0
+}
+
+// variables lists the environment variables load reads, in the order it
+// reads them, by running it over an empty environment and recording the
+// names asked for; variables read only when another one is set are not
+// listed.
+func variables[C any](load func(Lookup) (C, error)) []string {
+	seen := map[string]bool{}
+	var names []string
+	_, _ = load(func(k string) (string, bool) {
+		if !seen[k] {
+			seen[k] = true
+			names = append(names, k)
+		}
+		return "", false
+	})
+	return names
+}
+
+func usage(w io.Writer, fs *flag.FlagSet, name string, vars []string) {
+	fmt.Fprintf(w, "Usage: %s [flags]\n\n", name)
+	fmt.Fprintf(w, "Serves %s over gRPC (GRPC_ADDR), HTTP/JSON (HTTP_ADDR) and an admin port\n", name)
+	fmt.Fprintf(w, "(ADMIN_ADDR: /metrics, /health/*, /debug/breakers) until SIGTERM or SIGINT.\n\nFlags:\n")
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fmt.Fprintf(w, "\nConfiguration is read from environment variables, not from flags or files.\n")
+	fmt.Fprintf(w, "A bad value stops start-up with one line naming it (exit code 2).\n")
+	if len(vars) > 0 {
+		fmt.Fprintf(w, "Variables read by %s:\n", name)
+		for _, v := range vars {
+			fmt.Fprintf(w, "  %s\n", v)
+		}
+	}
+	fmt.Fprintf(w, "Tracing is configured by the standard OTEL_* variables (OTEL_EXPORTER_OTLP_ENDPOINT,\n")
+	fmt.Fprintf(w, "OTEL_EXPORTER_OTLP_PROTOCOL, OTEL_TRACES_SAMPLER, OTEL_SERVICE_NAME, ...).\n")
 }
 
 // probe asks the admin port's readiness endpoint, for container

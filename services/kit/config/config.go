@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/msctl/msctl/services/kit/validation"
 )
 
 // Env reads variables through a lookup function (os.LookupEnv in main, a
@@ -184,6 +186,23 @@ func checkTarget(v string) error {
 	}
 	return nil
 }
+
+// Error is a problem with one variable found after the environment was
+// read, such as a key file it names that cannot be loaded; command.Run
+// answers it like a bad value, with one line and exit code 2.
+type Error struct {
+	Var string
+	Err error
+}
+
+// Invalid returns an *Error blaming name for err.
+func Invalid(name string, err error) *Error { return &Error{Var: name, Err: err} }
+
+func (e *Error) Error() string {
+	return "invalid configuration: " + e.Var + ": " + validation.OneLine(e.Err.Error())
+}
+
+func (e *Error) Unwrap() error { return e.Err }
 
 // Err reports every problem found so far on one line, or nil.
 func (e *Env) Err() error {

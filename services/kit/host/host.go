@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"runtime"
+	"strings"
 	"time"
 
 	gwruntime "github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -27,6 +28,7 @@ import (
 
 	"github.com/msctl/msctl/services/kit/auth"
 	"github.com/msctl/msctl/services/kit/buildinfo"
+	"github.com/msctl/msctl/services/kit/config"
 	"github.com/msctl/msctl/services/kit/downstream"
 	"github.com/msctl/msctl/services/kit/fault"
 	"github.com/msctl/msctl/services/kit/gateway"
@@ -74,17 +76,18 @@ type Host struct {
 // served and the database is not touched until Run.
 func New(ctx context.Context, spec Spec, cfg Config, logger *slog.Logger, lookup func(string) (string, bool)) (*Host, error) {
 	h := &Host{cfg: cfg, logger: logger}
+	// The key files first: a bad one is a configuration error, reported
+	// before anything else is set up or logged.
+	authn, err := h.authenticator(spec.Policy)
+	if err != nil {
+		return nil, err
+	}
 	shutdown, traced, err := tracing.Setup(ctx, lookup, spec.Name, buildinfo.Version())
 	if err != nil {
 		return nil, err
 	}
 	h.tracing = shutdown
 	logger.Info("tracing", "exporting", traced)
-
-	authn, err := h.authenticator(spec.Policy)
-	if err != nil {
-		return nil, err
-	}
 
 	h.registry = metrics.NewRegistry(buildinfo.Version(), buildinfo.Commit())
 	h.httpMetrics = metrics.NewHTTP(h.registry)
@@ -127,15 +130,33 @@ func (h *Host) authenticator(policy auth.Policy) (*auth.Authenticator, error) {
 		}
 		h.logger.Warn("AUTH DEV MODE: tokens are signed by a key generated at start-up; never use in production")
 	case h.cfg.JWTPublicKeyFile != "" || h.cfg.JWKSFile != "":
-		jwt, err = auth.NewJWTVerifier(auth.JWTConfig{PublicKeyFile: h.cfg.JWTPublicKeyFile, JWKSFile: h.cfg.JWKSFile,
-			Issuer: h.cfg.JWTIssuer, Audience: h.cfg.JWTAudience})
-		if err != nil {
+		// Each file is loaded on its own first, so a bad one is blamed on
+		// its variable: an unreadable key file is a configuration error
+		// (exit 2), not a start-up failure.
+		files := []struct{ name, path string }{{"AUTH_JWT_PUBLIC_KEY_FILE", h.cfg.JWTPublicKeyFile}, {"AUTH_JWKS_FILE", h.cfg.JWKSFile}}
+		cfg := auth.JWTConfig{Issuer: h.cfg.JWTIssuer, Audience: h.cfg.JWTAudience}
+		for _, f := range files {
+			if f.path == "" {
+				continue
+			}
+			one := cfg
+			if f.name == "AUTH_JWKS_FILE" {
+				one.JWKSFile = f.path
+			} else {
+				one.PublicKeyFile = f.path
+			}
+			if _, err := auth.NewJWTVerifier(one); err != nil {
+				return nil, config.Invalid(f.name, unprefixed(err))
+			}
+		}
+		cfg.PublicKeyFile, cfg.JWKSFile = h.cfg.JWTPublicKeyFile, h.cfg.JWKSFile
+		if jwt, err = auth.NewJWTVerifier(cfg); err != nil {
 			return nil, err
 		}
 	}
 	if h.cfg.APIKeysFile != "" {
 		if keys, err = auth.LoadAPIKeys(h.cfg.APIKeysFile); err != nil {
-			return nil, err
+			return nil, config.Invalid("AUTH_API_KEYS_FILE", unprefixed(err))
 		}
 	}
 	if jwt == nil && keys == nil {
@@ -144,6 +165,25 @@ func (h *Host) authenticator(policy auth.Policy) (*auth.Authenticator, error) {
 	}
 	return auth.New(policy, jwt, keys, h.logger), nil
 }
+
+// unprefixed drops the "auth: " that auth's errors start with, which
+// says nothing once the variable is named.
+func unprefixed(err error) error {
+	if msg, ok := strings.CutPrefix(err.Error(), "auth: "); ok {
+		return &relabelled{msg: msg, err: err}
+	}
+	return err
+}
+
+// relabelled changes an error's message and keeps its chain (errors.Is
+// still finds fs.ErrNotExist).
+type relabelled struct {
+	msg string
+	err error
+}
+
+func (r *relabelled) Error() string { return r.msg }
+func (r *relabelled) Unwrap() error { return r.err }
 
 // GRPC is the server to register the service's API on, before Run.
 func (h *Host) GRPC() *grpc.Server { return h.grpc }

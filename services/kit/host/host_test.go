@@ -5,8 +5,11 @@ import (
 	"context"
 	"errors"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -227,5 +230,64 @@ func waitReady(t *testing.T, url string) {
 			t.Fatalf("%s never became ready (last: %v)", url, err)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestAuthFilesAreConfigurationErrors checks that a key file that cannot
+// be used comes back as a *config.Error naming its variable, which the
+// command line answers with one line and exit code 2.
+func TestAuthFilesAreConfigurationErrors(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	garbage := write("garbage", "not a key")
+	keys := write("keys.json", `{"keys": [{"name": "a", "sha256": "`+strings.Repeat("ab", 32)+
+		`", "roles": ["admin"], "expires": "2099-01-01T00:00:00Z", "rate_per_second": 1, "burst": 1}]}`)
+	missing := filepath.Join(dir, "missing")
+	cases := []struct {
+		name     string
+		env      map[string]string
+		variable string // "" means New succeeds
+		notExist bool
+	}{
+		{"usable keys file", map[string]string{"AUTH_API_KEYS_FILE": keys}, "", false},
+		{"missing keys file", map[string]string{"AUTH_API_KEYS_FILE": missing}, "AUTH_API_KEYS_FILE", true},
+		{"keys file not JSON", map[string]string{"AUTH_API_KEYS_FILE": garbage}, "AUTH_API_KEYS_FILE", false},
+		{"missing public key", map[string]string{"AUTH_JWT_PUBLIC_KEY_FILE": missing, "AUTH_JWT_ISSUER": "i"}, "AUTH_JWT_PUBLIC_KEY_FILE", true},
+		{"public key not PEM", map[string]string{"AUTH_JWT_PUBLIC_KEY_FILE": garbage, "AUTH_JWT_ISSUER": "i"}, "AUTH_JWT_PUBLIC_KEY_FILE", false},
+		{"JWKS not JSON", map[string]string{"AUTH_JWKS_FILE": garbage, "AUTH_JWT_ISSUER": "i"}, "AUTH_JWKS_FILE", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := config.New(config.FromMap(tc.env))
+			cfg := LoadConfig(e, "widget", "/unused.db")
+			if err := e.Err(); err != nil {
+				t.Fatal(err)
+			}
+			_, err := New(t.Context(), Spec{Name: "widget", HealthService: "widget.v1.WidgetService"}, cfg,
+				slog.New(slog.DiscardHandler), config.FromMap(nil))
+			if tc.variable == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			var bad *config.Error
+			if !errors.As(err, &bad) || bad.Var != tc.variable {
+				t.Fatalf("error %v, want a *config.Error for %s", err, tc.variable)
+			}
+			msg := bad.Error()
+			if !strings.HasPrefix(msg, "invalid configuration: "+tc.variable+": ") || strings.Contains(msg, "auth:") || strings.Contains(msg, "\n") {
+				t.Errorf("message %q, want one line naming %s", msg, tc.variable)
+			}
+			if errors.Is(err, fs.ErrNotExist) != tc.notExist {
+				t.Errorf("errors.Is(err, fs.ErrNotExist) = %v, want %v", !tc.notExist, tc.notExist)
+			}
+		})
 	}
 }
