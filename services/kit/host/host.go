@@ -82,7 +82,7 @@ func New(ctx context.Context, spec Spec, cfg Config, logger *slog.Logger, lookup
 	if err != nil {
 		return nil, err
 	}
-	shutdown, traced, err := tracing.Setup(ctx, lookup, spec.Name, buildinfo.Version())
+	shutdown, traced, err := tracing.Setup(ctx, lookup, spec.Name, buildinfo.Version(), logger)
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ package tracing
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 
 	"go.opentelemetry.io/otel"
@@ -17,6 +18,8 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/msctl/msctl/services/kit/config"
 )
 
 // Shutdown flushes and stops the exporter.
@@ -38,15 +41,23 @@ func Enabled(lookup func(string) (string, bool)) bool {
 // TLS and timeout from OTEL_EXPORTER_OTLP_*; the protocol is
 // OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL, grpc or http/protobuf (the
 // specification's default). Sampling follows OTEL_TRACES_SAMPLER.
-func Setup(ctx context.Context, lookup func(string) (string, bool), service, version string) (Shutdown, bool, error) {
+//
+// Errors the SDK meets later, such as a failed export, are logged through
+// logger at warn: OpenTelemetry's default handler prints plain text to
+// stderr, which breaks a stream of JSON logs. An unknown protocol is a
+// *config.Error naming the variable.
+func Setup(ctx context.Context, lookup func(string) (string, bool), service, version string, logger *slog.Logger) (Shutdown, bool, error) {
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+		logger.Warn("opentelemetry", "error", err)
+	}))
 	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
 	if !Enabled(lookup) {
 		return func(context.Context) error { return nil }, false, nil
 	}
-	protocol := "http/protobuf"
+	protocol, protocolVar := "http/protobuf", ""
 	for _, k := range []string{"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"} {
 		if v, ok := lookup(k); ok && strings.TrimSpace(v) != "" {
-			protocol = strings.TrimSpace(v)
+			protocol, protocolVar = strings.TrimSpace(v), k
 			break
 		}
 	}
@@ -60,7 +71,7 @@ func Setup(ctx context.Context, lookup func(string) (string, bool), service, ver
 	case "http/protobuf":
 		exp, err = otlptracehttp.New(ctx)
 	default:
-		return nil, false, fmt.Errorf("tracing: OTEL_EXPORTER_OTLP_PROTOCOL %q is not grpc or http/protobuf", protocol)
+		return nil, false, config.Invalid(protocolVar, fmt.Errorf("%q is not grpc or http/protobuf", protocol))
 	}
 	if err != nil {
 		return nil, false, fmt.Errorf("tracing: OTLP exporter: %w", err)
