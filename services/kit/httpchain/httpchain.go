@@ -11,7 +11,10 @@
 // line is written at error for 5xx answers, at info for 4xx answers and
 // for requests slower than Options.SlowRequest, and at debug for the
 // rest, so a busy port does not write one JSON line per success
-// (LOG_LEVEL=debug brings them back).
+// (LOG_LEVEL=debug brings them back). Quiet paths (probes, scrapes) are
+// at debug whatever they answer except 500, a failure of the handler
+// itself: a 503 from /health/ready during start-up or drain is the
+// probe's answer, not an error of the port.
 package httpchain
 
 import (
@@ -35,7 +38,8 @@ type Options struct {
 	// MaxBodyBytes caps request bodies; 0 means no cap. A declared length
 	// over the cap is answered 413 before the handler runs.
 	MaxBodyBytes int64
-	// Quiet paths are served but not logged at info (probes, scrapes).
+	// Quiet paths are served and logged at debug, unless they answer 500
+	// (probes, scrapes: their answers, 503 included, are for the caller).
 	Quiet func(path string) bool
 	// SlowRequest is the duration from which a successful request is
 	// logged at info; 0 means DefaultSlowRequest.
@@ -90,11 +94,12 @@ func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 // level picks the log level of a finished request.
 func level(code int, d time.Duration, path string, o Options, slow time.Duration) slog.Level {
+	quiet := o.Quiet != nil && o.Quiet(path)
 	switch {
+	case quiet && code != http.StatusInternalServerError:
+		return slog.LevelDebug
 	case code >= 500:
 		return slog.LevelError
-	case o.Quiet != nil && o.Quiet(path):
-		return slog.LevelDebug
 	case code >= 400 || d >= slow:
 		return slog.LevelInfo
 	}
