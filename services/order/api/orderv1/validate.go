@@ -1,11 +1,12 @@
 package orderv1
 
 import (
-	"errors"
 	"fmt"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+
+	"github.com/msctl/msctl/services/kit/validation"
 )
 
 // Shape checks run by the kit's validation interceptor before a handler,
@@ -70,7 +71,7 @@ func (r *CreateOrderRequest) Validate() error {
 			errs = append(errs, fmt.Errorf("items[%d].quantity: %d is outside [1, %d]", i, q, MaxQuantity))
 		}
 	}
-	return errors.Join(errs...)
+	return validation.Join(errs...)
 }
 
 // Validate implements the kit's validator.
