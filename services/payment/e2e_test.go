@@ -106,6 +106,8 @@ func TestPaymentsOverHTTPAndGRPC(t *testing.T) {
 			http.StatusBadRequest, "idempotency_key: is required"},
 		{"key reused for another amount", "POST", "/api/v1/payments", `{"orderId":"o-1","amount":"2000","currency":"USD","idempotencyKey":"o-1","paymentMethodToken":"t"}`,
 			http.StatusConflict, `idempotency key "o-1" was already used`},
+		{"key reused with another card", "POST", "/api/v1/payments", `{"orderId":"o-1","amount":"1999","currency":"USD","idempotencyKey":"o-1","paymentMethodToken":"5555555555554444"}`,
+			http.StatusConflict, `card ending 4242; use a new key`},
 		{"second charge of a paid order", "POST", "/api/v1/payments", `{"orderId":"o-1","amount":"1999","currency":"USD","idempotencyKey":"other","paymentMethodToken":"t"}`,
 			http.StatusConflict, `order "o-1" already has a captured payment`},
 		{"unknown order", "GET", "/api/v1/payments/o-404", "", http.StatusNotFound, `order "o-404" has no payment`},

@@ -54,9 +54,10 @@ type PaymentServiceClient interface {
 	// Charge takes amount from the payment method for an order. Idempotent by
 	// idempotency_key: repeating a request returns the original record,
 	// including a DECLINED one, and never charges twice; the same key with
-	// another order_id, amount or currency is ALREADY_EXISTS. An order has at
-	// most one successful charge: charging an order that already has a
-	// CAPTURED or REFUNDED payment under another key is ALREADY_EXISTS.
+	// another order_id, amount, currency or payment_method_token is
+	// ALREADY_EXISTS. An order has at most one successful charge: charging
+	// an order that already has a CAPTURED or REFUNDED payment under another
+	// key is ALREADY_EXISTS.
 	// A declined order may be charged again under a new key. Charging an
 	// order that was refunded before it had any charge (see Refund) is
 	// FAILED_PRECONDITION and takes no money.
@@ -135,9 +136,10 @@ type PaymentServiceServer interface {
 	// Charge takes amount from the payment method for an order. Idempotent by
 	// idempotency_key: repeating a request returns the original record,
 	// including a DECLINED one, and never charges twice; the same key with
-	// another order_id, amount or currency is ALREADY_EXISTS. An order has at
-	// most one successful charge: charging an order that already has a
-	// CAPTURED or REFUNDED payment under another key is ALREADY_EXISTS.
+	// another order_id, amount, currency or payment_method_token is
+	// ALREADY_EXISTS. An order has at most one successful charge: charging
+	// an order that already has a CAPTURED or REFUNDED payment under another
+	// key is ALREADY_EXISTS.
 	// A declined order may be charged again under a new key. Charging an
 	// order that was refunded before it had any charge (see Refund) is
 	// FAILED_PRECONDITION and takes no money.

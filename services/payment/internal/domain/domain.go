@@ -43,8 +43,12 @@ type Payment struct {
 	Status         Status
 	DeclineReason  string
 	MethodLast4    string
-	CreatedAt      time.Time
-	UpdatedAt      time.Time
+	// MethodSHA256 identifies the payment method without keeping its
+	// token, so a retry with the same key but another method is refused;
+	// "" on payments stored before it was recorded.
+	MethodSHA256 string
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
 }
 
 // ChargeRequest is what a caller asks to be charged.
@@ -53,11 +57,13 @@ type ChargeRequest struct {
 	Amount                                         int64
 }
 
-// SameCharge reports whether p was made by a request equal to r in every
-// field idempotency compares; the payment method may differ, since a
-// retry cannot change an answer already given.
-func (p Payment) SameCharge(r ChargeRequest) bool {
-	return p.OrderID == r.OrderID && p.Amount == r.Amount && p.Currency == r.Currency
+// SameCharge reports whether p and q, charges under one idempotency key,
+// ask for the same thing: order, amount, currency and payment method. A
+// retry must repeat its request; one that changes any of them is a new
+// charge that needs its own key.
+func (p Payment) SameCharge(q Payment) bool {
+	sameMethod := p.MethodSHA256 == "" || q.MethodSHA256 == "" || p.MethodSHA256 == q.MethodSHA256
+	return p.OrderID == q.OrderID && p.Amount == q.Amount && p.Currency == q.Currency && sameMethod
 }
 
 // ValidationError is bad input a caller can fix.
@@ -146,7 +152,7 @@ func NewPayment(r ChargeRequest, reason string, now time.Time) (Payment, error) 
 	now = now.UTC().Truncate(time.Microsecond)
 	return Payment{ID: id.String(), OrderID: r.OrderID, IdempotencyKey: r.IdempotencyKey, Amount: r.Amount,
 		Currency: r.Currency, Status: st, DeclineReason: reason, MethodLast4: Last4(r.MethodToken),
-		CreatedAt: now, UpdatedAt: now}, nil
+		MethodSHA256: fmt.Sprintf("%x", sha256.Sum256([]byte(r.MethodToken))), CreatedAt: now, UpdatedAt: now}, nil
 }
 
 // NotFoundError is an order with no payment.
@@ -162,8 +168,8 @@ type KeyReusedError struct {
 }
 
 func (e *KeyReusedError) Error() string {
-	return fmt.Sprintf("idempotency key %q was already used for order %q, %d %s; use a new key for a different charge",
-		e.Key, e.Existing.OrderID, e.Existing.Amount, e.Existing.Currency)
+	return fmt.Sprintf("idempotency key %q was already used for order %q, %d %s, card ending %s; use a new key for a different charge",
+		e.Key, e.Existing.OrderID, e.Existing.Amount, e.Existing.Currency, e.Existing.MethodLast4)
 }
 
 // AlreadyChargedError is a new charge for an order that already has a

@@ -85,12 +85,25 @@ func TestNewPayment(t *testing.T) {
 	if err != nil || p.Status != Captured || p.MethodLast4 != "4242" || len(p.ID) != 36 || !p.CreatedAt.Equal(now.Truncate(time.Microsecond)) {
 		t.Fatalf("NewPayment = %+v, %v", p, err)
 	}
-	if !p.SameCharge(r) {
-		t.Fatal("a payment differs from its own request")
+	if p.MethodSHA256 == "" || strings.Contains(p.MethodSHA256, "4242") {
+		t.Fatalf("method recorded as %q, want a hash of the token", p.MethodSHA256)
 	}
-	r.Amount = 101
-	if p.SameCharge(r) {
-		t.Fatal("another amount counted as the same charge")
+	again, _ := NewPayment(r, "", now)
+	if !p.SameCharge(again) {
+		t.Fatal("a repeat of the same request differs")
+	}
+	for name, edit := range map[string]func(*ChargeRequest){
+		"amount":   func(r *ChargeRequest) { r.Amount = 101 },
+		"currency": func(r *ChargeRequest) { r.Currency = "EUR" },
+		"order":    func(r *ChargeRequest) { r.OrderID = "o2" },
+		"method":   func(r *ChargeRequest) { r.MethodToken = "5555555555554444" },
+	} {
+		other := r
+		edit(&other)
+		q, _ := NewPayment(other, "", now)
+		if p.SameCharge(q) {
+			t.Errorf("another %s counted as the same charge", name)
+		}
 	}
 	d, _ := NewPayment(r, "no", now)
 	if d.Status != Declined || d.DeclineReason != "no" {

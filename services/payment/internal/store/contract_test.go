@@ -79,6 +79,17 @@ func attempt(t *testing.T, order, key string, amount int64, reason string) domai
 	return p
 }
 
+// otherCard is p paid with another payment method.
+func otherCard(t *testing.T, p domain.Payment) domain.Payment {
+	t.Helper()
+	q, err := domain.NewPayment(domain.ChargeRequest{OrderID: p.OrderID, IdempotencyKey: p.IdempotencyKey,
+		Amount: p.Amount, Currency: p.Currency, MethodToken: "5555555555554444"}, "", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q
+}
+
 // count is how many rows the order has, by status.
 func count(t *testing.T, s Store, order string) map[domain.Status]int {
 	t.Helper()
@@ -139,6 +150,7 @@ func testChargeIdempotent(t *testing.T, s Store) {
 	for name, p := range map[string]domain.Payment{
 		"other amount": attempt(t, "order-1", "key-1", 501, ""),
 		"other order":  attempt(t, "order-2", "key-1", 500, ""),
+		"other card":   otherCard(t, attempt(t, "order-1", "key-1", 500, "")),
 	} {
 		if _, err := s.Charge(ctx, p); !errors.As(err, &kr) || kr.Existing.ID != first.ID {
 			t.Errorf("%s with a used key: %v", name, err)

@@ -175,14 +175,15 @@ func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
 
 type scanner interface{ Scan(...any) error }
 
-const columns = `id, order_id, idempotency_key, amount, currency, status, decline_reason, method_last4, created_at, updated_at`
+const columns = `id, order_id, idempotency_key, amount, currency, status, decline_reason, method_last4, created_at, updated_at,
+	method_sha256`
 
 func scan(row scanner) (domain.Payment, error) {
 	var p domain.Payment
 	var st string
 	var created, updated int64
 	err := row.Scan(&p.ID, &p.OrderID, &p.IdempotencyKey, &p.Amount, &p.Currency, &st, &p.DeclineReason, &p.MethodLast4,
-		&created, &updated)
+		&created, &updated, &p.MethodSHA256)
 	p.Status, p.CreatedAt, p.UpdatedAt = domain.Status(st), fromMicros(created), fromMicros(updated)
 	return p, err
 }
@@ -211,7 +212,7 @@ func (s *SQL) current(ctx context.Context, q queryer, orderID string) (domain.Pa
 
 // replay answers a request whose key is already stored.
 func replay(existing, p domain.Payment) (domain.Payment, error) {
-	if existing.OrderID == p.OrderID && existing.Amount == p.Amount && existing.Currency == p.Currency {
+	if existing.SameCharge(p) {
 		return existing, nil
 	}
 	return domain.Payment{}, &domain.KeyReusedError{Key: p.IdempotencyKey, Existing: existing}
@@ -229,9 +230,9 @@ func (s *SQL) Charge(ctx context.Context, p domain.Payment) (domain.Payment, err
 		if got, done, err = s.answered(ctx, tx, p); done {
 			return err
 		}
-		if _, err = tx.ExecContext(ctx, s.d.q(`INSERT INTO payments (`+columns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		if _, err = tx.ExecContext(ctx, s.d.q(`INSERT INTO payments (`+columns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 			p.ID, p.OrderID, p.IdempotencyKey, p.Amount, p.Currency, string(p.Status), p.DeclineReason, p.MethodLast4,
-			micros(p.CreatedAt), micros(p.UpdatedAt)); err != nil {
+			micros(p.CreatedAt), micros(p.UpdatedAt), p.MethodSHA256); err != nil {
 			return fmt.Errorf("store: insert payment: %w", err)
 		}
 		got = p
