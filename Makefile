@@ -44,7 +44,7 @@ deps:
 	@bash hack/deps.sh
 
 ## test: everything CI runs: lint, the Go tests (race detector on), release config check
-test: deps lint proto-check testcluster-prepare test-go local-check release-check
+test: deps lint proto-check testcluster-prepare test-go bench-check local-check release-check
 
 # The README's command for the four services must keep placing an order.
 local-check:
@@ -53,6 +53,12 @@ local-check:
 # Tests talk to real servers, so results are never taken from Go's cache.
 test-go:
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+# Every benchmark once, briefly (-short), so the ones docs/benchmarks.md
+# quotes keep working; the figures come from hack/bench.
+bench-check:
+	$(GO) test -short -count=1 -run '^$$' -bench . -benchtime 1x \
+		$$(grep -rl --include='*_test.go' '^func Benchmark' . | xargs -n1 dirname | sort -u)
 
 # Builds the control plane's binaries once per machine (minutes on the first
 # run) outside any test's timeout; later runs find them cached.

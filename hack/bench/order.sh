@@ -14,5 +14,5 @@ trap 'rm -rf "$bin"' EXIT
 go test -c -o "$bin/order.test" ./services/order/
 for _ in $(seq 1 "$count"); do
   (cd services/order && "$bin/order.test" -test.run '^$' -test.bench 'CreateOrder' -test.benchtime 1x -test.count 1) |
-    grep '^Benchmark'
+    grep -E '^(Benchmark|--- FAIL|FAIL|    )'
 done

@@ -26,12 +26,16 @@ func BenchmarkCreateOrder(b *testing.B) {
 	for _, store := range []string{"sqlite", "postgres"} {
 		b.Run(store, func(b *testing.B) {
 			call := orderSystem(b, store)
+			closed, open := 5*time.Second, 10*time.Second
+			if testing.Short() { // make test's smoke run: does it still work?
+				closed, open = 500*time.Millisecond, 500*time.Millisecond
+			}
 			for range b.N {
-				peak, err := loadgen.ClosedLoop(context.Background(), 16, 5*time.Second, call)
+				peak, err := loadgen.ClosedLoop(context.Background(), 16, closed, call)
 				if err != nil {
 					b.Fatal(err)
 				}
-				lat, err := loadgen.OpenLoop(context.Background(), peak/2, 10*time.Second, call)
+				lat, err := loadgen.OpenLoop(context.Background(), peak/2, open, call)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -68,7 +72,7 @@ func orderSystem(b *testing.B, store string) loadgen.Call {
 		b.Fatal(err)
 	}
 	p, err := inventoryv1.NewInventoryServiceClient(inv.Conn).CreateProduct(admin, &inventoryv1.CreateProductRequest{
-		Sku: "bench", Name: "Bench", PriceCents: 100, InitialStock: 1 << 40})
+		Sku: "bench", Name: "Bench", PriceCents: 100, InitialStock: 1_000_000_000})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -120,12 +120,16 @@ func BenchmarkGetUserLatency(b *testing.B) {
 			continue
 		}
 		b.Run(tg.name, func(b *testing.B) {
+			closed, open := 3*time.Second, 5*time.Second
+			if testing.Short() { // make test's smoke run: does it still work?
+				closed, open = 500*time.Millisecond, 500*time.Millisecond
+			}
 			for range b.N {
-				peak, err := loadgen.ClosedLoop(context.Background(), 16, 3*time.Second, tg.call)
+				peak, err := loadgen.ClosedLoop(context.Background(), 16, closed, tg.call)
 				if err != nil {
 					b.Fatal(err)
 				}
-				lat, err := loadgen.OpenLoop(context.Background(), peak/2, 5*time.Second, tg.call)
+				lat, err := loadgen.OpenLoop(context.Background(), peak/2, open, tg.call)
 				if err != nil {
 					b.Fatal(err)
 				}
