@@ -100,8 +100,12 @@ func writeError(ctx context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w
 			httpCode = http.StatusRequestEntityTooLarge
 		}
 	}
-	if st.Code() == codes.Unauthenticated {
+	switch st.Code() {
+	case codes.Unauthenticated:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="msctl"`)
+	case codes.ResourceExhausted:
+		// API keys refill at least one call a second.
+		w.Header().Set("Retry-After", "1")
 	}
 	var b Body
 	b.Error.Status = strings.ToUpper(toSnake(st.Code().String()))

@@ -54,6 +54,10 @@ func testServer(t *testing.T) *httptest.Server {
 		}
 		w.WriteHeader(http.StatusOK)
 	}))
+	must(mux.HandlePath(http.MethodGet, "/v1/limited", func(w http.ResponseWriter, r *http.Request, _ map[string]string) {
+		_, out := runtime.MarshalerForRequest(mux, r)
+		runtime.HTTPError(r.Context(), mux, out, w, r, status.Error(codes.ResourceExhausted, "API key rate limit exceeded"))
+	}))
 	must(mux.HandlePath(http.MethodGet, "/v1/joined", func(w http.ResponseWriter, r *http.Request, _ map[string]string) {
 		fail(w, r, errors.Join(errors.New("a: is required"), errors.New("b: is required")))
 	}))
@@ -85,6 +89,7 @@ func TestErrors(t *testing.T) {
 		{"query bool", "GET", "/v1/things?packed=maybe", "", 400, "INVALID_ARGUMENT", `packed: "maybe" is not a boolean (true or false)`, ""},
 		{"query enum", "GET", "/v1/things?kind=NOPE", "", 400, "INVALID_ARGUMENT", `kind: "NOPE" is not a valid value`, ""},
 		{"several problems on one line", "GET", "/v1/joined", "", 400, "INVALID_ARGUMENT", "a: is required; b: is required", ""},
+		{"rate limited", "GET", "/v1/limited", "", 429, "RESOURCE_EXHAUSTED", "rate limit exceeded", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -102,6 +107,9 @@ func TestErrors(t *testing.T) {
 			}
 			if got := resp.Header.Get("Allow"); got != tc.allow {
 				t.Errorf("Allow %q, want %q", got, tc.allow)
+			}
+			if got, want := resp.Header.Get("Retry-After"), map[bool]string{true: "1"}[tc.code == 429]; got != want {
+				t.Errorf("Retry-After %q, want %q", got, want)
 			}
 			if tc.code == 200 {
 				return
