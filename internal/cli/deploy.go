@@ -70,9 +70,9 @@ or upgrades its Helm release with server-side apply and waits until every
 object is ready, then applies its Istio objects. Services go callees first;
 independent ones deploy side by side.
 
-Each service is locked by a Lease, all of them before anything is written and
-each until its own deploy ends: a run that finds one held by another fails at
-once with exit code 7 naming the holder, having changed nothing. A release left pending by a killed
+Each service is locked by a Lease, all of them before anything but the
+namespace is written and each until its own deploy ends: a run that finds one
+held by another fails at once with exit code 7 naming the holder. A release left pending by a killed
 run is rolled back before the deploy continues. A service whose chart and
 values are unchanged gets no new revision. A running canary's traffic split
 is kept. On failure --atomic (the default) rolls the release back and the

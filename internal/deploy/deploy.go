@@ -166,7 +166,11 @@ func (d *Deployer) Deploy(ctx context.Context, opts Options) ([]Result, error) {
 	}); err != nil {
 		return nil, err
 	}
-	if err := d.applyProject(ctx, opts); err != nil {
+	// The Leases live in the namespace, so it comes first; the other
+	// project objects wait for the locks, so a run locked out changes
+	// nothing but an existing namespace's labels.
+	isNamespace := func(o render.Object) bool { return o.GetKind() == "Namespace" }
+	if err := d.applyProject(ctx, opts, isNamespace); err != nil {
 		return nil, err
 	}
 	held, err := d.lockAll(ctx, services, opts)
@@ -174,6 +178,9 @@ func (d *Deployer) Deploy(ctx context.Context, opts Options) ([]Result, error) {
 		return nil, err
 	}
 	defer held.releaseAll(ctx)
+	if err := d.applyProject(ctx, opts, func(o render.Object) bool { return !isNamespace(o) }); err != nil {
+		return nil, err
+	}
 
 	results := map[string]Result{}
 	var mu sync.Mutex
@@ -232,15 +239,16 @@ func collect(order []string, results map[string]Result) []Result {
 	return out
 }
 
-// applyProject creates the namespace with the labels Istio injection and
-// Pod Security need, then the project-wide objects.
-func (d *Deployer) applyProject(ctx context.Context, opts Options) error {
+// applyProject applies the project-wide objects which selects: the
+// namespace (with the labels Istio injection and Pod Security need) and
+// the gateway, mesh policies and dashboard.
+func (d *Deployer) applyProject(ctx context.Context, opts Options, which func(render.Object) bool) error {
 	objs, err := render.ProjectObjects(d.Project)
 	if err != nil {
 		return err
 	}
 	for _, o := range objs {
-		if opts.NoIstio && o.Source == render.SourceIstio {
+		if !which(o) || opts.NoIstio && o.Source == render.SourceIstio {
 			continue
 		}
 		if _, err := d.applier.Apply(ctx, o.Unstructured, kube.ApplyOptions{}); err != nil {

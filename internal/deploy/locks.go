@@ -25,7 +25,9 @@ type locks struct {
 // one goes ahead, never both stopping on each other's half.
 func (d *Deployer) lockAll(ctx context.Context, services []string, opts Options) (*locks, error) {
 	l := &locks{d: d, held: map[string]*kube.Lock{}}
-	for _, name := range slices.Sorted(slices.Values(services)) {
+	// Sorted and without repeats: a name given twice would take its own
+	// Lease twice and leak the first renewal.
+	for _, name := range slices.Compact(slices.Sorted(slices.Values(services))) {
 		lock, err := kube.AcquireLock(ctx, d.Cluster.Clientset, d.Project.Namespace, "msctl-"+name, opts.Holder, opts.LockTTL)
 		if err != nil {
 			l.releaseAll(ctx)
