@@ -185,6 +185,21 @@ type relabelled struct {
 func (r *relabelled) Error() string { return r.msg }
 func (r *relabelled) Unwrap() error { return r.err }
 
+// Close releases what New and Listen opened (listeners, downstream
+// connections, the trace exporter), for a service whose construction
+// failed after New; Run releases them itself on its way out.
+func (h *Host) Close() {
+	if h.group != nil {
+		h.group.Close()
+	}
+	_ = h.clients.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := h.tracing(ctx); err != nil {
+		h.logger.Warn("flushing traces", "error", err)
+	}
+}
+
 // GRPC is the server to register the service's API on, before Run.
 func (h *Host) GRPC() *grpc.Server { return h.grpc }
 

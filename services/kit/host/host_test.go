@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -289,5 +290,35 @@ func TestAuthFilesAreConfigurationErrors(t *testing.T) {
 				t.Errorf("errors.Is(err, fs.ErrNotExist) = %v, want %v", !tc.notExist, tc.notExist)
 			}
 		})
+	}
+}
+
+// TestCloseFreesWhatNewAndListenOpened: a service whose construction
+// fails after Listen must not keep its ports (a retry in the same process,
+// or a test, would find them taken).
+func TestCloseFreesWhatNewAndListenOpened(t *testing.T) {
+	e := config.New(config.FromMap(map[string]string{
+		"GRPC_ADDR": "127.0.0.1:0", "HTTP_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0",
+		"DATABASE_URL": "sqlite:///unused.db",
+	}))
+	cfg := LoadConfig(e, "widget", "/unused.db")
+	if err := e.Err(); err != nil {
+		t.Fatal(err)
+	}
+	h, err := New(t.Context(), Spec{Name: "widget", HealthService: "widget.v1.WidgetService"}, cfg,
+		slog.New(slog.DiscardHandler), config.FromMap(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Listen(t.Context(), Gateway{Register: func(context.Context, *gwruntime.ServeMux) error { return nil }}); err != nil {
+		t.Fatal(err)
+	}
+	h.Close()
+	for _, a := range []net.Addr{h.Addrs().GRPC, h.Addrs().HTTP, h.Addrs().Admin} {
+		l, err := net.Listen("tcp", a.String())
+		if err != nil {
+			t.Fatalf("%s still taken after Close: %v", a, err)
+		}
+		_ = l.Close()
 	}
 }

@@ -31,12 +31,17 @@ type App struct {
 
 // New builds the service and opens its listeners; nothing is served and
 // the database is not touched until Run.
-func New(ctx context.Context, cfg Config, logger *slog.Logger, lookup func(string) (string, bool)) (*App, error) {
+func New(ctx context.Context, cfg Config, logger *slog.Logger, lookup func(string) (string, bool)) (_ *App, err error) {
 	h, err := host.New(ctx, host.Spec{Name: Name, HealthService: paymentv1.PaymentService_ServiceDesc.ServiceName,
 		Policy: paymentapi.Policy}, cfg.Config, logger, lookup)
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		if err != nil {
+			h.Close()
+		}
+	}()
 	a := &App{host: h, store: &deferredStore{host.NewDeferred(func(ctx context.Context) (store.Store, error) {
 		return store.Open(ctx, cfg.Database)
 	})}}
