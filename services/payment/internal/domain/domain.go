@@ -7,6 +7,7 @@ package domain
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"strings"
@@ -43,9 +44,11 @@ type Payment struct {
 	Status         Status
 	DeclineReason  string
 	MethodLast4    string
-	// MethodSHA256 identifies the payment method without keeping its
-	// token, so a retry with the same key but another method is refused;
-	// "" on payments stored before it was recorded.
+	// MethodSHA256 tells whether a retry under the same idempotency key
+	// uses the same payment method, without keeping the token: a SHA-256
+	// of key and token, salted by the key so a card-like token cannot be
+	// found from its hash by trying every card number. "" on payments
+	// stored before it was recorded.
 	MethodSHA256 string
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
@@ -152,7 +155,14 @@ func NewPayment(r ChargeRequest, reason string, now time.Time) (Payment, error) 
 	now = now.UTC().Truncate(time.Microsecond)
 	return Payment{ID: id.String(), OrderID: r.OrderID, IdempotencyKey: r.IdempotencyKey, Amount: r.Amount,
 		Currency: r.Currency, Status: st, DeclineReason: reason, MethodLast4: Last4(r.MethodToken),
-		MethodSHA256: fmt.Sprintf("%x", sha256.Sum256([]byte(r.MethodToken))), CreatedAt: now, UpdatedAt: now}, nil
+		MethodSHA256: methodHash(r.IdempotencyKey, r.MethodToken), CreatedAt: now, UpdatedAt: now}, nil
+}
+
+// methodHash is the hex SHA-256 of key and token, NUL-separated so no
+// two pairs run together into the same input.
+func methodHash(key, token string) string {
+	sum := sha256.Sum256([]byte(key + "\x00" + token))
+	return hex.EncodeToString(sum[:])
 }
 
 // NotFoundError is an order with no payment.

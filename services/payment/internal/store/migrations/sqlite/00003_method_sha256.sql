@@ -1,6 +1,6 @@
 -- +goose Up
--- A SHA-256 of the payment method token, so a retry under the same
--- idempotency key with another method is refused; '' for older rows.
+-- A SHA-256 of the idempotency key and the payment method token, so a
+-- retry under the key with another method is refused; '' for older rows.
 ALTER TABLE payments ADD COLUMN method_sha256 TEXT NOT NULL DEFAULT '';
 
 -- +goose Down
