@@ -199,14 +199,17 @@ func TestGRPCErrorsAndHeader(t *testing.T) {
 	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "inventory") {
 		t.Fatalf("unknown product: %v", err)
 	}
-	before, _ := s.orders.ListOrders(ctx, &orderv1.ListOrdersRequest{})
+	before, err := s.orders.ListOrders(ctx, &orderv1.ListOrdersRequest{})
+	if err != nil || len(before.GetOrders()) == 0 {
+		t.Fatalf("ListOrders: %v, %v", before, err)
+	}
 	_, err = s.orders.CreateOrder(ctx, &orderv1.CreateOrderRequest{UserId: s.userID, PaymentMethodToken: "tok",
 		Items: []*orderv1.Item{{ProductId: "no-such-product", Quantity: 1}}})
 	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "items[0].product_id") {
 		t.Fatalf("malformed product id: %v", err)
 	}
-	if after, _ := s.orders.ListOrders(ctx, &orderv1.ListOrdersRequest{}); len(after.GetOrders()) != len(before.GetOrders()) {
-		t.Fatalf("a malformed request stored an order: %d orders, before %d", len(after.GetOrders()), len(before.GetOrders()))
+	if after, err := s.orders.ListOrders(ctx, &orderv1.ListOrdersRequest{}); err != nil || len(after.GetOrders()) != len(before.GetOrders()) {
+		t.Fatalf("a malformed request stored an order (%v): %d orders, before %d", err, len(after.GetOrders()), len(before.GetOrders()))
 	}
 	if _, err := s.orders.GetOrder(context.Background(), &orderv1.GetOrderRequest{Id: o.GetId()}); status.Code(err) != codes.Unauthenticated {
 		t.Fatalf("no credentials: %v", err)

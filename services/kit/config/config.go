@@ -199,6 +199,9 @@ type Error struct {
 func Invalid(name string, err error) *Error { return &Error{Var: name, Err: err} }
 
 func (e *Error) Error() string {
+	if e.Err == nil {
+		return "invalid configuration: " + e.Var
+	}
 	return "invalid configuration: " + e.Var + ": " + validation.OneLine(e.Err.Error())
 }
 

@@ -5,6 +5,7 @@ package loadgen
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -50,6 +51,9 @@ func ClosedLoop(ctx context.Context, workers int, d time.Duration, call Call) (f
 // from the call's scheduled start. It returns the latencies sorted, and
 // the first error.
 func OpenLoop(ctx context.Context, rate float64, d time.Duration, call Call) ([]time.Duration, error) {
+	if !(rate >= 1/d.Seconds()) || rate > 1e9 {
+		return nil, fmt.Errorf("loadgen: a rate of %g calls/s over %s starts no call or more than one a nanosecond", rate, d)
+	}
 	interval := time.Duration(float64(time.Second) / rate)
 	total := int(d / interval)
 	all := make([]time.Duration, total)

@@ -77,3 +77,12 @@ func TestPercentile(t *testing.T) {
 		t.Error("Percentile of nothing is not 0")
 	}
 }
+
+func TestOpenLoopRefusesRatesItCannotSchedule(t *testing.T) {
+	call := func(context.Context) error { t.Error("called"); return nil }
+	for _, rate := range []float64{0, -1, 0.5, 2e9} {
+		if _, err := OpenLoop(context.Background(), rate, time.Second, call); err == nil {
+			t.Errorf("rate %g accepted", rate)
+		}
+	}
+}

@@ -44,8 +44,10 @@ func Enabled(lookup func(string) (string, bool)) bool {
 //
 // Errors the SDK meets later, such as a failed export, are logged through
 // logger at warn: OpenTelemetry's default handler prints plain text to
-// stderr, which breaks a stream of JSON logs. An unknown protocol is a
-// *config.Error naming the variable.
+// stderr, which breaks a stream of JSON logs. Like the propagator and the
+// tracer provider, the handler is process-wide: with several services in
+// one process (tests), the last Setup's logger gets them all. An unknown
+// protocol is a *config.Error naming the variable.
 func Setup(ctx context.Context, lookup func(string) (string, bool), service, version string, logger *slog.Logger) (Shutdown, bool, error) {
 	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
 		logger.Warn("opentelemetry", "error", err)

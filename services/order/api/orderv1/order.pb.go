@@ -295,7 +295,8 @@ type CreateOrderRequest struct {
 	// Optional, up to 128 bytes, unique per user. A CreateOrder repeated
 	// with the same key (a retry after a timeout) places no second order:
 	// it answers with the first one as it stands now. The same key with
-	// other items is refused with ALREADY_EXISTS.
+	// other items is refused with ALREADY_EXISTS; the payment method is not
+	// compared (the first order's is the one charged).
 	IdempotencyKey string `protobuf:"bytes,4,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache

@@ -88,10 +88,20 @@ type ValidationError struct{ Field, Problem string }
 
 func (e *ValidationError) Error() string { return e.Field + ": " + e.Problem }
 
-// NotFoundError is an unknown order id.
-type NotFoundError struct{ ID string }
+// NotFoundError is an unknown order id, or no order for an idempotency key.
+type NotFoundError struct {
+	ID string
+	// Key is set instead of ID when the order was looked up by its
+	// idempotency key.
+	Key string
+}
 
-func (e *NotFoundError) Error() string { return fmt.Sprintf("order %q not found", e.ID) }
+func (e *NotFoundError) Error() string {
+	if e.Key != "" {
+		return fmt.Sprintf("no order with idempotency key %q", e.Key)
+	}
+	return fmt.Sprintf("order %q not found", e.ID)
+}
 
 // ConflictError says the order changed since it was read; the writer
 // must read it again and decide anew.

@@ -212,7 +212,7 @@ func (s *SQL) Get(ctx context.Context, id string) (domain.Order, error) {
 func (s *SQL) ByIdempotencyKey(ctx context.Context, userID, key string) (domain.Order, error) {
 	o, err := scan(s.db.QueryRowContext(ctx, s.q(`SELECT `+columns+` FROM orders WHERE user_id = ? AND idempotency_key = ?`), userID, key))
 	if errors.Is(err, sql.ErrNoRows) {
-		return domain.Order{}, &domain.NotFoundError{ID: "with idempotency key " + key}
+		return domain.Order{}, &domain.NotFoundError{Key: key}
 	}
 	if err != nil {
 		return domain.Order{}, fmt.Errorf("store: read order by idempotency key: %w", err)
