@@ -19,6 +19,7 @@ import (
 	inventoryv1 "github.com/msctl/msctl/services/inventory/api/inventoryv1"
 	"github.com/msctl/msctl/services/inventory/internal/domain"
 	"github.com/msctl/msctl/services/inventory/internal/store"
+	"github.com/msctl/msctl/services/kit/host"
 )
 
 // Server is the InventoryService implementation.
@@ -69,6 +70,11 @@ func (s *Server) apiError(ctx context.Context, err error) error {
 		if ctx.Err() != nil {
 			return status.FromContextError(ctx.Err()).Err()
 		}
+	}
+	if errors.Is(err, host.ErrNotStarted) {
+		// Starting up: readiness is still off, so this is brief and no
+		// error worth logging.
+		return status.Error(codes.Unavailable, err.Error())
 	}
 	s.logger.ErrorContext(ctx, "storage error", "error", err)
 	return status.Error(codes.Unavailable, "storage is unavailable, retry later")

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/msctl/msctl/services/kit/experiments"
+	"github.com/msctl/msctl/services/kit/host"
 	orderv1 "github.com/msctl/msctl/services/order/api/orderv1"
 	"github.com/msctl/msctl/services/order/internal/domain"
 	"github.com/msctl/msctl/services/order/internal/saga"
@@ -88,6 +89,11 @@ func (s *Server) apiError(ctx context.Context, err error) error {
 		if ctx.Err() != nil {
 			return status.FromContextError(ctx.Err()).Err()
 		}
+	}
+	if errors.Is(err, host.ErrNotStarted) {
+		// Starting up: readiness is still off, so this is brief and no
+		// error worth logging.
+		return status.Error(codes.Unavailable, err.Error())
 	}
 	s.logger.ErrorContext(ctx, "order error", "error", err)
 	return status.Error(codes.Unavailable, "storage is unavailable, retry later")

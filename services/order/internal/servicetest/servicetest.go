@@ -7,6 +7,7 @@ package servicetest
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -57,16 +58,23 @@ func Main(m *testing.M) {
 	os.Exit(code)
 }
 
-// FreeAddr returns a loopback address nothing listens on now.
+// FreeAddr returns a loopback address nothing listens on now, on a port
+// below Linux's ephemeral range (32768 and up): a service restarted on the
+// same address must find it free, and an ephemeral port could meanwhile
+// have gone to one of the machine's outgoing connections.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 100 {
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000)))
+		if err != nil {
+			continue // taken: try another
+		}
+		addr := l.Addr().String()
+		_ = l.Close()
+		return addr
 	}
-	addr := l.Addr().String()
-	_ = l.Close()
-	return addr
+	t.Fatal("no free loopback port between 20000 and 32000")
+	return ""
 }
 
 // Service is one running dependency.

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/msctl/msctl/services/kit/host"
 	paymentv1 "github.com/msctl/msctl/services/payment/api/paymentv1"
 	"github.com/msctl/msctl/services/payment/internal/domain"
 	"github.com/msctl/msctl/services/payment/internal/store"
@@ -62,6 +63,11 @@ func (s *Server) apiError(ctx context.Context, err error) error {
 		if ctx.Err() != nil {
 			return status.FromContextError(ctx.Err()).Err()
 		}
+	}
+	if errors.Is(err, host.ErrNotStarted) {
+		// Starting up: readiness is still off, so this is brief and no
+		// error worth logging.
+		return status.Error(codes.Unavailable, err.Error())
 	}
 	s.logger.ErrorContext(ctx, "storage error", "error", err)
 	return status.Error(codes.Unavailable, "storage is unavailable, retry later with the same idempotency key")

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/msctl/msctl/services/kit/host"
 	userv1 "github.com/msctl/msctl/services/user/api/userv1"
 	"github.com/msctl/msctl/services/user/internal/domain"
 	"github.com/msctl/msctl/services/user/internal/store"
@@ -66,6 +67,11 @@ func (s *Server) apiError(ctx context.Context, err error) error {
 		if ctx.Err() != nil {
 			return status.FromContextError(ctx.Err()).Err()
 		}
+	}
+	if errors.Is(err, host.ErrNotStarted) {
+		// Starting up: readiness is still off, so this is brief and no
+		// error worth logging.
+		return status.Error(codes.Unavailable, err.Error())
 	}
 	s.logger.ErrorContext(ctx, "storage error", "error", err)
 	return status.Error(codes.Unavailable, "storage is unavailable, retry later")
