@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -148,6 +149,77 @@ func migrate(ctx context.Context, d goose.Dialect, db *sql.DB, migrations fs.FS,
 		return fmt.Errorf("storage: applying migrations: %w", err)
 	}
 	return nil
+}
+
+// DB is a migrated database/sql handle on PostgreSQL (through pgx's
+// stdlib adapter) or SQLite, for a store that runs one body of SQL on
+// both.
+type DB struct {
+	*sql.DB
+	// Dialect says which database it is.
+	Dialect Dialect
+	pool    *pgxpool.Pool
+}
+
+// OpenDB connects to the database loc names and applies the migrations in
+// migrations' directory migrations/postgres or migrations/sqlite (what a
+// store's `//go:embed migrations` holds).
+func OpenDB(ctx context.Context, loc Location, migrations fs.FS) (*DB, error) {
+	dir, err := fs.Sub(migrations, "migrations/"+string(loc.Dialect))
+	if err != nil {
+		return nil, fmt.Errorf("storage: migrations: %w", err)
+	}
+	switch loc.Dialect {
+	case Postgres:
+		pool, err := OpenPostgres(ctx, loc.URL)
+		if err != nil {
+			return nil, err
+		}
+		if err := MigratePostgres(ctx, pool, dir); err != nil {
+			pool.Close()
+			return nil, err
+		}
+		return &DB{DB: stdlib.OpenDBFromPool(pool), Dialect: Postgres, pool: pool}, nil
+	case SQLite:
+		db, err := OpenSQLite(loc.Path)
+		if err != nil {
+			return nil, err
+		}
+		if err := MigrateSQLite(ctx, db, dir); err != nil {
+			_ = db.Close()
+			return nil, err
+		}
+		return &DB{DB: db, Dialect: SQLite}, nil
+	}
+	return nil, fmt.Errorf("storage: unsupported dialect %q", loc.Dialect)
+}
+
+// Close closes the handle and, on PostgreSQL, its pool.
+func (d *DB) Close() error {
+	err := d.DB.Close()
+	if d.pool != nil {
+		d.pool.Close()
+	}
+	return err
+}
+
+// Rebind rewrites a query's ? placeholders as $1, $2, ... on PostgreSQL,
+// so one query text serves both databases.
+func (d *DB) Rebind(query string) string {
+	if d.Dialect != Postgres {
+		return query
+	}
+	var b strings.Builder
+	n := 0
+	for _, c := range query {
+		if c == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
 }
 
 // IsUniqueViolation reports whether err is a PostgreSQL or SQLite refusal

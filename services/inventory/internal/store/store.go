@@ -24,13 +24,8 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
-
-	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/msctl/msctl/services/inventory/internal/domain"
 	"github.com/msctl/msctl/services/kit/storage"
@@ -81,45 +76,16 @@ var migrations embed.FS
 
 // Open connects to the database loc names and applies the migrations.
 func Open(ctx context.Context, loc storage.Location) (Store, error) {
-	switch loc.Dialect {
-	case storage.Postgres:
-		pool, err := storage.OpenPostgres(ctx, loc.URL)
-		if err != nil {
-			return nil, err
-		}
-		if err := storage.MigratePostgres(ctx, pool, sub("migrations/postgres")); err != nil {
-			pool.Close()
-			return nil, err
-		}
-		db := stdlib.OpenDBFromPool(pool)
-		return &SQL{db: db, d: postgres, closeExtra: pool.Close}, nil
-	case storage.SQLite:
-		db, err := storage.OpenSQLite(loc.Path)
-		if err != nil {
-			return nil, err
-		}
-		if err := storage.MigrateSQLite(ctx, db, sub("migrations/sqlite")); err != nil {
-			_ = db.Close()
-			return nil, err
-		}
-		return &SQL{db: db, d: sqliteDialect}, nil
-	}
-	return nil, fmt.Errorf("store: unsupported dialect %q", loc.Dialect)
-}
-
-func sub(dir string) fs.FS {
-	f, err := fs.Sub(migrations, dir)
+	db, err := storage.OpenDB(ctx, loc, migrations)
 	if err != nil {
-		panic(err) // the directory is embedded at build time
+		return nil, err
 	}
-	return f
+	return &SQL{db: db, d: dialectOf(db)}, nil
 }
 
-// dialect is all that differs between the two databases.
+// dialect is what differs between the two databases beyond placeholders
+// (which storage.DB.Rebind rewrites).
 type dialect struct {
-	name string
-	// dollar placeholders ($1) instead of ?.
-	dollar bool
 	// forUpdate locks a selected row to the end of the transaction. SQLite
 	// needs none: its transactions begin IMMEDIATE and so run one at a time.
 	forUpdate string
@@ -128,35 +94,18 @@ type dialect struct {
 	lockOrder string
 }
 
-var (
-	postgres = dialect{name: "postgres", dollar: true, forUpdate: " FOR UPDATE",
+func dialectOf(db *storage.DB) dialect {
+	if db.Dialect != storage.Postgres {
+		return dialect{}
+	}
+	return dialect{forUpdate: " FOR UPDATE",
 		lockOrder: `SELECT pg_advisory_xact_lock(hashtextextended('inventory:' || ?, 0))`}
-	sqliteDialect = dialect{name: "sqlite"}
-)
-
-// q rewrites ? placeholders for the dialect.
-func (d dialect) q(query string) string {
-	if !d.dollar {
-		return query
-	}
-	var b strings.Builder
-	n := 0
-	for _, c := range query {
-		if c == '?' {
-			n++
-			b.WriteString("$" + strconv.Itoa(n))
-			continue
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
 }
 
 // SQL is the Store on PostgreSQL or SQLite.
 type SQL struct {
-	db         *sql.DB
-	d          dialect
-	closeExtra func()
+	db *storage.DB
+	d  dialect
 }
 
 func micros(t time.Time) int64 { return t.UTC().UnixMicro() }
@@ -202,7 +151,7 @@ func (s *SQL) lock(ctx context.Context, tx *sql.Tx, orderID string) error {
 	if s.d.lockOrder == "" {
 		return nil
 	}
-	if _, err := tx.ExecContext(ctx, s.d.q(s.d.lockOrder), orderID); err != nil {
+	if _, err := tx.ExecContext(ctx, s.db.Rebind(s.d.lockOrder), orderID); err != nil {
 		return fmt.Errorf("store: lock order: %w", err)
 	}
 	return nil
@@ -210,7 +159,7 @@ func (s *SQL) lock(ctx context.Context, tx *sql.Tx, orderID string) error {
 
 // CreateProduct implements Store.
 func (s *SQL) CreateProduct(ctx context.Context, p domain.Product) error {
-	_, err := s.db.ExecContext(ctx, s.d.q(`INSERT INTO products (`+productColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+	_, err := s.db.ExecContext(ctx, s.db.Rebind(`INSERT INTO products (`+productColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		p.ID, p.SKU, p.Name, p.PriceCents, p.Available, p.Reserved, p.Version, micros(p.CreatedAt), micros(p.UpdatedAt))
 	if storage.IsUniqueViolation(err) {
 		return domain.ErrSKUTaken
@@ -222,7 +171,7 @@ func (s *SQL) CreateProduct(ctx context.Context, p domain.Product) error {
 }
 
 func (s *SQL) getProduct(ctx context.Context, q queryer, id string) (domain.Product, error) {
-	p, err := scanProduct(q.QueryRowContext(ctx, s.d.q(`SELECT `+productColumns+` FROM products WHERE id = ?`), id))
+	p, err := scanProduct(q.QueryRowContext(ctx, s.db.Rebind(`SELECT `+productColumns+` FROM products WHERE id = ?`), id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return domain.Product{}, &domain.NotFoundError{Kind: "product", ID: id}
 	}
@@ -242,7 +191,7 @@ func (s *SQL) ListProducts(ctx context.Context, after string, limit int) ([]doma
 	if limit <= 0 || limit > 1000 {
 		limit = 1000
 	}
-	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT `+productColumns+` FROM products WHERE id > ? ORDER BY id LIMIT ?`), after, limit)
+	rows, err := s.db.QueryContext(ctx, s.db.Rebind(`SELECT `+productColumns+` FROM products WHERE id > ? ORDER BY id LIMIT ?`), after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: list products: %w", err)
 	}
@@ -265,7 +214,7 @@ func (s *SQL) AdjustStock(ctx context.Context, id string, delta int64, now time.
 	}
 	var p domain.Product
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, s.d.q(`UPDATE products SET available = available + ?, version = version + 1, updated_at = ?
+		res, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE products SET available = available + ?, version = version + 1, updated_at = ?
 			WHERE id = ? AND available + ? BETWEEN 0 AND ?`), delta, micros(now), id, delta, domain.MaxUnits)
 		if err != nil {
 			return fmt.Errorf("store: adjust stock: %w", err)
@@ -326,7 +275,7 @@ func (s *SQL) reserveOnce(ctx context.Context, orderID string, items []domain.It
 			return err
 		}
 		var one int
-		err = tx.QueryRowContext(ctx, s.d.q(`SELECT 1 FROM released_orders WHERE order_id = ?`), orderID).Scan(&one)
+		err = tx.QueryRowContext(ctx, s.db.Rebind(`SELECT 1 FROM released_orders WHERE order_id = ?`), orderID).Scan(&one)
 		switch {
 		case err == nil:
 			return &domain.CancelledError{OrderID: orderID}
@@ -334,7 +283,7 @@ func (s *SQL) reserveOnce(ctx context.Context, orderID string, items []domain.It
 			return fmt.Errorf("store: read released order: %w", err)
 		}
 		for _, it := range items {
-			res, err := tx.ExecContext(ctx, s.d.q(`UPDATE products SET available = available - ?, reserved = reserved + ?,
+			res, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE products SET available = available - ?, reserved = reserved + ?,
 				version = version + 1, updated_at = ? WHERE id = ? AND available >= ?`),
 				it.Quantity, it.Quantity, micros(now), it.ProductID, it.Quantity)
 			if err != nil {
@@ -351,7 +300,7 @@ func (s *SQL) reserveOnce(ctx context.Context, orderID string, items []domain.It
 				return &domain.InsufficientStockError{ProductID: it.ProductID, Requested: it.Quantity, Available: p.Available}
 			}
 		}
-		_, err = tx.ExecContext(ctx, s.d.q(`INSERT INTO reservations (order_id, state, expires_at, created_at, updated_at)
+		_, err = tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO reservations (order_id, state, expires_at, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?)`), orderID, string(domain.Pending), micros(expiresAt), micros(now), micros(now))
 		if storage.IsUniqueViolation(err) {
 			return errReserveRace
@@ -360,7 +309,7 @@ func (s *SQL) reserveOnce(ctx context.Context, orderID string, items []domain.It
 			return fmt.Errorf("store: insert reservation: %w", err)
 		}
 		for _, it := range items {
-			if _, err := tx.ExecContext(ctx, s.d.q(`INSERT INTO reservation_items (order_id, product_id, quantity) VALUES (?, ?, ?)`),
+			if _, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO reservation_items (order_id, product_id, quantity) VALUES (?, ?, ?)`),
 				orderID, it.ProductID, it.Quantity); err != nil {
 				return fmt.Errorf("store: insert reservation item: %w", err)
 			}
@@ -382,7 +331,7 @@ func (s *SQL) loadReservation(ctx context.Context, q queryer, orderID string, lo
 	r := domain.Reservation{OrderID: orderID}
 	var st string
 	var exp, created, updated int64
-	err := q.QueryRowContext(ctx, s.d.q(query), orderID).Scan(&st, &exp, &created, &updated)
+	err := q.QueryRowContext(ctx, s.db.Rebind(query), orderID).Scan(&st, &exp, &created, &updated)
 	if errors.Is(err, sql.ErrNoRows) {
 		return r, false, nil
 	}
@@ -390,7 +339,7 @@ func (s *SQL) loadReservation(ctx context.Context, q queryer, orderID string, lo
 		return r, false, fmt.Errorf("store: get reservation: %w", err)
 	}
 	r.State, r.ExpiresAt, r.CreatedAt, r.UpdatedAt = domain.State(st), fromMicros(exp), fromMicros(created), fromMicros(updated)
-	rows, err := q.QueryContext(ctx, s.d.q(`SELECT product_id, quantity FROM reservation_items WHERE order_id = ? ORDER BY product_id`), orderID)
+	rows, err := q.QueryContext(ctx, s.db.Rebind(`SELECT product_id, quantity FROM reservation_items WHERE order_id = ? ORDER BY product_id`), orderID)
 	if err != nil {
 		return r, false, fmt.Errorf("store: get reservation items: %w", err)
 	}
@@ -408,17 +357,17 @@ func (s *SQL) loadReservation(ctx context.Context, q queryer, orderID string, lo
 // setState moves a locked reservation to state and moves its units: back
 // to available (release, expire) or out of stock for good (commit).
 func (s *SQL) setState(ctx context.Context, tx *sql.Tx, r domain.Reservation, to domain.State, now time.Time) (domain.Reservation, error) {
-	if _, err := tx.ExecContext(ctx, s.d.q(`UPDATE reservations SET state = ?, updated_at = ? WHERE order_id = ?`),
+	if _, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE reservations SET state = ?, updated_at = ? WHERE order_id = ?`),
 		string(to), micros(now), r.OrderID); err != nil {
 		return r, fmt.Errorf("store: update reservation: %w", err)
 	}
 	for _, it := range r.Items { // in product id order, like Reserve
 		var err error
 		if to == domain.Committed {
-			_, err = tx.ExecContext(ctx, s.d.q(`UPDATE products SET reserved = reserved - ?, version = version + 1, updated_at = ?
+			_, err = tx.ExecContext(ctx, s.db.Rebind(`UPDATE products SET reserved = reserved - ?, version = version + 1, updated_at = ?
 				WHERE id = ?`), it.Quantity, micros(now), it.ProductID)
 		} else {
-			_, err = tx.ExecContext(ctx, s.d.q(`UPDATE products SET available = available + ?, reserved = reserved - ?,
+			_, err = tx.ExecContext(ctx, s.db.Rebind(`UPDATE products SET available = available + ?, reserved = reserved - ?,
 				version = version + 1, updated_at = ? WHERE id = ?`), it.Quantity, it.Quantity, micros(now), it.ProductID)
 		}
 		if err != nil {
@@ -461,7 +410,7 @@ func (s *SQL) transition(ctx context.Context, orderID string, now time.Time, mar
 			if !markAbsent {
 				return &domain.NotFoundError{Kind: "reservation", ID: orderID}
 			}
-			if _, err := tx.ExecContext(ctx, s.d.q(`INSERT INTO released_orders (order_id, created_at) VALUES (?, ?)
+			if _, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO released_orders (order_id, created_at) VALUES (?, ?)
 				ON CONFLICT (order_id) DO NOTHING`), orderID, micros(now)); err != nil {
 				return fmt.Errorf("store: mark order released: %w", err)
 			}
@@ -525,7 +474,7 @@ func (s *SQL) Reservation(ctx context.Context, orderID string) (domain.Reservati
 // ExpireDue implements Store. Each reservation expires in its own
 // transaction, so one sweep never holds many product rows at once.
 func (s *SQL) ExpireDue(ctx context.Context, now time.Time, limit int) (int, error) {
-	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT order_id FROM reservations WHERE state = 'pending' AND expires_at <= ?
+	rows, err := s.db.QueryContext(ctx, s.db.Rebind(`SELECT order_id FROM reservations WHERE state = 'pending' AND expires_at <= ?
 		ORDER BY expires_at LIMIT ?`), micros(now), limit)
 	if err != nil {
 		return 0, fmt.Errorf("store: due reservations: %w", err)
@@ -573,9 +522,4 @@ func (s *SQL) Ping(ctx context.Context) error {
 }
 
 // Close implements Store.
-func (s *SQL) Close() {
-	_ = s.db.Close()
-	if s.closeExtra != nil {
-		s.closeExtra()
-	}
-}
+func (s *SQL) Close() { _ = s.db.Close() }

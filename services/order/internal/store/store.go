@@ -17,12 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
-	"strconv"
-	"strings"
 	"time"
-
-	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/msctl/msctl/services/kit/storage"
 	"github.com/msctl/msctl/services/order/internal/domain"
@@ -58,63 +53,16 @@ var migrations embed.FS
 
 // Open connects to the database loc names and applies the migrations.
 func Open(ctx context.Context, loc storage.Location) (Store, error) {
-	switch loc.Dialect {
-	case storage.Postgres:
-		pool, err := storage.OpenPostgres(ctx, loc.URL)
-		if err != nil {
-			return nil, err
-		}
-		if err := storage.MigratePostgres(ctx, pool, sub("migrations/postgres")); err != nil {
-			pool.Close()
-			return nil, err
-		}
-		return &SQL{db: stdlib.OpenDBFromPool(pool), dollar: true, closeExtra: pool.Close}, nil
-	case storage.SQLite:
-		db, err := storage.OpenSQLite(loc.Path)
-		if err != nil {
-			return nil, err
-		}
-		if err := storage.MigrateSQLite(ctx, db, sub("migrations/sqlite")); err != nil {
-			_ = db.Close()
-			return nil, err
-		}
-		return &SQL{db: db}, nil
-	}
-	return nil, fmt.Errorf("store: unsupported dialect %q", loc.Dialect)
-}
-
-func sub(dir string) fs.FS {
-	f, err := fs.Sub(migrations, dir)
+	db, err := storage.OpenDB(ctx, loc, migrations)
 	if err != nil {
-		panic(err) // the directory is embedded at build time
+		return nil, err
 	}
-	return f
+	return &SQL{db: db}, nil
 }
 
 // SQL is the Store on PostgreSQL or SQLite.
 type SQL struct {
-	db *sql.DB
-	// dollar placeholders ($1) instead of ?, for PostgreSQL.
-	dollar     bool
-	closeExtra func()
-}
-
-// q rewrites ? placeholders for the dialect.
-func (s *SQL) q(query string) string {
-	if !s.dollar {
-		return query
-	}
-	var b strings.Builder
-	n := 0
-	for _, c := range query {
-		if c == '?' {
-			n++
-			b.WriteString("$" + strconv.Itoa(n))
-			continue
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
+	db *storage.DB
 }
 
 func micros(t time.Time) int64 { return t.UTC().UnixMicro() }
@@ -152,7 +100,7 @@ func (s *SQL) Create(ctx context.Context, o domain.Order) error {
 	if err != nil {
 		return fmt.Errorf("store: items: %w", err)
 	}
-	_, err = s.db.ExecContext(ctx, s.q(`INSERT INTO orders (`+columns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+	_, err = s.db.ExecContext(ctx, s.db.Rebind(`INSERT INTO orders (`+columns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		o.ID, o.UserID, string(items), o.AmountCents, o.Currency, o.PaymentToken, string(o.Status), string(o.Step),
 		o.OwesRelease, o.OwesRefund, o.Reason, o.Variant, o.Version, micros(o.CreatedAt), micros(o.UpdatedAt),
 		sql.NullString{String: o.IdempotencyKey, Valid: o.IdempotencyKey != ""})
@@ -173,7 +121,7 @@ func (s *SQL) Update(ctx context.Context, o domain.Order, now time.Time) (domain
 		return domain.Order{}, fmt.Errorf("store: items: %w", err)
 	}
 	now = now.UTC().Truncate(time.Microsecond)
-	res, err := s.db.ExecContext(ctx, s.q(`UPDATE orders SET items = ?, amount_cents = ?, payment_token = ?, status = ?, step = ?,
+	res, err := s.db.ExecContext(ctx, s.db.Rebind(`UPDATE orders SET items = ?, amount_cents = ?, payment_token = ?, status = ?, step = ?,
 		owes_release = ?, owes_refund = ?, reason = ?, version = version + 1, updated_at = ?
 		WHERE id = ? AND version = ?`),
 		string(items), o.AmountCents, o.PaymentToken, string(o.Status), string(o.Step), o.OwesRelease, o.OwesRefund, o.Reason,
@@ -198,7 +146,7 @@ func (s *SQL) Update(ctx context.Context, o domain.Order, now time.Time) (domain
 
 // Get implements Store.
 func (s *SQL) Get(ctx context.Context, id string) (domain.Order, error) {
-	o, err := scan(s.db.QueryRowContext(ctx, s.q(`SELECT `+columns+` FROM orders WHERE id = ?`), id))
+	o, err := scan(s.db.QueryRowContext(ctx, s.db.Rebind(`SELECT `+columns+` FROM orders WHERE id = ?`), id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return domain.Order{}, &domain.NotFoundError{ID: id}
 	}
@@ -210,7 +158,7 @@ func (s *SQL) Get(ctx context.Context, id string) (domain.Order, error) {
 
 // ByIdempotencyKey implements Store.
 func (s *SQL) ByIdempotencyKey(ctx context.Context, userID, key string) (domain.Order, error) {
-	o, err := scan(s.db.QueryRowContext(ctx, s.q(`SELECT `+columns+` FROM orders WHERE user_id = ? AND idempotency_key = ?`), userID, key))
+	o, err := scan(s.db.QueryRowContext(ctx, s.db.Rebind(`SELECT `+columns+` FROM orders WHERE user_id = ? AND idempotency_key = ?`), userID, key))
 	if errors.Is(err, sql.ErrNoRows) {
 		return domain.Order{}, &domain.NotFoundError{Key: key}
 	}
@@ -235,7 +183,7 @@ func (s *SQL) many(ctx context.Context, query, after string, limit int) ([]domai
 	if limit <= 0 || limit > 1000 {
 		limit = 1000
 	}
-	rows, err := s.db.QueryContext(ctx, s.q(query), after, limit)
+	rows, err := s.db.QueryContext(ctx, s.db.Rebind(query), after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: list orders: %w", err)
 	}
@@ -259,9 +207,4 @@ func (s *SQL) Ping(ctx context.Context) error {
 }
 
 // Close implements Store.
-func (s *SQL) Close() {
-	_ = s.db.Close()
-	if s.closeExtra != nil {
-		s.closeExtra()
-	}
-}
+func (s *SQL) Close() { _ = s.db.Close() }

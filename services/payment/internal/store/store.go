@@ -23,12 +23,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
-	"strconv"
-	"strings"
 	"time"
-
-	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/msctl/msctl/services/kit/storage"
 	"github.com/msctl/msctl/services/payment/internal/domain"
@@ -65,76 +60,32 @@ var migrations embed.FS
 
 // Open connects to the database loc names and applies the migrations.
 func Open(ctx context.Context, loc storage.Location) (Store, error) {
-	switch loc.Dialect {
-	case storage.Postgres:
-		pool, err := storage.OpenPostgres(ctx, loc.URL)
-		if err != nil {
-			return nil, err
-		}
-		if err := storage.MigratePostgres(ctx, pool, sub("migrations/postgres")); err != nil {
-			pool.Close()
-			return nil, err
-		}
-		return &SQL{db: stdlib.OpenDBFromPool(pool), d: postgres, closeExtra: pool.Close}, nil
-	case storage.SQLite:
-		db, err := storage.OpenSQLite(loc.Path)
-		if err != nil {
-			return nil, err
-		}
-		if err := storage.MigrateSQLite(ctx, db, sub("migrations/sqlite")); err != nil {
-			_ = db.Close()
-			return nil, err
-		}
-		return &SQL{db: db, d: sqliteDialect}, nil
-	}
-	return nil, fmt.Errorf("store: unsupported dialect %q", loc.Dialect)
-}
-
-func sub(dir string) fs.FS {
-	f, err := fs.Sub(migrations, dir)
+	db, err := storage.OpenDB(ctx, loc, migrations)
 	if err != nil {
-		panic(err) // the directory is embedded at build time
+		return nil, err
 	}
-	return f
+	return &SQL{db: db, d: dialectOf(db)}, nil
 }
 
-// dialect is all that differs between the two databases.
+// dialect is what differs between the two databases beyond placeholders
+// (which storage.DB.Rebind rewrites).
 type dialect struct {
-	// dollar placeholders ($1) instead of ?.
-	dollar bool
 	// lockOrder takes a lock on one order id until the end of the
 	// transaction; empty where transactions already run one at a time.
 	lockOrder string
 }
 
-var (
-	postgres      = dialect{dollar: true, lockOrder: `SELECT pg_advisory_xact_lock(hashtextextended('payment:' || ?, 0))`}
-	sqliteDialect = dialect{}
-)
-
-// q rewrites ? placeholders for the dialect.
-func (d dialect) q(query string) string {
-	if !d.dollar {
-		return query
+func dialectOf(db *storage.DB) dialect {
+	if db.Dialect != storage.Postgres {
+		return dialect{}
 	}
-	var b strings.Builder
-	n := 0
-	for _, c := range query {
-		if c == '?' {
-			n++
-			b.WriteString("$" + strconv.Itoa(n))
-			continue
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
+	return dialect{lockOrder: `SELECT pg_advisory_xact_lock(hashtextextended('payment:' || ?, 0))`}
 }
 
 // SQL is the Store on PostgreSQL or SQLite.
 type SQL struct {
-	db         *sql.DB
-	d          dialect
-	closeExtra func()
+	db *storage.DB
+	d  dialect
 }
 
 // queryer is what both *sql.DB and *sql.Tx offer.
@@ -163,7 +114,7 @@ func (s *SQL) lock(ctx context.Context, tx *sql.Tx, orderID string) error {
 	if s.d.lockOrder == "" {
 		return nil
 	}
-	if _, err := tx.ExecContext(ctx, s.d.q(s.d.lockOrder), orderID); err != nil {
+	if _, err := tx.ExecContext(ctx, s.db.Rebind(s.d.lockOrder), orderID); err != nil {
 		return fmt.Errorf("store: lock order: %w", err)
 	}
 	return nil
@@ -190,7 +141,7 @@ func scan(row scanner) (domain.Payment, error) {
 
 // one runs a query for at most one payment; found is false on no rows.
 func (s *SQL) one(ctx context.Context, q queryer, query string, args ...any) (p domain.Payment, found bool, err error) {
-	p, err = scan(q.QueryRowContext(ctx, s.d.q(query), args...))
+	p, err = scan(q.QueryRowContext(ctx, s.db.Rebind(query), args...))
 	if errors.Is(err, sql.ErrNoRows) {
 		return domain.Payment{}, false, nil
 	}
@@ -230,7 +181,7 @@ func (s *SQL) Charge(ctx context.Context, p domain.Payment) (domain.Payment, err
 		if got, done, err = s.answered(ctx, tx, p); done {
 			return err
 		}
-		if _, err = tx.ExecContext(ctx, s.d.q(`INSERT INTO payments (`+columns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		if _, err = tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO payments (`+columns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 			p.ID, p.OrderID, p.IdempotencyKey, p.Amount, p.Currency, string(p.Status), p.DeclineReason, p.MethodLast4,
 			micros(p.CreatedAt), micros(p.UpdatedAt), p.MethodSHA256); err != nil {
 			return fmt.Errorf("store: insert payment: %w", err)
@@ -272,7 +223,7 @@ func (s *SQL) answered(ctx context.Context, q queryer, p domain.Payment) (domain
 		return got, true, err
 	}
 	var one int
-	err = q.QueryRowContext(ctx, s.d.q(`SELECT 1 FROM voided_orders WHERE order_id = ?`), p.OrderID).Scan(&one)
+	err = q.QueryRowContext(ctx, s.db.Rebind(`SELECT 1 FROM voided_orders WHERE order_id = ?`), p.OrderID).Scan(&one)
 	switch {
 	case err == nil:
 		return domain.Payment{}, true, &domain.CancelledError{OrderID: p.OrderID}
@@ -302,7 +253,7 @@ func (s *SQL) Refund(ctx context.Context, orderID string, now time.Time) (domain
 		if err := s.lock(ctx, tx, orderID); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, s.d.q(`UPDATE payments SET status = 'refunded', updated_at = ?
+		if _, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE payments SET status = 'refunded', updated_at = ?
 			WHERE order_id = ? AND status = 'captured'`), micros(now), orderID); err != nil {
 			return fmt.Errorf("store: refund: %w", err)
 		}
@@ -313,7 +264,7 @@ func (s *SQL) Refund(ctx context.Context, orderID string, now time.Time) (domain
 		// No charge at all: void the order, so a charge still in flight
 		// can never land. (An order with only declines keeps them: its
 		// keys replay the declines, and a new key may try again.)
-		if _, err := tx.ExecContext(ctx, s.d.q(`INSERT INTO voided_orders (order_id, created_at) VALUES (?, ?)
+		if _, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO voided_orders (order_id, created_at) VALUES (?, ?)
 			ON CONFLICT (order_id) DO NOTHING`), orderID, micros(now)); err != nil {
 			return fmt.Errorf("store: void order: %w", err)
 		}
@@ -339,7 +290,7 @@ func (s *SQL) ListPayments(ctx context.Context, after string, limit int) ([]doma
 	if limit <= 0 || limit > 1000 {
 		limit = 1000
 	}
-	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT `+columns+` FROM payments WHERE id > ? ORDER BY id LIMIT ?`), after, limit)
+	rows, err := s.db.QueryContext(ctx, s.db.Rebind(`SELECT `+columns+` FROM payments WHERE id > ? ORDER BY id LIMIT ?`), after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: list payments: %w", err)
 	}
@@ -363,9 +314,4 @@ func (s *SQL) Ping(ctx context.Context) error {
 }
 
 // Close implements Store.
-func (s *SQL) Close() {
-	_ = s.db.Close()
-	if s.closeExtra != nil {
-		s.closeExtra()
-	}
-}
+func (s *SQL) Close() { _ = s.db.Close() }
