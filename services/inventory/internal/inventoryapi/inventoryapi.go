@@ -6,10 +6,8 @@ package inventoryapi
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"log/slog"
-	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -20,6 +18,7 @@ import (
 	"github.com/msctl/msctl/services/inventory/internal/domain"
 	"github.com/msctl/msctl/services/inventory/internal/store"
 	"github.com/msctl/msctl/services/kit/host"
+	"github.com/msctl/msctl/services/kit/paging"
 )
 
 // Server is the InventoryService implementation.
@@ -101,47 +100,23 @@ func (s *Server) GetProduct(ctx context.Context, req *inventoryv1.GetProductRequ
 	return ProductToProto(p), nil
 }
 
-// DefaultPageSize applies when a ListProducts request sets none.
-const DefaultPageSize = 50
-
-const tokenPrefix = "p1:"
-
-// PageToken encodes the cursor after id; opaque to clients.
-func PageToken(id string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(tokenPrefix + id))
-}
-
-func parsePageToken(tok string) (string, error) {
-	raw, err := base64.RawURLEncoding.DecodeString(tok)
-	id, ok := strings.CutPrefix(string(raw), tokenPrefix)
-	if err != nil || !ok || inventoryv1.ValidID("page_token", id) != nil {
-		return "", status.Error(codes.InvalidArgument, "page_token: not a token from a previous ListProducts response")
-	}
-	return id, nil
-}
+// productsCursor pages ListProducts.
+var productsCursor = paging.Cursor{Prefix: "p1:", Method: "ListProducts",
+	Valid: func(id string) error { return inventoryv1.ValidID("page_token", id) }}
 
 // ListProducts implements InventoryService.
 func (s *Server) ListProducts(ctx context.Context, req *inventoryv1.ListProductsRequest) (*inventoryv1.ListProductsResponse, error) {
-	size := int(req.GetPageSize())
-	if size == 0 {
-		size = DefaultPageSize
+	after, err := productsCursor.After(req.GetPageToken())
+	if err != nil {
+		return nil, err
 	}
-	after := ""
-	if req.GetPageToken() != "" {
-		var err error
-		if after, err = parsePageToken(req.GetPageToken()); err != nil {
-			return nil, err
-		}
-	}
+	size := paging.Size(req.GetPageSize())
 	ps, err := s.store.ListProducts(ctx, after, size+1) // one extra says whether a next page exists
 	if err != nil {
 		return nil, s.apiError(ctx, err)
 	}
 	resp := &inventoryv1.ListProductsResponse{}
-	if len(ps) > size {
-		ps = ps[:size]
-		resp.NextPageToken = PageToken(ps[size-1].ID)
-	}
+	ps, resp.NextPageToken = paging.Page(productsCursor, ps, size, func(p domain.Product) string { return p.ID })
 	for _, p := range ps {
 		resp.Products = append(resp.Products, ProductToProto(p))
 	}

@@ -6,7 +6,6 @@ package orderapi
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"log/slog"
 	"strings"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/msctl/msctl/services/kit/experiments"
 	"github.com/msctl/msctl/services/kit/host"
+	"github.com/msctl/msctl/services/kit/paging"
 	orderv1 "github.com/msctl/msctl/services/order/api/orderv1"
 	"github.com/msctl/msctl/services/order/internal/domain"
 	"github.com/msctl/msctl/services/order/internal/saga"
@@ -232,47 +232,22 @@ func (s *Server) CancelOrder(ctx context.Context, req *orderv1.CancelOrderReques
 	return OrderToProto(got), nil
 }
 
-// DefaultPageSize applies when a ListOrders request sets none.
-const DefaultPageSize = 50
-
-const tokenPrefix = "o1:"
-
-// PageToken encodes the cursor after id; opaque to clients.
-func PageToken(id string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(tokenPrefix + id))
-}
-
-func parsePageToken(tok string) (string, error) {
-	raw, err := base64.RawURLEncoding.DecodeString(tok)
-	id, ok := strings.CutPrefix(string(raw), tokenPrefix)
-	if err != nil || !ok || id == "" {
-		return "", status.Error(codes.InvalidArgument, "page_token: not a token from a previous ListOrders response")
-	}
-	return id, nil
-}
+// ordersCursor pages ListOrders.
+var ordersCursor = paging.Cursor{Prefix: "o1:", Method: "ListOrders"}
 
 // ListOrders implements OrderService.
 func (s *Server) ListOrders(ctx context.Context, req *orderv1.ListOrdersRequest) (*orderv1.ListOrdersResponse, error) {
-	size := int(req.GetPageSize())
-	if size == 0 {
-		size = DefaultPageSize
+	after, err := ordersCursor.After(req.GetPageToken())
+	if err != nil {
+		return nil, err
 	}
-	after := ""
-	if req.GetPageToken() != "" {
-		var err error
-		if after, err = parsePageToken(req.GetPageToken()); err != nil {
-			return nil, err
-		}
-	}
+	size := paging.Size(req.GetPageSize())
 	orders, err := s.store.List(ctx, after, size+1) // one extra says whether a next page exists
 	if err != nil {
 		return nil, s.apiError(ctx, err)
 	}
 	resp := &orderv1.ListOrdersResponse{}
-	if len(orders) > size {
-		orders = orders[:size]
-		resp.NextPageToken = PageToken(orders[size-1].ID)
-	}
+	orders, resp.NextPageToken = paging.Page(ordersCursor, orders, size, func(o domain.Order) string { return o.ID })
 	for _, o := range orders {
 		resp.Orders = append(resp.Orders, OrderToProto(o))
 	}

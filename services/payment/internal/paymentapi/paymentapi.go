@@ -6,10 +6,8 @@ package paymentapi
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"log/slog"
-	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -17,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/msctl/msctl/services/kit/host"
+	"github.com/msctl/msctl/services/kit/paging"
 	paymentv1 "github.com/msctl/msctl/services/payment/api/paymentv1"
 	"github.com/msctl/msctl/services/payment/internal/domain"
 	"github.com/msctl/msctl/services/payment/internal/store"
@@ -113,47 +112,22 @@ func (s *Server) GetPayment(ctx context.Context, req *paymentv1.GetPaymentReques
 	return PaymentToProto(p), nil
 }
 
-// DefaultPageSize applies when a ListPayments request sets none.
-const DefaultPageSize = 50
-
-const tokenPrefix = "p1:"
-
-// PageToken encodes the cursor after id; opaque to clients.
-func PageToken(id string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(tokenPrefix + id))
-}
-
-func parsePageToken(tok string) (string, error) {
-	raw, err := base64.RawURLEncoding.DecodeString(tok)
-	id, ok := strings.CutPrefix(string(raw), tokenPrefix)
-	if err != nil || !ok || id == "" {
-		return "", status.Error(codes.InvalidArgument, "page_token: not a token from a previous ListPayments response")
-	}
-	return id, nil
-}
+// paymentsCursor pages ListPayments.
+var paymentsCursor = paging.Cursor{Prefix: "p1:", Method: "ListPayments"}
 
 // ListPayments implements PaymentService.
 func (s *Server) ListPayments(ctx context.Context, req *paymentv1.ListPaymentsRequest) (*paymentv1.ListPaymentsResponse, error) {
-	size := int(req.GetPageSize())
-	if size == 0 {
-		size = DefaultPageSize
+	after, err := paymentsCursor.After(req.GetPageToken())
+	if err != nil {
+		return nil, err
 	}
-	after := ""
-	if req.GetPageToken() != "" {
-		var err error
-		if after, err = parsePageToken(req.GetPageToken()); err != nil {
-			return nil, err
-		}
-	}
+	size := paging.Size(req.GetPageSize())
 	ps, err := s.store.ListPayments(ctx, after, size+1) // one extra says whether a next page exists
 	if err != nil {
 		return nil, s.apiError(ctx, err)
 	}
 	resp := &paymentv1.ListPaymentsResponse{}
-	if len(ps) > size {
-		ps = ps[:size]
-		resp.NextPageToken = PageToken(ps[size-1].ID)
-	}
+	ps, resp.NextPageToken = paging.Page(paymentsCursor, ps, size, func(p domain.Payment) string { return p.ID })
 	for _, p := range ps {
 		resp.Payments = append(resp.Payments, PaymentToProto(p))
 	}

@@ -6,7 +6,6 @@ package userapi
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"log/slog"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/msctl/msctl/services/kit/host"
+	"github.com/msctl/msctl/services/kit/paging"
 	userv1 "github.com/msctl/msctl/services/user/api/userv1"
 	"github.com/msctl/msctl/services/user/internal/domain"
 	"github.com/msctl/msctl/services/user/internal/store"
@@ -142,39 +142,17 @@ func (s *Server) DeleteUser(ctx context.Context, req *userv1.DeleteUserRequest) 
 	return &userv1.DeleteUserResponse{}, nil
 }
 
-// DefaultPageSize applies when a ListUsers request sets none.
-const DefaultPageSize = 50
-
-const tokenPrefix = "u1:"
-
-// PageToken encodes the cursor after id; opaque to clients.
-func PageToken(id string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(tokenPrefix + id))
-}
-
-func parsePageToken(tok string) (string, error) {
-	raw, err := base64.RawURLEncoding.DecodeString(tok)
-	id, ok := strings.CutPrefix(string(raw), tokenPrefix)
-	if err != nil || !ok || userv1.ValidID(id) != nil {
-		return "", status.Error(codes.InvalidArgument, "page_token: not a token from a previous ListUsers response")
-	}
-	return id, nil
-}
+// usersCursor pages ListUsers.
+var usersCursor = paging.Cursor{Prefix: "u1:", Method: "ListUsers", Valid: userv1.ValidID}
 
 // ListUsers implements UserService.
 func (s *Server) ListUsers(ctx context.Context, req *userv1.ListUsersRequest) (*userv1.ListUsersResponse, error) {
-	size := int(req.GetPageSize())
-	if size == 0 {
-		size = DefaultPageSize
+	after, err := usersCursor.After(req.GetPageToken())
+	if err != nil {
+		return nil, err
 	}
-	q := store.ListQuery{Limit: size + 1} // one extra says whether a next page exists
-	if req.GetPageToken() != "" {
-		after, err := parsePageToken(req.GetPageToken())
-		if err != nil {
-			return nil, err
-		}
-		q.After = after
-	}
+	size := paging.Size(req.GetPageSize())
+	q := store.ListQuery{After: after, Limit: size + 1} // one extra says whether a next page exists
 	if req.GetStatus() != userv1.Status_STATUS_UNSPECIFIED {
 		q.Status = fromProtoStatus(req.GetStatus())
 	}
@@ -183,10 +161,7 @@ func (s *Server) ListUsers(ctx context.Context, req *userv1.ListUsersRequest) (*
 		return nil, s.apiError(ctx, err)
 	}
 	resp := &userv1.ListUsersResponse{}
-	if len(users) > size {
-		users = users[:size]
-		resp.NextPageToken = PageToken(users[size-1].ID)
-	}
+	users, resp.NextPageToken = paging.Page(usersCursor, users, size, func(u domain.User) string { return u.ID })
 	for _, u := range users {
 		resp.Users = append(resp.Users, ToProto(u))
 	}
