@@ -9,10 +9,7 @@
 package main
 
 import (
-	"context"
 	"io"
-	"log/slog"
-	"net"
 	"os"
 
 	"github.com/msctl/msctl/services/kit/command"
@@ -24,18 +21,7 @@ func main() {
 }
 
 func run(args []string, lookup command.Lookup, stdout, stderr io.Writer) int {
-	return command.Run(command.Service[app.Config]{
-		Name:      app.Name,
-		DevPath:   "/api/v1/payments",
-		Load:      app.LoadConfig,
-		AdminAddr: func(c app.Config) string { return c.AdminAddr },
-		LogLevel:  func(c app.Config) string { return c.LogLevel },
-		New: func(ctx context.Context, c app.Config, logger *slog.Logger, lookup command.Lookup) (command.App, net.Addr, error) {
-			a, err := app.New(ctx, c, logger, lookup)
-			if err != nil {
-				return nil, nil, err
-			}
-			return a, a.Addrs().HTTP, nil
-		},
+	return command.Run(command.Service[app.Config, *app.App]{
+		Name: app.Name, DevPath: "/api/v1/payments", Load: app.LoadConfig, New: app.New,
 	}, args, lookup, stdout, stderr)
 }

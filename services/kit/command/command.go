@@ -19,6 +19,7 @@ import (
 
 	"github.com/msctl/msctl/services/kit/buildinfo"
 	"github.com/msctl/msctl/services/kit/config"
+	"github.com/msctl/msctl/services/kit/host"
 	"github.com/msctl/msctl/services/kit/logging"
 )
 
@@ -30,27 +31,32 @@ type App interface {
 	Run(ctx context.Context) error
 	// DevToken is the admin token of --dev mode, or "".
 	DevToken() string
+	// Addrs are the bound addresses; --dev shows the HTTP one.
+	Addrs() host.Addrs
+}
+
+// Config is what Run needs of a service's config: the common part, which
+// every service's Config has by embedding host.Config.
+type Config interface {
+	HostConfig() host.Config
 }
 
 // Service describes one service's start-up.
-type Service[C any] struct {
+type Service[C Config, A App] struct {
 	// Name is the service's name in messages and logs.
 	Name string
 	// DevPath is an API path to show with the --dev token, e.g. /api/v1/users.
 	DevPath string
 	// Load reads and validates the typed config.
 	Load func(Lookup) (C, error)
-	// AdminAddr and LogLevel read those settings from the config.
-	AdminAddr func(C) string
-	LogLevel  func(C) string
-	// New builds the app; it returns the HTTP address for the --dev hint.
-	New func(ctx context.Context, cfg C, logger *slog.Logger, lookup Lookup) (App, net.Addr, error)
+	// New builds the app (the service's app.New).
+	New func(ctx context.Context, cfg C, logger *slog.Logger, lookup Lookup) (A, error)
 }
 
 // Run runs the service's command line and returns its exit code: 0 (also
 // for --help), 1 for a failure, 2 for bad flags, arguments or config,
 // including a *config.Error from New.
-func Run[C any](s Service[C], args []string, lookup Lookup, stdout, stderr io.Writer) int {
+func Run[C Config, A App](s Service[C, A], args []string, lookup Lookup, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet(s.Name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	version := fs.Bool("version", false, "print the build version and exit")
@@ -93,14 +99,14 @@ func Run[C any](s Service[C], args []string, lookup Lookup, stdout, stderr io.Wr
 		return 2
 	}
 	if *healthCheck {
-		return probe(s.Name, s.AdminAddr(cfg), stderr)
+		return probe(s.Name, cfg.HostConfig().AdminAddr, stderr)
 	}
-	level, _ := logging.ParseLevel(s.LogLevel(cfg))
+	level, _ := logging.ParseLevel(cfg.HostConfig().LogLevel)
 	logger := logging.New(stderr, level, s.Name, buildinfo.Version())
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	a, httpAddr, err := s.New(ctx, cfg, logger, lookup)
+	a, err := s.New(ctx, cfg, logger, lookup)
 	var bad *config.Error
 	if errors.As(err, &bad) {
 		// A file a variable names that cannot be used is bad
@@ -114,7 +120,7 @@ func Run[C any](s Service[C], args []string, lookup Lookup, stdout, stderr io.Wr
 	}
 	if tok := a.DevToken(); tok != "" {
 		fmt.Fprintf(stderr, "\ndev mode admin token (24h):\n  export TOKEN=%s\n  curl -H \"Authorization: Bearer $TOKEN\" http://%s%s\n\n",
-			tok, Dialable(httpAddr.String()), s.DevPath)
+			tok, Dialable(a.Addrs().HTTP.String()), s.DevPath)
 	}
 	if err := a.Run(ctx); err != nil {
 		logger.Error("serving failed", "error", err)

@@ -18,11 +18,12 @@ type stoppedApp struct{}
 
 func (stoppedApp) Run(context.Context) error { return nil }
 func (stoppedApp) DevToken() string          { return "" }
+func (stoppedApp) Addrs() host.Addrs         { return host.Addrs{HTTP: &net.TCPAddr{}} }
 
 // widget is a service with the common variables and one of its own, whose
 // New fails with newErr.
-func widget(newErr error) Service[host.Config] {
-	return Service[host.Config]{
+func widget(newErr error) Service[host.Config, App] {
+	return Service[host.Config, App]{
 		Name: "widget",
 		Load: func(l Lookup) (host.Config, error) {
 			e := config.New(l)
@@ -30,13 +31,11 @@ func widget(newErr error) Service[host.Config] {
 			_ = e.String("WIDGET_COLOUR", "blue")
 			return c, e.Err()
 		},
-		AdminAddr: func(c host.Config) string { return c.AdminAddr },
-		LogLevel:  func(c host.Config) string { return c.LogLevel },
-		New: func(context.Context, host.Config, *slog.Logger, Lookup) (App, net.Addr, error) {
+		New: func(context.Context, host.Config, *slog.Logger, Lookup) (App, error) {
 			if newErr != nil {
-				return nil, nil, newErr
+				return nil, newErr
 			}
-			return stoppedApp{}, &net.TCPAddr{}, nil
+			return stoppedApp{}, nil
 		},
 	}
 }

@@ -39,6 +39,10 @@ type Config struct {
 	FaultDelay     time.Duration
 }
 
+// HostConfig returns c; embedded in a service's Config it hands the common
+// part to kit/command.
+func (c Config) HostConfig() Config { return c }
+
 // DefaultSQLitePath is where a service keeps its data when DATABASE_URL is
 // unset: the user's cache directory (or the temp directory when there is
 // none), never the working tree, so `go run` needs no setup.
