@@ -4,38 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/msctl/msctl/services/kit/storage"
-	"github.com/msctl/msctl/services/kit/storage/pgtest"
+	"github.com/msctl/msctl/services/kit/storage/storetest"
 	"github.com/msctl/msctl/services/payment/internal/domain"
 )
 
-// backends opens each implementation on a fresh, migrated database. The
-// PostgreSQL one fails (never skips) when the server is unreachable.
-var backends = map[string]func(t *testing.T) Store{
-	"sqlite": func(t *testing.T) Store {
-		return open(t, storage.Location{Dialect: storage.SQLite, Path: filepath.Join(t.TempDir(), "payment.db")})
-	},
-	"postgres": func(t *testing.T) Store {
-		_, url := pgtest.Database(t)
-		return open(t, storage.Location{Dialect: storage.Postgres, URL: url})
-	},
-}
-
-func open(t *testing.T, loc storage.Location) Store {
-	t.Helper()
-	s, err := Open(context.Background(), loc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	return s
-}
+// backends opens the Store on a fresh SQLite file and a fresh PostgreSQL
+// database; the latter fails (never skips) when the server is unreachable.
+var backends = storetest.Backends(Open)
 
 // TestContract runs every behaviour the service relies on against both
 // stores.
