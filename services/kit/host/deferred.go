@@ -3,7 +3,11 @@ package host
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"sync/atomic"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // ErrNotStarted is what a Deferred store answers until its database is
@@ -72,4 +76,21 @@ func (d *Deferred[S]) close() {
 	if s, err := d.Load(); err == nil {
 		s.Close()
 	}
+}
+
+// StorageError answers an error a service's error mapping did not
+// recognise: a call whose own context ended gets that status; a call made
+// before the database opened gets UNAVAILABLE with ErrNotStarted's text
+// (brief, readiness is still off, nothing to log); anything else is
+// logged under what and answered UNAVAILABLE with answer, never with its
+// internals.
+func StorageError(ctx context.Context, logger *slog.Logger, what string, err error, answer string) error {
+	switch {
+	case (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) && ctx.Err() != nil:
+		return status.FromContextError(ctx.Err()).Err()
+	case errors.Is(err, ErrNotStarted):
+		return status.Error(codes.Unavailable, err.Error())
+	}
+	logger.ErrorContext(ctx, what, "error", err)
+	return status.Error(codes.Unavailable, answer)
 }

@@ -65,18 +65,8 @@ func (s *Server) apiError(ctx context.Context, err error) error {
 		return status.Error(codes.FailedPrecondition, ce.Error())
 	case errors.Is(err, domain.ErrSKUTaken):
 		return status.Error(codes.AlreadyExists, err.Error())
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		if ctx.Err() != nil {
-			return status.FromContextError(ctx.Err()).Err()
-		}
 	}
-	if errors.Is(err, host.ErrNotStarted) {
-		// Starting up: readiness is still off, so this is brief and no
-		// error worth logging.
-		return status.Error(codes.Unavailable, err.Error())
-	}
-	s.logger.ErrorContext(ctx, "storage error", "error", err)
-	return status.Error(codes.Unavailable, "storage is unavailable, retry later")
+	return host.StorageError(ctx, s.logger, "storage error", err, "storage is unavailable, retry later")
 }
 
 // CreateProduct implements InventoryService.

@@ -85,18 +85,8 @@ func (s *Server) apiError(ctx context.Context, err error) error {
 		s.logger.WarnContext(ctx, "order stalled", "order", ss.Order.ID, "error", ss.Cause)
 		return status.Errorf(codes.Unavailable, "order %s is %s at step %s and will be finished in the background; "+
 			"follow it with GetOrder instead of placing it again", ss.Order.ID, strings.ToLower(string(ss.Order.Status)), ss.Order.Step)
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		if ctx.Err() != nil {
-			return status.FromContextError(ctx.Err()).Err()
-		}
 	}
-	if errors.Is(err, host.ErrNotStarted) {
-		// Starting up: readiness is still off, so this is brief and no
-		// error worth logging.
-		return status.Error(codes.Unavailable, err.Error())
-	}
-	s.logger.ErrorContext(ctx, "order error", "error", err)
-	return status.Error(codes.Unavailable, "storage is unavailable, retry later")
+	return host.StorageError(ctx, s.logger, "order error", err, "storage is unavailable, retry later")
 }
 
 // variant assigns the user to the checkout-flow experiment, records the

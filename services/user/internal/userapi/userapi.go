@@ -63,18 +63,8 @@ func (s *Server) apiError(ctx context.Context, err error) error {
 		return status.Error(codes.AlreadyExists, "a user with this email already exists")
 	case errors.Is(err, store.ErrVersionConflict):
 		return status.Error(codes.Aborted, "the user was changed since you read it: get it again and retry with its version")
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		if ctx.Err() != nil {
-			return status.FromContextError(ctx.Err()).Err()
-		}
 	}
-	if errors.Is(err, host.ErrNotStarted) {
-		// Starting up: readiness is still off, so this is brief and no
-		// error worth logging.
-		return status.Error(codes.Unavailable, err.Error())
-	}
-	s.logger.ErrorContext(ctx, "storage error", "error", err)
-	return status.Error(codes.Unavailable, "storage is unavailable, retry later")
+	return host.StorageError(ctx, s.logger, "storage error", err, "storage is unavailable, retry later")
 }
 
 // GetUser implements UserService.
