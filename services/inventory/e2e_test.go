@@ -15,7 +15,6 @@ import (
 	"github.com/msctl/msctl/services/inventory/internal/app"
 	"github.com/msctl/msctl/services/kit/config"
 	"github.com/msctl/msctl/services/kit/host/hosttest"
-	"github.com/msctl/msctl/services/kit/logging"
 )
 
 const (
@@ -32,16 +31,7 @@ type instance struct {
 
 func start(t *testing.T, env map[string]string) *instance {
 	t.Helper()
-	all := hosttest.Env(t, "inventory.db", env)
-	cfg, err := app.LoadConfig(config.FromMap(all))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := app.New(context.Background(), cfg, logging.Discard(), config.FromMap(all))
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn := hosttest.Run(t, a)
+	a, conn := hosttest.Start(t, hosttest.Env(t, "inventory.db", env), app.LoadConfig, app.New)
 	return &instance{t: t, addrs: a.Addrs(), client: inventoryv1.NewInventoryServiceClient(conn)}
 }
 

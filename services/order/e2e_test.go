@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -16,9 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	inventoryv1 "github.com/msctl/msctl/services/inventory/api/inventoryv1"
-	"github.com/msctl/msctl/services/kit/config"
 	"github.com/msctl/msctl/services/kit/host/hosttest"
-	"github.com/msctl/msctl/services/kit/logging"
 	orderv1 "github.com/msctl/msctl/services/order/api/orderv1"
 	"github.com/msctl/msctl/services/order/internal/app"
 	"github.com/msctl/msctl/services/order/internal/orderapi"
@@ -56,23 +53,10 @@ func start(t *testing.T) *system {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := map[string]string{
-		"GRPC_ADDR": "127.0.0.1:0", "HTTP_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0",
-		"DATABASE_URL":       "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "order.db")),
-		"READINESS_INTERVAL": "200ms", "READINESS_TIMEOUT": "150ms", "SHUTDOWN_GRACE": "5s",
-		"AUTH_API_KEYS_FILE": hosttest.KeysFile(t), "DOWNSTREAM_API_KEY": servicetest.ServiceKey,
+	a, conn := hosttest.Start(t, hosttest.Env(t, "order.db", map[string]string{
+		"DOWNSTREAM_API_KEY": servicetest.ServiceKey, "SAGA_RESUME_INTERVAL": "200ms",
 		"USER_ADDR": user.GRPC, "INVENTORY_ADDR": inv.GRPC, "PAYMENT_ADDR": pay.GRPC,
-		"SAGA_RESUME_INTERVAL": "200ms",
-	}
-	cfg, err := app.LoadConfig(config.FromMap(env))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := app.New(context.Background(), cfg, logging.Discard(), config.FromMap(env))
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn := hosttest.Run(t, a)
+	}), app.LoadConfig, app.New)
 	return &system{t: t, addrs: a.Addrs(), orders: orderv1.NewOrderServiceClient(conn), inventory: inv, userID: u.GetId(), product: p.GetId()}
 }
 

@@ -11,6 +11,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"maps"
 	"net/http"
 	"os"
@@ -24,6 +25,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/msctl/msctl/services/kit/auth"
+	"github.com/msctl/msctl/services/kit/config"
 	"github.com/msctl/msctl/services/kit/host"
 )
 
@@ -71,6 +73,24 @@ func Env(t testing.TB, db string, extra map[string]string) map[string]string {
 type App interface {
 	Run(ctx context.Context) error
 	Addrs() host.Addrs
+}
+
+// Start builds a service from env through its own LoadConfig (load) and
+// New (build), with logs discarded, and runs it as Run does.
+func Start[C any, A App](t testing.TB, env map[string]string,
+	load func(func(string) (string, bool)) (C, error),
+	build func(context.Context, C, *slog.Logger, func(string) (string, bool)) (A, error),
+) (A, *grpc.ClientConn) {
+	t.Helper()
+	cfg, err := load(config.FromMap(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := build(context.Background(), cfg, slog.New(slog.DiscardHandler), config.FromMap(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, Run(t, a)
 }
 
 // Run runs a until the test ends, when it stops a and fails the test if
