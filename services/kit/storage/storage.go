@@ -203,6 +203,46 @@ func (d *DB) Close() error {
 	return err
 }
 
+// Queryer is what both *sql.DB and *sql.Tx offer, for reads that run in
+// or outside a transaction.
+type Queryer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// InTx runs fn in a transaction and commits it, or rolls it back when fn
+// fails.
+func (d *DB) InTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := d.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: commit: %w", err)
+	}
+	return nil
+}
+
+// LockKey holds a lock on key within namespace until tx ends, so
+// transactions about one key (an order id) run one at a time even when
+// they would touch no common row. On PostgreSQL it is a transaction
+// advisory lock; SQLite needs none, its transactions begin IMMEDIATE and
+// so run one at a time anyway.
+func (d *DB) LockKey(ctx context.Context, tx *sql.Tx, namespace, key string) error {
+	if d.Dialect != Postgres {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1 || ':' || $2, 0))`, namespace, key); err != nil {
+		return fmt.Errorf("store: lock %s %s: %w", namespace, key, err)
+	}
+	return nil
+}
+
 // Rebind rewrites a query's ? placeholders as $1, $2, ... on PostgreSQL,
 // so one query text serves both databases.
 func (d *DB) Rebind(query string) string {

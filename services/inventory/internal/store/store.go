@@ -1,9 +1,9 @@
 // Package store keeps products, their stock and reservations, behind one
 // Store interface with a PostgreSQL and an SQLite implementation. Both
 // run the same SQL through database/sql (PostgreSQL through pgx's stdlib
-// adapter) and differ only in a small dialect: placeholders and row locks. One body of SQL means the stock rules
-// cannot drift apart between the databases; the contract test runs it on
-// both.
+// adapter) and differ only in placeholders and row locks. One body of SQL
+// means the stock rules cannot drift apart between the databases; the
+// contract test runs it on both.
 //
 // Every stock change of a reservation happens in one transaction. Stock
 // is taken with a conditional UPDATE (available >= quantity), so two
@@ -80,32 +80,20 @@ func Open(ctx context.Context, loc storage.Location) (Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &SQL{db: db, d: dialectOf(db)}, nil
-}
-
-// dialect is what differs between the two databases beyond placeholders
-// (which storage.DB.Rebind rewrites).
-type dialect struct {
-	// forUpdate locks a selected row to the end of the transaction. SQLite
-	// needs none: its transactions begin IMMEDIATE and so run one at a time.
-	forUpdate string
-	// lockOrder takes a lock on one order id until the end of the
-	// transaction; empty where transactions already run one at a time.
-	lockOrder string
-}
-
-func dialectOf(db *storage.DB) dialect {
-	if db.Dialect != storage.Postgres {
-		return dialect{}
+	s := &SQL{db: db}
+	if db.Dialect == storage.Postgres {
+		s.forUpdate = " FOR UPDATE"
 	}
-	return dialect{forUpdate: " FOR UPDATE",
-		lockOrder: `SELECT pg_advisory_xact_lock(hashtextextended('inventory:' || ?, 0))`}
+	return s, nil
 }
 
 // SQL is the Store on PostgreSQL or SQLite.
 type SQL struct {
 	db *storage.DB
-	d  dialect
+	// forUpdate locks a selected row to the end of the transaction on
+	// PostgreSQL. SQLite needs none: its transactions begin IMMEDIATE and
+	// so run one at a time.
+	forUpdate string
 }
 
 func micros(t time.Time) int64 { return t.UTC().UnixMicro() }
@@ -124,39 +112,6 @@ func scanProduct(row scanner) (domain.Product, error) {
 	return p, err
 }
 
-// queryer is what both *sql.DB and *sql.Tx offer.
-type queryer interface {
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
-func (s *SQL) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("store: begin: %w", err)
-	}
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("store: commit: %w", err)
-	}
-	return nil
-}
-
-// lock serialises tx with every other Reserve and Release of orderID.
-func (s *SQL) lock(ctx context.Context, tx *sql.Tx, orderID string) error {
-	if s.d.lockOrder == "" {
-		return nil
-	}
-	if _, err := tx.ExecContext(ctx, s.db.Rebind(s.d.lockOrder), orderID); err != nil {
-		return fmt.Errorf("store: lock order: %w", err)
-	}
-	return nil
-}
-
 // CreateProduct implements Store.
 func (s *SQL) CreateProduct(ctx context.Context, p domain.Product) error {
 	_, err := s.db.ExecContext(ctx, s.db.Rebind(`INSERT INTO products (`+productColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
@@ -170,7 +125,7 @@ func (s *SQL) CreateProduct(ctx context.Context, p domain.Product) error {
 	return nil
 }
 
-func (s *SQL) getProduct(ctx context.Context, q queryer, id string) (domain.Product, error) {
+func (s *SQL) getProduct(ctx context.Context, q storage.Queryer, id string) (domain.Product, error) {
 	p, err := scanProduct(q.QueryRowContext(ctx, s.db.Rebind(`SELECT `+productColumns+` FROM products WHERE id = ?`), id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return domain.Product{}, &domain.NotFoundError{Kind: "product", ID: id}
@@ -213,7 +168,7 @@ func (s *SQL) AdjustStock(ctx context.Context, id string, delta int64, now time.
 		return domain.Product{}, err
 	}
 	var p domain.Product
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE products SET available = available + ?, version = version + 1, updated_at = ?
 			WHERE id = ? AND available + ? BETWEEN 0 AND ?`), delta, micros(now), id, delta, domain.MaxUnits)
 		if err != nil {
@@ -259,8 +214,8 @@ func (s *SQL) Reserve(ctx context.Context, orderID string, items []domain.Item, 
 
 func (s *SQL) reserveOnce(ctx context.Context, orderID string, items []domain.Item, now, expiresAt time.Time) (domain.Reservation, error) {
 	var r domain.Reservation
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		if err := s.lock(ctx, tx, orderID); err != nil {
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		if err := s.db.LockKey(ctx, tx, "inventory", orderID); err != nil {
 			return err
 		}
 		existing, found, err := s.loadReservation(ctx, tx, orderID, true)
@@ -323,10 +278,10 @@ func (s *SQL) reserveOnce(ctx context.Context, orderID string, items []domain.It
 
 // loadReservation reads a reservation and its items, locking its row to
 // the end of tx when lock is set.
-func (s *SQL) loadReservation(ctx context.Context, q queryer, orderID string, lock bool) (domain.Reservation, bool, error) {
+func (s *SQL) loadReservation(ctx context.Context, q storage.Queryer, orderID string, lock bool) (domain.Reservation, bool, error) {
 	query := `SELECT state, expires_at, created_at, updated_at FROM reservations WHERE order_id = ?`
 	if lock {
-		query += s.d.forUpdate
+		query += s.forUpdate
 	}
 	r := domain.Reservation{OrderID: orderID}
 	var st string
@@ -396,9 +351,9 @@ func (s *SQL) transition(ctx context.Context, orderID string, now time.Time, mar
 	op func(tx *sql.Tx, r domain.Reservation) (domain.Reservation, error)) (domain.Reservation, error) {
 	var out domain.Reservation
 	var refused error
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		if markAbsent {
-			if err := s.lock(ctx, tx, orderID); err != nil {
+			if err := s.db.LockKey(ctx, tx, "inventory", orderID); err != nil {
 				return err
 			}
 		}
@@ -495,7 +450,7 @@ func (s *SQL) ExpireDue(ctx context.Context, now time.Time, limit int) (int, err
 	n := 0
 	for _, id := range due {
 		expired := false
-		err := s.inTx(ctx, func(tx *sql.Tx) error {
+		err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 			r, found, err := s.loadReservation(ctx, tx, id, true)
 			if err != nil || !found || r.State != domain.Pending || now.Before(r.ExpiresAt) {
 				return err // gone, or changed since the query: nothing to do

@@ -1,7 +1,7 @@
 // Package store keeps payments behind one Store interface with a
 // PostgreSQL and an SQLite implementation. Both run the same SQL through
 // database/sql (PostgreSQL through pgx's stdlib adapter) and differ only
-// in a small dialect: placeholders and per-order locks.
+// in placeholders and per-order locks, both in storage.DB.
 //
 // Charging twice is prevented by the schema, not by locks: a unique
 // index on the idempotency key and a partial unique index allowing one
@@ -64,60 +64,12 @@ func Open(ctx context.Context, loc storage.Location) (Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &SQL{db: db, d: dialectOf(db)}, nil
-}
-
-// dialect is what differs between the two databases beyond placeholders
-// (which storage.DB.Rebind rewrites).
-type dialect struct {
-	// lockOrder takes a lock on one order id until the end of the
-	// transaction; empty where transactions already run one at a time.
-	lockOrder string
-}
-
-func dialectOf(db *storage.DB) dialect {
-	if db.Dialect != storage.Postgres {
-		return dialect{}
-	}
-	return dialect{lockOrder: `SELECT pg_advisory_xact_lock(hashtextextended('payment:' || ?, 0))`}
+	return &SQL{db: db}, nil
 }
 
 // SQL is the Store on PostgreSQL or SQLite.
 type SQL struct {
 	db *storage.DB
-	d  dialect
-}
-
-// queryer is what both *sql.DB and *sql.Tx offer.
-type queryer interface {
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
-func (s *SQL) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("store: begin: %w", err)
-	}
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("store: commit: %w", err)
-	}
-	return nil
-}
-
-// lock serialises tx with every other Charge and Refund of orderID.
-func (s *SQL) lock(ctx context.Context, tx *sql.Tx, orderID string) error {
-	if s.d.lockOrder == "" {
-		return nil
-	}
-	if _, err := tx.ExecContext(ctx, s.db.Rebind(s.d.lockOrder), orderID); err != nil {
-		return fmt.Errorf("store: lock order: %w", err)
-	}
-	return nil
 }
 
 func micros(t time.Time) int64 { return t.UTC().UnixMicro() }
@@ -140,7 +92,7 @@ func scan(row scanner) (domain.Payment, error) {
 }
 
 // one runs a query for at most one payment; found is false on no rows.
-func (s *SQL) one(ctx context.Context, q queryer, query string, args ...any) (p domain.Payment, found bool, err error) {
+func (s *SQL) one(ctx context.Context, q storage.Queryer, query string, args ...any) (p domain.Payment, found bool, err error) {
 	p, err = scan(q.QueryRowContext(ctx, s.db.Rebind(query), args...))
 	if errors.Is(err, sql.ErrNoRows) {
 		return domain.Payment{}, false, nil
@@ -151,12 +103,12 @@ func (s *SQL) one(ctx context.Context, q queryer, query string, args ...any) (p 
 	return p, true, nil
 }
 
-func (s *SQL) byKey(ctx context.Context, q queryer, key string) (domain.Payment, bool, error) {
+func (s *SQL) byKey(ctx context.Context, q storage.Queryer, key string) (domain.Payment, bool, error) {
 	return s.one(ctx, q, `SELECT `+columns+` FROM payments WHERE idempotency_key = ?`, key)
 }
 
 // current is the order's successful payment, else its latest decline.
-func (s *SQL) current(ctx context.Context, q queryer, orderID string) (domain.Payment, bool, error) {
+func (s *SQL) current(ctx context.Context, q storage.Queryer, orderID string) (domain.Payment, bool, error) {
 	return s.one(ctx, q, `SELECT `+columns+` FROM payments WHERE order_id = ?
 		ORDER BY CASE WHEN status = 'declined' THEN 1 ELSE 0 END, id DESC LIMIT 1`, orderID)
 }
@@ -172,8 +124,8 @@ func replay(existing, p domain.Payment) (domain.Payment, error) {
 // Charge implements Store.
 func (s *SQL) Charge(ctx context.Context, p domain.Payment) (domain.Payment, error) {
 	var got domain.Payment
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		if err := s.lock(ctx, tx, p.OrderID); err != nil {
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		if err := s.db.LockKey(ctx, tx, "payment", p.OrderID); err != nil {
 			return err
 		}
 		var done bool
@@ -213,7 +165,7 @@ func (s *SQL) Charge(ctx context.Context, p domain.Payment) (domain.Payment, err
 // replayed rather than refused. Checking the order before inserting also
 // keeps a declined attempt from being recorded for a paid order; the
 // partial unique index covers the race.
-func (s *SQL) answered(ctx context.Context, q queryer, p domain.Payment) (domain.Payment, bool, error) {
+func (s *SQL) answered(ctx context.Context, q storage.Queryer, p domain.Payment) (domain.Payment, bool, error) {
 	existing, found, err := s.byKey(ctx, q, p.IdempotencyKey)
 	if err != nil {
 		return domain.Payment{}, true, err
@@ -249,8 +201,8 @@ func (s *SQL) answered(ctx context.Context, q queryer, p domain.Payment) (domain
 // harmless; the order lock keeps a charge from landing between the check
 // for a successful payment and the void.
 func (s *SQL) Refund(ctx context.Context, orderID string, now time.Time) (domain.Payment, error) {
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		if err := s.lock(ctx, tx, orderID); err != nil {
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		if err := s.db.LockKey(ctx, tx, "payment", orderID); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE payments SET status = 'refunded', updated_at = ?
