@@ -3,6 +3,8 @@ package auth
 import (
 	"fmt"
 	"slices"
+
+	"google.golang.org/grpc"
 )
 
 // Permission names one thing a caller may do, such as "users.read".
@@ -43,4 +45,17 @@ func (pol Policy) Covers(methods []string) error {
 		}
 	}
 	return nil
+}
+
+// Methods lists a service's full method names, unary and streaming, as
+// Policy.Covers wants them.
+func Methods(sd *grpc.ServiceDesc) []string {
+	var out []string
+	for _, m := range sd.Methods {
+		out = append(out, "/"+sd.ServiceName+"/"+m.MethodName)
+	}
+	for _, st := range sd.Streams {
+		out = append(out, "/"+sd.ServiceName+"/"+st.StreamName)
+	}
+	return out
 }
