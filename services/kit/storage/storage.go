@@ -273,3 +273,10 @@ func IsUniqueViolation(err error) bool {
 	var se *sqlite.Error
 	return errors.As(err, &se) && (se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY)
 }
+
+// Micros is how stores keep times: microseconds since the epoch, what both
+// databases hold exactly, so a row reads back as it was written.
+func Micros(t time.Time) int64 { return t.UTC().UnixMicro() }
+
+// FromMicros is the UTC time Micros stored.
+func FromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }

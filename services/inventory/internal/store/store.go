@@ -96,10 +96,6 @@ type SQL struct {
 	forUpdate string
 }
 
-func micros(t time.Time) int64 { return t.UTC().UnixMicro() }
-
-func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
-
 type scanner interface{ Scan(...any) error }
 
 const productColumns = `id, sku, name, price_cents, available, reserved, version, created_at, updated_at`
@@ -108,14 +104,14 @@ func scanProduct(row scanner) (domain.Product, error) {
 	var p domain.Product
 	var created, updated int64
 	err := row.Scan(&p.ID, &p.SKU, &p.Name, &p.PriceCents, &p.Available, &p.Reserved, &p.Version, &created, &updated)
-	p.CreatedAt, p.UpdatedAt = fromMicros(created), fromMicros(updated)
+	p.CreatedAt, p.UpdatedAt = storage.FromMicros(created), storage.FromMicros(updated)
 	return p, err
 }
 
 // CreateProduct implements Store.
 func (s *SQL) CreateProduct(ctx context.Context, p domain.Product) error {
 	_, err := s.db.ExecContext(ctx, s.db.Rebind(`INSERT INTO products (`+productColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-		p.ID, p.SKU, p.Name, p.PriceCents, p.Available, p.Reserved, p.Version, micros(p.CreatedAt), micros(p.UpdatedAt))
+		p.ID, p.SKU, p.Name, p.PriceCents, p.Available, p.Reserved, p.Version, storage.Micros(p.CreatedAt), storage.Micros(p.UpdatedAt))
 	if storage.IsUniqueViolation(err) {
 		return domain.ErrSKUTaken
 	}
@@ -170,7 +166,7 @@ func (s *SQL) AdjustStock(ctx context.Context, id string, delta int64, now time.
 	var p domain.Product
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE products SET available = available + ?, version = version + 1, updated_at = ?
-			WHERE id = ? AND available + ? BETWEEN 0 AND ?`), delta, micros(now), id, delta, domain.MaxUnits)
+			WHERE id = ? AND available + ? BETWEEN 0 AND ?`), delta, storage.Micros(now), id, delta, domain.MaxUnits)
 		if err != nil {
 			return fmt.Errorf("store: adjust stock: %w", err)
 		}
@@ -240,7 +236,7 @@ func (s *SQL) reserveOnce(ctx context.Context, orderID string, items []domain.It
 		for _, it := range items {
 			res, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE products SET available = available - ?, reserved = reserved + ?,
 				version = version + 1, updated_at = ? WHERE id = ? AND available >= ?`),
-				it.Quantity, it.Quantity, micros(now), it.ProductID, it.Quantity)
+				it.Quantity, it.Quantity, storage.Micros(now), it.ProductID, it.Quantity)
 			if err != nil {
 				return fmt.Errorf("store: reserve: %w", err)
 			}
@@ -256,7 +252,7 @@ func (s *SQL) reserveOnce(ctx context.Context, orderID string, items []domain.It
 			}
 		}
 		_, err = tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO reservations (order_id, state, expires_at, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?)`), orderID, string(domain.Pending), micros(expiresAt), micros(now), micros(now))
+			VALUES (?, ?, ?, ?, ?)`), orderID, string(domain.Pending), storage.Micros(expiresAt), storage.Micros(now), storage.Micros(now))
 		if storage.IsUniqueViolation(err) {
 			return errReserveRace
 		}
@@ -270,7 +266,7 @@ func (s *SQL) reserveOnce(ctx context.Context, orderID string, items []domain.It
 			}
 		}
 		r = domain.Reservation{OrderID: orderID, State: domain.Pending, Items: items,
-			ExpiresAt: fromMicros(micros(expiresAt)), CreatedAt: fromMicros(micros(now)), UpdatedAt: fromMicros(micros(now))}
+			ExpiresAt: storage.FromMicros(storage.Micros(expiresAt)), CreatedAt: storage.FromMicros(storage.Micros(now)), UpdatedAt: storage.FromMicros(storage.Micros(now))}
 		return nil
 	})
 	return r, err
@@ -293,7 +289,7 @@ func (s *SQL) loadReservation(ctx context.Context, q storage.Queryer, orderID st
 	if err != nil {
 		return r, false, fmt.Errorf("store: get reservation: %w", err)
 	}
-	r.State, r.ExpiresAt, r.CreatedAt, r.UpdatedAt = domain.State(st), fromMicros(exp), fromMicros(created), fromMicros(updated)
+	r.State, r.ExpiresAt, r.CreatedAt, r.UpdatedAt = domain.State(st), storage.FromMicros(exp), storage.FromMicros(created), storage.FromMicros(updated)
 	rows, err := q.QueryContext(ctx, s.db.Rebind(`SELECT product_id, quantity FROM reservation_items WHERE order_id = ? ORDER BY product_id`), orderID)
 	if err != nil {
 		return r, false, fmt.Errorf("store: get reservation items: %w", err)
@@ -313,23 +309,23 @@ func (s *SQL) loadReservation(ctx context.Context, q storage.Queryer, orderID st
 // to available (release, expire) or out of stock for good (commit).
 func (s *SQL) setState(ctx context.Context, tx *sql.Tx, r domain.Reservation, to domain.State, now time.Time) (domain.Reservation, error) {
 	if _, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE reservations SET state = ?, updated_at = ? WHERE order_id = ?`),
-		string(to), micros(now), r.OrderID); err != nil {
+		string(to), storage.Micros(now), r.OrderID); err != nil {
 		return r, fmt.Errorf("store: update reservation: %w", err)
 	}
 	for _, it := range r.Items { // in product id order, like Reserve
 		var err error
 		if to == domain.Committed {
 			_, err = tx.ExecContext(ctx, s.db.Rebind(`UPDATE products SET reserved = reserved - ?, version = version + 1, updated_at = ?
-				WHERE id = ?`), it.Quantity, micros(now), it.ProductID)
+				WHERE id = ?`), it.Quantity, storage.Micros(now), it.ProductID)
 		} else {
 			_, err = tx.ExecContext(ctx, s.db.Rebind(`UPDATE products SET available = available + ?, reserved = reserved - ?,
-				version = version + 1, updated_at = ? WHERE id = ?`), it.Quantity, it.Quantity, micros(now), it.ProductID)
+				version = version + 1, updated_at = ? WHERE id = ?`), it.Quantity, it.Quantity, storage.Micros(now), it.ProductID)
 		}
 		if err != nil {
 			return r, fmt.Errorf("store: move stock: %w", err)
 		}
 	}
-	r.State, r.UpdatedAt = to, fromMicros(micros(now))
+	r.State, r.UpdatedAt = to, storage.FromMicros(storage.Micros(now))
 	return r, nil
 }
 
@@ -366,7 +362,7 @@ func (s *SQL) transition(ctx context.Context, orderID string, now time.Time, mar
 				return &domain.NotFoundError{Kind: "reservation", ID: orderID}
 			}
 			if _, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO released_orders (order_id, created_at) VALUES (?, ?)
-				ON CONFLICT (order_id) DO NOTHING`), orderID, micros(now)); err != nil {
+				ON CONFLICT (order_id) DO NOTHING`), orderID, storage.Micros(now)); err != nil {
 				return fmt.Errorf("store: mark order released: %w", err)
 			}
 			refused = &domain.NotFoundError{Kind: "reservation", ID: orderID}
@@ -430,7 +426,7 @@ func (s *SQL) Reservation(ctx context.Context, orderID string) (domain.Reservati
 // transaction, so one sweep never holds many product rows at once.
 func (s *SQL) ExpireDue(ctx context.Context, now time.Time, limit int) (int, error) {
 	rows, err := s.db.QueryContext(ctx, s.db.Rebind(`SELECT order_id FROM reservations WHERE state = 'pending' AND expires_at <= ?
-		ORDER BY expires_at LIMIT ?`), micros(now), limit)
+		ORDER BY expires_at LIMIT ?`), storage.Micros(now), limit)
 	if err != nil {
 		return 0, fmt.Errorf("store: due reservations: %w", err)
 	}

@@ -65,10 +65,6 @@ type SQL struct {
 	db *storage.DB
 }
 
-func micros(t time.Time) int64 { return t.UTC().UnixMicro() }
-
-func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
-
 const columns = `id, user_id, items, amount_cents, currency, payment_token, status, step, owes_release, owes_refund,
 	reason, variant, version, created_at, updated_at, idempotency_key`
 
@@ -89,7 +85,7 @@ func scan(row scanner) (domain.Order, error) {
 	if err := json.Unmarshal([]byte(items), &o.Items); err != nil {
 		return domain.Order{}, fmt.Errorf("store: order %s items: %w", o.ID, err)
 	}
-	o.Status, o.Step, o.CreatedAt, o.UpdatedAt = domain.Status(st), domain.Step(step), fromMicros(created), fromMicros(updated)
+	o.Status, o.Step, o.CreatedAt, o.UpdatedAt = domain.Status(st), domain.Step(step), storage.FromMicros(created), storage.FromMicros(updated)
 	o.IdempotencyKey = key.String
 	return o, nil
 }
@@ -102,7 +98,7 @@ func (s *SQL) Create(ctx context.Context, o domain.Order) error {
 	}
 	_, err = s.db.ExecContext(ctx, s.db.Rebind(`INSERT INTO orders (`+columns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		o.ID, o.UserID, string(items), o.AmountCents, o.Currency, o.PaymentToken, string(o.Status), string(o.Step),
-		o.OwesRelease, o.OwesRefund, o.Reason, o.Variant, o.Version, micros(o.CreatedAt), micros(o.UpdatedAt),
+		o.OwesRelease, o.OwesRefund, o.Reason, o.Variant, o.Version, storage.Micros(o.CreatedAt), storage.Micros(o.UpdatedAt),
 		sql.NullString{String: o.IdempotencyKey, Valid: o.IdempotencyKey != ""})
 	if o.IdempotencyKey != "" && storage.IsUniqueViolation(err) {
 		return &domain.DuplicateKeyError{UserID: o.UserID, Key: o.IdempotencyKey}
@@ -125,7 +121,7 @@ func (s *SQL) Update(ctx context.Context, o domain.Order, now time.Time) (domain
 		owes_release = ?, owes_refund = ?, reason = ?, version = version + 1, updated_at = ?
 		WHERE id = ? AND version = ?`),
 		string(items), o.AmountCents, o.PaymentToken, string(o.Status), string(o.Step), o.OwesRelease, o.OwesRefund, o.Reason,
-		micros(now), o.ID, o.Version)
+		storage.Micros(now), o.ID, o.Version)
 	if err != nil {
 		return domain.Order{}, fmt.Errorf("store: update order: %w", err)
 	}

@@ -72,10 +72,6 @@ type SQL struct {
 	db *storage.DB
 }
 
-func micros(t time.Time) int64 { return t.UTC().UnixMicro() }
-
-func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
-
 type scanner interface{ Scan(...any) error }
 
 const columns = `id, order_id, idempotency_key, amount, currency, status, decline_reason, method_last4, created_at, updated_at,
@@ -87,7 +83,7 @@ func scan(row scanner) (domain.Payment, error) {
 	var created, updated int64
 	err := row.Scan(&p.ID, &p.OrderID, &p.IdempotencyKey, &p.Amount, &p.Currency, &st, &p.DeclineReason, &p.MethodLast4,
 		&created, &updated, &p.MethodSHA256)
-	p.Status, p.CreatedAt, p.UpdatedAt = domain.Status(st), fromMicros(created), fromMicros(updated)
+	p.Status, p.CreatedAt, p.UpdatedAt = domain.Status(st), storage.FromMicros(created), storage.FromMicros(updated)
 	return p, err
 }
 
@@ -135,7 +131,7 @@ func (s *SQL) Charge(ctx context.Context, p domain.Payment) (domain.Payment, err
 		}
 		if _, err = tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO payments (`+columns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 			p.ID, p.OrderID, p.IdempotencyKey, p.Amount, p.Currency, string(p.Status), p.DeclineReason, p.MethodLast4,
-			micros(p.CreatedAt), micros(p.UpdatedAt), p.MethodSHA256); err != nil {
+			storage.Micros(p.CreatedAt), storage.Micros(p.UpdatedAt), p.MethodSHA256); err != nil {
 			return fmt.Errorf("store: insert payment: %w", err)
 		}
 		got = p
@@ -206,7 +202,7 @@ func (s *SQL) Refund(ctx context.Context, orderID string, now time.Time) (domain
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE payments SET status = 'refunded', updated_at = ?
-			WHERE order_id = ? AND status = 'captured'`), micros(now), orderID); err != nil {
+			WHERE order_id = ? AND status = 'captured'`), storage.Micros(now), orderID); err != nil {
 			return fmt.Errorf("store: refund: %w", err)
 		}
 		_, found, err := s.current(ctx, tx, orderID)
@@ -217,7 +213,7 @@ func (s *SQL) Refund(ctx context.Context, orderID string, now time.Time) (domain
 		// can never land. (An order with only declines keeps them: its
 		// keys replay the declines, and a new key may try again.)
 		if _, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO voided_orders (order_id, created_at) VALUES (?, ?)
-			ON CONFLICT (order_id) DO NOTHING`), orderID, micros(now)); err != nil {
+			ON CONFLICT (order_id) DO NOTHING`), orderID, storage.Micros(now)); err != nil {
 			return fmt.Errorf("store: void order: %w", err)
 		}
 		return nil

@@ -10,6 +10,7 @@ import (
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
+	"github.com/msctl/msctl/services/kit/storage"
 	"github.com/msctl/msctl/services/user/internal/domain"
 )
 
@@ -36,10 +37,6 @@ const sqliteColumns = `id, email, full_name, status, email_notifications, timezo
 
 type scanner interface{ Scan(...any) error }
 
-func micros(t time.Time) int64 { return t.UTC().UnixMicro() }
-
-func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
-
 func scanSQLite(row scanner) (domain.User, error) {
 	var u domain.User
 	var st string
@@ -47,7 +44,7 @@ func scanSQLite(row scanner) (domain.User, error) {
 	err := row.Scan(&u.ID, &u.Email, &u.FullName, &st, &u.Preferences.EmailNotifications,
 		&u.Preferences.Timezone, &u.Preferences.Language, &u.Version, &created, &updated)
 	u.Status = domain.Status(st)
-	u.CreatedAt, u.UpdatedAt = fromMicros(created), fromMicros(updated)
+	u.CreatedAt, u.UpdatedAt = storage.FromMicros(created), storage.FromMicros(updated)
 	return u, err
 }
 
@@ -73,7 +70,7 @@ func (s *SQLite) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
 
 func sqliteEvent(ctx context.Context, tx *sql.Tx, kind domain.EventKind, u domain.User, at time.Time) error {
 	if _, err := tx.ExecContext(ctx, `INSERT INTO user_events (kind, user_id, occurred_at, payload) VALUES (?, ?, ?, ?)`,
-		string(kind), u.ID, micros(at), string(toSnapshot(u))); err != nil {
+		string(kind), u.ID, storage.Micros(at), string(toSnapshot(u))); err != nil {
 		return fmt.Errorf("store: insert event: %w", err)
 	}
 	return nil
@@ -84,7 +81,7 @@ func (s *SQLite) Create(ctx context.Context, u domain.User) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO users (`+sqliteColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			u.ID, u.Email, u.FullName, string(u.Status), u.Preferences.EmailNotifications,
-			u.Preferences.Timezone, u.Preferences.Language, u.Version, micros(u.CreatedAt), micros(u.UpdatedAt))
+			u.Preferences.Timezone, u.Preferences.Language, u.Version, storage.Micros(u.CreatedAt), storage.Micros(u.UpdatedAt))
 		if sqliteUnique(err) {
 			return ErrEmailTaken
 		}
@@ -124,7 +121,7 @@ func (s *SQLite) Update(ctx context.Context, u domain.User, expected int64) erro
 		res, err := tx.ExecContext(ctx, `UPDATE users SET email = ?, full_name = ?, status = ?, email_notifications = ?,
 			timezone = ?, language = ?, version = ?, updated_at = ? WHERE id = ? AND version = ?`,
 			u.Email, u.FullName, string(u.Status), u.Preferences.EmailNotifications,
-			u.Preferences.Timezone, u.Preferences.Language, u.Version, micros(u.UpdatedAt), u.ID, expected)
+			u.Preferences.Timezone, u.Preferences.Language, u.Version, storage.Micros(u.UpdatedAt), u.ID, expected)
 		if sqliteUnique(err) {
 			return ErrEmailTaken
 		}
@@ -182,7 +179,7 @@ func (s *SQLite) List(ctx context.Context, q ListQuery) ([]domain.User, error) {
 func (s *SQLite) Events(ctx context.Context, q EventQuery) ([]domain.Event, error) {
 	var since int64 = -1 << 62
 	if !q.Since.IsZero() {
-		since = micros(q.Since)
+		since = storage.Micros(q.Since)
 	}
 	rows, err := s.db.QueryContext(ctx, `SELECT id, kind, user_id, occurred_at, payload FROM user_events
 		WHERE id > ? AND occurred_at >= ? AND (? = '' OR user_id = ?) ORDER BY id LIMIT ?`,
@@ -199,7 +196,7 @@ func (s *SQLite) Events(ctx context.Context, q EventQuery) ([]domain.Event, erro
 		if err := rows.Scan(&e.ID, &kind, &e.UserID, &at, &payload); err != nil {
 			return nil, fmt.Errorf("store: events: %w", err)
 		}
-		e.Kind, e.OccurredAt = domain.EventKind(kind), fromMicros(at)
+		e.Kind, e.OccurredAt = domain.EventKind(kind), storage.FromMicros(at)
 		if e.User, err = fromSnapshot([]byte(payload)); err != nil {
 			return nil, err
 		}
