@@ -158,6 +158,8 @@ func TestBadUsageAndInput(t *testing.T) {
 		{"deploy: timeout below 1s", project, nil, []string{"deploy", "--timeout", "500ms"}, `msctl: --timeout 500ms is below the minimum of 1s`},
 		{"deploy: unknown service", project, nil, []string{"deploy", "billing"}, `msctl: unknown service "billing" (the project has: user, order)`},
 		{"deploy: bad --parallel", project, nil, []string{"deploy", "--parallel", "0"}, `msctl: --parallel 0: want at least 1`},
+		{"deploy: lock TTL too short", project, nil, []string{"deploy", "--lock-ttl", "1s"}, `msctl: --lock-ttl 1s: want from 2s to 1h`},
+		{"rollback: lock TTL too long", project, nil, []string{"rollback", "user", "--lock-ttl", "2h"}, `msctl: --lock-ttl 2h0m0s: want from 2s to 1h`},
 		{"destroy off a terminal without --yes", project, nil, []string{"destroy", "user"}, `msctl: destroy needs --yes when not run on a terminal (see 'msctl destroy --help')`},
 		{"destroy of nothing", project, nil, []string{"destroy", "--yes"}, `msctl: name the services to destroy, or pass --all (see 'msctl destroy --help')`},
 		{"rollback to a non-number", project, nil, []string{"rollback", "user", "x"}, `msctl: revision "x": want a positive number (see msctl history user) (see 'msctl rollback --help')`},
@@ -172,6 +174,13 @@ func TestBadUsageAndInput(t *testing.T) {
 		{"render: host not a DNS name", project + "gateway:\n  hosts: [shop_example]\n", nil, []string{"render"}, `msctl: msctl.yaml:10:11: gateway.hosts[0]: "shop_example" is not a DNS name`},
 		{"render: service calls itself", strings.Replace(project, "calls: [user]", "calls: [order]", 1), nil, []string{"render"}, `msctl: msctl.yaml:8:13: services[1].calls[0]: service "order" calls itself`},
 	}
+	tests = append(tests, struct {
+		name    string
+		file    string
+		env     map[string]string
+		args    []string
+		wantErr string
+	}{"nested YAML aliases", aliasBomb(), nil, []string{"config", "view"}, `msctl: msctl.yaml:4:3963: YAML aliases expand the file beyond 14034 values; nested aliases are refused`})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := projectDir(t, tt.file)
@@ -197,6 +206,15 @@ func TestBadUsageAndInput(t *testing.T) {
 			}
 		})
 	}
+}
+
+// aliasBomb is a project file in which a thousand services are one
+// anchored mapping whose routes are one anchored list of a thousand.
+func aliasBomb() string {
+	routes := strings.Repeat("/a, ", 999) + "/a"
+	services := strings.Repeat(", *s", 1000)
+	return "apiVersion: msctl.dev/v1alpha1\nkind: Project\nname: shop\nx-routes: &r [" + routes + "]\n" +
+		"services: [&s {name: user, routes: *r}" + services + "]\n"
 }
 
 // Precedence: flag, then MSCTL_* variable, then file, then default.

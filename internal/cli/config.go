@@ -31,7 +31,7 @@ Overridable keys (flag, then variable, then file, then default):
 
 func settingsHelp() string {
 	var b strings.Builder
-	for _, s := range config.Settings {
+	for _, s := range config.Settings() {
 		flag := ""
 		if s.Flag != "" {
 			flag = "--" + s.Flag
@@ -83,11 +83,8 @@ func (t originTable) Table() output.TableData {
 }
 
 func runConfigView(f *Factory, opts *ConfigViewOptions) error {
-	loaded, err := f.Project()
+	loaded, err := f.projectFor(opts.Services)
 	if err != nil {
-		return err
-	}
-	if err := checkServices(loaded.Project, opts.Services); err != nil {
 		return err
 	}
 	view := loaded
@@ -106,6 +103,19 @@ func runConfigView(f *Factory, opts *ConfigViewOptions) error {
 		return err
 	}
 	return f.Print(originTable(view.Entries()))
+}
+
+// projectFor loads the project and checks that it declares every one of
+// the named services.
+func (f *Factory) projectFor(services []string) (*config.Loaded, error) {
+	loaded, err := f.Project()
+	if err != nil {
+		return nil, err
+	}
+	if err := checkServices(loaded.Project, services); err != nil {
+		return nil, err
+	}
+	return loaded, nil
 }
 
 // checkServices rejects service names the project does not declare.

@@ -26,6 +26,7 @@ type DeployOptions struct {
 	Set         []string
 	SetString   []string
 	ValuesFiles []string
+	lock        lockFlags
 }
 
 type deployResults []deploy.Result
@@ -70,13 +71,15 @@ or upgrades its Helm release with server-side apply and waits until every
 object is ready, then applies its Istio objects. Services go callees first;
 independent ones deploy side by side.
 
-Each service is locked by a Lease, all of them before anything but the
-namespace is written and each until its own deploy ends: a run that finds one
-held by another fails at once with exit code 7 naming the holder. A release left pending by a killed
-run is rolled back before the deploy continues. A service whose chart and
-values are unchanged gets no new revision. A running canary's traffic split
-is kept. On failure --atomic (the default) rolls the release back and the
-message names the pod that was not ready and why.
+A release left pending by an msctl run that is gone (killed, or past its
+deadline) is rolled back before the deploy continues; one pending under
+another tool (helm, Argo CD, Flux) or a live run is left alone and the
+deploy fails, naming it. A service whose chart and values are
+unchanged gets no new revision. A running canary's traffic split is kept. On
+failure --atomic (the default) rolls the release back, on a deadline of its
+own, and the message names the pod that was not ready and why.
+
+` + lockHelp + `
 
 Exit codes: 0 deployed, 1 failed, 2 bad input, 6 timed out, 7 lock held.`,
 		Example: `  # Everything, image tag v1.4.2
@@ -96,6 +99,9 @@ Exit codes: 0 deployed, 1 failed, 2 bad input, 6 timed out, 7 lock held.`,
 			if err := checkTimeout("timeout", opts.Timeout); err != nil {
 				return err
 			}
+			if err := opts.lock.validate(); err != nil {
+				return err
+			}
 			if runF != nil {
 				return runF(opts)
 			}
@@ -113,6 +119,7 @@ Exit codes: 0 deployed, 1 failed, 2 bad input, 6 timed out, 7 lock held.`,
 	fl.StringArrayVar(&opts.Set, "set", nil, "chart value for every service, key=value (repeatable)")
 	fl.StringArrayVar(&opts.SetString, "set-string", nil, "like --set, but the value is always a string")
 	fl.StringArrayVarP(&opts.ValuesFiles, "values", "f", nil, "YAML file of chart values for every service (repeatable)")
+	opts.lock.register(fl)
 	return cmd
 }
 
@@ -124,13 +131,17 @@ func runDeploy(ctx context.Context, f *Factory, opts *DeployOptions) error {
 	if err != nil {
 		return err
 	}
-	d, err := f.deployer(ctx, opts.Services)
+	loaded, err := f.projectFor(opts.Services)
+	if err != nil {
+		return err
+	}
+	d, err := f.Deployments(ctx)
 	if err != nil {
 		return err
 	}
 	dopts := deploy.Options{
 		Services: opts.Services, ImageTag: opts.Tag, Wait: opts.Wait, Timeout: opts.Timeout, Atomic: opts.Atomic,
-		NoIstio: opts.NoIstio, Holder: holderIdentity(), Parallel: opts.Parallel, Values: values,
+		NoIstio: opts.NoIstio, Parallel: opts.Parallel, Values: values, Lock: opts.lock.options(),
 	}
 	if opts.DryRun {
 		changes, err := d.Plan(ctx, dopts)
@@ -141,10 +152,10 @@ func runDeploy(ctx context.Context, f *Factory, opts *DeployOptions) error {
 	}
 	services := opts.Services
 	if len(services) == 0 {
-		services = d.Project.ServiceNames()
+		services = loaded.Project.ServiceNames()
 	}
 	prog := f.newProgress(services)
-	d.Progress = prog.Event
+	dopts.Progress = prog.Event
 	results, err := d.Deploy(ctx, dopts)
 	prog.Stop()
 	if len(results) > 0 {

@@ -5,10 +5,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/msctl/msctl/internal/config"
-	"github.com/msctl/msctl/internal/deploy"
-	"github.com/msctl/msctl/internal/kube"
-	"github.com/msctl/msctl/internal/render"
+	"github.com/msctl/msctl/internal/errkind"
 	"github.com/spf13/cobra"
 )
 
@@ -55,40 +52,45 @@ func (e *UsageError) Error() string {
 
 func (e *UsageError) Unwrap() error { return e.Err }
 
+// ErrorKind marks usage errors as bad input.
+func (e *UsageError) ErrorKind() errkind.Kind { return errkind.BadInput }
+
 // silentError carries an exit code for a failure the command has already
 // reported in full (config validate prints every problem itself).
 type silentError struct{ code int }
 
 func (e *silentError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
 
-// exitCode is the one place that turns an error into an exit code.
+// exitCode is the one place that turns an error into an exit code: from
+// the kind the error says it is (see internal/errkind), then from the
+// context's own errors.
 func exitCode(err error) int {
-	var (
-		usage   *UsageError
-		cfg     *config.Error
-		input   *render.InputError
-		kubeCfg *kube.ConfigError
-		noRev   *deploy.NoSuchRevisionError
-		notDepl *deploy.NotDeployedError
-		held    *kube.LockHeldError
-		failed  *deploy.Failed
-		silent  *silentError
-	)
+	var silent *silentError
 	switch {
 	case err == nil:
 		return ExitOK
 	case errors.As(err, &silent):
 		return silent.code
-	case errors.As(err, &usage), errors.As(err, &cfg), errors.As(err, &input),
-		errors.As(err, &kubeCfg), errors.As(err, &noRev), errors.As(err, &notDepl):
+	}
+	switch errkind.Of(err) {
+	case errkind.BadInput:
 		return ExitUsage
-	case errors.As(err, &held):
+	case errkind.Timeout:
+		return ExitTimedOut
+	case errkind.LockHeld:
 		return ExitLockHeld
-	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &failed) && failed.TimedOut():
+	case errkind.RolledBack:
+		return ExitRolledBack
+	case errkind.Paused:
+		return ExitPaused
+	case errkind.Inconclusive:
+		return ExitInconclusive
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
 		return ExitTimedOut
 	case errors.Is(err, context.Canceled):
 		return ExitInterrupted
-	default:
-		return ExitFailure
 	}
+	return ExitFailure
 }

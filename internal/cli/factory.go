@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -31,6 +32,9 @@ type Factory struct {
 	projectOnce sync.Once
 	project     *config.Loaded
 	projectErr  error
+
+	// Deployments connects to the project's cluster; tests replace it.
+	Deployments func(ctx context.Context) (Deployments, error)
 }
 
 // Keys of the command line's own settings in viper (not project keys).
@@ -55,7 +59,9 @@ var cliSettings = []struct {
 }
 
 func newFactory(streams *iostreams.IOStreams) *Factory {
-	return &Factory{IO: streams, v: viper.New(), Log: slog.New(slog.DiscardHandler)}
+	f := &Factory{IO: streams, v: viper.New(), Log: slog.New(slog.DiscardHandler)}
+	f.Deployments = f.connectDeployments
+	return f
 }
 
 // bind wires the global flags and variables into viper. Project settings get
@@ -71,7 +77,7 @@ func (f *Factory) bind(flags *pflag.FlagSet) error {
 			return err
 		}
 	}
-	for _, s := range config.Settings {
+	for _, s := range config.Settings() {
 		if err := f.v.BindEnv(s.Key, s.Env); err != nil {
 			return err
 		}
@@ -132,7 +138,7 @@ func (f *Factory) origin(key, env, flag string) string {
 // their origins; the file and defaults are config.Load's business.
 func (f *Factory) overrides() []config.Override {
 	var out []config.Override
-	for _, s := range config.Settings {
+	for _, s := range config.Settings() {
 		var origin string
 		if s.Flag != "" && f.flags.Lookup(s.Flag).Changed {
 			origin = "flag --" + s.Flag

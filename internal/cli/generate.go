@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
 	"path"
 	"path/filepath"
@@ -115,10 +114,6 @@ func runGenerateService(cmd *cobra.Command, f *Factory, opts *GenerateServiceOpt
 	}
 	root := filepath.Dir(loaded.File)
 	res, err := generate.Service(root, loaded.File, opts.Name)
-	var input *generate.InputError
-	if errors.As(err, &input) {
-		return &UsageError{Err: err}
-	}
 	if err != nil {
 		return err
 	}

@@ -52,7 +52,7 @@ func (p *progress) Event(e deploy.Event) {
 		p.started[e.Service] = time.Now()
 	}
 	p.states[e.Service] = e
-	if finished(e.State) {
+	if e.State.Finished() {
 		p.took[e.Service] = time.Since(p.started[e.Service])
 	}
 	if p.quiet || p.live {
@@ -123,12 +123,4 @@ func (p *progress) Stop() {
 		close(p.stop)
 	}
 	<-p.done
-}
-
-func finished(s deploy.State) bool {
-	switch s {
-	case deploy.StateDeployed, deploy.StateUnchanged, deploy.StateFailed, deploy.StateRolledBack:
-		return true
-	}
-	return false
 }

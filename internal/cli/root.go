@@ -29,14 +29,19 @@ func Main() int {
 // Run executes one msctl invocation and returns its exit code. Errors are
 // printed on one line to stderr.
 func Run(ctx context.Context, args []string, streams *iostreams.IOStreams) int {
-	f := newFactory(streams)
+	return execute(ctx, args, newFactory(streams))
+}
+
+// execute runs one invocation with a given Factory; tests hand in one whose
+// cluster-facing parts are their own.
+func execute(ctx context.Context, args []string, f *Factory) int {
 	root := NewRootCmd(f)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	if err != nil {
 		var silent *silentError
 		if !errors.As(err, &silent) {
-			fmt.Fprintf(streams.ErrOut, "msctl: %v\n", err)
+			fmt.Fprintf(f.IO.ErrOut, "msctl: %v\n", err)
 		}
 	}
 	return exitCode(err)
@@ -114,7 +119,7 @@ project file (msctl.yaml), then defaults; see msctl config view --show-origin.
 		cmds []*cobra.Command
 	}{
 		{"project", []*cobra.Command{NewCmdInit(f, nil), NewCmdConfig(f), NewCmdGenerate(f), NewCmdRender(f, nil), NewCmdLint(f, nil)}},
-		{"cluster", []*cobra.Command{NewCmdDeploy(f, nil), NewCmdStatus(f), NewCmdHistory(f), NewCmdRollback(f), NewCmdDestroy(f)}},
+		{"cluster", []*cobra.Command{NewCmdDeploy(f, nil), NewCmdStatus(f, nil), NewCmdHistory(f, nil), NewCmdRollback(f, nil), NewCmdDestroy(f, nil)}},
 		{"", []*cobra.Command{NewCmdVersion(f, nil), NewCmdCompletion(f)}},
 	}
 	for _, g := range groups {

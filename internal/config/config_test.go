@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 const minimal = `apiVersion: msctl.dev/v1alpha1
@@ -32,6 +33,11 @@ func TestLoadBundledProject(t *testing.T) {
 	if p.Service("nope") != nil {
 		t.Error("Service(nope) found something")
 	}
+	// order's saga runs up to 15s (SAGA_TIMEOUT's default); its route must
+	// outlast it.
+	if o := p.Service("order"); o.Timeout.String() != "20s" {
+		t.Errorf("order timeout = %s, want 20s", o.Timeout)
+	}
 }
 
 func TestDefaults(t *testing.T) {
@@ -50,11 +56,14 @@ func TestDefaults(t *testing.T) {
 		{"prometheus", p.Prometheus.Address, DefaultPrometheus},
 		{"credential", p.Gateway.CredentialName, "shop-tls"},
 		{"interval", p.Canary.Interval, DefaultCanaryInterval},
-		{"steps", len(p.Canary.Steps), len(DefaultSteps)},
+		{"steps", len(p.Canary.Steps), len(DefaultSteps())},
 		{"path", u.Path, "services/user"},
 		{"grpc port", u.Ports.GRPC, DefaultGRPCPort},
 		{"replicas", u.Replicas, DefaultReplicas},
 		{"memory limit", u.Resources.Limits.Memory, "256Mi"},
+		{"route timeout", u.Timeout, DefaultRouteTimeout},
+		{"scrape", p.Prometheus.Scrape, ScrapePlaintext},
+		{"canary header at the edge", p.Gateway.AllowCanaryHeader, false},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
@@ -143,6 +152,13 @@ func TestBadInput(t *testing.T) {
 		{"steps not increasing", minimal + "canary:\n  steps: [50, 20, 100]\n", nil, `msctl.yaml:9:15: canary.steps[1]: weight 20 does not increase on the step before (50)`},
 		{"host not a DNS name", minimal + "gateway:\n  hosts: [shop_example]\n", nil, `msctl.yaml:9:11: gateway.hosts[0]: "shop_example" is not a DNS name`},
 		{"no services", "name: shop\n", nil, `msctl.yaml:1:1: services: the project declares no services`},
+		{"bool not true or false", minimal + "gateway:\n  allowCanaryHeader: yes\n", nil, `msctl.yaml:9:22: gateway.allowCanaryHeader: expected true or false, got "yes"`},
+		{"unknown scrape mode", minimal + "prometheus:\n  scrape: tls\n", nil, `msctl.yaml:9:11: prometheus.scrape: "tls" is not plaintext or mtls`},
+		{"mtls scrape of an outside Prometheus", minimal + "prometheus:\n  address: https://prom.example.com\n  scrape: mtls\n", nil, `msctl.yaml:10:11: prometheus.scrape: mtls needs prometheus.address to be an in-cluster service such as http://prometheus.NAMESPACE.svc:9090, to admit that namespace; got "https://prom.example.com"`},
+		{"zero timeout", minimal + "    timeout: 0s\n", nil, `msctl.yaml:8:14: services[1].timeout: must be positive, got 0s`},
+		{"timeout cuts the saga", minimal + "    timeout: 15s\n    env: {SAGA_TIMEOUT: 15s}\n", nil, `msctl.yaml:8:14: services[1].timeout: 15s does not outlast SAGA_TIMEOUT (15s): the route would cut the saga short and answer 504 while the saga may still complete; set it above 15s`},
+		{"default timeout cuts the saga", minimal + "    env: {SAGA_TIMEOUT: 1m}\n", nil, `msctl.yaml:6:5: services[1].timeout: 10s does not outlast SAGA_TIMEOUT (1m0s): the route would cut the saga short and answer 504 while the saga may still complete; set it above 1m0s`},
+		{"saga timeout not a duration", minimal + "    env: {SAGA_TIMEOUT: soon}\n", nil, `msctl.yaml:8:25: services[1].env.SAGA_TIMEOUT: "soon" is not a duration such as 15s`},
 		{"bad override from a flag", minimal, []Override{{Key: "namespace", Value: "Bad NS", Origin: "flag --namespace"}}, `flag --namespace: namespace: "Bad NS" is not a valid name: lower-case letters, digits and '-', at most 63 characters`},
 		{"bad override from env", minimal, []Override{{Key: "canary.interval", Value: "x", Origin: "env MSCTL_CANARY_INTERVAL"}}, `env MSCTL_CANARY_INTERVAL: canary.interval: expected a duration such as "30s" or "5m", got "x"`},
 	}
@@ -160,6 +176,47 @@ func TestBadInput(t *testing.T) {
 				t.Errorf("error is not one line: %q", err)
 			}
 		})
+	}
+}
+
+func TestNewKeysAreReadAndShown(t *testing.T) {
+	src := strings.Replace(minimal, "name: shop\n", "name: shop\ngateway:\n  allowCanaryHeader: true\nprometheus:\n  scrape: mtls\n", 1) +
+		"    timeout: 20s\n    env: {SAGA_TIMEOUT: 15s}\n"
+	l, err := Parse("msctl.yaml", []byte(src), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"gateway.allowCanaryHeader": "true msctl.yaml:5",
+		"prometheus.scrape":         "mtls msctl.yaml:7",
+		"services[1].timeout":       "20s msctl.yaml:12",
+		"services[0].timeout":       "10s default",
+	}
+	for _, e := range l.Entries() {
+		if w, ok := want[e.Key]; ok {
+			if got := e.Value + " " + e.Origin; got != w {
+				t.Errorf("%s = %s, want %s", e.Key, got, w)
+			}
+			delete(want, e.Key)
+		}
+	}
+	for k := range want {
+		t.Errorf("Entries() lacks %s", k)
+	}
+}
+
+// The settings table is handed out as a copy: a caller cannot change it
+// for the next one.
+func TestSettingsCannotBeChanged(t *testing.T) {
+	first := Settings()
+	first[0].Key = "changed"
+	if Settings()[0].Key == "changed" {
+		t.Fatal("changing the result of Settings() changed the table")
+	}
+	steps := DefaultSteps()
+	steps[0] = 99
+	if DefaultSteps()[0] == 99 {
+		t.Fatal("changing the result of DefaultSteps() changed the default")
 	}
 }
 
@@ -238,5 +295,64 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// aliasBomb is a project of about size bytes whose aliases nest: every
+// service is the one anchored mapping and every service's routes are the one
+// anchored list, so decoding would follow (size/10)^2 nodes.
+func aliasBomb(size int) []byte {
+	n := size / 10
+	var b strings.Builder
+	b.WriteString("apiVersion: msctl.dev/v1alpha1\nkind: Project\nname: shop\n")
+	b.WriteString("gateway:\n  hosts: &r [")
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("a.io")
+	}
+	b.WriteString("]\nservices: [&s {name: user, routes: *r}")
+	for range n {
+		b.WriteString(", *s")
+	}
+	b.WriteString("]\n")
+	return []byte(b.String())
+}
+
+// A file of nested aliases ("billion laughs") is refused quickly, with one
+// line naming the file, instead of being expanded until memory runs out.
+func TestAliasExpansionIsBounded(t *testing.T) {
+	data := aliasBomb(1 << 20)
+	done := make(chan error, 1)
+	go func() {
+		_, err := Parse("bomb.yaml", data, nil)
+		done <- err
+	}()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Parse of a 1 MB file of nested aliases did not return within 10s")
+	}
+	var cerr *Error
+	if !errors.As(err, &cerr) || len(cerr.Problems) != 1 {
+		t.Fatalf("got %v, want one *config.Error problem", err)
+	}
+	if msg := err.Error(); !strings.HasPrefix(msg, "bomb.yaml:") || !strings.Contains(msg, "alias") || strings.Contains(msg, "\n") {
+		t.Errorf("error %q is not one line naming the file and the aliases", msg)
+	}
+}
+
+// Aliases that repeat a block a few times, as people write them, still load.
+func TestModestAliasesLoad(t *testing.T) {
+	src := strings.Replace(minimal, "  - name: user\n", "  - name: user\n    resources: &res {requests: {cpu: 10m, memory: 8Mi}}\n    env: &env {LOG_LEVEL: debug, A: b}\n", 1) +
+		"    resources: *res\n    env: *env\n"
+	l, err := Parse("msctl.yaml", []byte(src), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := l.Project.Service("order"); o.Resources.Requests.CPU != "10m" || o.Env["A"] != "b" {
+		t.Errorf("aliased blocks not decoded: %+v", o)
 	}
 }

@@ -17,17 +17,64 @@ type Pos struct {
 
 var durationType = reflect.TypeFor[Duration]()
 
+// aliasAllowance is how many values aliases may add beyond twice the file's
+// own nodes: plenty for anchors that repeat a block per service, and far
+// short of what nested aliases ("billion laughs") expand to.
+const aliasAllowance = 10_000
+
 // decoder fills a Go value from a YAML node tree strictly: unknown keys,
 // repeated keys and wrong types are problems, each with its position and
 // key path. yaml.v3's own decoding reports a line but not the key, and stops
 // at the first unknown field.
 type decoder struct {
 	*problems
+	// limit bounds how many values decoding visits, and visited counts them.
+	// yaml.v3 bounds alias expansion when it decodes into Go values, but a
+	// node tree keeps aliases as pointers, and following them is this
+	// decoder's doing.
+	limit, visited int
+	// overrun is the node at which the limit was reached; decoding stops.
+	overrun *yaml.Node
+}
+
+func newDecoder(ps *problems, root *yaml.Node) *decoder {
+	return &decoder{problems: ps, limit: 2*countNodes(root) + aliasAllowance}
+}
+
+// countNodes counts the nodes of a tree as written, aliases not followed.
+func countNodes(n *yaml.Node) int {
+	count := 1
+	for _, c := range n.Content {
+		count += countNodes(c)
+	}
+	return count
+}
+
+// visit counts one value, and reports false once the limit is reached.
+func (d *decoder) visit(n *yaml.Node) bool {
+	if d.overrun == nil {
+		if d.visited++; d.visited > d.limit {
+			d.overrun = n
+		}
+	}
+	return d.overrun == nil
+}
+
+// overrunError is the one problem of a file whose aliases expand past the
+// limit; the problems found on the way are mere consequences.
+func (d *decoder) overrunError() error {
+	return &Error{Problems: []Problem{{
+		Source: d.source, Line: d.overrun.Line, Column: d.overrun.Column,
+		Message: fmt.Sprintf("YAML aliases expand the file beyond %d values; nested aliases are refused", d.limit),
+	}}}
 }
 
 func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	for n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
 		n = n.Content[0]
+	}
+	if !d.visit(n) {
+		return
 	}
 	if n.Kind == yaml.AliasNode {
 		n = n.Alias
@@ -51,6 +98,18 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		if d.expect(n, yaml.ScalarNode, path, "a string") {
 			v.SetString(n.Value)
 		}
+	case reflect.Bool:
+		if !d.expect(n, yaml.ScalarNode, path, "true or false") {
+			return
+		}
+		// YAML 1.2 reads yes, no, on, off and "true" as strings; they are
+		// refused here rather than taken as false.
+		b, err := strconv.ParseBool(n.Value)
+		if n.Tag != "!!bool" || err != nil {
+			d.at(path, "expected true or false, got %q", n.Value)
+			return
+		}
+		v.SetBool(b)
 	case reflect.Int:
 		if !d.expect(n, yaml.ScalarNode, path, "an integer") {
 			return
@@ -127,6 +186,9 @@ func (d *decoder) sequence(n *yaml.Node, v reflect.Value, path string) {
 	}
 	s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 	for i, item := range n.Content {
+		if d.overrun != nil {
+			return
+		}
 		d.decode(item, s.Index(i), fmt.Sprintf("%s[%d]", path, i))
 	}
 	v.Set(s)
@@ -141,6 +203,9 @@ func (d *decoder) stringMap(n *yaml.Node, v reflect.Value, path string) {
 	m := reflect.MakeMapWithSize(v.Type(), len(n.Content)/2)
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		key, val := n.Content[i], n.Content[i+1]
+		if !d.visit(val) {
+			return
+		}
 		keyPath := joinPath(path, key.Value)
 		d.positions[keyPath] = Pos{val.Line, val.Column}
 		if m.MapIndex(reflect.ValueOf(key.Value)).IsValid() {

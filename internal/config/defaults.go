@@ -17,10 +17,12 @@ const (
 	DefaultMaxP95Latency  = Duration(500 * time.Millisecond)
 	DefaultMinSuccessRate = 99.0
 	DefaultMaxFailed      = 2
+	DefaultRouteTimeout   = Duration(10 * time.Second)
+	DefaultScrape         = ScrapePlaintext
 )
 
-// DefaultSteps are the canary weights when the file gives none.
-var DefaultSteps = []int{10, 25, 50, 100}
+// DefaultSteps returns the canary weights used when the file gives none.
+func DefaultSteps() []int { return []int{10, 25, 50, 100} }
 
 // applyDefaults fills what the file (and overrides) left unset. A key that
 // was written, even as 0 or "", is left alone: set reports which.
@@ -44,9 +46,10 @@ func applyDefaults(p *Project, set func(path string) bool) {
 	str("namespace", &p.Namespace, p.Name)
 	str("registry", &p.Registry, DefaultRegistry)
 	str("prometheus.address", &p.Prometheus.Address, DefaultPrometheus)
+	str("prometheus.scrape", &p.Prometheus.Scrape, DefaultScrape)
 	str("gateway.credentialName", &p.Gateway.CredentialName, p.Name+"-tls")
 	if len(p.Canary.Steps) == 0 && !set("canary.steps") {
-		p.Canary.Steps = append([]int(nil), DefaultSteps...)
+		p.Canary.Steps = DefaultSteps()
 	}
 	if p.Canary.Interval == 0 && !set("canary.interval") {
 		p.Canary.Interval = DefaultCanaryInterval
@@ -72,5 +75,8 @@ func applyDefaults(p *Project, set func(path string) bool) {
 		str(at("resources.requests.memory"), &s.Resources.Requests.Memory, "64Mi")
 		str(at("resources.limits.cpu"), &s.Resources.Limits.CPU, "500m")
 		str(at("resources.limits.memory"), &s.Resources.Limits.Memory, "256Mi")
+		if s.Timeout == 0 && !set(at("timeout")) {
+			s.Timeout = DefaultRouteTimeout
+		}
 	}
 }

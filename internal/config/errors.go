@@ -3,6 +3,8 @@ package config
 import (
 	"fmt"
 	"strings"
+
+	"github.com/msctl/msctl/internal/errkind"
 )
 
 // Problem is one thing wrong with the project file or an override of it.
@@ -50,6 +52,9 @@ func (e *Error) Error() string {
 	}
 	return s
 }
+
+// ErrorKind marks the error as bad input (exit code 2).
+func (e *Error) ErrorKind() errkind.Kind { return errkind.BadInput }
 
 // problems collects Problems with the positions the decoder recorded.
 type problems struct {

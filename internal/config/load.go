@@ -86,7 +86,11 @@ func Parse(name string, data []byte, overrides []Override) (*Loaded, error) {
 		return nil, &Error{Problems: []Problem{{Source: name, Line: extra.Line, Message: "the file holds more than one YAML document"}}}
 	}
 	var p Project
-	(&decoder{ps}).decode(&root, reflect.ValueOf(&p).Elem(), "")
+	d := newDecoder(ps, &root)
+	d.decode(&root, reflect.ValueOf(&p).Elem(), "")
+	if d.overrun != nil {
+		return nil, d.overrunError()
+	}
 	if err := ps.err(); err != nil {
 		return nil, err
 	}

@@ -50,6 +50,8 @@ func (l *Loaded) Entries() []Entry {
 			}
 		case v.Kind() == reflect.Int:
 			out = append(out, Entry{path, strconv.FormatInt(v.Int(), 10), l.Origin(path)})
+		case v.Kind() == reflect.Bool:
+			out = append(out, Entry{path, strconv.FormatBool(v.Bool()), l.Origin(path)})
 		case v.Kind() == reflect.Float64:
 			out = append(out, Entry{path, strconv.FormatFloat(v.Float(), 'g', -1, 64), l.Origin(path)})
 		default:

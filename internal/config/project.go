@@ -10,6 +10,8 @@ package config
 import (
 	"encoding/json"
 	"fmt"
+	"net/url"
+	"strings"
 	"time"
 )
 
@@ -42,9 +44,39 @@ type Kube struct {
 	Context    string `json:"context"`
 }
 
-// Prometheus is where canary analysis sends its PromQL queries.
+// Prometheus is where canary analysis sends its PromQL queries, and how
+// Prometheus reaches the services' metrics.
 type Prometheus struct {
 	Address string `json:"address"`
+	// Scrape is how Prometheus scrapes the admin ports under STRICT mTLS:
+	// ScrapePlaintext or ScrapeMTLS.
+	Scrape string `json:"scrape"`
+}
+
+// The ways Prometheus may scrape the services' admin ports.
+const (
+	// ScrapePlaintext is a Prometheus without a sidecar: the admin port
+	// accepts plaintext, and the network policy limits it to Prometheus.
+	ScrapePlaintext = "plaintext"
+	// ScrapeMTLS is a Prometheus that scrapes with Istio certificates (its
+	// own sidecar's): the admin port stays STRICT, and only Prometheus's
+	// namespace may read /metrics.
+	ScrapeMTLS = "mtls"
+)
+
+// Namespace is the namespace of an in-cluster Prometheus, read from an
+// address such as http://prometheus.istio-system.svc:9090; "" when the
+// address names no in-cluster service.
+func (p Prometheus) Namespace() string {
+	u, err := url.Parse(p.Address)
+	if err != nil {
+		return ""
+	}
+	parts := strings.Split(u.Hostname(), ".")
+	if len(parts) >= 3 && parts[2] == "svc" {
+		return parts[1]
+	}
+	return ""
 }
 
 // Gateway is the Istio ingress gateway the services are exposed through.
@@ -52,6 +84,10 @@ type Gateway struct {
 	Hosts []string `json:"hosts"`
 	// CredentialName is the TLS secret the gateway serves HTTPS with.
 	CredentialName string `json:"credentialName"`
+	// AllowCanaryHeader lets clients outside the mesh pin their requests to
+	// a running canary with the x-canary header; otherwise the gateway
+	// removes the header.
+	AllowCanaryHeader bool `json:"allowCanaryHeader"`
 }
 
 // Auth is the JWT issuer the mesh checks tokens against before a request
@@ -99,6 +135,9 @@ type Service struct {
 	// Routes are the URL path prefixes the gateway sends to this service;
 	// none means the service is reachable only inside the mesh.
 	Routes []string `json:"routes,omitempty"`
+	// Timeout bounds a request on the service's mesh routes; it must
+	// outlast the longest call the service serves.
+	Timeout Duration `json:"timeout"`
 	// Calls names the services this one sends requests to: deploy order,
 	// network policies and authorization policies follow from it.
 	Calls []string `json:"calls,omitempty"`

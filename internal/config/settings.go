@@ -1,6 +1,9 @@
 package config
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // Setting is a project key that a global flag or an MSCTL_* variable may
 // override. Precedence is flag, then variable, then file, then default.
@@ -14,8 +17,12 @@ type Setting struct {
 	set  func(p *Project, v string) error
 }
 
-// Settings are the overridable keys.
-var Settings = []Setting{
+// Settings returns the overridable keys.
+func Settings() []Setting { return slices.Clone(settings) }
+
+// settings is the table behind Settings; callers get a copy, so nobody can
+// change what the next caller sees.
+var settings = []Setting{
 	{Key: "name", Env: "MSCTL_NAME", set: func(p *Project, v string) error { p.Name = v; return nil }},
 	{Key: "namespace", Env: "MSCTL_NAMESPACE", Flag: "namespace", set: func(p *Project, v string) error { p.Namespace = v; return nil }},
 	{Key: "registry", Env: "MSCTL_REGISTRY", set: func(p *Project, v string) error { p.Registry = v; return nil }},
@@ -40,7 +47,7 @@ type Override struct {
 }
 
 func lookupSetting(key string) (Setting, error) {
-	for _, s := range Settings {
+	for _, s := range settings {
 		if s.Key == key {
 			return s, nil
 		}

@@ -30,6 +30,16 @@ func validate(p *Project, ps *problems) {
 	if u, err := url.Parse(p.Prometheus.Address); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		ps.at("prometheus.address", "%q is not an http(s) URL", p.Prometheus.Address)
 	}
+	switch p.Prometheus.Scrape {
+	case ScrapePlaintext:
+	case ScrapeMTLS:
+		// The /metrics rule admits Prometheus's namespace, so it must be known.
+		if p.Prometheus.Namespace() == "" {
+			ps.at("prometheus.scrape", "mtls needs prometheus.address to be an in-cluster service such as http://prometheus.NAMESPACE.svc:9090, to admit that namespace; got %q", p.Prometheus.Address)
+		}
+	default:
+		ps.at("prometheus.scrape", "%q is not plaintext or mtls", p.Prometheus.Scrape)
+	}
 	for i, h := range p.Gateway.Hosts {
 		if errs := validation.IsDNS1123Subdomain(strings.TrimPrefix(h, "*.")); len(errs) > 0 {
 			ps.at(fmt.Sprintf("gateway.hosts[%d]", i), "%q is not a DNS name", h)
@@ -141,6 +151,7 @@ func validateServices(services []Service, ps *problems) {
 				ps.at(at("env."+k), "%q is not a valid environment variable name", k)
 			}
 		}
+		validateTimeout(ps, i, &s)
 	}
 	for i, s := range services {
 		for j, callee := range s.Calls {
@@ -155,6 +166,28 @@ func validateServices(services []Service, ps *problems) {
 	}
 	if cycle := findCycle(services); cycle != nil {
 		ps.at(fmt.Sprintf("services[%d].calls", indexOf(services, cycle[0])), "services call each other in a cycle: %s", strings.Join(cycle, " -> "))
+	}
+}
+
+// validateTimeout checks a service's route timeout, and that it outlasts
+// the saga the service runs, if it declares one.
+func validateTimeout(ps *problems, i int, s *Service) {
+	path := fmt.Sprintf("services[%d].timeout", i)
+	if s.Timeout <= 0 {
+		ps.at(path, "must be positive, got %s", s.Timeout)
+		return
+	}
+	raw, ok := s.Env["SAGA_TIMEOUT"]
+	if !ok {
+		return
+	}
+	saga, err := time.ParseDuration(raw)
+	if err != nil {
+		ps.at(fmt.Sprintf("services[%d].env.SAGA_TIMEOUT", i), "%q is not a duration such as 15s", raw)
+		return
+	}
+	if time.Duration(s.Timeout) <= saga {
+		ps.at(path, "%s does not outlast SAGA_TIMEOUT (%s): the route would cut the saga short and answer 504 while the saga may still complete; set it above %s", s.Timeout, saga, saga)
 	}
 }
 

@@ -1,219 +1,134 @@
 package deploy
 
 import (
-	"context"
 	"errors"
-	"flag"
-	"io"
-	"log/slog"
+	"fmt"
+	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/msctl/msctl/internal/config"
+	"github.com/msctl/msctl/internal/errkind"
 	"github.com/msctl/msctl/internal/kube"
-	"github.com/msctl/msctl/internal/testcluster"
-	appsv1 "k8s.io/api/apps/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	rcommon "helm.sh/helm/v4/pkg/release/common"
+	releasev1 "helm.sh/helm/v4/pkg/release/v1"
 )
 
-var cluster *testcluster.Cluster
+// These tests need no cluster; the ones against the real control plane
+// are in ./deploykube.
 
-func TestMain(m *testing.M) {
-	flag.Parse()
-	testcluster.Main(m, &cluster, testcluster.Options{})
-}
-
-// setup returns a Deployer for the bundled project in a fresh namespace.
-func setup(t *testing.T) *Deployer {
-	t.Helper()
-	l, err := config.Load("../../msctl.yaml", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := l.Project
-	p.Namespace = cluster.Namespace(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := kube.Connect(ctx, kube.ConnectOptions{Kubeconfig: cluster.Kubeconfig(), Namespace: p.Namespace})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := New(c, p, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
-}
-
-func deploy(t *testing.T, d *Deployer, opts Options) []Result {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	if opts.Holder == "" {
-		opts.Holder = "test"
-	}
-	opts.Wait, opts.Atomic = true, true
-	res, err := d.Deploy(ctx, opts)
-	if err != nil {
-		t.Fatalf("deploy: %v (%+v)", err, res)
-	}
-	return res
-}
-
-func states(res []Result) map[string]Result {
-	m := map[string]Result{}
-	for _, r := range res {
-		m[r.Service] = r
-	}
-	return m
-}
-
-func TestDeployRedeployUpgrade(t *testing.T) {
-	d := setup(t)
-	ctx := context.Background()
-	res := states(deploy(t, d, Options{ImageTag: "v1"}))
-	for _, name := range d.Project.ServiceNames() {
-		r := res[name]
-		if r.State != StateDeployed || r.Revision != 1 {
-			t.Errorf("%s: %+v", name, r)
-		}
-		// The autoscaler brings the Deployment up to its minimum after the
-		// release is ready, so Available may take a moment more.
-		var dep *appsv1.Deployment
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			var err error
-			dep, err = d.Cluster.Clientset.AppsV1().Deployments(d.Project.Namespace).Get(ctx, name, metav1.GetOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if available(dep) || time.Now().After(deadline) {
-				break
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
-		if !available(dep) {
-			t.Errorf("%s is not Available: %+v", name, dep.Status)
-		}
-		for _, kind := range []string{"VirtualService", "DestinationRule"} {
-			api := "networking.istio.io/v1"
-			if obj, err := d.applier.Get(ctx, api, kind, d.Project.Namespace, name); err != nil || obj == nil {
-				t.Errorf("%s %s not stored: %v", kind, name, err)
-			}
-		}
-		if obj, err := d.applier.Get(ctx, "security.istio.io/v1", "AuthorizationPolicy", d.Project.Namespace, name); err != nil || obj == nil {
-			t.Errorf("AuthorizationPolicy %s not stored: %v", name, err)
-		}
-	}
-
-	nsObj, err := d.Cluster.Clientset.CoreV1().Namespaces().Get(ctx, d.Project.Namespace, metav1.GetOptions{})
-	if err != nil || nsObj.Labels["pod-security.kubernetes.io/enforce"] != "restricted" || nsObj.Labels["istio-injection"] != "enabled" {
-		t.Errorf("namespace labels %v, %v: want Pod Security restricted enforced and Istio injection", nsObj.Labels, err)
-	}
-
-	res = states(deploy(t, d, Options{ImageTag: "v1"}))
-	for _, name := range d.Project.ServiceNames() {
-		if r := res[name]; r.State != StateUnchanged || r.Revision != 1 {
-			t.Errorf("redeploy of %s: %+v", name, r)
-		}
-	}
-
-	res = states(deploy(t, d, Options{ImageTag: "v2", Services: []string{"payment"}}))
-	if r := res["payment"]; r.State != StateDeployed || r.Revision != 2 || !strings.HasSuffix(r.Image, ":v2") {
-		t.Errorf("upgrade of payment: %+v", r)
-	}
-	dep, _ := d.Cluster.Clientset.AppsV1().Deployments(d.Project.Namespace).Get(ctx, "payment", metav1.GetOptions{})
-	if img := dep.Spec.Template.Spec.Containers[0].Image; !strings.HasSuffix(img, ":v2") {
-		t.Errorf("payment runs %s", img)
-	}
-}
-
-func TestRolloutThatNeverBecomesReadyRollsBack(t *testing.T) {
-	d := setup(t)
-	deploy(t, d, Options{Services: []string{"user"}, ImageTag: "v1"})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	bad := []map[string]any{{"podLabels": map[string]any{testcluster.FailReadinessLabel: "true"}}}
-	res, err := d.Deploy(ctx, Options{Services: []string{"user"}, ImageTag: "v2", Values: bad,
-		Wait: true, Atomic: true, Timeout: 8 * time.Second, Holder: "test"})
-	var failed *Failed
-	if !errors.As(err, &failed) {
-		t.Fatalf("want *Failed, got %v", err)
-	}
-	r := res[0]
-	t.Logf("reported: %s", r.Message)
-	if r.State != StateRolledBack || !strings.Contains(r.Message, "not ready: pod user-") || !strings.Contains(r.Message, "rolled back to revision 1") {
-		t.Fatalf("result %+v", r)
-	}
-	dep, _ := d.Cluster.Clientset.AppsV1().Deployments(d.Project.Namespace).Get(ctx, "user", metav1.GetOptions{})
-	if img := dep.Spec.Template.Spec.Containers[0].Image; !strings.HasSuffix(img, ":v1") {
-		t.Errorf("after the rollback user runs %s, want v1", img)
-	}
-}
-
-// TestConcurrentDeploysExactlyOneProceeds runs two deploys at once, of one
-// service and of the same three services listed in different orders: one
-// proceeds and the other fails with the lock error before writing (never
-// both failing on each other's half of the locks).
-func TestConcurrentDeploysExactlyOneProceeds(t *testing.T) {
+func TestLevels(t *testing.T) {
+	p := &config.Project{Services: []config.Service{
+		{Name: "user"}, {Name: "inventory"}, {Name: "payment"},
+		{Name: "order", Calls: []string{"user", "inventory", "payment"}},
+		{Name: "web", Calls: []string{"order"}},
+	}}
 	for _, tc := range []struct {
-		name   string
-		a, b   []string
-		checks []string
+		selected []string
+		want     [][]string
 	}{
-		{"one service", []string{"inventory"}, []string{"inventory"}, []string{"inventory"}},
-		{"overlapping services", []string{"user", "inventory", "payment"}, []string{"payment", "inventory", "user"},
-			[]string{"user", "inventory", "payment"}},
+		{[]string{"user", "inventory", "payment", "order", "web"}, [][]string{{"user", "inventory", "payment"}, {"order"}, {"web"}}},
+		{[]string{"web", "order"}, [][]string{{"order"}, {"web"}}},
+		// Callees outside the selection do not hold a service back.
+		{[]string{"order", "web"}, [][]string{{"order"}, {"web"}}},
+		{[]string{"web", "user"}, [][]string{{"web", "user"}}},
+		{[]string{"payment"}, [][]string{{"payment"}}},
+	} {
+		if got := levels(p, tc.selected); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("levels(%v) = %v, want %v", tc.selected, got, tc.want)
+		}
+	}
+}
+
+func TestReleaseDigest(t *testing.T) {
+	a, err := releaseDigest(map[string]any{"image": map[string]any{"tag": "v1"}, "replicas": 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	same, _ := releaseDigest(map[string]any{"replicas": 2, "image": map[string]any{"tag": "v1"}})
+	other, _ := releaseDigest(map[string]any{"image": map[string]any{"tag": "v2"}, "replicas": 2})
+	if a != same || a == other || len(a) != 32 {
+		t.Errorf("digests %q %q %q: want equal values equal, other values different, 32 hex", a, same, other)
+	}
+}
+
+// Helm lists release records by name: v10 before v2.
+func TestSortRevisions(t *testing.T) {
+	var rels []*releasev1.Release
+	for _, v := range []int{1, 10, 11, 12, 2, 3, 9} {
+		rels = append(rels, &releasev1.Release{Version: v})
+	}
+	sortRevisions(rels)
+	var got []int
+	for _, r := range rels {
+		got = append(got, r.Version)
+	}
+	if fmt.Sprint(got) != "[1 2 3 9 10 11 12]" {
+		t.Errorf("sorted %v", got)
+	}
+}
+
+func TestStillBusy(t *testing.T) {
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	pending := func(labels map[string]string, age time.Duration) *releasev1.Release {
+		r := &releasev1.Release{Version: 4, Labels: labels, Info: &releasev1.Info{Status: rcommon.StatusPendingUpgrade, LastDeployed: now.Add(-age)}}
+		return r
+	}
+	ours := map[string]string{TimeoutLabel: "300", HolderLabel: "abcd1234"}
+	for _, tc := range []struct {
+		name     string
+		rel      *releasev1.Release
+		from     string
+		gone     bool
+		wantBusy string
+	}{
+		{"helm CLI or a GitOps controller", pending(nil, time.Hour), "", false, "not written by msctl"},
+		{"msctl run within its deadline", pending(ours, time.Minute), "", false, "may go on until 2026-11-25T12:04:00Z"},
+		{"msctl run past its deadline", pending(ours, 6*time.Minute), "", false, ""},
+		{"the dead holder's own revision", pending(ours, time.Minute), "abcd1234", true, ""},
+		{"a stolen lock's holder may live", pending(ours, time.Minute), "abcd1234", false, "may go on"},
+		{"another run's revision", pending(ours, time.Minute), "ffff0000", true, "may go on"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			d := setup(t)
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-			defer cancel()
-			var wg sync.WaitGroup
-			errs := make([]error, 2)
-			for i, holder := range []string{"ci-job-1", "ci-job-2"} {
-				services := [][]string{tc.a, tc.b}[i]
-				wg.Go(func() {
-					_, errs[i] = d.Deploy(ctx, Options{Services: services, Wait: true, Holder: holder})
-				})
-			}
-			wg.Wait()
-			var held *kube.LockHeldError
-			ok, lockedOut := 0, 0
-			for _, err := range errs {
-				switch {
-				case err == nil:
-					ok++
-				case errors.As(err, &held):
-					lockedOut++
-					if held.Holder != "ci-job-1" && held.Holder != "ci-job-2" {
-						t.Errorf("lock error names %q", held.Holder)
-					}
-				default:
-					t.Errorf("unexpected error: %v", err)
-				}
-			}
-			if ok != 1 || lockedOut != 1 {
-				t.Fatalf("%d deploys proceeded and %d were locked out: %v", ok, lockedOut, errs)
-			}
-			// Every service has exactly one revision: the run locked out wrote none.
-			for _, name := range tc.checks {
-				hist, err := d.History(ctx, name)
-				if err != nil || len(hist) != 1 {
-					t.Errorf("%s: history %v, %v; want one revision", name, hist, err)
-				}
+			busy := stillBusy("user", tc.rel, tc.from, tc.gone, now)
+			switch {
+			case tc.wantBusy == "" && busy != nil:
+				t.Errorf("busy: %v", busy)
+			case tc.wantBusy != "" && (busy == nil || !strings.Contains(busy.Error(), tc.wantBusy)):
+				t.Errorf("got %v, want a message with %q", busy, tc.wantBusy)
+			case busy != nil && (strings.Contains(busy.Error(), "\n") || !strings.HasPrefix(busy.Error(), "another operation is in progress on release user since 2026-11-25T")):
+				t.Errorf("message %q", busy.Error())
 			}
 		})
 	}
 }
 
-func available(d *appsv1.Deployment) bool {
-	for _, c := range d.Status.Conditions {
-		if c.Type == appsv1.DeploymentAvailable {
-			return c.Status == "True"
+func TestDescribeMissing(t *testing.T) {
+	missing := []kube.Permission{
+		{Verb: "get", Resource: "namespaces"},
+		{Verb: "get", Resource: "services", Namespace: "shop"}, {Verb: "create", Resource: "services", Namespace: "shop"},
+		{Verb: "get", Group: "apps", Resource: "deployments", Namespace: "shop"}, {Verb: "create", Group: "apps", Resource: "deployments", Namespace: "shop"},
+		{Verb: "patch", Group: "networking.istio.io", Resource: "virtualservices", Namespace: "shop"},
+	}
+	want := "you may not get namespaces (cluster-wide); get/create services, deployments.apps; patch virtualservices.networking.istio.io (namespace shop)"
+	if got := describeMissing(missing, "shop"); got != want {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+}
+
+func TestFailedKind(t *testing.T) {
+	timedOut := &Failed{Results: []Result{{Service: "a", State: StateDeployed}, {Service: "b", State: StateRolledBack, TimedOut: true}}}
+	failed := &Failed{Results: []Result{{Service: "b", State: StateFailed, Message: "boom"}}}
+	if errkind.Of(timedOut) != errkind.Timeout || errkind.Of(failed) != errkind.Failure {
+		t.Errorf("kinds %v %v", errkind.Of(timedOut), errkind.Of(failed))
+	}
+	if !errors.As(fmt.Errorf("x: %w", failed), new(*Failed)) || failed.Error() != "deploy failed: b (boom)" {
+		t.Errorf("message %q", failed.Error())
+	}
+	for s, want := range map[State]bool{StateFailed: true, StateRolledBack: true, StateDeployed: false, StateUnchanged: false} {
+		if s.Failed() != want {
+			t.Errorf("%s.Failed() = %v", s, !want)
 		}
 	}
-	return false
 }

@@ -28,7 +28,7 @@ type Change struct {
 // server-side dry-run applies: admission and defaulting included, nothing
 // stored.
 func (d *Deployer) Plan(ctx context.Context, opts Options) ([]Change, error) {
-	opts = withDefaults(opts)
+	opts = opts.withDefaults()
 	caps, err := d.preflight(ctx, opts.NoIstio)
 	if err != nil {
 		return nil, err
@@ -66,7 +66,7 @@ func (d *Deployer) Plan(ctx context.Context, opts Options) ([]Change, error) {
 		if o.Source == render.SourceChart {
 			// Preview Helm's apply: its manager, and the ownership
 			// annotations it adds to every object of a release.
-			apply.FieldManager = HelmFieldManager
+			apply.FieldManager = helmFieldManager
 			ann := o.GetAnnotations()
 			if ann == nil {
 				ann = map[string]string{}

@@ -7,8 +7,8 @@ import (
 	"reflect"
 	"time"
 
+	"github.com/msctl/msctl/internal/errkind"
 	"github.com/msctl/msctl/internal/render"
-	"helm.sh/helm/v4/pkg/action"
 	"helm.sh/helm/v4/pkg/storage/driver"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -37,14 +37,14 @@ func (d *Deployer) Status(ctx context.Context, services []string) ([]ServiceStat
 	if len(services) == 0 {
 		services = d.Project.ServiceNames()
 	}
-	cfg, err := d.helm(nil)
+	rels, err := d.releases(nil)
 	if err != nil {
 		return nil, err
 	}
 	var out []ServiceStatus
 	for _, name := range services {
 		st := ServiceStatus{Service: name, Release: "not deployed"}
-		rel, err := lastRelease(cfg, name)
+		rel, err := rels.last(name)
 		if err != nil {
 			return nil, err
 		}
@@ -85,10 +85,7 @@ func (d *Deployer) istioDrift(ctx context.Context, name string, weight int) ([]s
 		return nil, err
 	}
 	var drift []string
-	for _, o := range res.Objects {
-		if o.Source != render.SourceIstio {
-			continue
-		}
+	for _, o := range res.Istio(name) {
 		live, err := d.applier.Get(ctx, o.GetAPIVersion(), o.GetKind(), o.GetNamespace(), o.GetName())
 		if err != nil {
 			return nil, err
@@ -114,28 +111,23 @@ type Revision struct {
 }
 
 // History lists a service's release revisions, oldest first.
-func (d *Deployer) History(ctx context.Context, service string) ([]Revision, error) {
-	cfg, err := d.helm(nil)
+func (d *Deployer) History(_ context.Context, service string) ([]Revision, error) {
+	rels, err := d.releases(nil)
 	if err != nil {
 		return nil, err
 	}
-	h := action.NewHistory(cfg)
-	rels, err := h.Run(service)
-	if errors.Is(err, driver.ErrReleaseNotFound) {
+	hist, err := rels.history(service)
+	if err != nil && !errors.Is(err, driver.ErrReleaseNotFound) {
+		return nil, err
+	}
+	if len(hist) == 0 {
 		return nil, &NotDeployedError{Service: service}
 	}
-	if err != nil {
-		return nil, err
-	}
-	var out []Revision
-	for _, r := range rels {
-		rel := asRelease(r)
-		if rel == nil {
-			continue
-		}
+	out := make([]Revision, 0, len(hist))
+	for _, rel := range hist {
 		out = append(out, Revision{
 			Revision: rel.Version, Updated: rel.Info.LastDeployed, Status: string(rel.Info.Status),
-			Image: imageOf(rel.Config), Description: rel.Info.Description,
+			Image: render.ImageFromValues(rel.Config).String(), Description: rel.Info.Description,
 		})
 	}
 	return out, nil
@@ -148,18 +140,6 @@ func (e *NotDeployedError) Error() string {
 	return fmt.Sprintf("service %q has no release in this namespace", e.Service)
 }
 
-func imageOf(values map[string]any) string {
-	img, _ := values["image"].(map[string]any)
-	repo, _ := img["repository"].(string)
-	tag, _ := img["tag"].(string)
-	if repo == "" {
-		return ""
-	}
-	return repo + ":" + tag
-}
-
-func tagOf(values map[string]any) string {
-	img, _ := values["image"].(map[string]any)
-	tag, _ := img["tag"].(string)
-	return tag
-}
+// ErrorKind marks a service with no release as bad input to commands that
+// need one.
+func (e *NotDeployedError) ErrorKind() errkind.Kind { return errkind.BadInput }

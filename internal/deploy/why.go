@@ -19,7 +19,7 @@ func (d *Deployer) whyNotReady(ctx context.Context, service string, cause error)
 		LabelSelector: "app=" + service,
 	})
 	if err != nil || len(pods.Items) == 0 {
-		return oneLine(cause.Error())
+		return d.deploymentReadiness(ctx, service, cause)
 	}
 	sort.Slice(pods.Items, func(i, j int) bool {
 		return pods.Items[i].CreationTimestamp.After(pods.Items[j].CreationTimestamp.Time)
@@ -34,7 +34,17 @@ func (d *Deployer) whyNotReady(ctx context.Context, service string, cause error)
 		}
 		return fmt.Sprintf("Deployment %s not ready: pod %s: %s", service, pod.Name, reason)
 	}
-	return oneLine(cause.Error())
+	return d.deploymentReadiness(ctx, service, cause)
+}
+
+// deploymentReadiness says how many replicas were ready, when no pod tells
+// more; Helm's own error (a rate limiter's deadline, say) is the last resort.
+func (d *Deployer) deploymentReadiness(ctx context.Context, service string, cause error) string {
+	dep, err := d.Cluster.Clientset.AppsV1().Deployments(d.Project.Namespace).Get(ctx, service, metav1.GetOptions{})
+	if err != nil || dep.Spec.Replicas == nil || dep.Status.ReadyReplicas >= *dep.Spec.Replicas {
+		return oneLine(cause.Error())
+	}
+	return fmt.Sprintf("Deployment %s has %d of %d replicas ready", service, dep.Status.ReadyReplicas, *dep.Spec.Replicas)
 }
 
 func podReady(p *corev1.Pod) bool {

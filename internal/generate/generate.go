@@ -30,6 +30,8 @@ import (
 	"strings"
 	"text/template"
 
+	"github.com/msctl/msctl/internal/errkind"
+
 	"github.com/msctl/msctl/internal/atomicfile"
 	"github.com/msctl/msctl/internal/config"
 )
@@ -50,6 +52,9 @@ var nameRE = regexp.MustCompile(`^[a-z][a-z0-9]{0,30}$`)
 type InputError struct{ msg string }
 
 func (e *InputError) Error() string { return e.msg }
+
+// ErrorKind marks the error as bad input (exit code 2).
+func (e *InputError) ErrorKind() errkind.Kind { return errkind.BadInput }
 
 func inputErrorf(format string, args ...any) error {
 	return &InputError{msg: fmt.Sprintf(format, args...)}

@@ -110,6 +110,26 @@ func (a *Applier) Get(ctx context.Context, apiVersion, kind, namespace, name str
 	return obj, err
 }
 
+// List returns the objects of one kind in namespace that match the label
+// selector; none when the kind is not served.
+func (a *Applier) List(ctx context.Context, gvk schema.GroupVersionKind, namespace, selector string) ([]unstructured.Unstructured, error) {
+	probe := &unstructured.Unstructured{}
+	probe.SetGroupVersionKind(gvk)
+	probe.SetNamespace(namespace)
+	ri, err := a.resource(probe)
+	if err != nil {
+		if meta.IsNoMatchError(errors.Unwrap(err)) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	list, err := ri.List(ctx, metav1.ListOptions{LabelSelector: selector})
+	if err != nil {
+		return nil, fmt.Errorf("listing %s: %w", gvk.Kind, err)
+	}
+	return list.Items, nil
+}
+
 // Delete removes an object; one already gone is not an error.
 func (a *Applier) Delete(ctx context.Context, obj *unstructured.Unstructured) error {
 	ri, err := a.resource(obj)

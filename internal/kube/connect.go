@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/msctl/msctl/internal/errkind"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/kubernetes"
@@ -46,6 +47,9 @@ type ConfigError struct{ Err error }
 
 func (e *ConfigError) Error() string { return e.Err.Error() }
 func (e *ConfigError) Unwrap() error { return e.Err }
+
+// ErrorKind marks a kubeconfig problem as bad input.
+func (e *ConfigError) ErrorKind() errkind.Kind { return errkind.BadInput }
 
 // UnreachableError says a cluster did not answer, or refused msctl's
 // credentials; it names the context and server.

@@ -1,6 +1,3 @@
-// Package kube owns msctl's connection to Kubernetes: reading kubeconfigs and
-// building clients. Nothing here runs at start-up; callers ask when they need
-// a cluster, so `msctl version` and `--help` never read a kubeconfig.
 package kube
 
 import (

@@ -25,11 +25,11 @@ const (
 )
 
 // Formats lists the accepted -o values, for help text and completion.
-var Formats = []Format{Table, JSON, YAML}
+func Formats() []Format { return []Format{Table, JSON, YAML} }
 
 // ParseFormat checks an -o value.
 func ParseFormat(s string) (Format, error) {
-	for _, f := range Formats {
+	for _, f := range Formats() {
 		if string(f) == s {
 			return f, nil
 		}

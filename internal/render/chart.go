@@ -6,13 +6,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
-	"net/url"
 	"path"
 	"slices"
 	"strings"
 	"sync"
 
 	"github.com/msctl/msctl/internal/config"
+	"github.com/msctl/msctl/internal/imageref"
 	"github.com/msctl/msctl/manifests"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"helm.sh/helm/v4/pkg/chart/common"
@@ -27,7 +27,9 @@ import (
 )
 
 // ServiceChart returns the embedded service chart, loaded once per process.
-var ServiceChart = sync.OnceValues(func() (*chart.Chart, error) {
+func ServiceChart() (*chart.Chart, error) { return serviceChart() }
+
+var serviceChart = sync.OnceValues(func() (*chart.Chart, error) {
 	var files []*archive.BufferedFile
 	err := fs.WalkDir(manifests.Charts, manifests.ServiceChart, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
@@ -47,16 +49,27 @@ var ServiceChart = sync.OnceValues(func() (*chart.Chart, error) {
 })
 
 // ChartValues are the chart values msctl derives for a service from the
-// project file; deploy hands the same values to Helm.
+// project file, with the service's image at imageTag; deploy hands the same
+// values to Helm.
 func ChartValues(p *config.Project, s *config.Service, imageTag string) map[string]any {
+	return chartValues(p, s, ServiceImage(p, s, imageTag))
+}
+
+func chartValues(p *config.Project, s *config.Service, img imageref.Ref) map[string]any {
+	// Keys without a value are left to the chart's defaults, and a release
+	// deployed by tag keeps the values it had before digests existed.
+	image := map[string]any{"repository": img.Repository}
+	if img.Tag != "" {
+		image["tag"] = img.Tag
+	}
+	if img.Digest != "" {
+		image["digest"] = img.Digest
+	}
 	values := map[string]any{
-		"name":    s.Name,
-		"project": p.Name,
-		"track":   "stable",
-		"image": map[string]any{
-			"repository": Image(p, s),
-			"tag":        imageTag,
-		},
+		"name":     s.Name,
+		"project":  p.Name,
+		"track":    "stable",
+		"image":    image,
 		"replicas": s.Replicas,
 		"ports": map[string]any{
 			"http":  s.Ports.HTTP,
@@ -67,32 +80,71 @@ func ChartValues(p *config.Project, s *config.Service, imageTag string) map[stri
 			"requests": map[string]any{"cpu": s.Resources.Requests.CPU, "memory": s.Resources.Requests.Memory},
 			"limits":   map[string]any{"cpu": s.Resources.Limits.CPU, "memory": s.Resources.Limits.Memory},
 		},
-		"env":        toAnyMap(s.Env),
+		"env":        serviceEnv(p, s),
 		"secretName": s.Secret,
 		"callers":    toAnySlice(Callers(p, s.Name)),
 	}
-	if ns := serviceNamespace(p.Prometheus.Address); ns != "" {
+	if ns := p.Prometheus.Namespace(); ns != "" {
 		values["networkPolicy"] = map[string]any{"prometheus": map[string]any{"namespace": ns}}
 	}
+	if p.Prometheus.Scrape == config.ScrapeMTLS {
+		values["monitoring"] = map[string]any{"mtls": true}
+	}
 	return values
+}
+
+// serviceEnv is the service's env from the project file over the variables
+// msctl derives for it: the JWT issuer and audiences of auth, so the service
+// accepts the tokens the mesh accepts. The file's own values win.
+func serviceEnv(p *config.Project, s *config.Service) map[string]any {
+	env := map[string]any{}
+	if p.Auth.Issuer != "" {
+		env["AUTH_JWT_ISSUER"] = p.Auth.Issuer
+		// Istio accepts a token that names any one of the audiences; the
+		// kit reads the same list, comma-separated.
+		if len(p.Auth.Audiences) > 0 {
+			env["AUTH_JWT_AUDIENCE"] = strings.Join(p.Auth.Audiences, ",")
+		}
+	}
+	for k, v := range s.Env {
+		env[k] = v
+	}
+	return env
 }
 
 // ServiceValues are ChartValues with overlays applied in order (-f files,
 // then --set), each winning over what came before, as in helm.
 func ServiceValues(p *config.Project, s *config.Service, imageTag string, overlays []map[string]any) map[string]any {
-	values := ChartValues(p, s, imageTag)
+	return serviceValues(p, s, ServiceImage(p, s, imageTag), overlays)
+}
+
+func serviceValues(p *config.Project, s *config.Service, img imageref.Ref, overlays []map[string]any) map[string]any {
+	values := chartValues(p, s, img)
 	for _, overlay := range overlays {
 		values = chartutil.MergeTables(copyTree(overlay), values)
 	}
 	return values
 }
 
-// Image is the image repository of a service, without tag.
-func Image(p *config.Project, s *config.Service) string {
-	if s.Image != "" {
-		return s.Image
+// ServiceImage is a service's image at tag: the service's image key, or
+// <registry>/<name>.
+func ServiceImage(p *config.Project, s *config.Service, tag string) imageref.Ref {
+	repo := s.Image
+	if repo == "" {
+		repo = p.Registry + "/" + s.Name
 	}
-	return p.Registry + "/" + s.Name
+	return imageref.Ref{Repository: repo, Tag: tag}
+}
+
+// ImageFromValues reads the image back from a release's chart values, as
+// chartValues wrote them.
+func ImageFromValues(values map[string]any) imageref.Ref {
+	img, _ := values["image"].(map[string]any)
+	var r imageref.Ref
+	r.Repository, _ = img["repository"].(string)
+	r.Tag, _ = img["tag"].(string)
+	r.Digest, _ = img["digest"].(string)
+	return r
 }
 
 // Callers lists, sorted, the services that declare they call name.
@@ -105,20 +157,6 @@ func Callers(p *config.Project, name string) []string {
 	}
 	slices.Sort(out)
 	return out
-}
-
-// serviceNamespace reads the namespace out of an in-cluster service address
-// such as http://prometheus.istio-system.svc:9090.
-func serviceNamespace(address string) string {
-	u, err := url.Parse(address)
-	if err != nil {
-		return ""
-	}
-	parts := strings.Split(u.Hostname(), ".")
-	if len(parts) >= 3 && parts[2] == "svc" {
-		return parts[1]
-	}
-	return ""
 }
 
 func capabilities(kubeVersion string, apiVersions []string) (*common.Capabilities, error) {
@@ -144,7 +182,7 @@ func renderChart(p *config.Project, s *config.Service, opts Options, caps *commo
 	if c := ch.Metadata.KubeVersion; c != "" && !v2util.IsCompatibleRange(c, caps.KubeVersion.String()) {
 		return nil, inputErrorf("the service chart needs Kubernetes %s, not %s", c, caps.KubeVersion.Version)
 	}
-	values := ServiceValues(p, s, opts.ImageTag, opts.Values)
+	values := serviceValues(p, s, opts.Image(p, s), opts.Values)
 	if err := validateValues(ch, values); err != nil {
 		return nil, inputErrorf("%s: chart values rejected: %s", s.Name, schemaViolations(err))
 	}
@@ -268,14 +306,6 @@ func oneLine(s string) string {
 		fields[i] = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(fields[i]), "- "))
 	}
 	return strings.Join(slices.DeleteFunc(fields, func(f string) bool { return f == "" }), "; ")
-}
-
-func toAnyMap(m map[string]string) map[string]any {
-	out := make(map[string]any, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }
 
 func toAnySlice(s []string) []any {

@@ -18,6 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
 // Subsets and the header that pins a request to the canary.
@@ -32,7 +33,10 @@ const (
 	ManagedBy      = "msctl"
 
 	gatewayNamespace = "istio-system"
-	gatewayPrincipal = "cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account"
+	// meshGateway is Istio's name for the sidecars of the mesh, as opposed
+	// to an ingress gateway.
+	meshGateway      = "mesh"
+	gatewayPrincipal = "cluster.local/ns/" + gatewayNamespace + "/sa/istio-ingressgateway-service-account"
 	tracingSampling  = 10.0
 )
 
@@ -147,11 +151,25 @@ func gateway(p *config.Project) *networking.Gateway {
 	}
 }
 
+// ServiceIstioKinds are the kinds of the Istio objects render may produce
+// for a service, whatever the settings: deploy removes those of them a
+// render no longer produces (say, the scrape exception once Prometheus
+// scrapes over mTLS).
+func ServiceIstioKinds() []schema.GroupVersionKind {
+	return []schema.GroupVersionKind{
+		{Group: "networking.istio.io", Version: "v1", Kind: "DestinationRule"},
+		{Group: "networking.istio.io", Version: "v1", Kind: "VirtualService"},
+		{Group: "security.istio.io", Version: "v1", Kind: "AuthorizationPolicy"},
+		{Group: "security.istio.io", Version: "v1", Kind: "PeerAuthentication"},
+	}
+}
+
 // serviceIstioObjects are a service's traffic rules: subsets with their
-// connection limits and outlier detection, the weighted routes, and who may
-// call it.
+// connection limits and outlier detection, the weighted routes, who may
+// call it, and the admin port's exception to STRICT mTLS for a plaintext
+// scrape.
 func serviceIstioObjects(p *config.Project, s *config.Service, canaryWeight int) ([]Object, error) {
-	host := fmt.Sprintf("%s.%s.svc.cluster.local", s.Name, p.Namespace)
+	host := serviceHost(p, s)
 	dr := &networking.DestinationRule{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "networking.istio.io/v1", Kind: "DestinationRule"},
 		ObjectMeta: meta(p, s.Name, s.Name),
@@ -185,44 +203,55 @@ func serviceIstioObjects(p *config.Project, s *config.Service, canaryWeight int)
 		},
 	}
 
+	objs := []any{dr, virtualService(p, s, canaryWeight), authorizationPolicy(p, s)}
+	if pa := metricsPeerAuthentication(p, s); pa != nil {
+		objs = append(objs, pa)
+	}
+
+	var out []Object
+	for _, o := range objs {
+		u, err := toUnstructured(o)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Object{Service: s.Name, Source: SourceIstio, Unstructured: u})
+	}
+	return out, nil
+}
+
+// exposed says whether the gateway sends requests to s.
+func exposed(p *config.Project, s *config.Service) bool {
+	return len(s.Routes) > 0 && len(p.Gateway.Hosts) > 0
+}
+
+// virtualService routes s's traffic: inside the mesh and, when exposed,
+// from the gateway on the service's own path prefixes, split between the
+// stable and canary subsets; and while a canary runs, requests that carry
+// CanaryHeader go to it.
+func virtualService(p *config.Project, s *config.Service, canaryWeight int) *networking.VirtualService {
+	host := serviceHost(p, s)
+	gatewayName := GatewayName(p)
 	weighted := func() []*networkingapi.HTTPRouteDestination {
 		return []*networkingapi.HTTPRouteDestination{
 			{Destination: &networkingapi.Destination{Host: host, Subset: StableSubset}, Weight: int32(100 - canaryWeight)},
 			{Destination: &networkingapi.Destination{Host: host, Subset: CanarySubset}, Weight: int32(canaryWeight)},
 		}
 	}
+	// The service's timeout bounds the whole request, retries included.
+	// There is no perTryTimeout: Istio's default is the route's timeout,
+	// so no try is cut short of it.
+	timeout := func() *durationpb.Duration { return durationpb.New(time.Duration(s.Timeout)) }
 	retries := func() *networkingapi.HTTPRetry {
 		return &networkingapi.HTTPRetry{
-			Attempts:      2,
-			PerTryTimeout: durationpb.New(2 * time.Second),
+			Attempts: 2,
 			// Only failures where the request never reached the service,
-			// so a non-idempotent call is never sent twice.
-			RetryOn: "connect-failure,refused-stream,reset-before-request,unavailable",
+			// so a call it handled, idempotent or not, is never sent
+			// again. (gRPC's "unavailable" is an answer from the service;
+			// the kit retries its idempotent methods itself.)
+			RetryOn: "connect-failure,refused-stream,reset-before-request",
 		}
 	}
-	gatewayName := GatewayName(p)
-	hosts := []string{host}
-	gateways := []string{"mesh"}
-	exposed := len(s.Routes) > 0 && len(p.Gateway.Hosts) > 0
-	if exposed {
-		hosts = append(hosts, p.Gateway.Hosts...)
-		gateways = append(gateways, gatewayName)
-	}
-	var routes []*networkingapi.HTTPRoute
-	if canaryWeight > 0 {
-		routes = append(routes, &networkingapi.HTTPRoute{
-			Name: "pin-canary",
-			Match: []*networkingapi.HTTPMatchRequest{{
-				Headers: map[string]*networkingapi.StringMatch{
-					CanaryHeader: {MatchType: &networkingapi.StringMatch_Exact{Exact: "true"}},
-				},
-			}},
-			Route:   []*networkingapi.HTTPRouteDestination{{Destination: &networkingapi.Destination{Host: host, Subset: CanarySubset}, Weight: 100}},
-			Timeout: durationpb.New(10 * time.Second),
-			Retries: retries(),
-		})
-	}
-	if exposed {
+	onRoutes := func() []*networkingapi.HTTPMatchRequest {
 		var match []*networkingapi.HTTPMatchRequest
 		for _, prefix := range s.Routes {
 			match = append(match, &networkingapi.HTTPMatchRequest{
@@ -230,46 +259,107 @@ func serviceIstioObjects(p *config.Project, s *config.Service, canaryWeight int)
 				Uri:      &networkingapi.StringMatch{MatchType: &networkingapi.StringMatch_Prefix{Prefix: prefix}},
 			})
 		}
-		routes = append(routes, &networkingapi.HTTPRoute{
-			Name: "gateway", Match: match, Route: weighted(), Timeout: durationpb.New(10 * time.Second), Retries: retries(),
-		})
+		return match
 	}
-	routes = append(routes, &networkingapi.HTTPRoute{
-		Name:    "mesh",
-		Match:   []*networkingapi.HTTPMatchRequest{{Gateways: []string{"mesh"}}},
-		Route:   weighted(),
-		Timeout: durationpb.New(10 * time.Second),
-		Retries: retries(),
-	})
+
 	vs := &networking.VirtualService{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "networking.istio.io/v1", Kind: "VirtualService"},
 		ObjectMeta: meta(p, s.Name, s.Name),
-		Spec:       networkingapi.VirtualService{Hosts: hosts, Gateways: gateways, Http: routes},
+		Spec:       networkingapi.VirtualService{Hosts: []string{host}, Gateways: []string{meshGateway}},
 	}
+	spec := &vs.Spec
+	if exposed(p, s) {
+		spec.Hosts = append(spec.Hosts, p.Gateway.Hosts...)
+		spec.Gateways = append(spec.Gateways, gatewayName)
+	}
+	if canaryWeight > 0 {
+		// The pin is scoped to this service's requests: every exposed
+		// service's routes share the public hosts, so a pin without a path
+		// would send any path there to this canary.
+		match := []*networkingapi.HTTPMatchRequest{{Gateways: []string{meshGateway}}}
+		if exposed(p, s) && p.Gateway.AllowCanaryHeader {
+			match = append(match, onRoutes()...)
+		}
+		for _, m := range match {
+			m.Headers = map[string]*networkingapi.StringMatch{
+				CanaryHeader: {MatchType: &networkingapi.StringMatch_Exact{Exact: "true"}},
+			}
+		}
+		spec.Http = append(spec.Http, &networkingapi.HTTPRoute{
+			Name:    PinRoute,
+			Match:   match,
+			Route:   []*networkingapi.HTTPRouteDestination{{Destination: &networkingapi.Destination{Host: host, Subset: CanarySubset}, Weight: 100}},
+			Timeout: timeout(),
+			Retries: retries(),
+		})
+	}
+	if exposed(p, s) {
+		route := &networkingapi.HTTPRoute{
+			Name: "gateway", Match: onRoutes(), Route: weighted(), Timeout: timeout(), Retries: retries(),
+		}
+		if !p.Gateway.AllowCanaryHeader {
+			// Only the mesh chooses the canary: a client outside it cannot
+			// pin this request, nor the calls the service makes with it.
+			route.Headers = &networkingapi.Headers{Request: &networkingapi.Headers_HeaderOperations{Remove: []string{CanaryHeader}}}
+		}
+		spec.Http = append(spec.Http, route)
+	}
+	spec.Http = append(spec.Http, &networkingapi.HTTPRoute{
+		Name:    "mesh",
+		Match:   []*networkingapi.HTTPMatchRequest{{Gateways: []string{meshGateway}}},
+		Route:   weighted(),
+		Timeout: timeout(),
+		Retries: retries(),
+	})
+	return vs
+}
 
-	var principals []string
-	if exposed {
-		principals = append(principals, gatewayPrincipal)
+// authorizationPolicy says who may call s: Prometheus for metrics, the
+// gateway when s is exposed, and the services that declare they call s.
+func authorizationPolicy(p *config.Project, s *config.Service) *security.AuthorizationPolicy {
+	apiPorts := func() []*securityapi.Rule_To {
+		return []*securityapi.Rule_To{{Operation: &securityapi.Operation{
+			Ports: []string{fmt.Sprint(s.Ports.HTTP), fmt.Sprint(s.Ports.GRPC)},
+		}}}
 	}
-	for _, caller := range Callers(p, s.Name) {
-		principals = append(principals, fmt.Sprintf("cluster.local/ns/%s/sa/%s", p.Namespace, caller))
-	}
-	rules := []*securityapi.Rule{{
-		// Prometheus scrapes metrics; the admin port serves nothing else
-		// of value to a caller.
+	metrics := &securityapi.Rule{
+		// The admin port serves nothing else of value to a caller.
 		To: []*securityapi.Rule_To{{Operation: &securityapi.Operation{
 			Ports: []string{fmt.Sprint(s.Ports.Admin)}, Methods: []string{"GET"}, Paths: []string{"/metrics"},
 		}}},
-	}}
-	if len(principals) > 0 {
+	}
+	// With mTLS scrapes only Prometheus's namespace may read metrics. With
+	// plaintext scrapes the rule names no source: a plaintext request has
+	// no peer identity, and source.namespaces only matches mTLS peers, so it
+	// would refuse Prometheus itself; the chart's NetworkPolicy is what
+	// admits only Prometheus's pods, in its namespace, to the admin port.
+	if p.Prometheus.Scrape == config.ScrapeMTLS {
+		metrics.From = []*securityapi.Rule_From{{Source: &securityapi.Source{Namespaces: []string{p.Prometheus.Namespace()}}}}
+	}
+	rules := []*securityapi.Rule{metrics}
+	if exposed(p, s) {
+		from := &securityapi.Source{Principals: []string{gatewayPrincipal}}
+		if p.Auth.Issuer != "" {
+			// RequestAuthentication refuses a bad token but lets a request
+			// without one through, with no request principal. The fields of
+			// one source must all match, so a request from the gateway is
+			// allowed only with a token the mesh verified; callers inside
+			// the mesh are known by their mTLS identity and need none.
+			from.RequestPrincipals = []string{"*"}
+		}
+		rules = append(rules, &securityapi.Rule{From: []*securityapi.Rule_From{{Source: from}}, To: apiPorts()})
+	}
+	var callers []string
+	for _, caller := range Callers(p, s.Name) {
+		callers = append(callers, fmt.Sprintf("cluster.local/ns/%s/sa/%s", p.Namespace, caller))
+	}
+	if len(callers) > 0 {
 		rules = append(rules, &securityapi.Rule{
-			From: []*securityapi.Rule_From{{Source: &securityapi.Source{Principals: principals}}},
-			To: []*securityapi.Rule_To{{Operation: &securityapi.Operation{
-				Ports: []string{fmt.Sprint(s.Ports.HTTP), fmt.Sprint(s.Ports.GRPC)},
-			}}},
+			From: []*securityapi.Rule_From{{Source: &securityapi.Source{Principals: callers}}},
+			To:   apiPorts(),
 		})
 	}
-	authz := &security.AuthorizationPolicy{
+	return &security.AuthorizationPolicy{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "security.istio.io/v1", Kind: "AuthorizationPolicy"},
 		ObjectMeta: meta(p, s.Name, s.Name),
 		Spec: securityapi.AuthorizationPolicy{
@@ -278,16 +368,30 @@ func serviceIstioObjects(p *config.Project, s *config.Service, canaryWeight int)
 			Rules:    rules,
 		},
 	}
+}
 
-	var out []Object
-	for _, o := range []any{dr, vs, authz} {
-		u, err := toUnstructured(o)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, Object{Service: s.Name, Source: SourceIstio, Unstructured: u})
+// metricsPeerAuthentication lets a Prometheus without a sidecar scrape the
+// admin port in plaintext, the rest of s staying STRICT; nil when
+// Prometheus scrapes with mTLS. Port-level modes name the container port.
+func metricsPeerAuthentication(p *config.Project, s *config.Service) *security.PeerAuthentication {
+	if p.Prometheus.Scrape == config.ScrapeMTLS {
+		return nil
 	}
-	return out, nil
+	return &security.PeerAuthentication{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "security.istio.io/v1", Kind: "PeerAuthentication"},
+		ObjectMeta: meta(p, s.Name, s.Name),
+		Spec: securityapi.PeerAuthentication{
+			Selector: &typeapi.WorkloadSelector{MatchLabels: map[string]string{"app": s.Name}},
+			Mtls:     &securityapi.PeerAuthentication_MutualTLS{Mode: securityapi.PeerAuthentication_MutualTLS_STRICT},
+			PortLevelMtls: map[uint32]*securityapi.PeerAuthentication_MutualTLS{
+				uint32(s.Ports.Admin): {Mode: securityapi.PeerAuthentication_MutualTLS_PERMISSIVE},
+			},
+		},
+	}
+}
+
+func serviceHost(p *config.Project, s *config.Service) string {
+	return fmt.Sprintf("%s.%s.svc.cluster.local", s.Name, p.Namespace)
 }
 
 // toUnstructured serialises a typed object through its JSON form, which

@@ -12,7 +12,10 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/msctl/msctl/internal/errkind"
+
 	"github.com/msctl/msctl/internal/config"
+	"github.com/msctl/msctl/internal/imageref"
 	"helm.sh/helm/v4/pkg/chart/common"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
@@ -26,6 +29,10 @@ type Options struct {
 	CanaryWeights map[string]int
 	// ImageTag is the tag of every service image; default "latest".
 	ImageTag string
+	// Images are whole image references per service, e.g. by digest from
+	// a build; an entry wins over ImageTag, and one without a repository
+	// takes the service's.
+	Images map[string]imageref.Ref
 	// Values are extra chart values applied to every service, in order:
 	// -f files then --set, as helm does.
 	Values []map[string]any
@@ -76,8 +83,17 @@ func Render(p *config.Project, opts Options) (*Result, error) {
 			return nil, inputErrorf("canary weight %d for %s is outside 0-100", w, name)
 		}
 	}
+	for name := range opts.Images {
+		s := p.Service(name)
+		if s == nil {
+			return nil, inputErrorf("image for unknown service %q", name)
+		}
+		if err := opts.Image(p, s).Validate(); err != nil {
+			return nil, inputErrorf("%s: %v", name, err)
+		}
+	}
 	if opts.ImageTag == "" {
-		opts.ImageTag = "latest"
+		opts.ImageTag = defaultTag
 	}
 	caps, err := capabilities(opts.KubeVersion, opts.APIVersions)
 	if err != nil {
@@ -107,6 +123,21 @@ func Render(p *config.Project, opts Options) (*Result, error) {
 		res.Objects = append(res.Objects, perService[i]...)
 	}
 	return res, nil
+}
+
+// defaultTag is the image tag when neither ImageTag nor Images gives one.
+const defaultTag = "latest"
+
+// Image is the image this rendering gives s: its entry in Images, else the
+// service's repository at ImageTag.
+func (o Options) Image(p *config.Project, s *config.Service) imageref.Ref {
+	if img, ok := o.Images[s.Name]; ok {
+		if img.Repository == "" {
+			img.Repository = ServiceImage(p, s, "").Repository
+		}
+		return img
+	}
+	return ServiceImage(p, s, cmp.Or(o.ImageTag, defaultTag))
 }
 
 func renderService(p *config.Project, s *config.Service, opts Options, caps *common.Capabilities) ([]Object, error) {
@@ -153,6 +184,9 @@ func (r *Result) YAML() ([]byte, error) { return encodeObjects(r.Objects) }
 type InputError struct{ msg string }
 
 func (e *InputError) Error() string { return e.msg }
+
+// ErrorKind marks the error as bad input (exit code 2).
+func (e *InputError) ErrorKind() errkind.Kind { return errkind.BadInput }
 
 func inputErrorf(format string, args ...any) error {
 	return &InputError{msg: fmt.Sprintf(format, args...)}

@@ -132,7 +132,7 @@ func TestCanaryWeights(t *testing.T) {
 		for _, r := range routes {
 			route := r.(map[string]any)
 			names = append(names, route["name"].(string))
-			if route["name"] == "pin-canary" {
+			if route["name"] == PinRoute {
 				continue
 			}
 			dests := route["route"].([]any)
@@ -141,7 +141,7 @@ func TestCanaryWeights(t *testing.T) {
 				t.Errorf("weight %d: route %s sends %d to stable, want %d", tt.weight, route["name"], w, tt.wantStable)
 			}
 		}
-		if got := slices.Contains(names, "pin-canary"); got != tt.wantPin {
+		if got := slices.Contains(names, PinRoute); got != tt.wantPin {
 			t.Errorf("weight %d: pin-canary route present = %v, want %v", tt.weight, got, tt.wantPin)
 		}
 	}

@@ -4,7 +4,8 @@
 // drain), command (the shared main), server (listeners and graceful stop),
 // grpcchain and httpchain (the interceptor and middleware order), auth,
 // metrics, tracing, health, downstream (outbound clients with breakers),
-// experiments, fault, config, storage, logging and gateway; loadgen and
+// experiments, fault, config, storage (and storage/storetest), paging,
+// requestid, validation, buildinfo, logging and gateway; loadgen and
 // host/hosttest serve the services' benchmarks and tests only.
 //
 // The kit is a library, not a framework: it never exits the process, never

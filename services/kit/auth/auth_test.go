@@ -135,6 +135,57 @@ func mustEC(t *testing.T) *ecdsa.PrivateKey {
 	return k
 }
 
+// AUTH_JWT_AUDIENCE may list several audiences, comma-separated, as msctl
+// renders auth.audiences; like Istio, a token must name any one of them.
+func TestJWTAudienceList(t *testing.T) {
+	key := mustEC(t)
+	v, err := NewJWTVerifier(JWTConfig{PublicKeyFile: writePEM(t, &key.PublicKey), Issuer: iss, Audience: " shop, shop-admin ,"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	cases := []struct {
+		name string
+		aud  any
+		ok   bool
+	}{
+		{"the first", "shop", true},
+		{"the second", "shop-admin", true},
+		{"one of the token's", []string{"billing", "shop-admin"}, true},
+		{"none of them", "billing", false},
+		{"the list as one audience", "shop,shop-admin", false},
+		{"no audience", nil, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := jwt.MapClaims{"iss": iss, "sub": "alice", "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
+			if tc.aud != nil {
+				c["aud"] = tc.aud
+			}
+			_, err := v.Verify(sign(t, jwt.SigningMethodES256, key, c))
+			if (err == nil) != tc.ok {
+				t.Errorf("accepted = %v (%v), want %v", err == nil, err, tc.ok)
+			}
+		})
+	}
+	// The dev signer's tokens name every audience of its list.
+	signer, err := NewDevSigner(iss, "shop,shop-admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dv, err := signer.Verifier()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := signer.Token("alice", nil, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dv.Verify(tok); err != nil {
+		t.Errorf("dev token refused: %v", err)
+	}
+}
+
 func TestNewJWTVerifierRefusesWeakConfig(t *testing.T) {
 	small, err := rsa.GenerateKey(rand.Reader, 1024)
 	if err != nil {
@@ -142,6 +193,7 @@ func TestNewJWTVerifierRefusesWeakConfig(t *testing.T) {
 	}
 	cases := map[string]JWTConfig{
 		"no issuer":    {PublicKeyFile: writePEM(t, &mustEC(t).PublicKey), Audience: aud},
+		"no audience":  {PublicKeyFile: writePEM(t, &mustEC(t).PublicKey), Issuer: iss, Audience: " , "},
 		"no key":       {Issuer: iss, Audience: aud},
 		"1024-bit RSA": {PublicKeyFile: writePEM(t, &small.PublicKey), Issuer: iss, Audience: aud},
 		"missing file": {PublicKeyFile: "/nonexistent.pem", Issuer: iss, Audience: aud},

@@ -12,9 +12,11 @@ import (
 
 // Signer mints ES256 tokens with a private key; dev mode and tests use it.
 type Signer struct {
-	key      *ecdsa.PrivateKey
-	kid      string
-	Issuer   string
+	key    *ecdsa.PrivateKey
+	kid    string
+	Issuer string
+	// Audience is one audience or a comma-separated list; tokens name
+	// every one.
 	Audience string
 }
 
@@ -40,7 +42,7 @@ func (s *Signer) Token(subject string, roles []string, ttl time.Duration) (strin
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer:    s.Issuer,
 			Subject:   subject,
-			Audience:  jwt.ClaimStrings{s.Audience},
+			Audience:  jwt.ClaimStrings(audiences(s.Audience)),
 			IssuedAt:  jwt.NewNumericDate(now),
 			NotBefore: jwt.NewNumericDate(now),
 			ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),

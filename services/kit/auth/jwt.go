@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -32,6 +33,10 @@ type JWTConfig struct {
 	// JWKSFile is a JSON Web Key Set file; keys are matched by "kid".
 	JWKSFile string
 	Issuer   string
+	// Audience is the audience tokens must name, or several separated by
+	// commas (AUTH_JWT_AUDIENCE as msctl renders auth.audiences), any one
+	// of which a token must name, as the mesh's RequestAuthentication
+	// checks them.
 	Audience string
 }
 
@@ -56,7 +61,7 @@ type claims struct {
 // required: a verifier that accepts any issuer accepts tokens minted for
 // someone else.
 func NewJWTVerifier(cfg JWTConfig) (*JWTVerifier, error) {
-	if cfg.Issuer == "" || cfg.Audience == "" {
+	if cfg.Issuer == "" || len(audiences(cfg.Audience)) == 0 {
 		return nil, errors.New("auth: JWT issuer and audience are required")
 	}
 	var keys []verificationKey
@@ -89,11 +94,22 @@ func newVerifier(keys []verificationKey, issuer, audience string) (*JWTVerifier,
 	return &JWTVerifier{keys: keys, parser: jwt.NewParser(
 		jwt.WithValidMethods(algorithms),
 		jwt.WithIssuer(issuer),
-		jwt.WithAudience(audience),
+		jwt.WithAudience(audiences(audience)...),
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(),
 		jwt.WithLeeway(Leeway),
 	)}, nil
+}
+
+// audiences splits a comma-separated list of audiences, dropping blanks.
+func audiences(list string) []string {
+	var out []string
+	for _, a := range strings.Split(list, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 func checkKey(k crypto.PublicKey) error {

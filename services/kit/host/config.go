@@ -31,6 +31,8 @@ type Config struct {
 	MaxBodyBytes                        int64
 	Pprof                               bool
 
+	// JWTAudience is one audience or a comma-separated list, any one of
+	// which a token must name.
 	JWTPublicKeyFile, JWKSFile, JWTIssuer, JWTAudience string
 	APIKeysFile                                        string
 	DevMode                                            bool

@@ -1,60 +1,47 @@
-package render
+package renderkube
 
 import (
 	"bytes"
-	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/msctl/msctl/internal/config"
+	"github.com/msctl/msctl/internal/render"
+	"github.com/msctl/msctl/internal/testcluster"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 )
 
-// helmVersion is the Helm CLI the chart is checked against.
-const helmVersion = "v4.3.1"
-
-// helmCLI returns the pinned helm binary, installing it into msctl's tool
-// cache on first use (as make does for its tools).
-func helmCLI(t *testing.T) string {
-	t.Helper()
-	cache := os.Getenv("XDG_CACHE_HOME")
-	if cache == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cache = filepath.Join(home, ".cache")
+// `helm template` of the chart directory, given the values msctl derives,
+// must produce the objects msctl renders in-process: by tag with plaintext
+// scrapes, and by digest with mTLS scrapes.
+func TestHelmCLIRendersTheSameObjects(t *testing.T) {
+	helm := testcluster.HelmCLI(t)
+	digest := map[string]any{"image": map[string]any{"digest": "sha256:" + strings.Repeat("ab", 32)}}
+	for _, v := range []struct {
+		name, scrape string
+		overlays     []map[string]any
+	}{
+		{"tag", config.ScrapePlaintext, nil},
+		{"digest-mtls", config.ScrapeMTLS, []map[string]any{digest}},
+	} {
+		t.Run(v.name, func(t *testing.T) {
+			p := bundled(t)
+			p.Prometheus.Scrape = v.scrape
+			helmAgrees(t, helm, p, v.overlays)
+		})
 	}
-	dir := filepath.Join(cache, "msctl", "tools", "helm-"+helmVersion)
-	bin := filepath.Join(dir, "helm")
-	if _, err := os.Stat(bin); err == nil {
-		return bin
-	}
-	t.Logf("installing helm %s into %s", helmVersion, dir)
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "install", "helm.sh/helm/v4/cmd/helm@"+helmVersion)
-	cmd.Env = append(os.Environ(), "GOBIN="+dir)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("installing helm %s: %v\n%s", helmVersion, err, out)
-	}
-	return bin
 }
 
-// `helm template` of the chart directory, given the values msctl derives,
-// must produce the objects msctl renders in-process.
-func TestHelmCLIRendersTheSameObjects(t *testing.T) {
-	helm := helmCLI(t)
-	p := bundled(t)
-	res := mustRender(t, p, Options{APIVersions: monitoringAPIs, ImageTag: "v9"})
+func helmAgrees(t *testing.T, helm string, p *config.Project, overlays []map[string]any) {
+	res := mustRender(t, p, render.Options{APIVersions: monitoringAPIs, ImageTag: "v9", Values: overlays})
 	for _, s := range p.Services {
 		t.Run(s.Name, func(t *testing.T) {
-			values, err := yaml.Marshal(ChartValues(p, &s, "v9"))
+			values, err := yaml.Marshal(render.ServiceValues(p, &s, "v9", overlays))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -62,7 +49,7 @@ func TestHelmCLIRendersTheSameObjects(t *testing.T) {
 			if err := os.WriteFile(valuesFile, values, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			args := []string{"template", s.Name, "../../manifests/charts/service", "--namespace", p.Namespace, "-f", valuesFile}
+			args := []string{"template", s.Name, "../../../manifests/charts/service", "--namespace", p.Namespace, "-f", valuesFile}
 			for _, api := range monitoringAPIs {
 				args = append(args, "--api-versions", api)
 			}
@@ -90,7 +77,7 @@ func TestHelmCLIRendersTheSameObjects(t *testing.T) {
 			}
 			var count int
 			for _, o := range res.Objects {
-				if o.Service != s.Name || o.Source != SourceChart {
+				if o.Service != s.Name || o.Source != render.SourceChart {
 					continue
 				}
 				count++

@@ -1,17 +1,17 @@
-package deploy
+package deploykube
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/msctl/msctl/internal/deploy"
 	"github.com/msctl/msctl/internal/kube"
 	"github.com/msctl/msctl/internal/testcluster"
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -59,68 +59,63 @@ current-context: dead
 	}
 }
 
-// msctlBinary builds msctl once per test run.
-func msctlBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "msctl")
-	out, err := exec.Command("go", "build", "-o", bin, "../../cmd/msctl").CombinedOutput()
-	if err != nil {
-		t.Fatalf("building msctl: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // A deploy killed with SIGKILL in the middle leaves a pending release and a
-// held lock; a rerun of the same job converges, and another job is told who
-// holds the lock.
+// held lock. While it runs, another job is told who holds the lock; after
+// the kill, a rerun on the same machine takes the lock over at once (its
+// holder is gone), says so, mends the pending revision and converges.
 func TestKilledDeployThenRerunConverges(t *testing.T) {
 	d := setup(t)
-	bin := msctlBinary(t)
 	ns := d.Project.Namespace
-	run := func(holder string, args ...string) *exec.Cmd {
-		cmd := exec.Command(bin, append([]string{"--config", "../../msctl.yaml", "--kubeconfig", cluster.Kubeconfig(), "-n", ns}, args...)...)
-		cmd.Env = append(os.Environ(), "MSCTL_HOLDER="+holder)
-		return cmd
-	}
+	job := func(name string) []string { return []string{"MSCTL_HOLDER=" + name} }
 	for _, tc := range []struct {
 		name  string
 		setup func()
 	}{
 		{"first install", func() {}},
 		{"upgrade", func() {
-			if out, err := run("ci-job-7", "deploy", "user", "--tag", "v1").CombinedOutput(); err != nil {
+			if out, err := msctl(t, ns, job("ci-job-7"), "deploy", "user", "--tag", "v1").CombinedOutput(); err != nil {
 				t.Fatalf("first deploy: %v\n%s", err, out)
 			}
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_ = run("cleanup", "destroy", "user", "--yes").Run()
+			_ = msctl(t, ns, job("cleanup"), "destroy", "user", "--yes").Run()
 			tc.setup()
 			// Pods that never become ready keep the deploy waiting.
-			stuck := run("ci-job-7", "deploy", "user", "--tag", "v2", "--timeout", "5m",
+			stuck := msctl(t, ns, job("ci-job-7"), "deploy", "user", "--tag", "v2", "--timeout", "5m",
 				"--set-string", "podLabels.msctl\\.dev/fail-readiness=true")
 			if err := stuck.Start(); err != nil {
 				t.Fatal(err)
 			}
 			waitPending(t, d, "user")
+			// The same CI job's name on another process is another holder.
+			out, err := msctl(t, ns, job("ci-job-7"), "deploy", "user", "--tag", "v2").CombinedOutput()
+			if exitCode(err) != 7 || !strings.Contains(string(out), `locked by "ci-job-7 (`) {
+				t.Fatalf("another job during the lock: %v\n%s", err, out)
+			}
 			if err := stuck.Process.Signal(syscall.SIGKILL); err != nil {
 				t.Fatal(err)
 			}
 			_ = stuck.Wait()
 
-			out, err := run("ci-job-8", "deploy", "user", "--tag", "v2").CombinedOutput()
-			var exit *exec.ExitError
-			if !errors.As(err, &exit) || exit.ExitCode() != 7 || !strings.Contains(string(out), `locked by "ci-job-7"`) {
-				t.Fatalf("another job during the lock: %v\n%s", err, out)
-			}
-			out, err = run("ci-job-7", "deploy", "user", "--tag", "v2", "-o", "json").CombinedOutput()
+			out, err = msctl(t, ns, job("ci-job-8"), "deploy", "user", "--tag", "v2", "-o", "json").CombinedOutput()
 			if err != nil {
 				t.Fatalf("rerun: %v\n%s", err, out)
 			}
-			if !strings.Contains(string(out), "left pending-") || !strings.Contains(string(out), `"state": "deployed"`) {
-				t.Errorf("rerun output does not show the recovery and the deploy:\n%s", out)
+			for _, want := range []string{"taking over the lock", "no longer runs", "left pending-", `"state": "deployed"`} {
+				if !strings.Contains(string(out), want) {
+					t.Errorf("rerun output lacks %q:\n%s", want, out)
+				}
 			}
-			st, err := d.Status(context.Background(), []string{"user"})
+			// The autoscaler brings a first install up to its minimum after
+			// the release is ready.
+			var st []deploy.ServiceStatus
+			for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+				st, err = d.Status(context.Background(), []string{"user"})
+				if err != nil || st[0].Ready == st[0].Desired || time.Now().After(deadline) {
+					break
+				}
+			}
 			if err != nil || st[0].Release != "deployed" || !strings.HasSuffix(st[0].Image, ":v2") || st[0].Ready != st[0].Desired {
 				t.Errorf("after the rerun: %+v %v", st, err)
 			}
@@ -130,7 +125,7 @@ func TestKilledDeployThenRerunConverges(t *testing.T) {
 
 // waitPending waits until a release revision of service is pending, which
 // means Helm is applying or waiting.
-func waitPending(t *testing.T, d *Deployer, service string) {
+func waitPending(t *testing.T, d *deploy.Deployer, service string) {
 	t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
 	for time.Now().Before(deadline) {
@@ -183,12 +178,12 @@ current-context: reader
 	if err != nil {
 		t.Fatal(err)
 	}
-	reader, err := New(c, d.Project, d.Log)
+	reader, err := deploy.New(c, d.Project, d.Log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = reader.Deploy(ctx, Options{Holder: "reader", Wait: true})
-	var pre *PreflightError
+	_, err = reader.Deploy(ctx, deploy.Options{Lock: holder("reader"), Wait: true})
+	var pre *deploy.PreflightError
 	if !errors.As(err, &pre) || !strings.Contains(err.Error(), "get/create/patch/delete services, serviceaccounts, configmaps, secrets, deployments.apps") || !strings.HasSuffix(err.Error(), "(namespace "+ns+")") {
 		t.Fatalf("deploy as a reader: %v", err)
 	}

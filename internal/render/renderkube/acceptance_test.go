@@ -1,15 +1,16 @@
-package render
+package renderkube
 
 import (
 	"context"
-	"flag"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/msctl/msctl/internal/config"
+	"github.com/msctl/msctl/internal/imageref"
 	"github.com/msctl/msctl/internal/kube"
-	"github.com/msctl/msctl/internal/testcluster"
+	"github.com/msctl/msctl/internal/render"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -17,13 +18,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 )
-
-var cluster *testcluster.Cluster
-
-func TestMain(m *testing.M) {
-	flag.Parse()
-	testcluster.Main(m, &cluster, testcluster.Options{})
-}
 
 // warnings collects the API server's warnings, which is where Pod Security
 // admission reports a workload that would violate the namespace's profile.
@@ -47,7 +41,7 @@ func TestClusterAcceptsRenderedObjects(t *testing.T) {
 	ns := cluster.Namespace(t)
 	p := bundled(t)
 	p.Namespace = ns
-	res := mustRender(t, p, Options{APIVersions: monitoringAPIs})
+	res := mustRender(t, p, render.Options{APIVersions: monitoringAPIs})
 
 	cfg := cluster.RESTConfig()
 	warn := &warnings{}
@@ -117,4 +111,42 @@ func podFromDeployment(t *testing.T, d *unstructured.Unstructured, ns string) *c
 	pod.Name = d.GetName() + "-dry-run"
 	pod.Namespace = ns
 	return pod
+}
+
+// The variants the golden project does not show are accepted too: an image
+// by digest, and scraping with Istio's certificates (the ServiceMonitor's
+// TLS settings, the /metrics rule limited to Prometheus's namespace).
+func TestClusterAcceptsDigestAndMTLSScrape(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	p := bundled(t)
+	p.Namespace = cluster.Namespace(t)
+	p.Prometheus.Scrape = config.ScrapeMTLS
+	digest := "sha256:" + strings.Repeat("ab", 32)
+	res := mustRender(t, p, render.Options{
+		Services: []string{"order"}, APIVersions: monitoringAPIs,
+		Images: map[string]imageref.Ref{"order": {Tag: "v2", Digest: digest}},
+	})
+	applier, err := kube.NewApplier(cluster.RESTConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, o := range res.Objects {
+		if o.Service != "order" {
+			continue
+		}
+		if _, err := applier.Apply(ctx, o.Unstructured, kube.ApplyOptions{DryRun: true}); err != nil {
+			t.Errorf("%s %s: %v", o.GetKind(), o.GetName(), err)
+		}
+		seen[o.GetKind()] = true
+	}
+	for _, kind := range []string{"Deployment", "ServiceMonitor", "AuthorizationPolicy"} {
+		if !seen[kind] {
+			t.Errorf("no %s rendered", kind)
+		}
+	}
+	if seen["PeerAuthentication"] {
+		t.Error("a port-level PeerAuthentication was rendered for mTLS scrapes")
+	}
 }

@@ -1,4 +1,4 @@
-package deploy
+package deploykube
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/msctl/msctl/internal/deploy"
 	"github.com/msctl/msctl/internal/kube"
 	"github.com/msctl/msctl/internal/render"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -18,7 +19,7 @@ func TestPlanShowsChangesAndChangesNothing(t *testing.T) {
 	d := setup(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	changes, err := d.Plan(ctx, Options{Services: []string{"user"}, ImageTag: "v1"})
+	changes, err := d.Plan(ctx, deploy.Options{Services: []string{"user"}, ImageTag: "v1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,8 +32,8 @@ func TestPlanShowsChangesAndChangesNothing(t *testing.T) {
 	if _, err := d.Cluster.Clientset.AppsV1().Deployments(d.Project.Namespace).Get(ctx, "user", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Fatalf("the dry run created the Deployment: %v", err)
 	}
-	deploy(t, d, Options{Services: []string{"user"}, ImageTag: "v1"})
-	changes, err = d.Plan(ctx, Options{Services: []string{"user"}, ImageTag: "v1"})
+	deployOK(t, d, deploy.Options{Services: []string{"user"}, ImageTag: "v1"})
+	changes, err = d.Plan(ctx, deploy.Options{Services: []string{"user"}, ImageTag: "v1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +42,7 @@ func TestPlanShowsChangesAndChangesNothing(t *testing.T) {
 			t.Errorf("after deploying the same: %s %s/%s\n%s", c.Action, c.Kind, c.Name, c.Diff)
 		}
 	}
-	changes, err = d.Plan(ctx, Options{Services: []string{"user"}, ImageTag: "v2"})
+	changes, err = d.Plan(ctx, deploy.Options{Services: []string{"user"}, ImageTag: "v2"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,8 +61,8 @@ func TestStatusHistoryRollbackDestroy(t *testing.T) {
 	d := setup(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	deploy(t, d, Options{Services: []string{"order"}, ImageTag: "v1"})
-	deploy(t, d, Options{Services: []string{"order"}, ImageTag: "v2"})
+	deployOK(t, d, deploy.Options{Services: []string{"order"}, ImageTag: "v1"})
+	deployOK(t, d, deploy.Options{Services: []string{"order"}, ImageTag: "v2"})
 
 	st, err := d.Status(ctx, []string{"order"})
 	if err != nil {
@@ -73,7 +74,7 @@ func TestStatusHistoryRollbackDestroy(t *testing.T) {
 		t.Fatalf("status %+v", s)
 	}
 	// A hand edit of a VirtualService shows as drift.
-	vs, err := d.applier.Get(ctx, "networking.istio.io/v1", "VirtualService", d.Project.Namespace, "order")
+	vs, err := d.Applier().Get(ctx, "networking.istio.io/v1", "VirtualService", d.Project.Namespace, "order")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +83,7 @@ func TestStatusHistoryRollbackDestroy(t *testing.T) {
 	_ = unstructured.SetNestedSlice(vs.Object, routes, "spec", "http")
 	vs.SetManagedFields(nil)
 	vs.SetResourceVersion("")
-	if _, err := d.applier.Apply(ctx, vs, kube.ApplyOptions{FieldManager: "kubectl-edit"}); err != nil {
+	if _, err := d.Applier().Apply(ctx, vs, kube.ApplyOptions{FieldManager: "kubectl-edit"}); err != nil {
 		t.Fatal(err)
 	}
 	st, _ = d.Status(ctx, []string{"order"})
@@ -94,11 +95,11 @@ func TestStatusHistoryRollbackDestroy(t *testing.T) {
 	if err != nil || len(hist) != 2 || !strings.HasSuffix(hist[0].Image, ":v1") || hist[1].Status != "deployed" {
 		t.Fatalf("history %+v, %v", hist, err)
 	}
-	if _, err := d.History(ctx, "payment"); !errors.As(err, new(*NotDeployedError)) {
+	if _, err := d.History(ctx, "payment"); !errors.As(err, new(*deploy.NotDeployedError)) {
 		t.Errorf("history of an undeployed service: %v", err)
 	}
 
-	r, err := d.Rollback(ctx, "order", 0, Options{Holder: "test"})
+	r, err := d.Rollback(ctx, "order", deploy.RollbackOptions{Lock: holder("test")})
 	if err != nil || r.Revision != 3 || !strings.HasSuffix(r.Image, ":v1") {
 		t.Fatalf("rollback: %+v, %v", r, err)
 	}
@@ -106,28 +107,27 @@ func TestStatusHistoryRollbackDestroy(t *testing.T) {
 	if !strings.HasSuffix(st[0].Image, ":v1") || len(st[0].Drift) != 0 {
 		t.Errorf("after rollback: %+v (the Istio objects are re-applied, so no drift)", st[0])
 	}
-	if _, err := d.Rollback(ctx, "order", 99, Options{Holder: "test"}); !errors.As(err, new(*NoSuchRevisionError)) {
+	if _, err := d.Rollback(ctx, "order", deploy.RollbackOptions{Revision: 99, Lock: holder("test")}); !errors.As(err, new(*deploy.NoSuchRevisionError)) {
 		t.Errorf("rollback to a missing revision: %v", err)
 	}
 
 	// Another run holding a lock of a service to destroy stops the
 	// destroy before it removes anything, order included.
-	other, err := kube.AcquireLock(ctx, d.Cluster.Clientset, d.Project.Namespace, "msctl-user", "other-run", time.Minute)
+	other, err := d.Lock(ctx, "user", holder("other-run"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.Destroy(ctx, []string{"order", "user"}, false, Options{Holder: "test"}); !errors.As(err, new(*kube.LockHeldError)) {
+	if _, err := d.Destroy(ctx, deploy.DestroyOptions{Services: []string{"order", "user"}, Lock: holder("test")}); !errors.As(err, new(*kube.LockHeldError)) {
 		t.Fatalf("destroy with user locked by another run: %v", err)
 	}
 	if st, err := d.Status(ctx, []string{"order"}); err != nil || st[0].Release != "deployed" {
 		t.Fatalf("order after a locked-out destroy: %+v, %v", st, err)
 	}
-	if err := other.Release(ctx); err != nil {
+	if err := other.Delete(ctx); err != nil {
 		t.Fatal(err)
 	}
-	_ = d.Cluster.Clientset.CoordinationV1().Leases(d.Project.Namespace).Delete(ctx, "msctl-user", metav1.DeleteOptions{})
 
-	if _, err := d.Destroy(ctx, []string{"order"}, true, Options{Holder: "test"}); err != nil {
+	if _, err := d.Destroy(ctx, deploy.DestroyOptions{Services: []string{"order"}, Project: true, Lock: holder("test")}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := d.Cluster.Clientset.AppsV1().Deployments(d.Project.Namespace).Get(ctx, "order", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
@@ -139,7 +139,7 @@ func TestStatusHistoryRollbackDestroy(t *testing.T) {
 		if o.GetKind() == "Namespace" {
 			continue
 		}
-		if live, err := d.applier.Get(ctx, o.GetAPIVersion(), o.GetKind(), o.GetNamespace(), o.GetName()); err != nil || live != nil {
+		if live, err := d.Applier().Get(ctx, o.GetAPIVersion(), o.GetKind(), o.GetNamespace(), o.GetName()); err != nil || live != nil {
 			t.Errorf("%s/%s left behind (%v)", o.GetKind(), o.GetName(), err)
 		}
 	}

@@ -1,0 +1,123 @@
+package deploykube
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/msctl/msctl/internal/config"
+	"github.com/msctl/msctl/internal/deploy"
+	"github.com/msctl/msctl/internal/kube"
+	"github.com/msctl/msctl/internal/testcluster"
+	appsv1 "k8s.io/api/apps/v1"
+)
+
+var cluster *testcluster.Cluster
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	testcluster.Main(m, &cluster, testcluster.Options{})
+}
+
+// setup returns a Deployer for the bundled project in a fresh namespace.
+func setup(t *testing.T) *deploy.Deployer {
+	t.Helper()
+	l, err := config.Load("../../../msctl.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := l.Project
+	p.Namespace = cluster.Namespace(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := kube.Connect(ctx, kube.ConnectOptions{Kubeconfig: cluster.Kubeconfig(), Namespace: p.Namespace})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := deploy.New(c, p, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// holder is a lock identity for a test run named name.
+func holder(name string) deploy.LockOptions {
+	return deploy.LockOptions{Holder: kube.CurrentHolder(name, func(string) string { return "" })}
+}
+
+func deployOK(t *testing.T, d *deploy.Deployer, opts deploy.Options) []deploy.Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if opts.Lock.Holder.Nonce == "" {
+		opts.Lock = holder("test")
+	}
+	opts.Wait, opts.Atomic = true, true
+	res, err := d.Deploy(ctx, opts)
+	if err != nil {
+		t.Fatalf("deploy: %v (%+v)", err, res)
+	}
+	return res
+}
+
+func states(res []deploy.Result) map[string]deploy.Result {
+	m := map[string]deploy.Result{}
+	for _, r := range res {
+		m[r.Service] = r
+	}
+	return m
+}
+
+func available(d *appsv1.Deployment) bool {
+	for _, c := range d.Status.Conditions {
+		if c.Type == appsv1.DeploymentAvailable {
+			return c.Status == "True"
+		}
+	}
+	return false
+}
+
+// msctlBinary builds msctl once per test binary.
+var msctlBinary = func() func(t *testing.T) string {
+	var bin string
+	return func(t *testing.T) string {
+		t.Helper()
+		if bin != "" {
+			return bin
+		}
+		// In the cluster's dir, which goes when the cluster stops.
+		path := filepath.Join(cluster.Dir(), "msctl")
+		out, err := exec.Command("go", "build", "-o", path, "../../../cmd/msctl").CombinedOutput()
+		if err != nil {
+			t.Fatalf("building msctl: %v\n%s", err, out)
+		}
+		bin = path
+		return bin
+	}
+}()
+
+// msctl runs the msctl binary against the test cluster in namespace ns.
+func msctl(t *testing.T, ns string, env []string, args ...string) *exec.Cmd {
+	cmd := exec.Command(msctlBinary(t), append([]string{"--config", "../../../msctl.yaml", "--kubeconfig", cluster.Kubeconfig(), "-n", ns}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	return cmd
+}
+
+func exitCode(err error) int {
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		return exit.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
+}

@@ -1,0 +1,232 @@
+package render
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/msctl/msctl/internal/config"
+	networkingapi "istio.io/api/networking/v1"
+	securityapi "istio.io/api/security/v1"
+)
+
+// project parses a small project file, defaults and all; extra is appended
+// to the top level.
+func project(t *testing.T, extra string) *config.Project {
+	t.Helper()
+	src := `apiVersion: msctl.dev/v1alpha1
+kind: Project
+name: shop
+services:
+  - name: user
+    routes: [/api/v1/users]
+  - name: payment
+  - name: order
+    routes: [/api/v1/orders, /api/v2/orders]
+    timeout: 20s
+    calls: [user, payment]
+` + extra
+	l, err := config.Parse("msctl.yaml", []byte(src), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l.Project
+}
+
+const gatewayHosts = "gateway:\n  hosts: [shop.example.com]\n"
+
+// Every route of a service ends at the service's timeout, no try is cut
+// shorter, and only requests that never reached the service are retried.
+func TestRouteTimeouts(t *testing.T) {
+	p := project(t, gatewayHosts)
+	tests := []struct {
+		service string
+		want    time.Duration
+	}{
+		{"user", 10 * time.Second},
+		{"payment", 10 * time.Second},
+		{"order", 20 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.service, func(t *testing.T) {
+			vs := virtualService(p, p.Service(tt.service), 25)
+			if len(vs.Spec.Http) == 0 {
+				t.Fatal("no routes")
+			}
+			for _, r := range vs.Spec.Http {
+				if got := r.Timeout.AsDuration(); got != tt.want {
+					t.Errorf("route %s: timeout %s, want %s", r.Name, got, tt.want)
+				}
+				if r.Retries.PerTryTimeout != nil {
+					t.Errorf("route %s: perTryTimeout %s would cut a try short of the route's timeout", r.Name, r.Retries.PerTryTimeout.AsDuration())
+				}
+				if on := r.Retries.RetryOn; on != "connect-failure,refused-stream,reset-before-request" {
+					t.Errorf("route %s: retryOn %q retries more than requests that never reached the service", r.Name, on)
+				}
+			}
+		})
+	}
+}
+
+// The pin to the canary matches inside the mesh, and at the gateway only on
+// the service's own routes and only when the project allows the header
+// from outside; otherwise the gateway removes the header.
+func TestPinScoping(t *testing.T) {
+	header := map[string]*networkingapi.StringMatch{CanaryHeader: {MatchType: &networkingapi.StringMatch_Exact{Exact: "true"}}}
+	tests := []struct {
+		name    string
+		extra   string
+		service string
+		weight  int
+		// pin lists the pin route's matches as gateway+prefix; nil for no
+		// pin route.
+		pin []string
+		// strip says the gateway route removes the header; "" when there
+		// is no gateway route.
+		strip string
+	}{
+		{"no canary, header not allowed", gatewayHosts, "order", 0, nil, "removes"},
+		{"canary, header not allowed", gatewayHosts, "order", 25, []string{"mesh"}, "removes"},
+		{"canary, header allowed", gatewayHosts + "  allowCanaryHeader: true\n", "order", 25,
+			[]string{"mesh", "shop-gateway /api/v1/orders", "shop-gateway /api/v2/orders"}, "keeps"},
+		{"no canary, header allowed", gatewayHosts + "  allowCanaryHeader: true\n", "order", 0, nil, "keeps"},
+		{"mesh-only service", gatewayHosts + "  allowCanaryHeader: true\n", "payment", 50, []string{"mesh"}, ""},
+		{"no gateway hosts", "", "order", 25, []string{"mesh"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := project(t, tt.extra)
+			vs := virtualService(p, p.Service(tt.service), tt.weight)
+			var pin []string
+			strip := ""
+			for _, r := range vs.Spec.Http {
+				switch r.Name {
+				case PinRoute:
+					pin = []string{}
+					for _, m := range r.Match {
+						if len(m.Headers) != 1 || m.Headers[CanaryHeader].GetExact() != header[CanaryHeader].GetExact() {
+							t.Errorf("pin match %v does not require %s: true", m, CanaryHeader)
+						}
+						pin = append(pin, strings.TrimSpace(strings.Join(m.Gateways, ",")+" "+m.GetUri().GetPrefix()))
+					}
+					if d := r.Route; len(d) != 1 || d[0].Destination.Subset != CanarySubset {
+						t.Errorf("pin routes to %v, want the canary subset only", d)
+					}
+				case "gateway":
+					strip = "keeps"
+					if slices.Contains(r.GetHeaders().GetRequest().GetRemove(), CanaryHeader) {
+						strip = "removes"
+					}
+				}
+			}
+			if !slices.Equal(pin, tt.pin) {
+				t.Errorf("pin matches %q, want %q", pin, tt.pin)
+			}
+			if strip != tt.strip {
+				t.Errorf("gateway route %q the header, want %q", strip, tt.strip)
+			}
+		})
+	}
+}
+
+// Who may call a service: rules as "from -> to", one per rule.
+func TestAuthorizationRules(t *testing.T) {
+	const (
+		gw      = "principals=" + gatewayPrincipal
+		api     = "-> ports=8080,9090"
+		metrics = "-> ports=8081 GET /metrics"
+		auth    = "auth:\n  issuer: https://auth.example.com\n  jwksUri: https://auth.example.com/jwks.json\n"
+		mtls    = "prometheus:\n  scrape: mtls\n"
+	)
+	tests := []struct {
+		name    string
+		extra   string
+		service string
+		want    []string
+	}{
+		{"exposed, no auth", gatewayHosts, "user", []string{
+			metrics, gw + " " + api, "principals=cluster.local/ns/shop/sa/order " + api}},
+		{"exposed, auth: the gateway's requests need a token", gatewayHosts + auth, "user", []string{
+			metrics, gw + " requestPrincipals=* " + api, "principals=cluster.local/ns/shop/sa/order " + api}},
+		{"exposed, no callers", gatewayHosts + auth, "order", []string{
+			metrics, gw + " requestPrincipals=* " + api}},
+		{"mesh only, auth: callers need no token", gatewayHosts + auth, "payment", []string{
+			metrics, "principals=cluster.local/ns/shop/sa/order " + api}},
+		{"mTLS scrapes: /metrics for Prometheus's namespace only", gatewayHosts + mtls, "payment", []string{
+			"namespaces=istio-system " + metrics, "principals=cluster.local/ns/shop/sa/order " + api}},
+		{"no gateway hosts: not exposed", auth, "order", []string{metrics}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := project(t, tt.extra)
+			ap := authorizationPolicy(p, p.Service(tt.service))
+			if ap.Spec.Action != securityapi.AuthorizationPolicy_ALLOW {
+				t.Errorf("action %s, want ALLOW", ap.Spec.Action)
+			}
+			var got []string
+			for _, r := range ap.Spec.Rules {
+				got = append(got, describeRule(r))
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("rules:\n got %q\nwant %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func describeRule(r *securityapi.Rule) string {
+	var parts []string
+	for _, f := range r.From {
+		s := f.Source
+		for _, field := range []struct {
+			name   string
+			values []string
+		}{{"principals", s.Principals}, {"requestPrincipals", s.RequestPrincipals}, {"namespaces", s.Namespaces}} {
+			if len(field.values) > 0 {
+				parts = append(parts, field.name+"="+strings.Join(field.values, ","))
+			}
+		}
+	}
+	for _, to := range r.To {
+		op := to.Operation
+		parts = append(parts, strings.TrimSpace(fmt.Sprintf("-> ports=%s %s %s", strings.Join(op.Ports, ","), strings.Join(op.Methods, ","), strings.Join(op.Paths, ","))))
+	}
+	return strings.Join(parts, " ")
+}
+
+// A Prometheus without a sidecar scrapes the admin port in plaintext, and
+// only that port leaves STRICT mTLS; one that scrapes with mTLS gets no
+// exception.
+func TestMetricsPeerAuthentication(t *testing.T) {
+	tests := []struct {
+		name  string
+		extra string
+		want  string // "" for no object
+	}{
+		{"plaintext by default", "", "app=user STRICT 8081=PERMISSIVE"},
+		{"mtls", "prometheus:\n  scrape: mtls\n", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := project(t, tt.extra)
+			pa := metricsPeerAuthentication(p, p.Service("user"))
+			got := ""
+			if pa != nil {
+				got = fmt.Sprintf("app=%s %s", pa.Spec.Selector.MatchLabels["app"], pa.Spec.Mtls.Mode)
+				for port, m := range pa.Spec.PortLevelMtls {
+					got += fmt.Sprintf(" %d=%s", port, m.Mode)
+				}
+			}
+			if got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+	p := project(t, "")
+	p.Service("user").Ports.Admin = 9100
+	if pa := metricsPeerAuthentication(p, p.Service("user")); pa.Spec.PortLevelMtls[9100] == nil {
+		t.Errorf("the exception is not on the admin port 9100: %v", pa.Spec.PortLevelMtls)
+	}
+}
