@@ -1,0 +1,213 @@
+package analysis
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/promqltest"
+	"github.com/prometheus/prometheus/storage"
+)
+
+// engineQuerier answers queries with Prometheus's own engine on series
+// loaded in promqltest's notation, through the same result reading as the
+// HTTP client.
+type engineQuerier struct {
+	engine  *promql.Engine
+	storage storage.Queryable
+}
+
+func newEngineQuerier(t *testing.T, load string) engineQuerier {
+	t.Helper()
+	return engineQuerier{
+		engine:  promqltest.NewTestEngine(t, false, 0, promqltest.DefaultMaxSamplesPerQuery),
+		storage: promqltest.LoadedStorage(t, load),
+	}
+}
+
+func (e engineQuerier) Query(ctx context.Context, query string, at time.Time) (Sample, error) {
+	q, err := e.engine.NewInstantQuery(ctx, e.storage, nil, query, at)
+	if err != nil {
+		return Sample{}, err
+	}
+	defer q.Close()
+	res := q.Exec(ctx)
+	if res.Err != nil {
+		return Sample{}, res.Err
+	}
+	switch v := res.Value.(type) {
+	case promql.Vector:
+		mv := make(model.Vector, len(v))
+		for i, s := range v {
+			mv[i] = &model.Sample{Value: model.SampleValue(s.F)}
+		}
+		return sampleOf(mv)
+	case promql.Scalar:
+		return sampleOf(&model.Scalar{Value: model.SampleValue(v.V)})
+	}
+	return Sample{}, fmt.Errorf("query gave a %s", res.Value.Type())
+}
+
+// istioSeries is a canary at 80 requests a minute with 5% 5xx and a P95 of
+// 500 ms (P99 900 ms), a stable at 80 a minute with no errors and a P99 of
+// 450 ms, and traffic that the selectors must leave out: the source
+// reporter's copy and another namespace. Samples every 15 s from time 0.
+const istioSeries = `
+load 15s
+	istio_requests_total{reporter="destination",destination_workload_namespace="shop",destination_workload="user-canary",response_code="200"} 0+19x80
+	istio_requests_total{reporter="destination",destination_workload_namespace="shop",destination_workload="user-canary",response_code="503"} 0+1x80
+	istio_requests_total{reporter="source",destination_workload_namespace="shop",destination_workload="user-canary",response_code="503"} 0+50x80
+	istio_requests_total{reporter="destination",destination_workload_namespace="other",destination_workload="user-canary",response_code="500"} 0+50x80
+	istio_requests_total{reporter="destination",destination_workload_namespace="shop",destination_workload="user",response_code="200"} 0+20x80
+	istio_request_duration_milliseconds_bucket{reporter="destination",destination_workload_namespace="shop",destination_workload="user-canary",le="100"} 0+10x80
+	istio_request_duration_milliseconds_bucket{reporter="destination",destination_workload_namespace="shop",destination_workload="user-canary",le="250"} 0+15x80
+	istio_request_duration_milliseconds_bucket{reporter="destination",destination_workload_namespace="shop",destination_workload="user-canary",le="500"} 0+19x80
+	istio_request_duration_milliseconds_bucket{reporter="destination",destination_workload_namespace="shop",destination_workload="user-canary",le="1000"} 0+20x80
+	istio_request_duration_milliseconds_bucket{reporter="destination",destination_workload_namespace="shop",destination_workload="user-canary",le="+Inf"} 0+20x80
+	istio_request_duration_milliseconds_count{reporter="destination",destination_workload_namespace="shop",destination_workload="user-canary"} 0+20x80
+	istio_request_duration_milliseconds_bucket{reporter="destination",destination_workload_namespace="shop",destination_workload="user",le="100.0"} 0+10x80
+	istio_request_duration_milliseconds_bucket{reporter="destination",destination_workload_namespace="shop",destination_workload="user",le="250.0"} 0+15x80
+	istio_request_duration_milliseconds_bucket{reporter="destination",destination_workload_namespace="shop",destination_workload="user",le="500.0"} 0+20x80
+	istio_request_duration_milliseconds_bucket{reporter="destination",destination_workload_namespace="shop",destination_workload="user",le="+Inf"} 0+20x80
+	istio_request_duration_milliseconds_count{reporter="destination",destination_workload_namespace="shop",destination_workload="user"} 0+20x80
+`
+
+var (
+	shop   = Target{Namespace: "shop", Service: "user", Canary: "user-canary", Stable: "user", Interval: time.Minute}
+	tenMin = time.Unix(600, 0)
+)
+
+// TestBuiltinQueries runs the built-in queries through Prometheus's engine
+// on Istio-shaped series.
+func TestBuiltinQueries(t *testing.T) {
+	q := newEngineQuerier(t, istioSeries)
+	stable := shop
+	stable.Canary = shop.Stable
+	p95 := Metric{Name: DurationP95, Max: ptr(500)}
+	p99 := Metric{Name: Duration, Max: ptr(500)}
+	sr := Metric{Name: SuccessRate, Min: ptr(99)}
+	countOf := func(m Metric, bad bool) string {
+		total, slow := countTemplates(m)
+		if bad {
+			return slow
+		}
+		return total
+	}
+	tests := []struct {
+		name   string
+		tpl    string
+		target Target
+		window time.Duration
+		want   float64
+	}{
+		{"canary success rate", valueTemplate(sr), shop, time.Minute, 95},
+		{"stable success rate", valueTemplate(sr), stable, time.Minute, 100},
+		{"canary P99", valueTemplate(p99), shop, time.Minute, 900},
+		{"canary P95", valueTemplate(p95), shop, time.Minute, 500},
+		{"stable P99", valueTemplate(p99), stable, time.Minute, 490},
+		{"canary requests in the interval", countOf(sr, false), shop, time.Minute, 80},
+		{"canary 5xx in the interval", countOf(sr, true), shop, time.Minute, 4},
+		{"canary requests since the start", countOf(sr, false), shop, 10 * time.Minute, 800},
+		{"canary 5xx since the start", countOf(sr, true), shop, 10 * time.Minute, 40},
+		{"stable 5xx since the start: no series, no data", countOf(sr, true), stable, 10 * time.Minute, absent},
+		{"canary timed requests since the start", countOf(p95, false), shop, 10 * time.Minute, 800},
+		{"canary requests over 500 ms since the start", countOf(p95, true), shop, 10 * time.Minute, 40},
+		{"stable requests over 500 ms (le=\"500.0\")", countOf(p95, true), stable, 10 * time.Minute, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			query, err := parseTemplate(tt.tpl, vars(tt.target, tt.window))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := q.Query(context.Background(), query, tenMin)
+			if err != nil {
+				t.Fatalf("%v\n%s", err, query)
+			}
+			if tt.want == absent {
+				if got.OK {
+					t.Errorf("got %+v, want no data\n%s", got, query)
+				}
+				return
+			}
+			if !got.OK || abs(got.Value-tt.want) > 1e-6*max(1, tt.want) {
+				t.Errorf("got %+v, want %g\n%s", got, tt.want, query)
+			}
+		})
+	}
+}
+
+func abs(f float64) float64 { return max(f, -f) }
+
+// absent marks a query that must give no result.
+const absent = -1
+
+// TestCheckOnEngine runs whole checks, queries and decisions, on the
+// loaded series.
+func TestCheckOnEngine(t *testing.T) {
+	a := &Analyzer{Querier: newEngineQuerier(t, istioSeries)}
+	start := time.Unix(0, 0)
+	noTraffic := shop
+	noTraffic.Namespace = "empty"
+	tests := []struct {
+		name     string
+		m        Metric
+		target   Target
+		decision Decision
+		reason   string
+	}{
+		{"5% errors fail the sequential test", Metric{Name: SuccessRate, Min: ptr(99)}, shop, Fail,
+			"40 of 800 requests 5xx since the start (5%): evidence"},
+		{"the threshold rule fails the interval", Metric{Name: SuccessRate, Min: ptr(99), Decision: DecideThreshold}, shop, Fail,
+			"success rate 95% (76 of 80 requests) < 99% threshold"},
+		{"a lower bar passes", Metric{Name: SuccessRate, Min: ptr(90)}, shop, Pass,
+			"success rate 95% (76 of 80 requests) >= 90% threshold"},
+		{"5% over 500 ms is P95 500 ms: not worse", Metric{Name: DurationP95, Max: ptr(500)}, shop, Pass,
+			"P95 500 ms (80 requests) <= 500 ms threshold"},
+		{"P99 900 ms fails the sequential test", Metric{Name: Duration, Max: ptr(500)}, shop, Fail,
+			"40 of 800 requests slower than 500 ms since the start (5%)"},
+		{"relative success rate", Metric{Name: SuccessRate, Relative: &Relative{MaxPointsBelow: 0.5}}, shop, Fail,
+			"more than 0.5 points worse"},
+		{"relative P99, threshold rule", Metric{Name: Duration, Relative: &Relative{MaxRatio: 1.2}}, shop, Fail,
+			"P99 900 ms (80 requests) > 588 ms (1.2x the stable's 490 ms)"},
+		{"relative P99 within 2x", Metric{Name: Duration, Relative: &Relative{MaxRatio: 2}}, shop, Pass,
+			"P99 900 ms (80 requests) <= 980 ms (2x the stable's 490 ms)"},
+		{"custom query", Metric{Name: "errors", Query: `sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="{{ namespace }}",destination_workload="{{ target }}",response_code=~"5.."}[{{ interval }}]))`, Max: ptr(0.01)}, shop, Fail,
+			"errors 0.067 > 0.01 threshold"},
+		{"no traffic is no data", Metric{Name: SuccessRate, Min: ptr(99)}, noTraffic, NoData,
+			"no canary requests in the last interval; holding"},
+		{"no traffic with onNoData: fail", Metric{Name: SuccessRate, Min: ptr(99), OnNoData: NoDataFail}, noTraffic, Fail,
+			"no canary requests in the last interval; onNoData: fail"},
+		{"too few requests", Metric{Name: SuccessRate, Min: ptr(90), MinRequests: 100}, shop, NoData,
+			"80 canary requests in the last interval, fewer than minRequests 100"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := a.Check(context.Background(), tt.m, tt.target, start, tenMin)
+			if c.Decision != tt.decision || !contains(c.Reason, tt.reason) {
+				t.Errorf("got %s: %s\nwant %s: ...%s...", c.Decision, c.Reason, tt.decision, tt.reason)
+			}
+			if c.Query == "" || len(c.Queries) == 0 {
+				t.Errorf("check records no query: %+v", c)
+			}
+		})
+	}
+}
+
+// TestCheckMissingBucket: a histogram without a bucket at the threshold
+// is an error that says so, not a silent zero.
+func TestCheckMissingBucket(t *testing.T) {
+	a := &Analyzer{Querier: newEngineQuerier(t, `
+load 15s
+	istio_request_duration_milliseconds_bucket{reporter="destination",destination_workload_namespace="shop",destination_workload="user-canary",le="400"} 0+19x80
+	istio_request_duration_milliseconds_bucket{reporter="destination",destination_workload_namespace="shop",destination_workload="user-canary",le="+Inf"} 0+20x80
+	istio_request_duration_milliseconds_count{reporter="destination",destination_workload_namespace="shop",destination_workload="user-canary"} 0+20x80
+`)}
+	c := a.Check(context.Background(), Metric{Name: DurationP95, Max: ptr(500)}, shop, time.Unix(0, 0), tenMin)
+	if c.Decision != Error || !contains(c.Reason, `has no bucket le="500"`) {
+		t.Errorf("got %s: %s", c.Decision, c.Reason)
+	}
+}

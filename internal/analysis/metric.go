@@ -1,0 +1,120 @@
+package analysis
+
+import "time"
+
+// Built-in metric names. Their queries are Flagger's, on Istio's standard
+// metrics, so a team moving from Flagger keeps its numbers.
+const (
+	// SuccessRate is the percentage of non-5xx responses; its threshold is
+	// Min (msctl.yaml's minSuccessRate).
+	SuccessRate = "request-success-rate"
+	// Duration is the P99 request duration in milliseconds; its threshold
+	// is Max.
+	Duration = "request-duration"
+	// DurationP95 is the P95 request duration in milliseconds through the
+	// same histogram; its threshold is Max (msctl.yaml's maxP95Latency).
+	DurationP95 = "request-duration-p95"
+)
+
+// Decision rules a metric can use.
+const (
+	// DecideSequential is the default for the built-in metrics: an
+	// anytime-valid sequential test on request and error counts, evaluated
+	// as often as the driver likes; a fail is final.
+	DecideSequential = "sequential"
+	// DecideThreshold is Flagger's rule: each interval, the value against
+	// the threshold; the driver counts fails against maxFailedChecks. The
+	// default, and the only rule, for custom queries and relative latency.
+	DecideThreshold = "threshold"
+)
+
+// What a check decides when it has no data.
+const (
+	// NoDataHold keeps the weight where it is (the default).
+	NoDataHold = "hold"
+	NoDataFail = "fail"
+	NoDataPass = "pass"
+)
+
+// Metric is one check of a canary, as msctl.yaml's canary.metrics lists it.
+type Metric struct {
+	// Name is a built-in metric's name, or the custom metric's own name.
+	Name string
+	// Query is a custom metric's PromQL template, with {{ namespace }},
+	// {{ service }}, {{ target }} (the canary workload), {{ stable }} and
+	// {{ interval }}; empty for a built-in metric.
+	Query string
+	// Min and Max bound the value; a built-in success rate takes Min, a
+	// built-in duration takes Max, a custom metric either or both.
+	Min, Max *float64
+	// Relative, when set, compares the canary with the stable in the same
+	// window instead of with Min or Max (built-in metrics only).
+	Relative *Relative
+	// Decision is DecideSequential or DecideThreshold; empty picks the
+	// sequential test where the metric has counts, else the threshold rule.
+	Decision string
+	// OnNoData is NoDataHold (default), NoDataFail or NoDataPass.
+	OnNoData string
+	// MinRequests turns a window with fewer canary requests into no-data
+	// (built-in metrics only: a custom query has no request count).
+	MinRequests int
+}
+
+// Relative is a comparison of the canary with the stable.
+type Relative struct {
+	// MaxPointsBelow is how many percentage points the canary's success
+	// rate may be below the stable's (request-success-rate).
+	MaxPointsBelow float64
+	// MaxRatio is how many times the stable's duration quantile the
+	// canary's may be (request-duration, request-duration-p95), e.g. 1.2.
+	MaxRatio float64
+}
+
+// Target names the workloads a metric is evaluated on.
+type Target struct {
+	Namespace string
+	Service   string
+	// Canary and Stable are the workloads' names, as Istio reports them in
+	// destination_workload.
+	Canary, Stable string
+	// Interval is the window of a point estimate, Flagger's interval.
+	Interval time.Duration
+}
+
+// builtin reports whether m uses one of the built-in queries.
+func (m Metric) builtin() bool { return m.Query == "" }
+
+// isLatency reports whether m is a built-in duration metric.
+func (m Metric) isLatency() bool { return m.Name == Duration || m.Name == DurationP95 }
+
+// quantile is the built-in duration metric's quantile.
+func (m Metric) quantile() float64 {
+	if m.Name == DurationP95 {
+		return 0.95
+	}
+	return 0.99
+}
+
+// decision is the rule m uses once defaults are applied.
+func (m Metric) decision() string {
+	if m.Decision != "" {
+		return m.Decision
+	}
+	if m.sequentialPossible() {
+		return DecideSequential
+	}
+	return DecideThreshold
+}
+
+// sequentialPossible reports whether m has the counts the sequential test
+// needs: a built-in metric that is not a relative latency.
+func (m Metric) sequentialPossible() bool {
+	return m.builtin() && !(m.isLatency() && m.Relative != nil)
+}
+
+func (m Metric) onNoData() string {
+	if m.OnNoData == "" {
+		return NoDataHold
+	}
+	return m.OnNoData
+}

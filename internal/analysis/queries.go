@@ -1,0 +1,128 @@
+package analysis
+
+import (
+	"fmt"
+	"math"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Flagger's queries for Istio (pkg/metrics/observers/istio.go), with the
+// same selectors, functions and grouping, so a team moving from Flagger
+// reads the same numbers.
+const (
+	successRateTemplate = `sum(
+	rate(
+		istio_requests_total{
+			reporter="destination",
+			destination_workload_namespace="{{ namespace }}",
+			destination_workload=~"{{ target }}",
+			response_code!~"5.*"
+		}[{{ interval }}]
+	)
+)
+/
+sum(
+	rate(
+		istio_requests_total{
+			reporter="destination",
+			destination_workload_namespace="{{ namespace }}",
+			destination_workload=~"{{ target }}"
+		}[{{ interval }}]
+	)
+)
+* 100`
+
+	durationTemplate = `histogram_quantile(
+	%s,
+	sum(
+		rate(
+			istio_request_duration_milliseconds_bucket{
+				reporter="destination",
+				destination_workload_namespace="{{ namespace }}",
+				destination_workload=~"{{ target }}"
+			}[{{ interval }}]
+		)
+	) by (le)
+)`
+
+	// The selector of the count queries: Flagger's, on one workload.
+	istioSelector = `reporter="destination",destination_workload_namespace="{{ namespace }}",destination_workload=~"{{ target }}"`
+)
+
+// IstioBuckets are the bounds, in milliseconds, of Istio's default
+// istio_request_duration_milliseconds histogram. The sequential latency
+// test counts slow requests from a bucket, so its threshold must be one.
+var IstioBuckets = []float64{0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000}
+
+// valueTemplate is the template of m's value over the interval.
+func valueTemplate(m Metric) string {
+	switch {
+	case !m.builtin():
+		return m.Query
+	case m.isLatency():
+		return fmt.Sprintf(durationTemplate, strconv.FormatFloat(m.quantile(), 'f', -1, 64))
+	default:
+		return successRateTemplate
+	}
+}
+
+// countTemplates are the templates of the total and the bad requests of m
+// (5xx responses, or requests slower than m's Max) over {{ interval }}. A
+// duration without Max (a relative one) has no bad template.
+func countTemplates(m Metric) (total, bad string) {
+	if m.isLatency() {
+		total = `sum(increase(istio_request_duration_milliseconds_count{` + istioSelector + `}[{{ interval }}]))`
+		if m.Max == nil {
+			return total, ""
+		}
+		// Slow requests are all of them less those in the bucket at the
+		// threshold: a histogram can say nothing finer.
+		bad = total + ` - sum(increase(istio_request_duration_milliseconds_bucket{` + istioSelector + `,le=~"` + leRegexp(*m.Max) + `"}[{{ interval }}]))`
+		return total, bad
+	}
+	total = `sum(increase(istio_requests_total{` + istioSelector + `}[{{ interval }}]))`
+	bad = `sum(increase(istio_requests_total{` + istioSelector + `,response_code=~"5.*"}[{{ interval }}]))`
+	return total, bad
+}
+
+// leRegexp matches the le label of the bucket at bound however it was
+// written: Prometheus 3 stores 500 as "500.0", Prometheus 2 kept the
+// exporter's "500", and large bounds may read "1.8e+06".
+func leRegexp(bound float64) string {
+	forms := []string{
+		strconv.FormatFloat(bound, 'f', -1, 64),
+		strconv.FormatFloat(bound, 'g', -1, 64),
+	}
+	if bound == math.Trunc(bound) {
+		forms = append(forms, strconv.FormatFloat(bound, 'f', 1, 64))
+	}
+	seen := map[string]bool{}
+	var alts []string
+	for _, f := range forms {
+		if !seen[f] {
+			seen[f] = true
+			// Backslashes doubled: the regexp sits in a PromQL string.
+			alts = append(alts, strings.ReplaceAll(regexp.QuoteMeta(f), `\`, `\\`))
+		}
+	}
+	return strings.Join(alts, "|")
+}
+
+// isIstioBucket reports whether v is a bound of Istio's default buckets.
+func isIstioBucket(v float64) bool {
+	for _, b := range IstioBuckets {
+		if v == b {
+			return true
+		}
+	}
+	return false
+}
+
+// elapsedWindow is the range of a count since start, in whole seconds as
+// PromQL writes it.
+func elapsedWindow(start, now time.Time) time.Duration {
+	return now.Sub(start).Truncate(time.Second)
+}
