@@ -96,6 +96,11 @@ func (m Metric) quantile() float64 {
 }
 
 // decision is the rule m uses once defaults are applied.
+// Rule is the decision rule m is judged by: its Decision, or the
+// sequential test where m has counts for it and the threshold rule where
+// it does not.
+func (m Metric) Rule() string { return m.decision() }
+
 func (m Metric) decision() string {
 	if m.Decision != "" {
 		return m.Decision

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -149,8 +150,10 @@ func TestBadInput(t *testing.T) {
 		{"port clash", strings.Replace(minimal, "  - name: user\n", "  - name: user\n    ports: {grpc: 8080}\n", 1), nil, `msctl.yaml:6:19: services[0].ports.grpc: port 8080 is already the http port`},
 		{"bad quantity", strings.Replace(minimal, "  - name: user\n", "  - name: user\n    resources: {limits: {memory: lots}}\n", 1), nil, `msctl.yaml:6:34: services[0].resources.limits.memory: "lots" is not a quantity such as 100m or 128Mi`},
 		{"bad service name", strings.Replace(minimal, "name: user", "name: User_Svc", 1), nil, `msctl.yaml:5:11: services[0].name: "User_Svc" is not a valid name: lower-case letters, digits and '-', at most 63 characters`},
-		{"steps not increasing", minimal + "canary:\n  steps: [50, 20, 100]\n", nil, `msctl.yaml:9:15: canary.steps[1]: weight 20 does not increase on the step before (50)`},
+		{"steps not increasing", minimal + "canary:\n  steps: [50, 20, 100]\n", nil, `msctl.yaml:9:15: canary.steps[1]: weight 20 does not increase on the weight before it (50)`},
 		{"host not a DNS name", minimal + "gateway:\n  hosts: [shop_example]\n", nil, `msctl.yaml:9:11: gateway.hosts[0]: "shop_example" is not a DNS name`},
+		{"issuer without audiences", minimal + "auth:\n  issuer: https://auth.example.com\n  jwksUri: https://auth.example.com/jwks.json\n", nil,
+			`msctl.yaml:9:3: auth: audiences are required with an issuer: the services accept only tokens meant for them`},
 		{"no services", "name: shop\n", nil, `msctl.yaml:1:1: services: the project declares no services`},
 		{"bool not true or false", minimal + "gateway:\n  allowCanaryHeader: yes\n", nil, `msctl.yaml:9:22: gateway.allowCanaryHeader: expected true or false, got "yes"`},
 		{"unknown scrape mode", minimal + "prometheus:\n  scrape: tls\n", nil, `msctl.yaml:9:11: prometheus.scrape: "tls" is not plaintext or mtls`},
@@ -214,8 +217,8 @@ func TestSettingsCannotBeChanged(t *testing.T) {
 		t.Fatal("changing the result of Settings() changed the table")
 	}
 	steps := DefaultSteps()
-	steps[0] = 99
-	if DefaultSteps()[0] == 99 {
+	steps[0].Weight = 99
+	if DefaultSteps()[0].Weight == 99 {
 		t.Fatal("changing the result of DefaultSteps() changed the default")
 	}
 }
@@ -268,6 +271,32 @@ func TestStarterIsAValidProject(t *testing.T) {
 	}
 	if _, err := Starter("Not Valid"); err == nil {
 		t.Error("Starter accepted a bad name")
+	}
+}
+
+// The starter's commented metrics are a valid example: uncommented, with
+// the two thresholds they replace removed, the file still loads.
+func TestStarterMetricsExample(t *testing.T) {
+	data, err := Starter("acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.Contains(line, "minSuccessRate:") || strings.Contains(line, "maxP95Latency:") {
+			continue
+		}
+		if rest, ok := strings.CutPrefix(line, "  # "); ok && (strings.HasPrefix(rest, "metrics:") || strings.HasPrefix(rest, "  ")) {
+			line = "  " + rest
+		}
+		lines = append(lines, line)
+	}
+	l, err := Parse("msctl.yaml", []byte(strings.Join(lines, "\n")), nil)
+	if err != nil {
+		t.Fatalf("the uncommented example does not load: %v", err)
+	}
+	if got := len(l.Project.Canary.Metrics); got != 4 {
+		t.Errorf("%d metrics, want the example's 4", got)
 	}
 }
 
@@ -341,6 +370,28 @@ func TestAliasExpansionIsBounded(t *testing.T) {
 	}
 	if msg := err.Error(); !strings.HasPrefix(msg, "bomb.yaml:") || !strings.Contains(msg, "alias") || strings.Contains(msg, "\n") {
 		t.Errorf("error %q is not one line naming the file and the aliases", msg)
+	}
+}
+
+// Unknown keys under an alias expand too: they are counted like the rest.
+func TestAliasExpansionOfUnknownKeysIsBounded(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("apiVersion: msctl.dev/v1alpha1\nkind: Project\nname: shop\nservices: [&s {name: user")
+	for i := range 20000 {
+		fmt.Fprintf(&b, ", k%d: x", i)
+	}
+	b.WriteString("}")
+	b.WriteString(strings.Repeat(", *s", 20000))
+	b.WriteString("]\n")
+	done := make(chan error, 1)
+	go func() { _, err := Parse("bomb.yaml", []byte(b.String()), nil); done <- err }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "aliases") || strings.Contains(err.Error(), "\n") {
+			t.Errorf("error %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Parse of aliased unknown keys did not return within 10s")
 	}
 }
 

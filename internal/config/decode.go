@@ -15,7 +15,11 @@ type Pos struct {
 	Column int `json:"column"`
 }
 
-var durationType = reflect.TypeFor[Duration]()
+var (
+	durationType = reflect.TypeFor[Duration]()
+	stepType     = reflect.TypeFor[Step]()
+	pauseType    = reflect.TypeFor[Pause]()
+)
 
 // aliasAllowance is how many values aliases may add beyond twice the file's
 // own nodes: plenty for anchors that repeat a block per service, and far
@@ -83,8 +87,23 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 		return // an empty value keeps the zero value, and the default
 	}
-	if v.Type() == durationType {
+	// A pointer is a key that may be left unset (a service's canary
+	// settings, a metric's bounds): written, it gets a value.
+	for v.Kind() == reflect.Pointer {
+		if v.IsNil() {
+			v.Set(reflect.New(v.Type().Elem()))
+		}
+		v = v.Elem()
+	}
+	switch v.Type() {
+	case durationType:
 		d.duration(n, v, path)
+		return
+	case stepType:
+		d.step(n, v, path)
+		return
+	case pauseType:
+		d.pause(n, v, path)
 		return
 	}
 	switch v.Kind() {
@@ -93,7 +112,11 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	case reflect.Slice:
 		d.sequence(n, v, path)
 	case reflect.Map:
-		d.stringMap(n, v, path)
+		if v.Type().Elem().Kind() == reflect.String {
+			d.stringMap(n, v, path)
+		} else {
+			d.structMap(n, v, path)
+		}
 	case reflect.String:
 		if d.expect(n, yaml.ScalarNode, path, "a string") {
 			v.SetString(n.Value)
@@ -155,6 +178,54 @@ func (d *decoder) duration(n *yaml.Node, v reflect.Value, path string) {
 	v.SetInt(int64(dur))
 }
 
+// step reads a canary step: a bare integer is the weight step {weight: N},
+// anything else is a step object.
+func (d *decoder) step(n *yaml.Node, v reflect.Value, path string) {
+	switch {
+	case n.Kind == yaml.MappingNode:
+		d.mapping(n, v, path)
+	case n.Kind == yaml.ScalarNode && n.Tag == "!!int":
+		w, err := strconv.Atoi(n.Value)
+		if err != nil {
+			d.at(path, "expected a weight such as 25, got %q", n.Value)
+			return
+		}
+		// The shorthand is the weight key too, for origins and messages.
+		d.positions[joinPath(path, "weight")] = Pos{n.Line, n.Column}
+		v.Set(reflect.ValueOf(Step{Weight: w}))
+	default:
+		d.at(path, "expected a weight such as 25 or a step such as {pause: 5m}, got %s", describe(n))
+	}
+}
+
+// pause reads a pause step's value: a positive duration, or an empty
+// mapping for a pause that waits for approval.
+func (d *decoder) pause(n *yaml.Node, v reflect.Value, path string) {
+	const want = "a duration such as 5m, or {} to wait for approval"
+	switch n.Kind {
+	case yaml.ScalarNode:
+		dur, err := ParseDuration(n.Value)
+		if err != nil {
+			d.at(path, "expected %s, got %q", want, n.Value)
+			return
+		}
+		if dur <= 0 {
+			d.at(path, "must be positive, got %s; write pause: {} to wait for approval", dur)
+			return
+		}
+		v.Set(reflect.ValueOf(Pause{Duration: dur}))
+	case yaml.MappingNode:
+		if len(n.Content) > 0 {
+			key := n.Content[0]
+			keyPath := joinPath(path, key.Value)
+			d.positions[keyPath] = Pos{key.Line, key.Column}
+			d.at(keyPath, "unknown key: a pause is %s", want)
+		}
+	default:
+		d.at(path, "expected %s, got %s", want, describe(n))
+	}
+}
+
 func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {
 	if !d.expect(n, yaml.MappingNode, path, "a mapping") {
 		return
@@ -163,6 +234,11 @@ func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {
 	seen := map[string]bool{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		key, val := n.Content[i], n.Content[i+1]
+		// Every key counts, reported or not: unknown keys under an alias
+		// expand as much as known ones.
+		if !d.visit(key) {
+			return
+		}
 		keyPath := joinPath(path, key.Value)
 		if seen[key.Value] {
 			d.positions[keyPath] = Pos{key.Line, key.Column}
@@ -216,6 +292,33 @@ func (d *decoder) stringMap(n *yaml.Node, v reflect.Value, path string) {
 			continue
 		}
 		m.SetMapIndex(reflect.ValueOf(key.Value), reflect.ValueOf(val.Value))
+	}
+	v.Set(m)
+}
+
+// structMap reads a map whose values are mappings, such as a match's
+// headers. An entry's position is its key's, as a key is what a later
+// problem with the entry is about.
+func (d *decoder) structMap(n *yaml.Node, v reflect.Value, path string) {
+	if !d.expect(n, yaml.MappingNode, path, "a mapping") {
+		return
+	}
+	m := reflect.MakeMapWithSize(v.Type(), len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if d.overrun != nil {
+			return
+		}
+		key, val := n.Content[i], n.Content[i+1]
+		keyPath := joinPath(path, key.Value)
+		if m.MapIndex(reflect.ValueOf(key.Value)).IsValid() {
+			d.positions[keyPath] = Pos{key.Line, key.Column}
+			d.at(keyPath, "key is repeated")
+			continue
+		}
+		elem := reflect.New(v.Type().Elem()).Elem()
+		d.decode(val, elem, keyPath)
+		d.positions[keyPath] = Pos{key.Line, key.Column}
+		m.SetMapIndex(reflect.ValueOf(key.Value), elem)
 	}
 	v.Set(m)
 }

@@ -19,10 +19,22 @@ const (
 	DefaultMaxFailed      = 2
 	DefaultRouteTimeout   = Duration(10 * time.Second)
 	DefaultScrape         = ScrapePlaintext
+
+	// canary.analysis and canary.metrics.
+	DefaultDecision        = DecisionSequential
+	DefaultConfidence      = 0.99
+	DefaultMinRequests     = 20
+	DefaultMaxNoDataChecks = 5
+	DefaultMaxErrorChecks  = 5
+	DefaultOnInconclusive  = InconclusiveRollback
+	DefaultOnNoData        = OnNoDataHold
+	// DefaultQuantile is request-duration's quantile: Flagger's P99.
+	DefaultQuantile = 0.99
 )
 
-// DefaultSteps returns the canary weights used when the file gives none.
-func DefaultSteps() []int { return []int{10, 25, 50, 100} }
+// DefaultSteps returns the canary steps used when the file gives none:
+// weights 10, 25, 50 and 100.
+func DefaultSteps() []Step { return []Step{{Weight: 10}, {Weight: 25}, {Weight: 50}, {Weight: 100}} }
 
 // applyDefaults fills what the file (and overrides) left unset. A key that
 // was written, even as 0 or "", is left alone: set reports which.
@@ -62,6 +74,16 @@ func applyDefaults(p *Project, set func(path string) bool) {
 		t.MaxP95Latency = DefaultMaxP95Latency
 	}
 	num("canary.thresholds.maxFailedChecks", &t.MaxFailedChecks, DefaultMaxFailed)
+	a := &p.Canary.Analysis
+	str("canary.analysis.decision", &a.Decision, DefaultDecision)
+	if a.Confidence == 0 && !set("canary.analysis.confidence") {
+		a.Confidence = DefaultConfidence
+	}
+	num("canary.analysis.minRequests", &a.MinRequests, DefaultMinRequests)
+	num("canary.analysis.maxNoDataChecks", &a.MaxNoDataChecks, DefaultMaxNoDataChecks)
+	num("canary.analysis.maxErrorChecks", &a.MaxErrorChecks, DefaultMaxErrorChecks)
+	str("canary.analysis.onInconclusive", &a.OnInconclusive, DefaultOnInconclusive)
+	metricDefaults(p.Canary.Metrics, "canary.metrics", set)
 
 	for i := range p.Services {
 		s := &p.Services[i]
@@ -77,6 +99,25 @@ func applyDefaults(p *Project, set func(path string) bool) {
 		str(at("resources.limits.memory"), &s.Resources.Limits.Memory, "256Mi")
 		if s.Timeout == 0 && !set(at("timeout")) {
 			s.Timeout = DefaultRouteTimeout
+		}
+		if s.Canary != nil {
+			metricDefaults(s.Canary.Metrics, at("canary.metrics"), set)
+		}
+	}
+}
+
+// metricDefaults fills the defaults a metric has wherever it is written.
+// minRequests is left alone: 0 inherits the analysis.minRequests that
+// applies to the service, which CanaryFor knows.
+func metricDefaults(ms []Metric, path string, set func(string) bool) {
+	for i := range ms {
+		m := &ms[i]
+		at := func(key string) string { return fmt.Sprintf("%s[%d].%s", path, i, key) }
+		if m.OnNoData == "" && !set(at("onNoData")) {
+			m.OnNoData = DefaultOnNoData
+		}
+		if m.Name == MetricDuration && m.Query == "" && m.Quantile == 0 && !set(at("quantile")) {
+			m.Quantile = DefaultQuantile
 		}
 	}
 }

@@ -79,6 +79,12 @@ func (ps *problems) at(path, format string, args ...any) {
 	ps.list = append(ps.list, p)
 }
 
+// written reports whether the file wrote path, even as 0, "" or null.
+func (ps *problems) written(path string) bool {
+	_, ok := ps.positions[path]
+	return ok
+}
+
 func (ps *problems) err() error {
 	if len(ps.list) == 0 {
 		return nil

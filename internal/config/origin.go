@@ -25,10 +25,27 @@ func (l *Loaded) Entries() []Entry {
 	var walk func(v reflect.Value, path string)
 	walk = func(v reflect.Value, path string) {
 		switch {
+		case v.Kind() == reflect.Pointer:
+			// nil is a key left unset (a service's canary keys): nothing to show.
+			if !v.IsNil() {
+				walk(v.Elem(), path)
+			}
+		case v.Type() == pauseType:
+			value := "{}"
+			if p := v.Interface().(Pause); !p.Indefinite() {
+				value = p.Duration.String()
+			}
+			out = append(out, Entry{path, value, l.Origin(path)})
+		case v.Type() == stepType && v.Interface().(Step).Kind() == StepWeight:
+			// A weight step shows as the file's shorthand does.
+			out = append(out, Entry{path, strconv.Itoa(v.Interface().(Step).Weight), l.Origin(path)})
 		case v.Type() == durationType:
 			out = append(out, Entry{path, Duration(v.Int()).String(), l.Origin(path)})
 		case v.Kind() == reflect.Struct:
 			for i := range v.NumField() {
+				if sparseTypes[v.Type()] && v.Field(i).IsZero() {
+					continue
+				}
 				name := jsonName(v.Type().Field(i))
 				walk(v.Field(i), joinPath(path, name))
 			}
@@ -107,6 +124,18 @@ func (l *Loaded) AnnotatedYAML() ([]byte, error) {
 		return nil, err
 	}
 	return b.Bytes(), enc.Close()
+}
+
+// sparseTypes are the structs most of whose keys are unused in any one
+// value (a step is of one kind, a metric built in or custom): their unset
+// keys are left out of Entries rather than listed as zeros.
+var sparseTypes = map[reflect.Type]bool{
+	stepType:                          true,
+	reflect.TypeFor[Match]():          true,
+	reflect.TypeFor[StringMatch]():    true,
+	reflect.TypeFor[Metric]():         true,
+	reflect.TypeFor[Relative]():       true,
+	reflect.TypeFor[CanaryOverride](): true,
 }
 
 // jsonName is a field's key in the file: the name in its json tag.

@@ -98,26 +98,6 @@ type Auth struct {
 	Audiences []string `json:"audiences,omitempty"`
 }
 
-// Canary holds the defaults of every canary rollout.
-type Canary struct {
-	// Steps are the canary's traffic weights in percent, in order; the last
-	// is 100.
-	Steps      []int      `json:"steps"`
-	Interval   Duration   `json:"interval"`
-	Thresholds Thresholds `json:"thresholds"`
-}
-
-// Thresholds decide whether a canary step passes.
-type Thresholds struct {
-	// MinSuccessRate is the lowest share of non-5xx responses, in percent.
-	MinSuccessRate float64 `json:"minSuccessRate"`
-	// MaxP95Latency is the highest 95th percentile request latency.
-	MaxP95Latency Duration `json:"maxP95Latency"`
-	// MaxFailedChecks is how many failed analyses a canary survives before
-	// it is rolled back.
-	MaxFailedChecks int `json:"maxFailedChecks"`
-}
-
 // Service is one deployable service of the project.
 type Service struct {
 	Name string `json:"name"`
@@ -141,6 +121,8 @@ type Service struct {
 	// Calls names the services this one sends requests to: deploy order,
 	// network policies and authorization policies follow from it.
 	Calls []string `json:"calls,omitempty"`
+	// Canary is the service's own canary settings; see Project.CanaryFor.
+	Canary *CanaryOverride `json:"canary,omitempty"`
 }
 
 // Ports are a service's three listeners.

@@ -57,40 +57,14 @@ func validate(p *Project, ps *problems) {
 		if u, err := url.Parse(p.Auth.JWKSURI); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			ps.at("auth.jwksUri", "%q is not an http(s) URL", p.Auth.JWKSURI)
 		}
-	}
-	validateCanary(&p.Canary, ps)
-	validateServices(p.Services, ps)
-}
-
-func validateCanary(c *Canary, ps *problems) {
-	if len(c.Steps) == 0 {
-		ps.at("canary.steps", "needs at least one step")
-	}
-	for i, w := range c.Steps {
-		path := fmt.Sprintf("canary.steps[%d]", i)
-		switch {
-		case w < 1 || w > 100:
-			ps.at(path, "weight %d is outside 1-100", w)
-		case i > 0 && w <= c.Steps[i-1]:
-			ps.at(path, "weight %d does not increase on the step before (%d)", w, c.Steps[i-1])
+		if len(p.Auth.Audiences) == 0 {
+			// The mesh would take a token for any audience and each service
+			// refuse one not meant for it: name them so both agree.
+			ps.at("auth", "audiences are required with an issuer: the services accept only tokens meant for them")
 		}
 	}
-	if n := len(c.Steps); n > 0 && c.Steps[n-1] != 100 {
-		ps.at(fmt.Sprintf("canary.steps[%d]", n-1), "the last step must be 100, got %d", c.Steps[n-1])
-	}
-	if c.Interval < Duration(time.Second) {
-		ps.at("canary.interval", "%s is shorter than 1s", c.Interval)
-	}
-	t := c.Thresholds
-	if t.MinSuccessRate <= 0 || t.MinSuccessRate > 100 {
-		ps.at("canary.thresholds.minSuccessRate", "%g is outside 0-100 (percent)", t.MinSuccessRate)
-	}
-	if t.MaxP95Latency <= 0 {
-		ps.at("canary.thresholds.maxP95Latency", "must be positive, got %s", t.MaxP95Latency)
-	}
-	if t.MaxFailedChecks < 0 {
-		ps.at("canary.thresholds.maxFailedChecks", "must not be negative, got %d", t.MaxFailedChecks)
-	}
+	validateCanaries(p, ps)
+	validateServices(p.Services, ps)
 }
 
 func validateServices(services []Service, ps *problems) {

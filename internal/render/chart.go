@@ -126,6 +126,12 @@ func serviceValues(p *config.Project, s *config.Service, img imageref.Ref, overl
 	return values
 }
 
+// ServiceValuesAt are ServiceValues for an image given as a reference, which
+// may carry a digest.
+func ServiceValuesAt(p *config.Project, s *config.Service, img imageref.Ref, overlays []map[string]any) map[string]any {
+	return serviceValues(p, s, img, overlays)
+}
+
 // ServiceImage is a service's image at tag: the service's image key, or
 // <registry>/<name>.
 func ServiceImage(p *config.Project, s *config.Service, tag string) imageref.Ref {

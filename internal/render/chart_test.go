@@ -112,13 +112,12 @@ func TestServiceEnv(t *testing.T) {
 		want     map[string]any
 	}{
 		{"no auth", "", nil, nil, map[string]any{}},
-		{"issuer, no audiences: the service's own name", auth, nil, nil, map[string]any{"AUTH_JWT_ISSUER": "https://auth.example.com"}},
 		{"audiences, comma-separated", auth + "  audiences: [shop, shop-admin]\n", map[string]string{"LOG_LEVEL": "info"}, nil,
 			map[string]any{"AUTH_JWT_ISSUER": "https://auth.example.com", "AUTH_JWT_AUDIENCE": "shop,shop-admin", "LOG_LEVEL": "info"}},
 		{"the file's env wins", auth + "  audiences: [shop]\n", map[string]string{"AUTH_JWT_AUDIENCE": "user"}, nil,
 			map[string]any{"AUTH_JWT_ISSUER": "https://auth.example.com", "AUTH_JWT_AUDIENCE": "user"}},
-		{"--set wins", auth, nil, []map[string]any{{"env": map[string]any{"AUTH_JWT_ISSUER": "https://other.example.com"}}},
-			map[string]any{"AUTH_JWT_ISSUER": "https://other.example.com"}},
+		{"--set wins", auth + "  audiences: [shop]\n", nil, []map[string]any{{"env": map[string]any{"AUTH_JWT_ISSUER": "https://other.example.com"}}},
+			map[string]any{"AUTH_JWT_ISSUER": "https://other.example.com", "AUTH_JWT_AUDIENCE": "shop"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -165,10 +165,10 @@ func ServiceIstioKinds() []schema.GroupVersionKind {
 }
 
 // serviceIstioObjects are a service's traffic rules: subsets with their
-// connection limits and outlier detection, the weighted routes, who may
-// call it, and the admin port's exception to STRICT mTLS for a plaintext
-// scrape.
-func serviceIstioObjects(p *config.Project, s *config.Service, canaryWeight int) ([]Object, error) {
+// connection limits and outlier detection, the routes with the canary's
+// traffic t, who may call it, and the admin port's exception to STRICT mTLS
+// for a plaintext scrape.
+func serviceIstioObjects(p *config.Project, s *config.Service, t Traffic) ([]Object, error) {
 	host := serviceHost(p, s)
 	dr := &networking.DestinationRule{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "networking.istio.io/v1", Kind: "DestinationRule"},
@@ -203,7 +203,7 @@ func serviceIstioObjects(p *config.Project, s *config.Service, canaryWeight int)
 		},
 	}
 
-	objs := []any{dr, virtualService(p, s, canaryWeight), authorizationPolicy(p, s)}
+	objs := []any{dr, virtualService(p, s, t), authorizationPolicy(p, s)}
 	if pa := metricsPeerAuthentication(p, s); pa != nil {
 		objs = append(objs, pa)
 	}
@@ -226,16 +226,26 @@ func exposed(p *config.Project, s *config.Service) bool {
 
 // virtualService routes s's traffic: inside the mesh and, when exposed,
 // from the gateway on the service's own path prefixes, split between the
-// stable and canary subsets; and while a canary runs, requests that carry
-// CanaryHeader go to it.
-func virtualService(p *config.Project, s *config.Service, canaryWeight int) *networking.VirtualService {
+// stable and canary subsets by t's weight. While a canary runs, routes
+// before the split send it the requests that carry CanaryHeader (the pin)
+// and those t's match selects, in that order; and the split routes mirror
+// t's share of their requests to it.
+func virtualService(p *config.Project, s *config.Service, t Traffic) *networking.VirtualService {
 	host := serviceHost(p, s)
 	gatewayName := GatewayName(p)
-	weighted := func() []*networkingapi.HTTPRouteDestination {
-		return []*networkingapi.HTTPRouteDestination{
-			{Destination: &networkingapi.Destination{Host: host, Subset: StableSubset}, Weight: int32(100 - canaryWeight)},
-			{Destination: &networkingapi.Destination{Host: host, Subset: CanarySubset}, Weight: int32(canaryWeight)},
+	canary := func() *networkingapi.Destination { return &networkingapi.Destination{Host: host, Subset: CanarySubset} }
+	weighted := func(route *networkingapi.HTTPRoute) *networkingapi.HTTPRoute {
+		route.Route = []*networkingapi.HTTPRouteDestination{
+			{Destination: &networkingapi.Destination{Host: host, Subset: StableSubset}, Weight: int32(100 - t.Weight)},
+			{Destination: canary(), Weight: int32(t.Weight)},
 		}
+		if t.Mirror > 0 {
+			// One destination: mirror with mirrorPercentage. mirrors is
+			// the list form for several, and a route takes one or the other.
+			route.Mirror = canary()
+			route.MirrorPercentage = &networkingapi.Percent{Value: float64(t.Mirror)}
+		}
+		return route
 	}
 	// The service's timeout bounds the whole request, retries included.
 	// There is no perTryTimeout: Istio's default is the route's timeout,
@@ -272,7 +282,16 @@ func virtualService(p *config.Project, s *config.Service, canaryWeight int) *net
 		spec.Hosts = append(spec.Hosts, p.Gateway.Hosts...)
 		spec.Gateways = append(spec.Gateways, gatewayName)
 	}
-	if canaryWeight > 0 {
+	// Only the mesh chooses the canary: unless the project allows it, a
+	// client outside cannot pin a request, nor the calls the service makes
+	// with it, so the gateway's routes remove the header.
+	stripAtGateway := func(route *networkingapi.HTTPRoute) *networkingapi.HTTPRoute {
+		if exposed(p, s) && !p.Gateway.AllowCanaryHeader {
+			route.Headers = &networkingapi.Headers{Request: &networkingapi.Headers_HeaderOperations{Remove: []string{CanaryHeader}}}
+		}
+		return route
+	}
+	if t.Running() {
 		// The pin is scoped to this service's requests: every exposed
 		// service's routes share the public hosts, so a pin without a path
 		// would send any path there to this canary.
@@ -288,29 +307,41 @@ func virtualService(p *config.Project, s *config.Service, canaryWeight int) *net
 		spec.Http = append(spec.Http, &networkingapi.HTTPRoute{
 			Name:    PinRoute,
 			Match:   match,
-			Route:   []*networkingapi.HTTPRouteDestination{{Destination: &networkingapi.Destination{Host: host, Subset: CanarySubset}, Weight: 100}},
+			Route:   []*networkingapi.HTTPRouteDestination{{Destination: canary(), Weight: 100}},
 			Timeout: timeout(),
 			Retries: retries(),
 		})
 	}
-	if exposed(p, s) {
-		route := &networkingapi.HTTPRoute{
-			Name: "gateway", Match: onRoutes(), Route: weighted(), Timeout: timeout(), Retries: retries(),
+	if t.Match != nil {
+		// The match applies where the split does: inside the mesh, and at
+		// the gateway on the service's own routes. Every header condition
+		// must hold.
+		match := []*networkingapi.HTTPMatchRequest{{Gateways: []string{meshGateway}}}
+		if exposed(p, s) {
+			match = append(match, onRoutes()...)
 		}
-		if !p.Gateway.AllowCanaryHeader {
-			// Only the mesh chooses the canary: a client outside it cannot
-			// pin this request, nor the calls the service makes with it.
-			route.Headers = &networkingapi.Headers{Request: &networkingapi.Headers_HeaderOperations{Remove: []string{CanaryHeader}}}
+		for _, m := range match {
+			m.Headers = matchHeaders(t.Match)
 		}
-		spec.Http = append(spec.Http, route)
+		spec.Http = append(spec.Http, stripAtGateway(&networkingapi.HTTPRoute{
+			Name:    MatchRoute,
+			Match:   match,
+			Route:   []*networkingapi.HTTPRouteDestination{{Destination: canary(), Weight: 100}},
+			Timeout: timeout(),
+			Retries: retries(),
+		}))
 	}
-	spec.Http = append(spec.Http, &networkingapi.HTTPRoute{
+	if exposed(p, s) {
+		spec.Http = append(spec.Http, stripAtGateway(weighted(&networkingapi.HTTPRoute{
+			Name: "gateway", Match: onRoutes(), Timeout: timeout(), Retries: retries(),
+		})))
+	}
+	spec.Http = append(spec.Http, weighted(&networkingapi.HTTPRoute{
 		Name:    "mesh",
 		Match:   []*networkingapi.HTTPMatchRequest{{Gateways: []string{meshGateway}}},
-		Route:   weighted(),
 		Timeout: timeout(),
 		Retries: retries(),
-	})
+	}))
 	return vs
 }
 

@@ -51,7 +51,7 @@ func TestRouteTimeouts(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.service, func(t *testing.T) {
-			vs := virtualService(p, p.Service(tt.service), 25)
+			vs := virtualService(p, p.Service(tt.service), Traffic{Weight: 25})
 			if len(vs.Spec.Http) == 0 {
 				t.Fatal("no routes")
 			}
@@ -98,7 +98,7 @@ func TestPinScoping(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := project(t, tt.extra)
-			vs := virtualService(p, p.Service(tt.service), tt.weight)
+			vs := virtualService(p, p.Service(tt.service), Traffic{Weight: tt.weight})
 			var pin []string
 			strip := ""
 			for _, r := range vs.Spec.Http {
@@ -137,7 +137,7 @@ func TestAuthorizationRules(t *testing.T) {
 		gw      = "principals=" + gatewayPrincipal
 		api     = "-> ports=8080,9090"
 		metrics = "-> ports=8081 GET /metrics"
-		auth    = "auth:\n  issuer: https://auth.example.com\n  jwksUri: https://auth.example.com/jwks.json\n"
+		auth    = "auth:\n  issuer: https://auth.example.com\n  jwksUri: https://auth.example.com/jwks.json\n  audiences: [shop]\n"
 		mtls    = "prometheus:\n  scrape: mtls\n"
 	)
 	tests := []struct {
@@ -228,5 +228,97 @@ func TestMetricsPeerAuthentication(t *testing.T) {
 	p.Service("user").Ports.Admin = 9100
 	if pa := metricsPeerAuthentication(p, p.Service("user")); pa.Spec.PortLevelMtls[9100] == nil {
 		t.Errorf("the exception is not on the admin port 9100: %v", pa.Spec.PortLevelMtls)
+	}
+}
+
+// While a canary runs, its routes come in order: the pin, the A/B match,
+// then the split; the match applies in the mesh and on the service's own
+// gateway routes, and the split mirrors to the canary.
+func TestCanaryTrafficRoutes(t *testing.T) {
+	beta := &config.Match{Headers: map[string]config.StringMatch{"x-beta": {Exact: "1"}}, Cookie: "canary=always"}
+	tests := []struct {
+		name    string
+		extra   string
+		service string
+		traffic Traffic
+		// routes are the routes' names, in order.
+		routes []string
+		// match lists the match route's matches as gateway+prefix.
+		match []string
+		// strip says whether the match route removes CanaryHeader.
+		strip bool
+		// mirror is the split routes' mirror percentage; 0 for none.
+		mirror float64
+	}{
+		{"no canary", gatewayHosts, "order", Traffic{}, []string{"gateway", "mesh"}, nil, false, 0},
+		{"match alone starts the pin", gatewayHosts, "order", Traffic{Match: beta},
+			[]string{PinRoute, MatchRoute, "gateway", "mesh"},
+			[]string{"mesh", "shop-gateway /api/v1/orders", "shop-gateway /api/v2/orders"}, true, 0},
+		{"match, header allowed at the edge", gatewayHosts + "  allowCanaryHeader: true\n", "order", Traffic{Match: beta},
+			[]string{PinRoute, MatchRoute, "gateway", "mesh"},
+			[]string{"mesh", "shop-gateway /api/v1/orders", "shop-gateway /api/v2/orders"}, false, 0},
+		{"match on a mesh-only service", gatewayHosts, "payment", Traffic{Match: beta},
+			[]string{PinRoute, MatchRoute, "mesh"}, []string{"mesh"}, false, 0},
+		{"match with no gateway hosts", "", "order", Traffic{Match: beta},
+			[]string{PinRoute, MatchRoute, "mesh"}, []string{"mesh"}, false, 0},
+		{"mirror alone", gatewayHosts, "order", Traffic{Mirror: 20}, []string{PinRoute, "gateway", "mesh"}, nil, false, 20},
+		{"mirror with a weight", gatewayHosts, "user", Traffic{Weight: 10, Mirror: 100}, []string{PinRoute, "gateway", "mesh"}, nil, false, 100},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := project(t, tt.extra)
+			vs := virtualService(p, p.Service(tt.service), tt.traffic)
+			var names []string
+			var match []string
+			for _, r := range vs.Spec.Http {
+				names = append(names, r.Name)
+				switch r.Name {
+				case MatchRoute:
+					match = []string{}
+					for _, m := range r.Match {
+						match = append(match, strings.TrimSpace(strings.Join(m.Gateways, ",")+" "+m.GetUri().GetPrefix()))
+						if len(m.Headers) != 2 || m.Headers["x-beta"].GetExact() != "1" || m.Headers["cookie"].GetRegex() != `^(.*?;\s*)?canary=always(;.*)?$` {
+							t.Errorf("match %v lacks x-beta: 1 and the cookie", m)
+						}
+					}
+					if d := r.Route; len(d) != 1 || d[0].Destination.Subset != CanarySubset || d[0].Weight != 100 {
+						t.Errorf("match route goes to %v, want the canary subset only", d)
+					}
+					if got := slices.Contains(r.GetHeaders().GetRequest().GetRemove(), CanaryHeader); got != tt.strip {
+						t.Errorf("match route removes %s: %v, want %v", CanaryHeader, got, tt.strip)
+					}
+					if r.Mirror != nil {
+						t.Error("the match route mirrors")
+					}
+				case PinRoute:
+					if r.Mirror != nil {
+						t.Error("the pin route mirrors")
+					}
+				default:
+					if got := r.Route[1].Weight; got != int32(tt.traffic.Weight) {
+						t.Errorf("route %s: canary weight %d, want %d", r.Name, got, tt.traffic.Weight)
+					}
+					var got float64
+					if r.Mirror != nil {
+						if r.Mirror.Subset != CanarySubset || r.Mirror.Host != serviceHost(p, p.Service(tt.service)) {
+							t.Errorf("route %s mirrors to %v", r.Name, r.Mirror)
+						}
+						got = r.GetMirrorPercentage().GetValue()
+					}
+					if got != tt.mirror {
+						t.Errorf("route %s mirrors %g%%, want %g%%", r.Name, got, tt.mirror)
+					}
+					if len(r.Mirrors) > 0 {
+						t.Errorf("route %s uses mirrors", r.Name)
+					}
+				}
+			}
+			if !slices.Equal(names, tt.routes) {
+				t.Errorf("routes %q, want %q", names, tt.routes)
+			}
+			if !slices.Equal(match, tt.match) {
+				t.Errorf("match route matches %q, want %q", match, tt.match)
+			}
+		})
 	}
 }

@@ -2,7 +2,8 @@
 // needs: the service chart rendered through Helm's engine, Istio rules built
 // as typed istio.io/client-go objects, and monitoring objects. It is the one
 // rendering path: dry runs, deploys and every canary step call it, with the
-// canary weights as an input. It never talks to a cluster.
+// canary's traffic (Traffic: weights, A/B matches, mirroring) as an input.
+// It never talks to a cluster.
 package render
 
 import (
@@ -24,8 +25,12 @@ import (
 type Options struct {
 	// Services limits the output to these services; empty means all.
 	Services []string
-	// CanaryWeights maps a service to its canary's share of traffic in
-	// percent. A service without an entry gets 100/0 stable/canary.
+	// Traffic maps a service to its canary's traffic: weight, A/B match
+	// and mirroring. A service without an entry (here or in CanaryWeights)
+	// has no canary: 100/0 stable/canary.
+	Traffic map[string]Traffic
+	// CanaryWeights is shorthand for Traffic with a weight alone; a service
+	// may be in one of the two, not both.
 	CanaryWeights map[string]int
 	// ImageTag is the tag of every service image; default "latest".
 	ImageTag string
@@ -68,20 +73,17 @@ type Result struct {
 	Objects []Object
 }
 
-// Render renders the project. Bad input (unknown services, weights outside
-// 0-100, values the chart's schema rejects) is an *InputError.
+// Render renders the project. Bad input (unknown services, weights or
+// mirror percentages outside 0-100, a match Istio would refuse, values the
+// chart's schema rejects) is an *InputError.
 func Render(p *config.Project, opts Options) (*Result, error) {
 	services, err := selectServices(p, opts.Services)
 	if err != nil {
 		return nil, err
 	}
-	for name, w := range opts.CanaryWeights {
-		if p.Service(name) == nil {
-			return nil, inputErrorf("canary weight for unknown service %q", name)
-		}
-		if w < 0 || w > 100 {
-			return nil, inputErrorf("canary weight %d for %s is outside 0-100", w, name)
-		}
+	traffic, err := opts.trafficFor(p)
+	if err != nil {
+		return nil, err
 	}
 	for name := range opts.Images {
 		s := p.Service(name)
@@ -112,7 +114,7 @@ func Render(p *config.Project, opts Options) (*Result, error) {
 	var wg sync.WaitGroup
 	for i, s := range services {
 		wg.Go(func() {
-			perService[i], errs[i] = renderService(p, s, opts, caps)
+			perService[i], errs[i] = renderService(p, s, opts, traffic[s.Name], caps)
 		})
 	}
 	wg.Wait()
@@ -140,12 +142,12 @@ func (o Options) Image(p *config.Project, s *config.Service) imageref.Ref {
 	return ServiceImage(p, s, cmp.Or(o.ImageTag, defaultTag))
 }
 
-func renderService(p *config.Project, s *config.Service, opts Options, caps *common.Capabilities) ([]Object, error) {
+func renderService(p *config.Project, s *config.Service, opts Options, t Traffic, caps *common.Capabilities) ([]Object, error) {
 	objs, err := renderChart(p, s, opts, caps)
 	if err != nil {
 		return nil, err
 	}
-	istioObjs, err := serviceIstioObjects(p, s, opts.CanaryWeights[s.Name])
+	istioObjs, err := serviceIstioObjects(p, s, t)
 	if err != nil {
 		return nil, err
 	}

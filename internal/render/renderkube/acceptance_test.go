@@ -2,6 +2,7 @@ package renderkube
 
 import (
 	"context"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -148,5 +149,71 @@ func TestClusterAcceptsDigestAndMTLSScrape(t *testing.T) {
 	}
 	if seen["PeerAuthentication"] {
 		t.Error("a port-level PeerAuthentication was rendered for mTLS scrapes")
+	}
+}
+
+// The canary's traffic routes fit Istio's VirtualService schema as the API
+// server applies it (every field declared, of its type), and what the server
+// would store reads back as the traffic rendered: A/B matches of every
+// kind, at the edge with and without the pin header, and mirroring with and
+// without a weight. Istio's semantic rules (lower-case header names, RE2,
+// percentages up to 100) are istiod's webhook's, which this control plane
+// does not run: config and render check those themselves.
+func TestClusterAcceptsCanaryTraffic(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	beta := &config.Match{
+		Headers: map[string]config.StringMatch{
+			"x-beta":     {Exact: "1"},
+			"x-user":     {Prefix: "test-"},
+			"user-agent": {Regex: ".*(Firefox|Chrome)/[0-9]+.*"},
+		},
+		Cookie: "ab.test=v1.2+(beta)",
+	}
+	tests := []struct {
+		name        string
+		allowHeader bool
+		traffic     render.Traffic
+	}{
+		{"match", false, render.Traffic{Match: beta}},
+		{"match, pin header allowed at the edge", true, render.Traffic{Match: beta}},
+		{"cookie alone", false, render.Traffic{Match: &config.Match{Cookie: "canary=always"}}},
+		{"mirror", false, render.Traffic{Mirror: 20}},
+		{"mirror with a weight", false, render.Traffic{Weight: 25, Mirror: 100}},
+		{"weight, match and mirror", true, render.Traffic{Weight: 10, Mirror: 50, Match: beta}},
+	}
+	applier, err := kube.NewApplier(cluster.RESTConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := cluster.Namespace(t)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := bundled(t)
+			p.Namespace = ns
+			p.Gateway.AllowCanaryHeader = tt.allowHeader
+			for _, service := range []string{"order", "payment"} { // exposed, and mesh only
+				res := mustRender(t, p, render.Options{Services: []string{service}, Traffic: map[string]render.Traffic{service: tt.traffic}})
+				var applied int
+				for _, o := range res.Istio(service) {
+					if o.GetKind() != "VirtualService" {
+						continue
+					}
+					applied++
+					got, err := applier.Apply(ctx, o.Unstructured, kube.ApplyOptions{DryRun: true})
+					if err != nil {
+						t.Fatalf("%s: %v", service, err)
+					}
+					// What the server would store reads back as what was
+					// rendered.
+					if back := render.ReadTraffic(got); !reflect.DeepEqual(back, tt.traffic) {
+						t.Errorf("%s: the stored VirtualService reads as %+v, want %+v", service, back, tt.traffic)
+					}
+				}
+				if applied != 1 {
+					t.Fatalf("%s: %d VirtualServices rendered", service, applied)
+				}
+			}
+		})
 	}
 }
