@@ -63,8 +63,8 @@ func (l *lockFlags) register(fs *pflag.FlagSet) {
 }
 
 func (l *lockFlags) validate() error {
-	if l.ttl < 2*time.Second || l.ttl > time.Hour {
-		return &UsageError{Err: fmt.Errorf("--lock-ttl %s: want from 2s to 1h", l.ttl)}
+	if l.ttl < 2*time.Second || l.ttl > time.Hour || l.ttl%time.Second != 0 {
+		return &UsageError{Err: fmt.Errorf("--lock-ttl %s: want whole seconds from 2s to 1h", l.ttl)}
 	}
 	return nil
 }

@@ -65,3 +65,25 @@ func TestRenderOutRemovesStaleFiles(t *testing.T) {
 		}
 	}
 }
+
+// A render of some services removes only those services' stale files: the
+// other services' files, and another project's, stay.
+func TestRenderOutOfSomeServicesKeepsTheOthers(t *testing.T) {
+	dir := projectDir(t, project)
+	out := filepath.Join(dir, "manifests")
+	if r := run(t, dir, false, "render", "user", "--out", out); r.code != 0 {
+		t.Fatalf("render user: %+v", r)
+	}
+	other := renderedHeader + "# project: other, service: user\nkind: ConfigMap\n"
+	if err := os.WriteFile(filepath.Join(out, "other-configmap.yaml"), []byte(other), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := run(t, dir, false, "render", "order", "--out", out); r.code != 0 {
+		t.Fatalf("render order: %+v", r)
+	}
+	for _, name := range []string{"user-deployment.yaml", "order-deployment.yaml", "other-configmap.yaml"} {
+		if _, err := os.Stat(filepath.Join(out, name)); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}

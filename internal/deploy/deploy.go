@@ -14,12 +14,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/msctl/msctl/internal/config"
 	"github.com/msctl/msctl/internal/errkind"
+	"github.com/msctl/msctl/internal/imageref"
 	"github.com/msctl/msctl/internal/kube"
 	"github.com/msctl/msctl/internal/render"
 	"helm.sh/helm/v4/pkg/chart/common"
@@ -65,6 +67,9 @@ type Options struct {
 	// Services to deploy; empty means all, in dependency order.
 	Services []string
 	ImageTag string
+	// Images pins a service's image (by tag or digest); it wins over
+	// ImageTag.
+	Images map[string]imageref.Ref
 	// Wait for every object to be ready (kstatus); Timeout bounds it.
 	Wait    bool
 	Timeout time.Duration
@@ -82,6 +87,17 @@ type Options struct {
 	Lock   LockOptions
 	// Progress hears each service's state changes; nil hears nothing.
 	Progress func(Event)
+	// Description is the release revision's description; default
+	// "msctl deploy TAG".
+	Description string
+}
+
+// image is the image a service deploys at: pinned, or at ImageTag.
+func (o Options) image(p *config.Project, s *config.Service) imageref.Ref {
+	if img, ok := o.Images[s.Name]; ok {
+		return img
+	}
+	return render.ServiceImage(p, s, o.ImageTag)
 }
 
 func (o Options) withDefaults() Options {
@@ -149,6 +165,9 @@ func (d *Deployer) Applier() *kube.Applier { return d.applier }
 // Failed is returned when any service failed; Results says which and why.
 type Failed struct {
 	Results []Result
+	// Op names what failed in the message: deploy (the default) or
+	// rollback.
+	Op string
 }
 
 // ErrorKind is Timeout when a service failed by not being ready in time.
@@ -168,7 +187,11 @@ func (e *Failed) Error() string {
 			names = append(names, fmt.Sprintf("%s (%s)", r.Service, r.Message))
 		}
 	}
-	return fmt.Sprintf("deploy failed: %s", strings.Join(names, ", "))
+	op := e.Op
+	if op == "" {
+		op = "deploy"
+	}
+	return fmt.Sprintf("%s failed: %s", op, strings.Join(names, ", "))
 }
 
 // Deploy deploys the selected services, dependencies first, and returns a
@@ -176,7 +199,7 @@ func (e *Failed) Error() string {
 // once with *kube.LockHeldError, before any service is written.
 func (d *Deployer) Deploy(ctx context.Context, opts Options) ([]Result, error) {
 	opts = opts.withDefaults()
-	services := opts.Services
+	services := unique(opts.Services)
 	if len(services) == 0 {
 		services = d.Project.ServiceNames()
 	}
@@ -187,7 +210,7 @@ func (d *Deployer) Deploy(ctx context.Context, opts Options) ([]Result, error) {
 	// Render everything once before writing anything: bad values fail the
 	// whole deploy here, with nothing half-applied.
 	if _, err := render.Render(d.Project, render.Options{
-		Services: services, ImageTag: opts.ImageTag, APIVersions: caps.APIVersions, Values: opts.Values,
+		Services: services, ImageTag: opts.ImageTag, Images: opts.Images, APIVersions: caps.APIVersions, Values: opts.Values,
 	}); err != nil {
 		return nil, err
 	}
@@ -203,6 +226,9 @@ func (d *Deployer) Deploy(ctx context.Context, opts Options) ([]Result, error) {
 		return nil, err
 	}
 	defer held.releaseAll(ctx)
+	if err := d.refuseDuringCanary(ctx, services); err != nil {
+		return nil, err
+	}
 	if err := d.applyProject(ctx, opts.NoIstio, func(o render.Object) bool { return !isNamespace(o) }, held.check); err != nil {
 		return nil, err
 	}
@@ -236,6 +262,18 @@ func (d *Deployer) Deploy(ctx context.Context, opts Options) ([]Result, error) {
 		}
 	}
 	return collect(services, results), nil
+}
+
+// unique drops repeated names, keeping the first of each: a service named
+// twice is deployed once.
+func unique(names []string) []string {
+	var out []string
+	for _, n := range names {
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 func collect(order []string, results map[string]Result) []Result {
@@ -280,20 +318,21 @@ func (d *Deployer) deployService(ctx context.Context, name string, opts Options,
 	ctx, cancel := lock.Bind(ctx)
 	defer cancel()
 	s := d.Project.Service(name)
-	image := render.ServiceImage(d.Project, s, opts.ImageTag).String()
+	img := opts.image(d.Project, s)
+	image := img.String()
 	fail := func(err error) Result { return Result{State: StateFailed, Image: image, Message: oneLine(err.Error())} }
 	weight, err := d.CanaryWeight(ctx, name)
 	if err != nil {
 		return fail(err)
 	}
 	res, err := render.Render(d.Project, render.Options{
-		Services: []string{name}, ImageTag: opts.ImageTag, APIVersions: caps.APIVersions, Values: opts.Values,
+		Services: []string{name}, ImageTag: opts.ImageTag, Images: opts.Images, APIVersions: caps.APIVersions, Values: opts.Values,
 		CanaryWeights: map[string]int{name: weight},
 	})
 	if err != nil {
 		return fail(err)
 	}
-	rel, err := d.releases(caps)
+	rel, err := d.releases(caps, lock)
 	if err != nil {
 		return fail(err)
 	}
@@ -310,7 +349,8 @@ func (d *Deployer) deployService(ctx context.Context, name string, opts Options,
 		return fail(err)
 	}
 	start := d.Now()
-	version, state, err := rel.upgrade(ctx, d.Project, s, opts)
+	values := render.ServiceValuesAt(d.Project, s, img, opts.Values)
+	version, state, err := rel.upgrade(ctx, name, values, opts)
 	result := Result{State: state, Image: image, Revision: version}
 	if err != nil {
 		return d.failedUpgrade(ctx, rel, name, version, err, d.Now().Sub(start), opts, lock)
@@ -323,9 +363,10 @@ func (d *Deployer) deployService(ctx context.Context, name string, opts Options,
 	return result
 }
 
-// istioSelector finds the Istio objects msctl applied for a service.
-func istioSelector(service string) string {
-	return fmt.Sprintf("%s=%s,app=%s", render.ManagedByLabel, render.ManagedBy, service)
+// istioSelector finds the Istio objects msctl applied for a service of the
+// project; another project's in the same namespace are not among them.
+func (d *Deployer) istioSelector(service string) string {
+	return fmt.Sprintf("%s=%s,app.kubernetes.io/part-of=%s,app=%s", render.ManagedByLabel, render.ManagedBy, d.Project.Name, service)
 }
 
 // applyIstio applies a service's Istio objects, then deletes the ones msctl
@@ -342,7 +383,7 @@ func (d *Deployer) applyIstio(ctx context.Context, service string, objs []render
 		}
 		want[o.GetKind()+"/"+o.GetName()] = true
 	}
-	selector := istioSelector(service)
+	selector := d.istioSelector(service)
 	for _, gvk := range render.ServiceIstioKinds() {
 		live, err := d.applier.List(ctx, gvk, d.Project.Namespace, selector)
 		if err != nil {
@@ -367,7 +408,7 @@ func (d *Deployer) applyIstio(ctx context.Context, service string, objs []render
 // Atomic, rolls it back on its own deadline, unless the lock was lost: then
 // the release is another run's to mend.
 func (d *Deployer) failedUpgrade(ctx context.Context, rel *releases, name string, version int, err error, took time.Duration, opts Options, lock *kube.Lock) Result {
-	result := Result{State: StateFailed, Revision: version, Image: render.ServiceImage(d.Project, d.Project.Service(name), opts.ImageTag).String()}
+	result := Result{State: StateFailed, Revision: version, Image: opts.image(d.Project, d.Project.Service(name)).String()}
 	if lost := lock.Check(); lost != nil {
 		result.Message = lost.Error()
 		return result

@@ -41,6 +41,12 @@ func TestLevels(t *testing.T) {
 	}
 }
 
+func TestUnique(t *testing.T) {
+	if got := fmt.Sprint(unique([]string{"user", "order", "user", "payment", "order"})); got != "[user order payment]" {
+		t.Errorf("unique = %s", got)
+	}
+}
+
 func TestReleaseDigest(t *testing.T) {
 	a, err := releaseDigest(map[string]any{"image": map[string]any{"tag": "v1"}, "replicas": 2})
 	if err != nil {
@@ -75,7 +81,10 @@ func TestStillBusy(t *testing.T) {
 		r := &releasev1.Release{Version: 4, Labels: labels, Info: &releasev1.Info{Status: rcommon.StatusPendingUpgrade, LastDeployed: now.Add(-age)}}
 		return r
 	}
-	ours := map[string]string{TimeoutLabel: "300", HolderLabel: "abcd1234"}
+	ours := map[string]string{TimeoutLabel: "300", HolderLabel: "abcd1234", RevisionLabel: "4"}
+	// What Helm writes for a helm CLI upgrade after msctl's revision 3: a
+	// copy of msctl's labels, revision and all.
+	copied := map[string]string{TimeoutLabel: "300", HolderLabel: "abcd1234", RevisionLabel: "3"}
 	for _, tc := range []struct {
 		name     string
 		rel      *releasev1.Release
@@ -84,6 +93,7 @@ func TestStillBusy(t *testing.T) {
 		wantBusy string
 	}{
 		{"helm CLI or a GitOps controller", pending(nil, time.Hour), "", false, "not written by msctl"},
+		{"helm CLI upgrade over msctl's labels", pending(copied, time.Hour), "abcd1234", true, "not written by msctl"},
 		{"msctl run within its deadline", pending(ours, time.Minute), "", false, "may go on until 2026-11-25T12:04:00Z"},
 		{"msctl run past its deadline", pending(ours, 6*time.Minute), "", false, ""},
 		{"the dead holder's own revision", pending(ours, time.Minute), "abcd1234", true, ""},

@@ -27,10 +27,7 @@ func (d *Deployer) Destroy(ctx context.Context, opts DestroyOptions) ([]Result, 
 	if opts.Timeout <= 0 {
 		opts.Timeout = 5 * time.Minute
 	}
-	rel, err := d.releases(nil)
-	if err != nil {
-		return nil, err
-	}
+	opts.Services = unique(opts.Services)
 	// All locks first: a destroy another run would collide with removes
 	// nothing rather than half of the services.
 	held, err := d.lockAll(ctx, opts.Services, opts.Lock)
@@ -40,10 +37,14 @@ func (d *Deployer) Destroy(ctx context.Context, opts DestroyOptions) ([]Result, 
 	defer held.releaseAll(ctx)
 	var out []Result
 	for _, name := range opts.Services {
+		rel, err := d.releases(nil, held.lock(name))
+		if err != nil {
+			return out, err
+		}
 		if err := held.lock(name).Check(); err != nil {
 			return out, err
 		}
-		err := rel.uninstall(name, helmkube.StatusWatcherStrategy, opts.Timeout)
+		err = rel.uninstall(name, helmkube.StatusWatcherStrategy, opts.Timeout)
 		if err == nil {
 			err = d.deleteIstio(ctx, name, held.lock(name).Check)
 		}
@@ -75,7 +76,7 @@ func (d *Deployer) Destroy(ctx context.Context, opts DestroyOptions) ([]Result, 
 // by their labels, so one an older render produced goes too.
 func (d *Deployer) deleteIstio(ctx context.Context, name string, check func() error) error {
 	for _, gvk := range render.ServiceIstioKinds() {
-		live, err := d.applier.List(ctx, gvk, d.Project.Namespace, istioSelector(name))
+		live, err := d.applier.List(ctx, gvk, d.Project.Namespace, d.istioSelector(name))
 		if err != nil {
 			return err
 		}

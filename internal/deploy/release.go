@@ -13,7 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/msctl/msctl/internal/config"
 	"github.com/msctl/msctl/internal/kube"
 	"github.com/msctl/msctl/internal/render"
 	"helm.sh/helm/v4/pkg/action"
@@ -35,7 +34,17 @@ const (
 	// HolderLabel holds the writing run's lock nonce, so a run that took
 	// the lock from a dead holder knows that holder's pending revision.
 	HolderLabel = "msctl.dev/holder"
+	// RevisionLabel is the revision msctl wrote the labels for. Helm copies
+	// a release's labels into every later revision (the helm CLI's upgrade
+	// and rollback too): only a revision whose number matches is msctl's,
+	// and only then are its other labels its own.
+	RevisionLabel = "msctl.dev/revision"
 )
+
+// writtenByMsctl reports whether msctl wrote this revision's labels.
+func writtenByMsctl(rel *releasev1.Release) bool {
+	return rel.Labels[RevisionLabel] == strconv.Itoa(rel.Version)
+}
 
 // maxHistory is how many revisions a release keeps.
 const maxHistory = 10
@@ -75,8 +84,9 @@ type releases struct {
 }
 
 // releases returns Helm release operations; caps, when known, spares Helm
-// rediscovering the whole API.
-func (d *Deployer) releases(caps *common.Capabilities) (*releases, error) {
+// rediscovering the whole API. With a lock, every write Helm makes (objects
+// and release records) checks it first; without one they only read.
+func (d *Deployer) releases(caps *common.Capabilities, lock *kube.Lock) (*releases, error) {
 	cfg := action.NewConfiguration()
 	cfg.SetLogger(d.Log.Handler())
 	if err := cfg.Init(d.Cluster.Getter, d.Project.Namespace, "secret"); err != nil {
@@ -86,18 +96,29 @@ func (d *Deployer) releases(caps *common.Capabilities) (*releases, error) {
 		c := *caps
 		cfg.Capabilities = &c
 	}
+	check := errReadOnly
+	if lock != nil {
+		check = lock.Check
+	}
+	cfg.KubeClient = &guardedKube{Interface: cfg.KubeClient, check: check}
+	cfg.Releases.Driver = &guardedDriver{Driver: cfg.Releases.Driver, check: check}
 	return &releases{cfg: cfg, ns: d.Project.Namespace}, nil
+}
+
+// errReadOnly refuses writes through release operations opened without a
+// lock: a programming error, caught rather than written unlocked.
+func errReadOnly() error {
+	return errors.New("internal error: a release write without the service's lock")
 }
 
 // upgrade installs or upgrades the service's release, unless the last
 // deployed revision has the same chart and values. It returns the
 // revision written (or kept) and how it ended.
-func (r *releases) upgrade(ctx context.Context, p *config.Project, s *config.Service, opts Options) (int, State, error) {
+func (r *releases) upgrade(ctx context.Context, name string, values map[string]any, opts Options) (int, State, error) {
 	ch, err := render.ServiceChart()
 	if err != nil {
 		return 0, StateFailed, err
 	}
-	values := render.ServiceValues(p, s, opts.ImageTag, opts.Values)
 	digest, err := releaseDigest(values)
 	if err != nil {
 		return 0, StateFailed, err
@@ -111,14 +132,22 @@ func (r *releases) upgrade(ctx context.Context, p *config.Project, s *config.Ser
 	if opts.Wait {
 		wait = helmkube.StatusWatcherStrategy
 	}
-	last, err := r.last(s.Name)
+	last, err := r.last(name)
 	if err != nil {
 		return 0, StateFailed, err
 	}
+	next := 1
+	if last != nil {
+		next = last.Version + 1
+	}
+	labels[RevisionLabel] = strconv.Itoa(next)
 	description := "msctl deploy " + opts.ImageTag
+	if opts.Description != "" {
+		description = opts.Description
+	}
 	if last == nil {
 		in := action.NewInstall(r.cfg)
-		in.ReleaseName, in.Namespace = s.Name, r.ns
+		in.ReleaseName, in.Namespace = name, r.ns
 		in.ServerSideApply, in.ForceConflicts = true, true
 		in.WaitStrategy, in.Timeout = wait, opts.Timeout
 		in.Labels, in.Description = labels, description
@@ -133,7 +162,7 @@ func (r *releases) upgrade(ctx context.Context, p *config.Project, s *config.Ser
 		rel, err := in.RunWithContext(ctx, ch, values)
 		return versionOf(rel, 1), stateAfter(err), err
 	}
-	if last.Info.Status == rcommon.StatusDeployed && last.Labels[DigestLabel] == digest {
+	if last.Info.Status == rcommon.StatusDeployed && writtenByMsctl(last) && last.Labels[DigestLabel] == digest {
 		return last.Version, StateUnchanged, nil
 	}
 	up := action.NewUpgrade(r.cfg)
@@ -144,7 +173,7 @@ func (r *releases) upgrade(ctx context.Context, p *config.Project, s *config.Ser
 	up.MaxHistory = maxHistory
 	up.DisableOpenAPIValidation = true
 	up.SkipSchemaValidation = true
-	rel, err := up.RunWithContext(ctx, s.Name, ch, values)
+	rel, err := up.RunWithContext(ctx, name, ch, values)
 	return versionOf(rel, last.Version+1), stateAfter(err), err
 }
 
@@ -297,7 +326,7 @@ func (r *releases) recoverPending(name string, lock *kube.Lock, rollbackTimeout 
 func stillBusy(name string, pending *releasev1.Release, takenFrom string, gone bool, now time.Time) *OperationInProgressError {
 	busy := &OperationInProgressError{Release: name, Revision: pending.Version, Status: string(pending.Info.Status), Since: pending.Info.LastDeployed}
 	timeout, err := strconv.Atoi(pending.Labels[TimeoutLabel])
-	if err != nil {
+	if err != nil || !writtenByMsctl(pending) {
 		busy.Detail = "not written by msctl: let it finish, or mend it with helm"
 		return busy
 	}

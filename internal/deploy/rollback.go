@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -17,7 +18,7 @@ type NoSuchRevisionError struct {
 
 func (e *NoSuchRevisionError) Error() string {
 	if e.Revision == 0 {
-		return fmt.Sprintf("service %q has only one revision: nothing to roll back to", e.Service)
+		return fmt.Sprintf("service %q has no earlier revision that ran well: nothing to roll back to", e.Service)
 	}
 	return fmt.Sprintf("service %q has no revision %d (see msctl history %s)", e.Service, e.Revision, e.Service)
 }
@@ -49,7 +50,7 @@ func (d *Deployer) Rollback(ctx context.Context, service string, opts RollbackOp
 	ctx, cancel := lock.Bind(ctx)
 	defer cancel()
 
-	rel, err := d.releases(nil)
+	rel, err := d.releases(nil, lock)
 	if err != nil {
 		return Result{}, err
 	}
@@ -60,13 +61,28 @@ func (d *Deployer) Rollback(ctx context.Context, service string, opts RollbackOp
 	if len(hist) == 0 {
 		return Result{}, &NotDeployedError{Service: service}
 	}
+	last := hist[len(hist)-1]
+	if last.Info.Status.IsPending() {
+		// Nobody else's operation is undone from under it; one of msctl's
+		// own that is abandoned is for deploy to mend.
+		nonce, gone := lock.TakenFrom()
+		if busy := stillBusy(service, last, nonce, gone, d.Now()); busy != nil {
+			return Result{}, busy
+		}
+	}
 	revision := opts.Revision
 	if revision == 0 {
-		current := hist[len(hist)-1].Version
-		if current == 1 {
+		// The newest revision that ran well before the current one: after
+		// a failed upgrade and its automatic rollback, the one before the
+		// current is the failed one.
+		good, err := rel.lastGood(service, last.Version)
+		if err != nil {
+			return Result{}, err
+		}
+		if good == 0 {
 			return Result{}, &NoSuchRevisionError{Service: service}
 		}
-		revision = current - 1
+		revision = good
 	}
 	var target *releaseRecord
 	for _, h := range hist {
@@ -81,8 +97,15 @@ func (d *Deployer) Rollback(ctx context.Context, service string, opts RollbackOp
 		return Result{}, err
 	}
 	image := render.ImageFromValues(target.values)
+	rbStart := d.Now()
 	if err := rel.rollback(service, revision, opts.Timeout); err != nil {
-		return Result{Service: service, State: StateFailed, Message: d.whyNotReady(ctx, service, err)}, err
+		why := d.whyNotReady(context.WithoutCancel(ctx), service, err)
+		r := Result{Service: service, State: StateFailed, Message: why}
+		if errors.Is(err, context.DeadlineExceeded) || d.Now().Sub(rbStart) >= opts.Timeout {
+			r.TimedOut = true
+			r.Message = fmt.Sprintf("not ready within %s: %s", opts.Timeout, why)
+		}
+		return r, &Failed{Results: []Result{r}, Op: "rollback"}
 	}
 	weight, err := d.CanaryWeight(ctx, service)
 	if err != nil {
@@ -97,11 +120,11 @@ func (d *Deployer) Rollback(ctx context.Context, service string, opts RollbackOp
 	if err := d.applyIstio(ctx, service, res.Istio(service), lock.Check); err != nil {
 		return Result{}, err
 	}
-	last, err := rel.last(service)
+	after, err := rel.last(service)
 	if err != nil {
 		return Result{}, err
 	}
-	return Result{Service: service, State: StateDeployed, Revision: last.Version, Image: image.String(),
+	return Result{Service: service, State: StateDeployed, Revision: after.Version, Image: image.String(),
 		Message: fmt.Sprintf("rolled back to revision %d", revision), Duration: d.Now().Sub(start)}, nil
 }
 

@@ -37,7 +37,7 @@ func (d *Deployer) Status(ctx context.Context, services []string) ([]ServiceStat
 	if len(services) == 0 {
 		services = d.Project.ServiceNames()
 	}
-	rels, err := d.releases(nil)
+	rels, err := d.releases(nil, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -112,7 +112,7 @@ type Revision struct {
 
 // History lists a service's release revisions, oldest first.
 func (d *Deployer) History(_ context.Context, service string) ([]Revision, error) {
-	rels, err := d.releases(nil)
+	rels, err := d.releases(nil, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -3,7 +3,9 @@ package kube
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/user"
 	"strconv"
@@ -19,6 +21,9 @@ type Holder struct {
 	Host  string
 	PID   int
 	Start string // the process's start time in clock ticks since boot; "" where unknown
+	// Scope is the boot and the pid namespace the PID means something in;
+	// "" where unknown. Containers may share a host name, not a scope.
+	Scope string
 	Nonce string
 }
 
@@ -29,6 +34,7 @@ const (
 	annotationPID   = "msctl.dev/holder-pid"
 	annotationStart = "msctl.dev/holder-start"
 	annotationNonce = "msctl.dev/holder-nonce"
+	annotationScope = "msctl.dev/holder-scope"
 )
 
 // CurrentHolder identifies this process. name is what people read; when
@@ -48,7 +54,8 @@ func CurrentHolder(name string, getenv func(string) string) Holder {
 	}
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
-	return Holder{Name: name, Host: host, PID: os.Getpid(), Start: processStart(os.Getpid()), Nonce: hex.EncodeToString(b)}
+	start, _ := processStart(os.Getpid())
+	return Holder{Name: name, Host: host, PID: os.Getpid(), Start: start, Scope: processScope(), Nonce: hex.EncodeToString(b)}
 }
 
 // ciJob names the CI job this process runs in, or "".
@@ -80,53 +87,65 @@ func (h Holder) Identity() string {
 }
 
 func (h Holder) annotations() map[string]string {
-	return map[string]string{annotationHost: h.Host, annotationPID: strconv.Itoa(h.PID), annotationStart: h.Start, annotationNonce: h.Nonce}
+	return map[string]string{annotationHost: h.Host, annotationPID: strconv.Itoa(h.PID), annotationStart: h.Start,
+		annotationNonce: h.Nonce, annotationScope: h.Scope}
 }
 
-// holderGone reports whether a Lease's annotations name a process of this
-// host that no longer runs. A pid now used by another process counts as
-// gone: its start time differs.
-func holderGone(ann map[string]string, host string) bool {
-	if host == "" || ann[annotationHost] != host {
+// holderGone reports whether a Lease's annotations name a process that is
+// known not to run: one of this machine's boot and pid namespace (scope)
+// whose pid is gone, or is now another process (its start time differs).
+// Anything less certain (another machine, another container with the same
+// host name, a /proc that hides other users' processes) is not gone: the
+// Lease lapses by watching instead.
+func holderGone(ann map[string]string, host, scope string) bool {
+	if host == "" || scope == "" || ann[annotationHost] != host || ann[annotationScope] != scope {
 		return false
 	}
 	pid, err := strconv.Atoi(ann[annotationPID])
-	if err != nil || pid <= 0 {
+	if err != nil || pid <= 0 || !canInspectProcesses {
 		return false
 	}
-	start, known := processStartKnown(pid)
-	if !known {
+	start, err := processStart(pid)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return true
+	case err != nil:
 		return false
 	}
-	return start == "" || (ann[annotationStart] != "" && start != ann[annotationStart])
+	return ann[annotationStart] != "" && start != ann[annotationStart]
 }
 
-// processStartKnown returns pid's start time, "" when no such process
-// runs, and whether this platform can tell at all.
-func processStartKnown(pid int) (string, bool) {
-	if !canInspectProcesses {
-		return "", false
-	}
-	return processStart(pid), true
-}
-
-// processStart reads a process's start time (field 22 of /proc/PID/stat),
-// or "" if it does not run.
-func processStart(pid int) string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+// processScope names this boot and pid namespace: a pid is only
+// comparable within one.
+func processScope() string {
+	boot, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
 	if err != nil {
 		return ""
+	}
+	ns, err := os.Readlink("/proc/self/ns/pid")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(boot)) + "/" + ns
+}
+
+// processStart reads a process's start time (field 22 of /proc/PID/stat).
+// A process that does not run is an error satisfying fs.ErrNotExist.
+func processStart(pid int) (string, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return "", err
 	}
 	// The command name (field 2) may hold spaces; fields count from the
 	// last ')'.
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
-		return ""
+		return "", fmt.Errorf("/proc/%d/stat: unreadable", pid)
 	}
 	f := strings.Fields(s[i+1:])
 	if len(f) < 20 {
-		return ""
+		return "", fmt.Errorf("/proc/%d/stat: unreadable", pid)
 	}
-	return f[19]
+	return f[19], nil
 }

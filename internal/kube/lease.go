@@ -85,11 +85,12 @@ type Lock struct {
 	lastRenew time.Time
 	lostErr   error
 
-	lost     chan struct{}
-	stop     chan struct{}
-	done     chan struct{}
-	stopOnce sync.Once
-	loseOnce sync.Once
+	lost       chan struct{}
+	stop       chan struct{}
+	done       chan struct{}
+	stopOnce   sync.Once
+	loseOnce   sync.Once
+	finishOnce sync.Once
 }
 
 // AcquireLock takes the Lease, or fails with *LockHeldError when another run
@@ -112,8 +113,9 @@ func AcquireLock(ctx context.Context, cs kubernetes.Interface, opts LockOptions)
 		lost: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
 	leases := cs.CoordinationV1().Leases(opts.Namespace)
 	var watched *observation
-	for attempt := 0; ; attempt++ {
-		if attempt > 100 {
+	conflicts := 0
+	for {
+		if conflicts > 20 {
 			return nil, fmt.Errorf("lock %s: contended; try again", opts.Name)
 		}
 		cur, err := leases.Get(ctx, opts.Name, metav1.GetOptions{})
@@ -122,6 +124,7 @@ func AcquireLock(ctx context.Context, cs kubernetes.Interface, opts LockOptions)
 				ObjectMeta: metav1.ObjectMeta{Name: opts.Name, Namespace: opts.Namespace, Labels: opts.Labels},
 			}), metav1.CreateOptions{})
 			if apierrors.IsAlreadyExists(err) {
+				conflicts++
 				continue // someone created it first: look again
 			}
 			if err != nil {
@@ -158,6 +161,7 @@ func AcquireLock(ctx context.Context, cs kubernetes.Interface, opts LockOptions)
 		// lease since we read it, this fails with a conflict and we look again.
 		updated, err := leases.Update(ctx, l.claim(cur.DeepCopy()), metav1.UpdateOptions{})
 		if apierrors.IsConflict(err) {
+			conflicts++
 			watched = nil
 			continue
 		}
@@ -191,14 +195,15 @@ func judge(l *coordinationv1.Lease, identity string, opts LockOptions, watched *
 		return verdictTake, "", false
 	case opts.Steal:
 		return verdictTake, "--steal-lock", false
-	case holderGone(l.Annotations, opts.Holder.Host):
+	case holderGone(l.Annotations, opts.Holder.Host, opts.Holder.Scope):
 		return verdictTake, "its holder, a process of this machine, no longer runs", true
 	}
 	dur := leaseDuration(l, opts.TTL)
-	// By the holder's own clock the Lease is live: believe it. If this
-	// clock is behind, a dead holder's Lease is taken a little later, never
-	// a live one sooner.
-	if l.Spec.RenewTime != nil && l.Spec.RenewTime.Add(dur).After(now) {
+	// By the holder's own clock the Lease is live: believe it, unless its
+	// renew time is further ahead of this clock than a whole duration,
+	// which only a clock far ahead writes. If this clock is behind, a dead
+	// holder's Lease is taken a little later, never a live one sooner.
+	if r := l.Spec.RenewTime; r != nil && r.Add(dur).After(now) && !r.After(now.Add(dur)) {
 		return verdictHeld, "", false
 	}
 	switch {
@@ -264,6 +269,10 @@ func (l *Lock) start(lease *coordinationv1.Lease) *Lock {
 // Holder is the identity this lock is held under.
 func (l *Lock) Holder() string { return l.identity }
 
+// Nonce is the random part of the holder's identity, which release records
+// carry to say which run wrote them.
+func (l *Lock) Nonce() string { return l.opts.Holder.Nonce }
+
 // TakenFrom is the nonce of the holder this run took the Lease over from
 // ("" if it was free), and whether that holder was known to have stopped:
 // a process of this machine that no longer runs, or a Lease unrenewed for
@@ -284,11 +293,24 @@ func (l *Lock) Check() error {
 	if err != nil {
 		return err
 	}
-	if stale != "" {
-		l.lose(stale, true)
-		return l.Check()
+	if stale == "" {
+		return nil
 	}
-	return nil
+	// Stale by this clock, which may merely have jumped: one renewal now
+	// settles it.
+	ctx, cancel := context.WithTimeout(context.Background(), min(2*time.Second, l.opts.TTL/4))
+	err = l.renewOnce(ctx)
+	cancel()
+	var lost *LockLostError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &lost):
+		l.lose(lost.Reason, true)
+	default:
+		l.lose(stale+": "+err.Error(), true)
+	}
+	return l.Check()
 }
 
 // Bind returns a context that is cancelled, with the *LockLostError as its
@@ -310,7 +332,7 @@ func (l *Lock) Bind(parent context.Context) (context.Context, context.CancelFunc
 func (l *Lock) staleLocked() string {
 	limit := l.opts.TTL * 3 / 4
 	now := l.opts.Now()
-	if since := max(now.Sub(l.lastRenew), now.Round(0).Sub(l.lastRenew.Round(0))); since > limit {
+	if since := max(now.Sub(l.lastRenew), now.Round(0).Sub(l.lastRenew.Round(0))); since >= limit {
 		return fmt.Sprintf("not renewed for %s of its %s TTL", since.Round(time.Second), l.opts.TTL)
 	}
 	return ""
@@ -333,13 +355,15 @@ func (l *Lock) lose(reason string, loud bool) {
 func (l *Lock) renew() {
 	defer close(l.done)
 	every := max(l.opts.TTL/4, 50*time.Millisecond)
-	t := time.NewTicker(every)
-	defer t.Stop()
+	wait := every
 	for {
+		t := time.NewTimer(wait)
 		select {
 		case <-l.stop:
+			t.Stop()
 			return
 		case <-l.lost:
+			t.Stop()
 			return
 		case <-t.C:
 		}
@@ -356,6 +380,11 @@ func (l *Lock) renew() {
 			if err := l.Check(); err != nil {
 				return
 			}
+			// Try again soon: the loss must be noticed close to 3/4 of
+			// the TTL, well before another run may take the Lease.
+			wait = max(every/4, 10*time.Millisecond)
+		default:
+			wait = every
 		}
 	}
 }
@@ -398,6 +427,9 @@ func (l *Lock) renewOnce(ctx context.Context) error {
 	return fmt.Errorf("renewing %s: contended", l.opts.Name)
 }
 
+// released is the loss reason of a lock its run let go.
+const released = "released"
+
 // halt stops renewing; it reports whether the lock was still held.
 func (l *Lock) halt() bool {
 	l.stopOnce.Do(func() { close(l.stop) })
@@ -418,10 +450,21 @@ func (l *Lock) Delete(ctx context.Context) error {
 }
 
 func (l *Lock) finish(ctx context.Context, remove bool) error {
-	if !l.halt() {
+	var err error // nil for every call but the first
+	l.finishOnce.Do(func() { err = l.free(ctx, remove) })
+	return err
+}
+
+func (l *Lock) free(ctx context.Context, remove bool) error {
+	held := l.halt()
+	var lost *LockLostError
+	if !held && (!errors.As(l.Check(), &lost) || lost.Reason == released || lost.Reason == "the Lease was deleted") {
 		return nil
 	}
-	l.lose("released", false)
+	// Lost by this run's own reckoning (say, after a long suspend): the
+	// Lease may still be the one it wrote, and then it is ours to free;
+	// the compare-and-swap below leaves one another run took.
+	l.lose(released, false)
 	leases := l.cs.CoordinationV1().Leases(l.opts.Namespace)
 	l.mu.Lock()
 	cur := l.lease.DeepCopy()

@@ -3,6 +3,7 @@ package kube
 import (
 	"context"
 	"errors"
+	"maps"
 	"os"
 	"strconv"
 	"sync/atomic"
@@ -31,7 +32,8 @@ func TestJudge(t *testing.T) {
 	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	me := Holder{Name: "ci", Host: "runner-1", PID: os.Getpid(), Nonce: "aa"}
 	ttl := time.Minute
-	deadPID := map[string]string{annotationHost: "runner-1", annotationPID: "999999999", annotationStart: "1"}
+	me.Scope = processScope()
+	deadPID := map[string]string{annotationHost: "runner-1", annotationPID: "999999999", annotationStart: "1", annotationScope: me.Scope}
 	otherHost := map[string]string{annotationHost: "runner-2", annotationPID: "999999999"}
 	for _, tc := range []struct {
 		name    string
@@ -54,6 +56,10 @@ func TestJudge(t *testing.T) {
 			&observation{"1", now.Add(-30 * time.Second)}, verdictWatch},
 		{"looks lapsed, unchanged for its TTL", lease("other", now.Add(-2*ttl), ttl, "1", nil), LockOptions{Holder: me},
 			&observation{"1", now.Add(-ttl)}, verdictTake},
+		// A holder whose clock runs far ahead wrote a renew time in our
+		// future: not to be believed for ever.
+		{"renewed in the far future", lease("other", now.Add(2*time.Hour), ttl, "1", nil), LockOptions{Holder: me}, nil, verdictWatch},
+		{"renewed a little ahead", lease("other", now.Add(10*time.Second), ttl, "1", nil), LockOptions{Holder: me}, nil, verdictHeld},
 		{"looks lapsed, changed meanwhile", lease("other", now.Add(-2*ttl), ttl, "2", nil), LockOptions{Holder: me},
 			&observation{"1", now.Add(-2 * ttl)}, verdictHeld},
 	} {
@@ -89,19 +95,38 @@ func TestHolderIdentity(t *testing.T) {
 func TestHolderGone(t *testing.T) {
 	host, _ := os.Hostname()
 	self := CurrentHolder("t", func(string) string { return "" })
-	if holderGone(self.annotations(), host) {
+	if self.Scope == "" {
+		t.Fatal("no process scope on Linux")
+	}
+	gone := func(ann map[string]string) bool { return holderGone(ann, host, self.Scope) }
+	if gone(self.annotations()) {
 		t.Error("this very process counted as gone")
 	}
 	reused := self.annotations()
 	reused[annotationStart] = "1" // same pid, another start time: a reused pid
-	if !holderGone(reused, host) {
+	if !gone(reused) {
 		t.Error("a reused pid counted as the holder")
 	}
-	if !holderGone(map[string]string{annotationHost: host, annotationPID: strconv.Itoa(1 << 30)}, host) {
+	dead := self.annotations()
+	dead[annotationPID] = strconv.Itoa(1 << 30)
+	if !gone(dead) {
 		t.Error("a pid that does not run counted as alive")
 	}
-	if holderGone(map[string]string{annotationHost: "elsewhere", annotationPID: strconv.Itoa(1 << 30)}, host) {
+	elsewhere := maps.Clone(dead)
+	elsewhere[annotationHost] = "elsewhere"
+	if gone(elsewhere) {
 		t.Error("a process of another machine counted as gone")
+	}
+	// Another container with the same host name: its pids mean nothing here.
+	container := maps.Clone(dead)
+	container[annotationScope] = "another-boot/pid:[4026531836]"
+	if gone(container) {
+		t.Error("a process of another pid namespace counted as gone")
+	}
+	unscoped := maps.Clone(dead)
+	delete(unscoped, annotationScope)
+	if gone(unscoped) {
+		t.Error("a holder that recorded no scope counted as gone")
 	}
 }
 
@@ -146,9 +171,10 @@ func TestLockLostWhenRenewalsFail(t *testing.T) {
 	if !errors.As(context.Cause(ctx), &lost) {
 		t.Errorf("bound context's cause: %v", context.Cause(ctx))
 	}
-	// Release after a loss, twice, frees nothing and does not panic.
-	if err := l.Release(context.Background()); err != nil {
-		t.Error(err)
+	// Release after a loss tries to free the Lease (the API is still
+	// down: it says so), and a second Release does nothing.
+	if err := l.Release(context.Background()); err == nil {
+		t.Error("release with the API down reported success")
 	}
 	if err := l.Release(context.Background()); err != nil {
 		t.Error(err)
@@ -156,19 +182,33 @@ func TestLockLostWhenRenewalsFail(t *testing.T) {
 }
 
 // A machine that slept through its TTL knows on waking, by the wall clock,
-// before it writes.
+// before it writes: one renewal tells whether the Lease is still its own.
 func TestLockStaleByWallClock(t *testing.T) {
-	cs := fake.NewClientset()
-	var skew atomic.Int64
-	now := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
-	l, err := AcquireLock(context.Background(), cs, LockOptions{Namespace: "ns", Name: "msctl-user", Holder: CurrentHolder("t", os.Getenv), TTL: time.Hour, Now: now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Release(context.Background())
-	skew.Store(int64(2 * time.Hour))
-	if err := l.Check(); err == nil {
-		t.Fatal("two hours asleep, and the lock still counts as held")
+	for _, apiUp := range []bool{true, false} {
+		cs := fake.NewClientset()
+		var failing atomic.Bool
+		cs.PrependReactor("update", "leases", func(k8stesting.Action) (bool, runtime.Object, error) {
+			if failing.Load() {
+				return true, nil, errors.New("connection refused")
+			}
+			return false, nil, nil
+		})
+		var skew atomic.Int64
+		now := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+		l, err := AcquireLock(context.Background(), cs, LockOptions{Namespace: "ns", Name: "msctl-user", Holder: CurrentHolder("t", os.Getenv), TTL: time.Hour, Now: now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		skew.Store(int64(2 * time.Hour))
+		failing.Store(!apiUp)
+		err = l.Check()
+		switch {
+		case apiUp && err != nil:
+			t.Errorf("the clock jumped, the renewal went through, yet: %v", err)
+		case !apiUp && err == nil:
+			t.Error("two hours asleep and the API unreachable, and the lock still counts as held")
+		}
+		_ = l.Release(context.Background())
 	}
 }
 

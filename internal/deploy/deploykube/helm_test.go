@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -88,7 +89,10 @@ func TestPendingReleaseOfAnotherOperation(t *testing.T) {
 	if err := cfg.Init(d.Cluster.Getter, d.Project.Namespace, "secret"); err != nil {
 		t.Fatal(err)
 	}
-	pend := func(labels map[string]string, age time.Duration) {
+	// pend makes the newest revision a pending upgrade written by Helm
+	// (which copies the labels of the revision before, msctl's included)
+	// or by an msctl run.
+	pend := func(byMsctl bool, age time.Duration) {
 		t.Helper()
 		last, err := cfg.Releases.Last("user")
 		if err != nil {
@@ -96,7 +100,7 @@ func TestPendingReleaseOfAnotherOperation(t *testing.T) {
 		}
 		rel := *last.(*releasev1.Release)
 		info := *rel.Info
-		rel.Info, rel.Labels = &info, labels
+		rel.Info = &info
 		if rel.Info.Status.IsPending() {
 			if _, err := cfg.Releases.Delete("user", rel.Version); err != nil {
 				t.Fatal(err)
@@ -104,22 +108,25 @@ func TestPendingReleaseOfAnotherOperation(t *testing.T) {
 		} else {
 			rel.Version++
 		}
+		if byMsctl {
+			rel.Labels = map[string]string{deploy.TimeoutLabel: "300", deploy.HolderLabel: "0123abcd", deploy.RevisionLabel: strconv.Itoa(rel.Version)}
+		}
 		rel.Info.Status, rel.Info.LastDeployed = rcommon.StatusPendingUpgrade, time.Now().Add(-age)
 		if err := cfg.Releases.Create(&rel); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for _, tc := range []struct {
-		name   string
-		labels map[string]string
-		age    time.Duration
-		want   string
+		name    string
+		byMsctl bool
+		age     time.Duration
+		want    string
 	}{
-		{"helm upgrade in progress", nil, time.Hour, "not written by msctl"},
-		{"an msctl run within its deadline", map[string]string{deploy.TimeoutLabel: "300", deploy.HolderLabel: "0123abcd"}, time.Minute, "written by an msctl run that may go on until"},
+		{"helm upgrade in progress", false, time.Hour, "not written by msctl"},
+		{"an msctl run within its deadline", true, time.Minute, "written by an msctl run that may go on until"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			pend(tc.labels, tc.age)
+			pend(tc.byMsctl, tc.age)
 			_, err := d.Deploy(ctx, deploy.Options{Services: []string{"user"}, ImageTag: "v2", Wait: true, Lock: holder("test")})
 			if !errors.As(err, new(*deploy.Failed)) || !strings.Contains(err.Error(), "another operation is in progress on release user since") ||
 				!strings.Contains(err.Error(), tc.want) || errkind.Of(err) != errkind.Failure {
@@ -131,7 +138,7 @@ func TestPendingReleaseOfAnotherOperation(t *testing.T) {
 			}
 		})
 	}
-	pend(map[string]string{deploy.TimeoutLabel: "300", deploy.HolderLabel: "0123abcd"}, 6*time.Minute)
+	pend(true, 6*time.Minute)
 	res := deployOK(t, d, deploy.Options{Services: []string{"user"}, ImageTag: "v2"})
 	if res[0].State != deploy.StateDeployed {
 		t.Errorf("over an abandoned msctl revision: %+v", res)
@@ -155,7 +162,15 @@ func TestHelmCLIOperatesMsctlReleases(t *testing.T) {
 			t.Fatalf("helm %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	}
-	run("upgrade", "user", "../../../manifests/charts/service", "--reuse-values", "--set", "image.tag=v3", "--wait", "--timeout", "1m")
+	run("upgrade", "user", "../../../manifests/charts/service", "--reuse-values", "--set", "image.tag=hotfix", "--wait", "--timeout", "1m")
+	// Helm copied msctl's labels into its revision, digest included: msctl
+	// must not take the hotfix for its own v2.
+	if res := deployOK(t, d, deploy.Options{Services: []string{"user"}, ImageTag: "v2"}); res[0].State != deploy.StateDeployed {
+		t.Fatalf("msctl deploy v2 over helm's hotfix: %+v", res)
+	}
+	if st, _ := d.Status(context.Background(), []string{"user"}); !strings.HasSuffix(st[0].Image, ":v2") {
+		t.Fatalf("after msctl deploy v2 the stable runs %s", st[0].Image)
+	}
 	run("rollback", "user", "1", "--wait", "--timeout", "1m")
 	st, err := d.Status(context.Background(), []string{"user"})
 	if err != nil || st[0].Release != "deployed" || !strings.HasSuffix(st[0].Image, ":v1") {

@@ -1,0 +1,210 @@
+// Package canarystate is a canary's state object: its schema, phases and
+// encoding, and the compare-and-swap store that keeps one per service in
+// the service's namespace. The driver (internal/canary) writes it; deploy
+// reads it to refuse a deploy while a canary runs; status, explain and the
+// dashboard read it. The same schema is written locally to a file.
+//
+// It holds no logic of its own about steps or verdicts and never talks to
+// Prometheus.
+package canarystate
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/msctl/msctl/internal/analysis"
+	"github.com/msctl/msctl/internal/config"
+)
+
+// SchemaVersion is the version of State's encoding; a reader refuses a
+// newer one rather than misread it.
+const SchemaVersion = 1
+
+// Phase is where a canary stands.
+type Phase string
+
+// The phases. Succeeded, RolledBack, Aborted and Inconclusive are terminal.
+const (
+	Progressing  Phase = "Progressing"
+	Paused       Phase = "Paused"
+	Promoting    Phase = "Promoting"
+	Succeeded    Phase = "Succeeded"
+	RollingBack  Phase = "RollingBack"
+	RolledBack   Phase = "RolledBack"
+	Aborted      Phase = "Aborted"
+	Inconclusive Phase = "Inconclusive"
+)
+
+// Terminal reports whether the canary has ended.
+func (p Phase) Terminal() bool {
+	switch p {
+	case Succeeded, RolledBack, Aborted, Inconclusive:
+		return true
+	}
+	return false
+}
+
+// Action is what another process asks of a running canary.
+type Action string
+
+// The actions.
+const (
+	ActionPromote Action = "promote"
+	ActionPause   Action = "pause"
+	ActionResume  Action = "resume"
+	ActionAbort   Action = "abort"
+)
+
+// Request is an action written into the state for the driver to carry out.
+type Request struct {
+	Action Action `json:"action"`
+	// Full skips the remaining steps and analysis (promote only).
+	Full bool      `json:"full,omitempty"`
+	By   string    `json:"by"`
+	At   time.Time `json:"at"`
+}
+
+// Traffic is the split the driver last set: the canary's weight in
+// percent, whether the A/B match of its step is on, and the mirrored
+// percent.
+type Traffic struct {
+	Weight int  `json:"weight"`
+	Match  bool `json:"match,omitempty"`
+	Mirror int  `json:"mirror,omitempty"`
+}
+
+// Step is one step of the plan as the state records it.
+type Step struct {
+	// Kind is weight, pause, match or mirror.
+	Kind   string `json:"kind"`
+	Weight int    `json:"weight,omitempty"`
+	// Pause is the pause's length; 0 with Kind pause is a manual gate.
+	Pause time.Duration `json:"pause,omitempty"`
+	// Match is the A/B match of a match step.
+	Match      *config.Match `json:"match,omitempty"`
+	Iterations int           `json:"iterations,omitempty"`
+	Mirror     int           `json:"mirror,omitempty"`
+}
+
+// String says the step the way people read it.
+func (s Step) String() string {
+	switch s.Kind {
+	case "pause":
+		if s.Pause == 0 {
+			return "pause until approved"
+		}
+		return "pause " + s.Pause.String()
+	case "match":
+		return fmt.Sprintf("A/B match for %d intervals", s.Iterations)
+	case "mirror":
+		return fmt.Sprintf("mirror %d%%", s.Mirror)
+	}
+	return fmt.Sprintf("weight %d%%", s.Weight)
+}
+
+// Counters count a canary's checks that kept it from advancing.
+type Counters struct {
+	// Failed counts failed checks under the threshold rule.
+	Failed int `json:"failed"`
+	// NoData counts intervals with too little data to decide.
+	NoData int `json:"noData"`
+	// Errors counts checks Prometheus could not answer.
+	Errors int `json:"errors"`
+}
+
+// Finished is a canary that ended, kept in the state's history.
+type Finished struct {
+	Phase       Phase     `json:"phase"`
+	Reason      string    `json:"reason"`
+	CanaryImage string    `json:"canaryImage"`
+	StartedAt   time.Time `json:"startedAt"`
+	EndedAt     time.Time `json:"endedAt"`
+}
+
+// State is one service's canary.
+type State struct {
+	SchemaVersion int    `json:"schemaVersion"`
+	Service       string `json:"service"`
+	Phase         Phase  `json:"phase"`
+	// Reason says in one line why the canary is paused or ended, or why it
+	// is rolling back.
+	Reason string `json:"reason,omitempty"`
+	// Ending is the terminal phase a rollback ends in: RolledBack,
+	// Aborted or Inconclusive.
+	Ending Phase `json:"ending,omitempty"`
+
+	Steps []Step `json:"steps"`
+	// Step is the index of the current step.
+	Step        int       `json:"step"`
+	StepStarted time.Time `json:"stepStarted"`
+	// Iteration counts the analysis intervals passed in this step, and
+	// IntervalStarted is when the current one began.
+	Iteration       int       `json:"iteration"`
+	IntervalStarted time.Time `json:"intervalStarted"`
+	// Gate is set while a manual pause awaits approval.
+	Gate    bool    `json:"gate,omitempty"`
+	Traffic Traffic `json:"traffic"`
+
+	CanaryImage    string `json:"canaryImage"`
+	StableImage    string `json:"stableImage"`
+	StableRevision int    `json:"stableRevision"`
+
+	Counters Counters `json:"counters"`
+	// AnalysisSince is when the sequential test's counts start.
+	AnalysisSince time.Time `json:"analysisSince"`
+	// Checks are the latest checks, newest last, with their queries,
+	// values, thresholds and reasons.
+	Checks []analysis.Check `json:"checks,omitempty"`
+
+	Request *Request `json:"request,omitempty"`
+	// Driver is the lock identity of the process driving the canary.
+	Driver      string    `json:"driver,omitempty"`
+	DriverSince time.Time `json:"driverSince,omitzero"`
+
+	StartedAt time.Time `json:"startedAt"`
+	UpdatedAt time.Time `json:"updatedAt"`
+	// History holds the last few finished canaries of the service.
+	History []Finished `json:"history,omitempty"`
+}
+
+// MaxChecks and MaxHistory bound what a state keeps, so the object stays
+// well under the API server's size limit however long a canary runs.
+const (
+	MaxChecks  = 100
+	MaxHistory = 5
+)
+
+// Record appends checks, keeping the newest MaxChecks.
+func (s *State) Record(checks ...analysis.Check) {
+	s.Checks = append(s.Checks, checks...)
+	if over := len(s.Checks) - MaxChecks; over > 0 {
+		s.Checks = append([]analysis.Check(nil), s.Checks[over:]...)
+	}
+}
+
+// CurrentStep is the step the canary is at, or a zero Step past the end.
+func (s *State) CurrentStep() Step {
+	if s.Step < 0 || s.Step >= len(s.Steps) {
+		return Step{}
+	}
+	return s.Steps[s.Step]
+}
+
+// Encode writes the state as JSON.
+func Encode(s *State) ([]byte, error) {
+	s.SchemaVersion = SchemaVersion
+	return json.Marshal(s)
+}
+
+// Decode reads a state, refusing a newer schema.
+func Decode(b []byte) (*State, error) {
+	var s State
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("canary state is not valid JSON: %w", err)
+	}
+	if s.SchemaVersion > SchemaVersion {
+		return nil, fmt.Errorf("canary state has schema version %d; this msctl reads up to %d: upgrade msctl", s.SchemaVersion, SchemaVersion)
+	}
+	return &s, nil
+}
