@@ -158,13 +158,24 @@ func TestBadUsageAndInput(t *testing.T) {
 		{"deploy: timeout below 1s", project, nil, []string{"deploy", "--timeout", "500ms"}, `msctl: --timeout 500ms is below the minimum of 1s`},
 		{"deploy: unknown service", project, nil, []string{"deploy", "billing"}, `msctl: unknown service "billing" (the project has: user, order)`},
 		{"deploy: bad --parallel", project, nil, []string{"deploy", "--parallel", "0"}, `msctl: --parallel 0: want at least 1`},
-		{"deploy: lock TTL too short", project, nil, []string{"deploy", "--lock-ttl", "1s"}, `msctl: --lock-ttl 1s: want from 2s to 1h`},
-		{"rollback: lock TTL too long", project, nil, []string{"rollback", "user", "--lock-ttl", "2h"}, `msctl: --lock-ttl 2h0m0s: want from 2s to 1h`},
+		{"deploy: lock TTL too short", project, nil, []string{"deploy", "--lock-ttl", "1s"}, `msctl: --lock-ttl 1s: want whole seconds from 2s to 1h`},
+		{"rollback: lock TTL too long", project, nil, []string{"rollback", "user", "--lock-ttl", "2h"}, `msctl: --lock-ttl 2h0m0s: want whole seconds from 2s to 1h`},
+		{"deploy: lock TTL not whole seconds", project, nil, []string{"deploy", "--lock-ttl", "2500ms"}, `msctl: --lock-ttl 2.5s: want whole seconds from 2s to 1h`},
 		{"destroy off a terminal without --yes", project, nil, []string{"destroy", "user"}, `msctl: destroy needs --yes when not run on a terminal (see 'msctl destroy --help')`},
 		{"destroy of nothing", project, nil, []string{"destroy", "--yes"}, `msctl: name the services to destroy, or pass --all (see 'msctl destroy --help')`},
 		{"rollback to a non-number", project, nil, []string{"rollback", "user", "x"}, `msctl: revision "x": want a positive number (see msctl history user) (see 'msctl rollback --help')`},
 		{"history without a service", project, nil, []string{"history"}, `msctl: accepts 1 arg(s), received 0 (see 'msctl history --help')`},
 		{"unknown kube context", project + "kube:\n  kubeconfig: kubeconfig\n", nil, []string{"status", "--context", "nope"}, `msctl: context "nope" is not in the kubeconfig`},
+		{"canary: unknown service", project, nil, []string{"canary", "run", "billing"}, `msctl: unknown service "billing" (the project has: user, order)`},
+		{"canary start: neither tag nor image", project, nil, []string{"canary", "start", "user"}, `msctl: give --tag or --image (see 'msctl canary start --help')`},
+		{"canary: tag and image", project, nil, []string{"canary", "run", "user", "--tag", "x", "--image", "y"}, `msctl: --tag and --image cannot be used together`},
+		{"canary: bad tag", project, nil, []string{"canary", "run", "user", "--tag", "bad tag"}, `msctl: --tag bad tag: image reference "localhost:5000/user:bad tag": tag "bad tag" is not letters`},
+		{"canary: steps not ending at 100", project + "canary:\n  steps: [10, 50]\n", nil, []string{"canary", "run", "user", "--tag", "v2"},
+			`msctl: msctl.yaml:10:15: canary.steps[1]: the last weight step must be 100, got 50: the canary takes all traffic before it is promoted`},
+		{"canary: unparsable PromQL", project + "canary:\n  metrics:\n    - name: errors\n      query: sum(rate(x[{{ interval }}]) /\n      max: 1\n", nil,
+			[]string{"canary", "run", "user", "--tag", "v2"}, `msctl: msctl.yaml:12:14: canary.metrics[0].query: 1:30: parse error: unclosed left parenthesis`},
+		{"canary: threshold out of range", project + "canary:\n  thresholds:\n    minSuccessRate: 150\n", nil, []string{"canary", "run", "user", "--tag", "v2"},
+			`msctl: msctl.yaml:11:21: canary.thresholds.minSuccessRate: 150 is outside 0-100 (percent above 0)`},
 		{"render: unknown service", project, nil, []string{"render", "billing"}, `msctl: unknown service "billing" (the project has: user, order)`},
 		{"render: weight above 100", project, nil, []string{"render", "--canary-weight", "101"}, `msctl: --canary-weight 101: want a weight from 0 to 100, or SERVICE=WEIGHT`},
 		{"render: weight for a service not rendered", project, nil, []string{"render", "user", "--canary-weight", "order=5"}, `msctl: --canary-weight order=5: "order" is not a service being rendered (user)`},
@@ -180,7 +191,7 @@ func TestBadUsageAndInput(t *testing.T) {
 		env     map[string]string
 		args    []string
 		wantErr string
-	}{"nested YAML aliases", aliasBomb(), nil, []string{"config", "view"}, `msctl: msctl.yaml:4:3963: YAML aliases expand the file beyond 14034 values; nested aliases are refused`})
+	}{"nested YAML aliases", aliasBomb(), nil, []string{"config", "view"}, `msctl: msctl.yaml:4:3831: YAML aliases expand the file beyond 14034 values; nested aliases are refused`})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := projectDir(t, tt.file)

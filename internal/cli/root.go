@@ -119,7 +119,7 @@ project file (msctl.yaml), then defaults; see msctl config view --show-origin.
 		cmds []*cobra.Command
 	}{
 		{"project", []*cobra.Command{NewCmdInit(f, nil), NewCmdConfig(f), NewCmdGenerate(f), NewCmdRender(f, nil), NewCmdLint(f, nil)}},
-		{"cluster", []*cobra.Command{NewCmdDeploy(f, nil), NewCmdStatus(f, nil), NewCmdHistory(f, nil), NewCmdRollback(f, nil), NewCmdDestroy(f, nil)}},
+		{"cluster", []*cobra.Command{NewCmdDeploy(f, nil), NewCmdStatus(f, nil), NewCmdHistory(f, nil), NewCmdRollback(f, nil), NewCmdDestroy(f, nil), NewCmdCanary(f)}},
 		{"", []*cobra.Command{NewCmdVersion(f, nil), NewCmdCompletion(f)}},
 	}
 	for _, g := range groups {

@@ -48,6 +48,10 @@ type Cluster struct {
 	stopOnce sync.Once
 	stopErr  error
 
+	msctlOnce sync.Once
+	msctl     string
+	msctlErr  error
+
 	// startedAt and ready record how long each start step took after
 	// startedAt, for the benchmark.
 	startedAt time.Time

@@ -2,6 +2,7 @@ package testcluster
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -39,4 +40,23 @@ func HelmCLI(t testing.TB) string {
 		t.Fatalf("installing helm %s: %v\n%s", HelmVersion, err, out)
 	}
 	return bin
+}
+
+// Msctl returns an msctl binary built from this module, once per cluster,
+// into the cluster's dir (which goes when the cluster stops).
+func (c *Cluster) Msctl(t testing.TB) string {
+	t.Helper()
+	c.msctlOnce.Do(func() {
+		path := filepath.Join(c.Dir(), "msctl")
+		out, err := exec.Command("go", "build", "-o", path, "github.com/msctl/msctl/cmd/msctl").CombinedOutput()
+		if err != nil {
+			c.msctlErr = fmt.Errorf("building msctl: %v\n%s", err, out)
+			return
+		}
+		c.msctl = path
+	})
+	if c.msctlErr != nil {
+		t.Fatal(c.msctlErr)
+	}
+	return c.msctl
 }

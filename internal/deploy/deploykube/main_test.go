@@ -4,16 +4,14 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"io"
-	"log/slog"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/msctl/msctl/internal/config"
 	"github.com/msctl/msctl/internal/deploy"
+	"github.com/msctl/msctl/internal/deploy/deploytest"
 	"github.com/msctl/msctl/internal/kube"
 	"github.com/msctl/msctl/internal/testcluster"
 	appsv1 "k8s.io/api/apps/v1"
@@ -35,17 +33,7 @@ func setup(t *testing.T) *deploy.Deployer {
 	}
 	p := l.Project
 	p.Namespace = cluster.Namespace(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := kube.Connect(ctx, kube.ConnectOptions{Kubeconfig: cluster.Kubeconfig(), Namespace: p.Namespace})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := deploy.New(c, p, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
+	return deploytest.Deployer(t, cluster, p)
 }
 
 // holder is a lock identity for a test run named name.
@@ -85,28 +73,9 @@ func available(d *appsv1.Deployment) bool {
 	return false
 }
 
-// msctlBinary builds msctl once per test binary.
-var msctlBinary = func() func(t *testing.T) string {
-	var bin string
-	return func(t *testing.T) string {
-		t.Helper()
-		if bin != "" {
-			return bin
-		}
-		// In the cluster's dir, which goes when the cluster stops.
-		path := filepath.Join(cluster.Dir(), "msctl")
-		out, err := exec.Command("go", "build", "-o", path, "../../../cmd/msctl").CombinedOutput()
-		if err != nil {
-			t.Fatalf("building msctl: %v\n%s", err, out)
-		}
-		bin = path
-		return bin
-	}
-}()
-
 // msctl runs the msctl binary against the test cluster in namespace ns.
 func msctl(t *testing.T, ns string, env []string, args ...string) *exec.Cmd {
-	cmd := exec.Command(msctlBinary(t), append([]string{"--config", "../../../msctl.yaml", "--kubeconfig", cluster.Kubeconfig(), "-n", ns}, args...)...)
+	cmd := exec.Command(cluster.Msctl(t), append([]string{"--config", "../../../msctl.yaml", "--kubeconfig", cluster.Kubeconfig(), "-n", ns}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
 	return cmd
 }

@@ -1,0 +1,188 @@
+package canary
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/msctl/msctl/internal/analysis"
+	"github.com/msctl/msctl/internal/canarystate"
+	"github.com/msctl/msctl/internal/deploy"
+	"github.com/msctl/msctl/internal/imageref"
+	"github.com/msctl/msctl/internal/kube"
+	"github.com/msctl/msctl/internal/render"
+)
+
+// The cluster's ports: the state in a ConfigMap, traffic in the
+// VirtualService rendered through render and applied like deploy does, the
+// workloads as Helm releases through deploy's release operations.
+
+// clusterTraffic renders the service's VirtualService with the canary's
+// traffic as an input and applies it.
+type clusterTraffic struct {
+	d       *deploy.Deployer
+	service string
+}
+
+func (c *clusterTraffic) Set(ctx context.Context, t render.Traffic) error {
+	res, err := render.Render(c.d.Project, render.Options{Services: []string{c.service}, Traffic: map[string]render.Traffic{c.service: t}})
+	if err != nil {
+		return err
+	}
+	for _, o := range res.Istio(c.service) {
+		if o.GetKind() != "VirtualService" {
+			continue
+		}
+		if _, err := c.d.Applier().Apply(ctx, o.Unstructured, kube.ApplyOptions{}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// clusterReleases are the stable and canary Helm releases of a service.
+type clusterReleases struct {
+	d       *deploy.Deployer
+	service string
+	lock    *kube.Lock
+	timeout time.Duration
+}
+
+func (c *clusterReleases) Stable(ctx context.Context) (imageref.Ref, int, error) {
+	return c.d.StableRelease(ctx, c.service)
+}
+
+func (c *clusterReleases) DeployCanary(ctx context.Context, img imageref.Ref) error {
+	return c.d.DeployCanary(ctx, c.service, img, c.timeout, c.lock)
+}
+
+func (c *clusterReleases) RemoveCanary(ctx context.Context) error {
+	return c.d.RemoveCanary(ctx, c.service, c.timeout, c.lock)
+}
+
+func (c *clusterReleases) Promote(ctx context.Context, img imageref.Ref) (int, error) {
+	r, err := c.d.PromoteStable(ctx, c.service, img, c.timeout, c.lock)
+	return r.Revision, err
+}
+
+// ClusterPorts wires a driver of service to the cluster behind d, under
+// lock, which the caller holds. timeout bounds each release operation.
+func ClusterPorts(drv *Driver, d *deploy.Deployer, lock *kube.Lock, timeout time.Duration) {
+	drv.Store = d.StateStore(drv.Service)
+	drv.Traffic = &clusterTraffic{d: d, service: drv.Service}
+	drv.Releases = &clusterReleases{d: d, service: drv.Service, lock: lock, timeout: timeout}
+	drv.Lock = lock
+}
+
+// Cluster runs the canaries of a project's services on the cluster behind
+// a Deployer, analysed against a Prometheus.
+type Cluster struct {
+	Deployer   *deploy.Deployer
+	Prometheus analysis.Querier
+	// PlanFor resolves a service's plan; the command line builds it from
+	// the project file.
+	PlanFor func(service string) (Plan, error)
+	Events  func(Event)
+	Log     *slog.Logger
+	// ReleaseTimeout bounds each release operation (the canary's
+	// workload becoming ready, the stable's upgrade at promotion).
+	ReleaseTimeout time.Duration
+	// Tick is how often a driver reads its state for requests.
+	Tick time.Duration
+}
+
+// driver builds a driver of service under lock.
+func (c *Cluster) driver(service string, lock *kube.Lock) (*Driver, error) {
+	plan, err := c.PlanFor(service)
+	if err != nil {
+		return nil, err
+	}
+	drv := &Driver{
+		Service: service, Plan: plan, Events: c.Events, Log: c.Log, Tick: c.Tick, Now: c.Deployer.Now,
+		Analyzer: &analysis.Analyzer{Querier: c.Prometheus, Sequential: plan.Sequential},
+		Target: analysis.Target{Namespace: c.Deployer.Project.Namespace, Service: service,
+			Canary: deploy.CanaryRelease(service), Stable: service, Interval: plan.Interval},
+	}
+	ClusterPorts(drv, c.Deployer, lock, c.releaseTimeout())
+	return drv, nil
+}
+
+func (c *Cluster) releaseTimeout() time.Duration {
+	if c.ReleaseTimeout <= 0 {
+		return 5 * time.Minute
+	}
+	return c.ReleaseTimeout
+}
+
+// Run takes the service's lock and drives its canary (see Driver.Run). A
+// second driver fails at once with *kube.LockHeldError.
+func (c *Cluster) Run(ctx context.Context, service string, o RunOptions, lock deploy.LockOptions) (*canarystate.State, error) {
+	l, err := c.Deployer.Lock(ctx, service, lock)
+	if err != nil {
+		return nil, err
+	}
+	return c.drive(ctx, service, l, o)
+}
+
+// drive runs a driver of service under the held lock l, and releases it.
+func (c *Cluster) drive(ctx context.Context, service string, l *kube.Lock, o RunOptions) (*canarystate.State, error) {
+	defer func() { _ = l.Release(context.WithoutCancel(ctx)) }()
+	ctx, cancel := l.Bind(ctx)
+	defer cancel()
+	drv, err := c.driver(service, l)
+	if err != nil {
+		return nil, err
+	}
+	st, err := drv.Run(ctx, o)
+	// A lost lock explains a failed run better than what it caused.
+	if lost := l.Check(); lost != nil && err != nil && !errors.As(err, new(*OutcomeError)) {
+		return st, lost
+	}
+	return st, err
+}
+
+// Act asks the service's running canary to promote, pause, resume or abort.
+// A live driver acts on it within about a tick; with none, Act takes the
+// lock and carries the action out itself.
+func (c *Cluster) Act(ctx context.Context, service string, action canarystate.Action, full bool, lock deploy.LockOptions) (*canarystate.State, error) {
+	store := c.Deployer.StateStore(service)
+	if _, err := Ask(ctx, store, service, action, full, lock.Holder.Name, c.Deployer.Now()); err != nil {
+		return nil, err
+	}
+	l, err := c.Deployer.Lock(ctx, service, lock)
+	var held *kube.LockHeldError
+	if errors.As(err, &held) {
+		// A driver runs: it takes the request.
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		st, werr := Acknowledged(wctx, store, c.tick())
+		if werr != nil {
+			return st, fmt.Errorf("the driver of %s (%s) has not taken the %s request yet; it is recorded and will be carried out", service, held.Holder, action)
+		}
+		return st, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	st, err := c.drive(ctx, service, l, RunOptions{Once: true})
+	var oe *OutcomeError
+	if errors.As(err, &oe) && (oe.Phase == canarystate.Paused || action == canarystate.ActionAbort) {
+		return st, nil // what was asked for
+	}
+	return st, err
+}
+
+func (c *Cluster) tick() time.Duration {
+	if c.Tick <= 0 {
+		return 500 * time.Millisecond
+	}
+	return c.Tick
+}
+
+// State reads a service's canary state; nil when it never had one.
+func (c *Cluster) State(ctx context.Context, service string) (*canarystate.State, error) {
+	st, _, err := c.Deployer.StateStore(service).Load(ctx)
+	return st, err
+}

@@ -1,0 +1,610 @@
+package canary
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/msctl/msctl/internal/analysis"
+	"github.com/msctl/msctl/internal/canarystate"
+	"github.com/msctl/msctl/internal/imageref"
+	"github.com/msctl/msctl/internal/render"
+)
+
+// Driver drives one service's canary.
+type Driver struct {
+	Service  string
+	Store    canarystate.Store
+	Traffic  Traffic
+	Releases Releases
+	Analyzer *analysis.Analyzer
+	Target   analysis.Target
+	Plan     Plan
+	Lock     Lock
+	// Events hears what happens; nil hears nothing.
+	Events func(Event)
+	Log    *slog.Logger
+	// Now and Sleep are the clock; Tick is how often the driver reads its
+	// state for requests from other processes (promote, pause, abort), so
+	// it acts on them within about a Tick.
+	Now   func() time.Time
+	Sleep func(ctx context.Context, d time.Duration) error
+	Tick  time.Duration
+
+	st  *canarystate.State
+	ver string
+	// lastCheck is when the metrics were last checked by this process.
+	lastCheck time.Time
+}
+
+// RunOptions tune one run of the driver.
+type RunOptions struct {
+	// Image starts a canary at this image when none runs; zero resumes the
+	// one that runs.
+	Image imageref.Ref
+	// WaitForApproval waits at a manual gate or pause instead of
+	// returning with the Paused outcome.
+	WaitForApproval bool
+	// Deadline bounds the whole canary: past it, the canary is rolled back
+	// (unless KeepOnTimeout) and the outcome says it timed out.
+	Deadline      time.Time
+	KeepOnTimeout bool
+	// Once carries out pending requests and what they start (a rollback, a
+	// promotion), sets up a new canary's first step, and returns without
+	// waiting for analysis: what start, promote, pause, resume and abort do.
+	Once bool
+}
+
+// Run drives the canary until it ends, pauses (unless WaitForApproval), or
+// times out, and returns the last state with the outcome as an error
+// (*OutcomeError) when it did not succeed.
+func (d *Driver) Run(ctx context.Context, o RunOptions) (*canarystate.State, error) {
+	d.defaults()
+	if err := d.begin(ctx, o); err != nil {
+		return d.st, err
+	}
+	timedOut := false
+	applied := false
+	for {
+		if err := ctx.Err(); err != nil {
+			return d.st, err
+		}
+		if err := d.reload(ctx); err != nil {
+			return d.st, err
+		}
+		st := d.st
+		if !o.Deadline.IsZero() && !d.Now().Before(o.Deadline) && (st.Phase == canarystate.Progressing || st.Phase == canarystate.Paused) {
+			timedOut = true
+			if o.KeepOnTimeout {
+				return st, &OutcomeError{Service: d.Service, Phase: st.Phase, TimedOut: true,
+					Reason: "timed out; the canary stays in place (--keep-on-timeout)"}
+			}
+			if err := d.rollBack(ctx, canarystate.RolledBack, "timed out before the canary finished"); err != nil {
+				return d.st, err
+			}
+			continue
+		}
+		var wait time.Duration
+		var err error
+		switch st.Phase {
+		case canarystate.Succeeded, canarystate.RolledBack, canarystate.Aborted, canarystate.Inconclusive:
+			if err := d.letGo(ctx); err != nil {
+				return d.st, err
+			}
+			out := Outcome(d.st)
+			var oe *OutcomeError
+			if timedOut && errors.As(out, &oe) {
+				oe.TimedOut = true
+			}
+			return d.st, out
+		case canarystate.RollingBack:
+			err = d.finishRollBack(ctx)
+		case canarystate.Promoting:
+			err = d.finishPromotion(ctx)
+		case canarystate.Paused:
+			if st.Request != nil {
+				err = d.handle(ctx, st.Request)
+				break
+			}
+			if o.Once || !o.WaitForApproval {
+				if err := d.letGo(ctx); err != nil {
+					return d.st, err
+				}
+				return d.st, Outcome(d.st)
+			}
+			wait = d.Tick
+		case canarystate.Progressing:
+			if st.Request != nil {
+				err = d.handle(ctx, st.Request)
+				break
+			}
+			if !applied {
+				// Once per run: a killed driver may have written a step and
+				// died before acting on it.
+				if err = d.setUp(ctx); err != nil {
+					break
+				}
+				applied = true
+			}
+			if o.Once {
+				return d.st, d.letGo(ctx)
+			}
+			wait, err = d.progress(ctx)
+		}
+		if err != nil {
+			return d.st, err
+		}
+		if wait > 0 {
+			if err := d.Sleep(ctx, min(wait, d.Tick)); err != nil {
+				return d.st, err
+			}
+		}
+	}
+}
+
+func (d *Driver) defaults() {
+	d.Plan = d.Plan.withDefaults()
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Sleep == nil {
+		d.Sleep = sleep
+	}
+	if d.Tick <= 0 {
+		d.Tick = 500 * time.Millisecond
+	}
+	if d.Events == nil {
+		d.Events = func(Event) {}
+	}
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// begin loads the canary, starts one when none runs and an image is given,
+// and records this process as its driver.
+func (d *Driver) begin(ctx context.Context, o RunOptions) error {
+	if err := d.reload(ctx); err != nil {
+		return err
+	}
+	zero := o.Image == imageref.Ref{}
+	switch {
+	case (d.st == nil || d.st.Phase.Terminal()) && zero:
+		return inputErrorf("no canary of %s is in progress; give --tag or --image to start one", d.Service)
+	case d.st == nil || d.st.Phase.Terminal():
+		if err := d.start(ctx, o.Image); err != nil {
+			return err
+		}
+	case !zero && o.Image.String() != d.st.CanaryImage:
+		return inputErrorf("a canary of %s at %s is in progress (%s); promote or abort it before starting another",
+			d.Service, d.st.CanaryImage, d.st.Phase)
+	}
+	holder := d.Lock.Holder()
+	if d.st.Driver == holder {
+		return nil
+	}
+	return d.save(ctx, func(s *canarystate.State) {
+		s.Driver, s.DriverSince = holder, d.Now()
+	})
+}
+
+// start writes a new canary at step 0; setUp then runs its workload and
+// sets its traffic.
+func (d *Driver) start(ctx context.Context, img imageref.Ref) error {
+	if len(d.Plan.Steps) == 0 {
+		return inputErrorf("the canary of %s has no steps", d.Service)
+	}
+	stable, rev, err := d.Releases.Stable(ctx)
+	if err != nil {
+		return err
+	}
+	if stable.String() == img.String() {
+		return inputErrorf("%s already runs %s: nothing to canary", d.Service, img)
+	}
+	now := d.Now()
+	next := &canarystate.State{
+		Service: d.Service, Phase: canarystate.Progressing, Steps: d.Plan.Steps,
+		StepStarted: now, IntervalStarted: now, AnalysisSince: now,
+		CanaryImage: img.String(), StableImage: stable.String(), StableRevision: rev,
+		StartedAt: now, UpdatedAt: now,
+	}
+	if d.st != nil {
+		next.History = d.st.History
+	}
+	if err := d.Lock.Check(); err != nil {
+		return err
+	}
+	ver, err := d.Store.Save(ctx, next, d.ver)
+	if errors.Is(err, canarystate.ErrConflict) {
+		return fmt.Errorf("the canary state of %s changed while starting; run again", d.Service)
+	}
+	if err != nil {
+		return err
+	}
+	d.st, d.ver = next, ver
+	d.emit("phase", fmt.Sprintf("canary of %s started: %s (stable %s revision %d)", d.Service, img, stable, rev))
+	return nil
+}
+
+// reload reads the state, to see requests other processes wrote.
+func (d *Driver) reload(ctx context.Context) error {
+	st, ver, err := d.Store.Load(ctx)
+	if err != nil {
+		return err
+	}
+	d.st, d.ver = st, ver
+	return nil
+}
+
+// save applies change to the state and writes it by compare-and-swap,
+// after checking the lock. On a conflict (another process wrote a
+// request) it reloads and applies change again.
+func (d *Driver) save(ctx context.Context, change func(*canarystate.State)) error {
+	for range 10 {
+		if err := d.Lock.Check(); err != nil {
+			return err
+		}
+		next := *d.st
+		change(&next)
+		next.UpdatedAt = d.Now()
+		ver, err := d.Store.Save(ctx, &next, d.ver)
+		if errors.Is(err, canarystate.ErrConflict) {
+			if err := d.reload(ctx); err != nil {
+				return err
+			}
+			if d.st == nil {
+				return fmt.Errorf("the canary state of %s was deleted while the canary ran", d.Service)
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		d.st, d.ver = &next, ver
+		return nil
+	}
+	return fmt.Errorf("the canary state of %s keeps changing; run again", d.Service)
+}
+
+func (d *Driver) emit(kind, msg string) {
+	d.Events(Event{Time: d.Now(), Service: d.Service, Type: kind, Phase: d.st.Phase, Step: d.st.Step, Message: msg})
+}
+
+// letGo records that no process drives the canary any more.
+func (d *Driver) letGo(ctx context.Context) error {
+	if d.st.Driver == "" {
+		return nil
+	}
+	return d.save(ctx, func(s *canarystate.State) { s.Driver, s.DriverSince = "", time.Time{} })
+}
+
+// setUp runs the canary workload and sets the current step's traffic: what
+// a resumed driver does first, since a killed one may have written a step
+// and died before acting on it.
+func (d *Driver) setUp(ctx context.Context) error {
+	img, err := imageref.Parse(d.st.CanaryImage)
+	if err != nil {
+		return err
+	}
+	if err := d.Lock.Check(); err != nil {
+		return err
+	}
+	if err := d.Releases.DeployCanary(ctx, img); err != nil {
+		return err
+	}
+	return d.setTraffic(ctx)
+}
+
+// setTraffic sets the traffic of the step the state is at; the state says
+// so first.
+func (d *Driver) setTraffic(ctx context.Context) error {
+	t := d.Plan.traffic(d.st.Step)
+	want := canarystate.Traffic{Weight: t.Weight, Match: t.Match != nil, Mirror: t.Mirror}
+	if d.st.Traffic != want {
+		if err := d.save(ctx, func(s *canarystate.State) { s.Traffic = want }); err != nil {
+			return err
+		}
+	}
+	if err := d.Lock.Check(); err != nil {
+		return err
+	}
+	if err := d.Traffic.Set(ctx, t); err != nil {
+		return err
+	}
+	d.emit("traffic", describeTraffic(t))
+	return nil
+}
+
+func describeTraffic(t render.Traffic) string {
+	msg := fmt.Sprintf("traffic %d%% canary, %d%% stable", t.Weight, 100-t.Weight)
+	if t.Match != nil {
+		msg += "; matching requests to the canary"
+	}
+	if t.Mirror > 0 {
+		msg += fmt.Sprintf("; %d%% mirrored to the canary", t.Mirror)
+	}
+	return msg
+}
+
+// handle carries out a request another process wrote.
+func (d *Driver) handle(ctx context.Context, r *canarystate.Request) error {
+	st := d.st
+	clear := func(s *canarystate.State) { s.Request = nil }
+	d.emit("action", fmt.Sprintf("%s requested by %s", r.Action, r.By))
+	switch {
+	case r.Action == canarystate.ActionAbort:
+		return d.rollBackWith(ctx, canarystate.Aborted, "aborted by "+r.By, clear)
+	case r.Action == canarystate.ActionPause && st.Phase == canarystate.Progressing:
+		return d.save(ctx, func(s *canarystate.State) {
+			clear(s)
+			s.Phase, s.Gate, s.Reason = canarystate.Paused, false, "paused by "+r.By
+		})
+	case r.Action == canarystate.ActionResume && st.Phase == canarystate.Paused && !st.Gate:
+		return d.save(ctx, func(s *canarystate.State) {
+			clear(s)
+			s.Phase, s.Reason, s.IntervalStarted = canarystate.Progressing, "", d.Now()
+		})
+	case r.Action == canarystate.ActionPromote && r.Full:
+		return d.save(ctx, func(s *canarystate.State) {
+			clear(s)
+			s.Phase, s.Gate, s.Reason = canarystate.Promoting, false, "promoted by "+r.By+" (--full: remaining steps skipped)"
+		})
+	case r.Action == canarystate.ActionPromote:
+		// Past the gate, or past the current step's analysis.
+		return d.nextStep(ctx, clear)
+	}
+	return d.save(ctx, clear) // nothing to do: resume of a running canary, pause of a paused one
+}
+
+// nextStep moves to the next step, or to promotion after the last one.
+func (d *Driver) nextStep(ctx context.Context, also func(*canarystate.State)) error {
+	now := d.Now()
+	err := d.save(ctx, func(s *canarystate.State) {
+		if also != nil {
+			also(s)
+		}
+		s.Step++
+		s.StepStarted, s.IntervalStarted, s.Iteration, s.Gate, s.Reason = now, now, 0, false, ""
+		s.Phase = canarystate.Progressing
+		if s.Step >= len(s.Steps) {
+			s.Step = len(s.Steps) - 1
+			s.Phase = canarystate.Promoting
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if d.st.Phase == canarystate.Promoting {
+		d.emit("phase", "every step passed: promoting")
+		return nil
+	}
+	d.emit("step", fmt.Sprintf("step %d of %d: %s", d.st.Step+1, len(d.st.Steps), d.st.CurrentStep()))
+	return d.setTraffic(ctx)
+}
+
+// progress does what the current step needs now and says how long to wait
+// before looking again.
+func (d *Driver) progress(ctx context.Context) (time.Duration, error) {
+	st := d.st
+	now := d.Now()
+	step := st.CurrentStep()
+	if step.Kind == "pause" {
+		if step.Pause == 0 {
+			reason := fmt.Sprintf("awaiting approval at step %d of %d (msctl canary promote %s)", st.Step+1, len(st.Steps), d.Service)
+			if err := d.save(ctx, func(s *canarystate.State) { s.Phase, s.Gate, s.Reason = canarystate.Paused, true, reason }); err != nil {
+				return 0, err
+			}
+			d.emit("phase", reason)
+			return 0, nil
+		}
+		if left := step.Pause - now.Sub(st.StepStarted); left > 0 {
+			return left, nil
+		}
+		return 0, d.nextStep(ctx, nil)
+	}
+	intervalEnd := st.IntervalStarted.Add(d.Plan.Interval)
+	if now.Before(intervalEnd) && now.Sub(d.lastCheck) < d.Plan.CheckEvery {
+		return min(d.Plan.CheckEvery-now.Sub(d.lastCheck), intervalEnd.Sub(now)), nil
+	}
+	checks := d.checkAll(ctx, now)
+	if err := d.save(ctx, func(s *canarystate.State) { s.Record(checks...) }); err != nil {
+		return 0, err
+	}
+	for i := range checks {
+		d.Events(Event{Time: now, Service: d.Service, Type: "check", Phase: d.st.Phase, Step: d.st.Step,
+			Message: fmt.Sprintf("%s: %s: %s", checks[i].Metric, checks[i].Decision, checks[i].Reason), Check: &checks[i]})
+	}
+	// The sequential test may fail a canary at any check: its bound holds
+	// however often it is looked at.
+	for _, c := range checks {
+		if c.Decision == analysis.Fail && c.Rule == analysis.DecideSequential {
+			return 0, d.rollBack(ctx, canarystate.RolledBack, c.Metric+": "+c.Reason)
+		}
+	}
+	if now.Before(intervalEnd) {
+		return d.Plan.CheckEvery, nil
+	}
+	return 0, d.endInterval(ctx, checks)
+}
+
+// checkAll checks every metric once.
+func (d *Driver) checkAll(ctx context.Context, now time.Time) []analysis.Check {
+	d.lastCheck = now
+	out := make([]analysis.Check, 0, len(d.Plan.Metrics))
+	for _, m := range d.Plan.Metrics {
+		out = append(out, d.Analyzer.Check(ctx, m, d.Target, d.st.AnalysisSince, now))
+	}
+	return out
+}
+
+// endInterval judges an interval by the checks at its end: all passed
+// moves on; a failure under the threshold rule, too little data, or
+// Prometheus not answering count against their limits.
+func (d *Driver) endInterval(ctx context.Context, checks []analysis.Check) error {
+	var failed, noData, errored []analysis.Check
+	for _, c := range checks {
+		switch c.Decision {
+		case analysis.Fail:
+			failed = append(failed, c)
+		case analysis.Error:
+			errored = append(errored, c)
+		case analysis.NoData, analysis.Hold:
+			noData = append(noData, c)
+		}
+	}
+	now := d.Now()
+	c := d.st.Counters
+	switch {
+	case len(failed) > 0:
+		c.Failed++
+		if c.Failed >= d.Plan.MaxFailedChecks {
+			return d.rollBackWith(ctx, canarystate.RolledBack,
+				fmt.Sprintf("%s: %s (%d failed checks, limit %d)", failed[0].Metric, failed[0].Reason, c.Failed, d.Plan.MaxFailedChecks),
+				func(s *canarystate.State) { s.Counters = c })
+		}
+	case len(errored) > 0:
+		c.Errors++
+		if c.Errors >= d.Plan.MaxErrorChecks {
+			return d.inconclusive(ctx, c, fmt.Sprintf("%s: %s (%d intervals without an answer from Prometheus, limit %d)",
+				errored[0].Metric, errored[0].Reason, c.Errors, d.Plan.MaxErrorChecks))
+		}
+	case len(noData) > 0:
+		c.NoData++
+		if c.NoData >= d.Plan.MaxNoDataChecks {
+			return d.inconclusive(ctx, c, fmt.Sprintf("%s: %s (%d intervals without enough data, limit %d)",
+				noData[0].Metric, noData[0].Reason, c.NoData, d.Plan.MaxNoDataChecks))
+		}
+	default:
+		if d.st.Iteration+1 >= d.Plan.iterations(d.st.Step) {
+			return d.nextStep(ctx, func(s *canarystate.State) { s.Counters = c })
+		}
+		return d.save(ctx, func(s *canarystate.State) { s.Iteration++; s.IntervalStarted = now })
+	}
+	// The weight is held: a new interval at the same step.
+	return d.save(ctx, func(s *canarystate.State) { s.Counters = c; s.IntervalStarted = now })
+}
+
+func (d *Driver) inconclusive(ctx context.Context, c canarystate.Counters, reason string) error {
+	if d.Plan.KeepInconclusive {
+		err := d.save(ctx, func(s *canarystate.State) {
+			s.Counters, s.Phase, s.Reason = c, canarystate.Inconclusive, reason+"; left in place (onInconclusive: keep)"
+		})
+		if err == nil {
+			d.emit("phase", d.st.Reason)
+		}
+		return err
+	}
+	return d.rollBackWith(ctx, canarystate.Inconclusive, reason, func(s *canarystate.State) { s.Counters = c })
+}
+
+// rollBack records the decision to roll back; finishRollBack carries it out.
+func (d *Driver) rollBack(ctx context.Context, ending canarystate.Phase, reason string) error {
+	return d.rollBackWith(ctx, ending, reason, nil)
+}
+
+func (d *Driver) rollBackWith(ctx context.Context, ending canarystate.Phase, reason string, also func(*canarystate.State)) error {
+	err := d.save(ctx, func(s *canarystate.State) {
+		if also != nil {
+			also(s)
+		}
+		s.Phase, s.Ending, s.Reason, s.Gate = canarystate.RollingBack, ending, reason, false
+	})
+	if err == nil {
+		d.emit("phase", "rolling back: "+reason)
+	}
+	return err
+}
+
+// finishRollBack sends every request to the stable, then removes the
+// canary workload. The stable never changed, so the same image can be
+// tried again later.
+func (d *Driver) finishRollBack(ctx context.Context) error {
+	if d.st.Traffic != (canarystate.Traffic{}) {
+		if err := d.save(ctx, func(s *canarystate.State) { s.Traffic = canarystate.Traffic{} }); err != nil {
+			return err
+		}
+	}
+	if err := d.stopCanary(ctx, "traffic 0% canary, 100% stable"); err != nil {
+		return err
+	}
+	return d.end(ctx, d.st.Ending, d.st.Reason)
+}
+
+// stopCanary sends every request to the stable, then removes the canary
+// workload: the last acts of a rollback and of a promotion alike.
+func (d *Driver) stopCanary(ctx context.Context, msg string) error {
+	if err := d.Lock.Check(); err != nil {
+		return err
+	}
+	if err := d.Traffic.Set(ctx, render.Traffic{}); err != nil {
+		return err
+	}
+	d.emit("traffic", msg)
+	if err := d.Lock.Check(); err != nil {
+		return err
+	}
+	return d.Releases.RemoveCanary(ctx)
+}
+
+// finishPromotion upgrades the stable to the canary's image, then sends
+// every request to it and removes the canary. If the stable does not
+// become ready, traffic stays on the canary and a rerun tries again.
+func (d *Driver) finishPromotion(ctx context.Context) error {
+	img, err := imageref.Parse(d.st.CanaryImage)
+	if err != nil {
+		return err
+	}
+	if err := d.Lock.Check(); err != nil {
+		return err
+	}
+	rev, err := d.Releases.Promote(ctx, img)
+	if err != nil {
+		reason := "promotion: the stable did not take the canary's image; traffic stays on the canary: " + err.Error()
+		if serr := d.save(ctx, func(s *canarystate.State) { s.Reason = reason }); serr != nil {
+			return serr
+		}
+		return fmt.Errorf("canary of %s: %s", d.Service, reason)
+	}
+	if err := d.save(ctx, func(s *canarystate.State) {
+		s.StableImage, s.StableRevision, s.Traffic = s.CanaryImage, rev, canarystate.Traffic{}
+	}); err != nil {
+		return err
+	}
+	if err := d.stopCanary(ctx, "traffic 0% canary, 100% stable (which now runs the canary's image)"); err != nil {
+		return err
+	}
+	reason := d.st.Reason
+	if reason == "" {
+		reason = fmt.Sprintf("promoted: the stable runs %s (revision %d)", d.st.CanaryImage, rev)
+	}
+	return d.end(ctx, canarystate.Succeeded, reason)
+}
+
+// end records a terminal phase and keeps the canary in the history.
+func (d *Driver) end(ctx context.Context, phase canarystate.Phase, reason string) error {
+	now := d.Now()
+	err := d.save(ctx, func(s *canarystate.State) {
+		s.Phase, s.Reason, s.Ending, s.Request = phase, reason, "", nil
+		s.History = append(s.History, canarystate.Finished{Phase: phase, Reason: reason, CanaryImage: s.CanaryImage, StartedAt: s.StartedAt, EndedAt: now})
+		if over := len(s.History) - canarystate.MaxHistory; over > 0 {
+			s.History = s.History[over:]
+		}
+	})
+	if err == nil {
+		d.emit("phase", fmt.Sprintf("%s: %s", phase, reason))
+	}
+	return err
+}

@@ -1,0 +1,385 @@
+package canary
+
+import (
+	"context"
+	"errors"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/msctl/msctl/internal/analysis"
+	"github.com/msctl/msctl/internal/canarystate"
+	"github.com/msctl/msctl/internal/errkind"
+	"github.com/msctl/msctl/internal/imageref"
+	"github.com/msctl/msctl/internal/render"
+	"github.com/prometheus/common/model"
+)
+
+// These tests drive the state machine through fakes of its ports, fast.
+// The same scenarios run against a real control plane and a real
+// Prometheus in internal/canary/canarykube.
+
+// memStore is a Store in memory, with versions like a resourceVersion.
+type memStore struct {
+	mu  sync.Mutex
+	st  []byte
+	ver int
+}
+
+func (m *memStore) Load(context.Context) (*canarystate.State, string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.st == nil {
+		return nil, "", nil
+	}
+	st, err := canarystate.Decode(m.st)
+	return st, itoa(m.ver), err
+}
+
+func (m *memStore) Save(_ context.Context, s *canarystate.State, ver string) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cur := ""
+	if m.st != nil {
+		cur = itoa(m.ver)
+	}
+	if ver != cur {
+		return "", canarystate.ErrConflict
+	}
+	b, err := canarystate.Encode(s)
+	if err != nil {
+		return "", err
+	}
+	m.st, m.ver = b, m.ver+1
+	return itoa(m.ver), nil
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+// world is the traffic a fake Prometheus reports, per workload.
+type world struct {
+	mu      sync.Mutex
+	rps     map[string]float64
+	errs    map[string]float64 // error ratio
+	down    bool
+	queries int
+}
+
+var (
+	targetRe = regexp.MustCompile(`destination_workload=~"([^"]+)"`)
+	windowRe = regexp.MustCompile(`\[([0-9a-z]+)\]`)
+)
+
+func (w *world) Query(_ context.Context, q string, _ time.Time) (analysis.Sample, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.queries++
+	if w.down {
+		return analysis.Sample{}, errors.New("prometheus at http://127.0.0.1:9: connection refused")
+	}
+	target := targetRe.FindStringSubmatch(q)[1]
+	rps, ratio := w.rps[target], w.errs[target]
+	window, err := model.ParseDuration(windowRe.FindStringSubmatch(q)[1])
+	if err != nil {
+		return analysis.Sample{}, err
+	}
+	total := rps * time.Duration(window).Seconds()
+	switch {
+	case strings.Contains(q, "histogram_quantile"):
+		if total == 0 {
+			return analysis.Sample{}, nil
+		}
+		return analysis.Sample{Value: 20, OK: true}, nil
+	case strings.Contains(q, `response_code!~"5.*"`):
+		if total == 0 {
+			return analysis.Sample{}, nil
+		}
+		return analysis.Sample{Value: (1 - ratio) * 100, OK: true}, nil
+	case strings.Contains(q, `response_code=~"5.*"`):
+		return analysis.Sample{Value: total * ratio, OK: total > 0}, nil
+	case strings.Contains(q, "istio_requests_total"):
+		return analysis.Sample{Value: total, OK: total > 0}, nil
+	}
+	return analysis.Sample{}, nil
+}
+
+func (w *world) set(workload string, rps, errRatio float64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.rps[workload], w.errs[workload] = rps, errRatio
+}
+
+// fakeTraffic records every split it is given.
+type fakeTraffic struct {
+	mu   sync.Mutex
+	sets []render.Traffic
+}
+
+func (f *fakeTraffic) Set(_ context.Context, t render.Traffic) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.sets = append(f.sets, t)
+	return nil
+}
+
+func (f *fakeTraffic) weights() []int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []int
+	for _, t := range f.sets {
+		out = append(out, t.Weight)
+	}
+	return out
+}
+
+type fakeReleases struct {
+	mu       sync.Mutex
+	stable   imageref.Ref
+	revision int
+	canary   *imageref.Ref
+	log      []string
+}
+
+func (f *fakeReleases) Stable(context.Context) (imageref.Ref, int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.stable, f.revision, nil
+}
+func (f *fakeReleases) DeployCanary(_ context.Context, img imageref.Ref) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.canary = &img
+	f.log = append(f.log, "deploy canary "+img.Tag)
+	return nil
+}
+func (f *fakeReleases) RemoveCanary(context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.canary = nil
+	f.log = append(f.log, "remove canary")
+	return nil
+}
+func (f *fakeReleases) Promote(_ context.Context, img imageref.Ref) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.stable, f.revision = img, f.revision+1
+	f.log = append(f.log, "promote "+img.Tag)
+	return f.revision, nil
+}
+
+type fakeLock struct{ holder string }
+
+func (l fakeLock) Check() error   { return nil }
+func (l fakeLock) Holder() string { return l.holder }
+
+// clock is a fake clock: sleeping advances it at once, after letting
+// other goroutines run.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Sleep(ctx context.Context, d time.Duration) error {
+	time.Sleep(time.Millisecond)
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+	return ctx.Err()
+}
+
+type rig struct {
+	drv      *Driver
+	store    *memStore
+	world    *world
+	traffic  *fakeTraffic
+	releases *fakeReleases
+}
+
+func newRig(steps ...canarystate.Step) *rig {
+	r := &rig{
+		store:    &memStore{},
+		world:    &world{rps: map[string]float64{}, errs: map[string]float64{}},
+		traffic:  &fakeTraffic{},
+		releases: &fakeReleases{stable: imageref.Ref{Repository: "r/user", Tag: "v1"}, revision: 1},
+	}
+	min := 99.0
+	r.drv = &Driver{
+		Service: "user", Store: r.store, Traffic: r.traffic, Releases: r.releases,
+		Analyzer: &analysis.Analyzer{Querier: r.world},
+		Target:   analysis.Target{Namespace: "shop", Service: "user", Canary: "user-canary", Stable: "user", Interval: time.Minute},
+		Plan: Plan{Steps: steps, Interval: time.Minute, CheckEvery: 5 * time.Second,
+			Metrics: []analysis.Metric{{Name: analysis.SuccessRate, Min: &min, MinRequests: 20}}, MaxNoDataChecks: 3, MaxErrorChecks: 3},
+		Lock: fakeLock{"test"}, Tick: time.Second,
+	}
+	c := &clock{now: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
+	r.drv.Now, r.drv.Sleep = c.Now, c.Sleep
+	r.world.set("user", 100, 0)
+	return r
+}
+
+func weights(ws ...int) []canarystate.Step {
+	var out []canarystate.Step
+	for _, w := range ws {
+		out = append(out, canarystate.Step{Kind: "weight", Weight: w})
+	}
+	return out
+}
+
+var v2 = imageref.Ref{Repository: "r/user", Tag: "v2"}
+
+func run(t *testing.T, r *rig, o RunOptions) (*canarystate.State, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	return r.drv.Run(ctx, o)
+}
+
+func TestHealthyCanaryIsPromoted(t *testing.T) {
+	r := newRig(weights(25, 50, 100)...)
+	r.world.set("user-canary", 100, 0)
+	st, err := run(t, r, RunOptions{Image: v2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Phase != canarystate.Succeeded || st.StableImage != "r/user:v2" || st.StableRevision != 2 || st.Driver != "" {
+		t.Errorf("state %+v", st)
+	}
+	if got := r.traffic.weights(); !equal(got, []int{25, 50, 100, 0}) {
+		t.Errorf("weights %v", got)
+	}
+	if got := strings.Join(r.releases.log, ", "); got != "deploy canary v2, promote v2, remove canary" {
+		t.Errorf("releases: %s", got)
+	}
+	if len(st.History) != 1 || st.History[0].Phase != canarystate.Succeeded {
+		t.Errorf("history %+v", st.History)
+	}
+}
+
+func TestFailingCanaryIsRolledBackWeightFirst(t *testing.T) {
+	r := newRig(weights(25, 50, 100)...)
+	r.world.set("user-canary", 100, 0.2)
+	st, err := run(t, r, RunOptions{Image: v2})
+	var oe *OutcomeError
+	if !errors.As(err, &oe) || errkind.Of(err) != errkind.RolledBack || st.Phase != canarystate.RolledBack {
+		t.Fatalf("outcome %v, state %+v", err, st)
+	}
+	if !strings.Contains(st.Reason, "request-success-rate") {
+		t.Errorf("reason %q", st.Reason)
+	}
+	if got := r.traffic.weights(); !equal(got, []int{25, 0}) {
+		t.Errorf("weights %v: want the first step, then 0", got)
+	}
+	if r.releases.stable.Tag != "v1" || r.releases.canary != nil || r.releases.revision != 1 {
+		t.Errorf("releases %+v", r.releases)
+	}
+	// The same image can be tried again at once.
+	r.world.set("user-canary", 100, 0)
+	if st, err := run(t, r, RunOptions{Image: v2}); err != nil || st.Phase != canarystate.Succeeded || len(st.History) != 2 {
+		t.Fatalf("retry: %v %+v", err, st)
+	}
+}
+
+func TestNoTrafficIsInconclusiveNeverPromoted(t *testing.T) {
+	r := newRig(weights(50, 100)...)
+	st, err := run(t, r, RunOptions{Image: v2})
+	if errkind.Of(err) != errkind.Inconclusive || st.Phase != canarystate.Inconclusive || st.Counters.NoData != 3 {
+		t.Fatalf("outcome %v, state %+v", err, st)
+	}
+	if r.releases.stable.Tag != "v1" || r.releases.canary != nil {
+		t.Errorf("releases %+v", r.releases)
+	}
+}
+
+func TestPrometheusDownHoldsThenInconclusive(t *testing.T) {
+	r := newRig(weights(50, 100)...)
+	r.world.down = true
+	st, err := run(t, r, RunOptions{Image: v2})
+	if errkind.Of(err) != errkind.Inconclusive || !strings.Contains(st.Reason, "http://127.0.0.1:9") {
+		t.Fatalf("outcome %v, reason %q", err, st.Reason)
+	}
+	if got := r.traffic.weights(); !equal(got, []int{50, 0}) {
+		t.Errorf("weights %v: held at the first step", got)
+	}
+}
+
+func TestGatePausesThenPromoteCarriesOn(t *testing.T) {
+	steps := append(weights(25), canarystate.Step{Kind: "pause"})
+	steps = append(steps, weights(100)...)
+	r := newRig(steps...)
+	r.world.set("user-canary", 100, 0)
+	st, err := run(t, r, RunOptions{Image: v2})
+	if errkind.Of(err) != errkind.Paused || st.Phase != canarystate.Paused || !st.Gate || st.Driver != "" {
+		t.Fatalf("outcome %v, state %+v", err, st)
+	}
+	// Another process approves; with no driver running, promote acts itself.
+	if _, err := Ask(context.Background(), r.store, "user", canarystate.ActionPromote, false, "alice", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if st, err = run(t, r, RunOptions{Once: true}); err != nil || st.Phase != canarystate.Progressing || st.Step != 2 {
+		t.Fatalf("after promote: %v %+v", err, st)
+	}
+	if st, err = run(t, r, RunOptions{}); err != nil || st.Phase != canarystate.Succeeded {
+		t.Fatalf("run after the gate: %v %+v", err, st)
+	}
+}
+
+func TestAbortFromAnotherProcess(t *testing.T) {
+	r := newRig(weights(10, 100)...)
+	r.world.set("user-canary", 100, 0)
+	r.drv.Plan.Interval = 1000 * time.Hour // it would wait a long time
+	done := make(chan error, 1)
+	go func() { _, err := run(t, r, RunOptions{Image: v2}); done <- err }()
+	time.Sleep(100 * time.Millisecond)
+	asked := time.Now()
+	if _, err := Ask(context.Background(), r.store, "user", canarystate.ActionAbort, false, "bob", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if took := time.Since(asked); took > time.Second {
+			t.Errorf("the driver took %s to act on abort", took)
+		}
+		if errkind.Of(err) != errkind.RolledBack || !strings.Contains(err.Error(), "aborted by bob") {
+			t.Errorf("outcome %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("abort not acted on")
+	}
+	if got := r.traffic.weights(); got[len(got)-1] != 0 {
+		t.Errorf("weights %v", got)
+	}
+}
+
+func TestBadRequests(t *testing.T) {
+	r := newRig(weights(100)...)
+	if _, err := run(t, r, RunOptions{}); errkind.Of(err) != errkind.BadInput || !strings.Contains(err.Error(), "no canary of user is in progress") {
+		t.Errorf("resume of nothing: %v", err)
+	}
+	if _, err := Ask(context.Background(), r.store, "user", canarystate.ActionPromote, false, "x", time.Now()); errkind.Of(err) != errkind.BadInput {
+		t.Errorf("promote of nothing: %v", err)
+	}
+	if _, err := run(t, r, RunOptions{Image: r.releases.stable}); errkind.Of(err) != errkind.BadInput {
+		t.Errorf("canary of the stable image: %v", err)
+	}
+}
+
+func equal(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

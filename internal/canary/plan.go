@@ -1,0 +1,137 @@
+package canary
+
+import (
+	"time"
+
+	"github.com/msctl/msctl/internal/analysis"
+	"github.com/msctl/msctl/internal/canarystate"
+	"github.com/msctl/msctl/internal/config"
+	"github.com/msctl/msctl/internal/render"
+)
+
+// Plan is how a canary proceeds: its steps and how each is judged.
+type Plan struct {
+	Steps []canarystate.Step
+	// Interval is an analysis interval: a step's length, the point
+	// estimate's window, and the unit of the counters' limits.
+	Interval time.Duration
+	// CheckEvery is how often the metrics are checked within an interval:
+	// the sequential test fails a bad canary at the first check that shows
+	// it.
+	CheckEvery time.Duration
+	Metrics    []analysis.Metric
+	Sequential analysis.Sequential
+	// MaxFailedChecks is how many failed intervals the threshold rule
+	// survives; MaxNoDataChecks and MaxErrorChecks how many intervals with
+	// too little data, or with Prometheus not answering, before the canary
+	// is inconclusive.
+	MaxFailedChecks, MaxNoDataChecks, MaxErrorChecks int
+	// KeepInconclusive leaves an inconclusive canary running instead of
+	// rolling it back.
+	KeepInconclusive bool
+}
+
+// traffic is the split a step asks for: a weight step its weight; pause,
+// match and mirror steps keep the weight reached before them, with the
+// match or the mirror added.
+func (p Plan) traffic(step int) render.Traffic {
+	var t render.Traffic
+	for i := 0; i < step && i < len(p.Steps); i++ {
+		if p.Steps[i].Kind == "weight" {
+			t.Weight = p.Steps[i].Weight
+		}
+	}
+	if step >= len(p.Steps) {
+		return t
+	}
+	switch s := p.Steps[step]; s.Kind {
+	case "weight":
+		t.Weight = s.Weight
+	case "match":
+		t.Match = s.Match
+	case "mirror":
+		t.Mirror = s.Mirror
+	}
+	return t
+}
+
+// iterations is how many passed intervals a step needs.
+func (p Plan) iterations(step int) int {
+	if s := p.Steps[step]; s.Kind == "match" && s.Iterations > 0 {
+		return s.Iterations
+	}
+	return 1
+}
+
+func (p Plan) withDefaults() Plan {
+	if p.Interval <= 0 {
+		p.Interval = time.Minute
+	}
+	if p.CheckEvery <= 0 || p.CheckEvery > p.Interval {
+		p.CheckEvery = min(p.Interval, 10*time.Second)
+	}
+	if p.MaxFailedChecks <= 0 {
+		p.MaxFailedChecks = 2
+	}
+	if p.MaxNoDataChecks <= 0 {
+		p.MaxNoDataChecks = 5
+	}
+	if p.MaxErrorChecks <= 0 {
+		p.MaxErrorChecks = 5
+	}
+	return p
+}
+
+// PlanFor resolves service's canary plan from the project file: its steps,
+// metrics and limits, with the service's own settings over the project's.
+// A metric the analysis cannot run is an *InputError.
+func PlanFor(p *config.Project, service string) (Plan, error) {
+	c := p.CanaryFor(service)
+	plan := Plan{
+		Interval:         time.Duration(c.Interval),
+		MaxFailedChecks:  c.Thresholds.MaxFailedChecks,
+		MaxNoDataChecks:  c.Analysis.MaxNoDataChecks,
+		MaxErrorChecks:   c.Analysis.MaxErrorChecks,
+		KeepInconclusive: c.Analysis.OnInconclusive == config.InconclusiveKeep,
+	}
+	// Checked about a dozen times an interval: the sequential test can act
+	// on what each check shows.
+	plan.CheckEvery = max(time.Second, plan.Interval/12)
+	for _, s := range c.Steps {
+		step := canarystate.Step{Kind: s.Kind(), Weight: s.Weight, Match: s.Match, Iterations: s.Iterations, Mirror: s.Mirror}
+		if s.Pause != nil {
+			step.Pause = time.Duration(s.Pause.Duration)
+		}
+		plan.Steps = append(plan.Steps, step)
+	}
+	sequential := 0
+	for _, cm := range c.Metrics {
+		m := analysis.Metric{Name: cm.Name, Query: cm.Query, Min: cm.Min, Max: cm.Max, OnNoData: cm.OnNoData, MinRequests: cm.MinRequests}
+		if c.Analysis.Decision == config.DecisionThreshold {
+			// Otherwise the analysis picks: the sequential test where a
+			// metric has counts for it.
+			m.Decision = analysis.DecideThreshold
+		}
+		if cm.Name == config.MetricDuration && cm.Quantile == 0.95 {
+			m.Name = analysis.DurationP95
+		}
+		if r := cm.Relative; r != nil {
+			m.Relative = &analysis.Relative{MaxPointsBelow: r.MaxDrop, MaxRatio: r.MaxRatio}
+		}
+		if err := analysis.Validate(m); err != nil {
+			return Plan{}, inputErrorf("canary metric %s of %s: %v", cm.Name, service, err)
+		}
+		if m.Rule() == analysis.DecideSequential {
+			sequential++
+		}
+		plan.Metrics = append(plan.Metrics, m)
+	}
+	// Each sequential metric may fail a healthy canary with probability
+	// alpha; sharing alpha among them keeps the canary's own bound.
+	alpha := 1 - c.Analysis.Confidence
+	if c.Analysis.Confidence == 0 {
+		alpha = 1 - analysis.DefaultConfidence
+	}
+	plan.Sequential = analysis.Sequential{Confidence: 1 - alpha/float64(max(1, sequential))}
+	return plan, nil
+}
