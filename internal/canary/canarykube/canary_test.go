@@ -42,7 +42,7 @@ const interval = 4 * time.Second
 // service deployed at v1, a real Prometheus scraping an exporter of Istio's
 // metrics for that namespace, and a canary.Cluster wired to both.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	d       *deploy.Deployer
 	prom    *promtest.Prometheus
 	exp     *promtest.IstioExporter
@@ -70,7 +70,7 @@ func steps(ws ...any) canarySettings {
 	}
 }
 
-func newEnv(t *testing.T, settings ...canarySettings) *env {
+func newEnv(t testing.TB, settings ...canarySettings) *env {
 	t.Helper()
 	l, err := config.Load("../../../msctl.yaml", nil)
 	if err != nil {

@@ -89,6 +89,14 @@ func TestKilledDriverConverges(t *testing.T) {
 	e := newEnv(t, steps(25, 50, 100))
 	e.canaryTraffic(promtest.Traffic{RPS: 20, P50MS: 20, P99MS: 80})
 	project := e.projectFile()
+	// Nothing to act on yet: bad input, one line, exit 2.
+	for _, args := range [][]string{{"canary", "promote", "user"}, {"canary", "run", "user"}, {"canary", "explain", "user"}} {
+		out, err := e.msctl(project, args...).CombinedOutput()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 2 || strings.Count(string(out), "\n") != 1 {
+			t.Errorf("%v with no canary: %v\n%s", args, err, out)
+		}
+	}
 	for i, kill := range []struct {
 		name string
 		// at is the event after which the driver is killed.
