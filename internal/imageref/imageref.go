@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // Ref is an image reference. Digest, when set, is what a cluster pulls; Tag
@@ -21,14 +22,19 @@ type Ref struct {
 	Digest string
 }
 
-var (
-	// A registry host is a DNS name or an IP, optionally with a port; it is
-	// told from a path component by a dot, a colon or being localhost.
-	registryRE  = regexp.MustCompile(`^(localhost|[a-zA-Z0-9-]+(\.[a-zA-Z0-9-]+)+|\[[0-9a-fA-F:]+\])(:[0-9]+)?$|^[a-zA-Z0-9-]+:[0-9]+$`)
-	componentRE = regexp.MustCompile(`^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*$`)
-	tagRE       = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
-	digestRE    = regexp.MustCompile(`^sha256:[a-f0-9]{64}$`)
-)
+// The patterns are compiled on first use, not at start-up: msctl links this
+// package into every command.
+var patterns = sync.OnceValue(func() struct{ registry, component, tag, digest *regexp.Regexp } {
+	return struct{ registry, component, tag, digest *regexp.Regexp }{
+		// A registry host is a DNS name or an IP, optionally with a port;
+		// it is told from a path component by a dot, a colon or being
+		// localhost.
+		registry:  regexp.MustCompile(`^(localhost|[a-zA-Z0-9-]+(\.[a-zA-Z0-9-]+)+|\[[0-9a-fA-F:]+\])(:[0-9]+)?$|^[a-zA-Z0-9-]+:[0-9]+$`),
+		component: regexp.MustCompile(`^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*$`),
+		tag:       regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`),
+		digest:    regexp.MustCompile(`^sha256:[a-f0-9]{64}$`),
+	}
+})
 
 // Parse reads "repo:tag", "repo@sha256:<hex>" or "repo:tag@sha256:<hex>";
 // the repository may start with a registry, with a port as in
@@ -38,7 +44,7 @@ func Parse(s string) (Ref, error) {
 	var r Ref
 	rest := s
 	if name, digest, ok := strings.Cut(s, "@"); ok {
-		if !digestRE.MatchString(digest) {
+		if !patterns().digest.MatchString(digest) {
 			return Ref{}, fmt.Errorf("image reference %q: digest %q is not sha256: and 64 lower-case hex digits", s, digest)
 		}
 		r.Digest, rest = digest, name
@@ -47,7 +53,7 @@ func Parse(s string) (Ref, error) {
 	// is a registry's port.
 	if i := strings.LastIndex(rest, ":"); i > strings.LastIndex(rest, "/") {
 		r.Tag, rest = rest[i+1:], rest[:i]
-		if !tagRE.MatchString(r.Tag) {
+		if !patterns().tag.MatchString(r.Tag) {
 			return Ref{}, fmt.Errorf("image reference %q: tag %q is not letters, digits, '_', '.' and '-' (at most 128, not starting with '.' or '-')", s, r.Tag)
 		}
 	}
@@ -66,11 +72,11 @@ func checkRepository(repo string) error {
 		return fmt.Errorf("no repository")
 	}
 	parts := strings.Split(repo, "/")
-	if len(parts) > 1 && registryRE.MatchString(parts[0]) {
+	if len(parts) > 1 && patterns().registry.MatchString(parts[0]) {
 		parts = parts[1:]
 	}
 	for _, p := range parts {
-		if !componentRE.MatchString(p) {
+		if !patterns().component.MatchString(p) {
 			return fmt.Errorf("repository %q: %q is not lower-case letters and digits separated by '.', '_' or '-'", repo, p)
 		}
 	}
