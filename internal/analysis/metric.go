@@ -95,7 +95,6 @@ func (m Metric) quantile() float64 {
 	return 0.99
 }
 
-// decision is the rule m uses once defaults are applied.
 // Rule is the decision rule m is judged by: its Decision, or the
 // sequential test where m has counts for it and the threshold rule where
 // it does not.

@@ -148,22 +148,27 @@ func (c *Cluster) drive(ctx context.Context, service string, l *kube.Lock, o Run
 // lock and carries the action out itself.
 func (c *Cluster) Act(ctx context.Context, service string, action canarystate.Action, full bool, lock deploy.LockOptions) (*canarystate.State, error) {
 	store := c.Deployer.StateStore(service)
-	if _, err := Ask(ctx, store, service, action, full, lock.Holder.Name, c.Deployer.Now()); err != nil {
-		return nil, err
-	}
 	l, err := c.Deployer.Lock(ctx, service, lock)
 	var held *kube.LockHeldError
-	if errors.As(err, &held) {
-		// A driver runs: it takes the request.
+	switch {
+	case errors.As(err, &held):
+		// A driver runs: the request goes into the state for it to take.
+		if _, err := Ask(ctx, store, service, action, full, lock.Holder.Name, c.Deployer.Now()); err != nil {
+			return nil, err
+		}
 		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		st, werr := Acknowledged(wctx, store, c.tick())
 		if werr != nil {
-			return st, fmt.Errorf("the driver of %s (%s) has not taken the %s request yet; it is recorded and will be carried out", service, held.Holder, action)
+			return st, fmt.Errorf("the driver of %s (%s) has not taken the %s request within 10s; it stays in the canary's state for the driver", service, held.Holder, action)
 		}
 		return st, nil
+	case err != nil:
+		// Nothing written: a request no one may carry out is not left behind.
+		return nil, err
 	}
-	if err != nil {
+	if _, err := Ask(ctx, store, service, action, full, lock.Holder.Name, c.Deployer.Now()); err != nil {
+		_ = l.Release(context.WithoutCancel(ctx))
 		return nil, err
 	}
 	st, err := c.drive(ctx, service, l, RunOptions{Once: true})

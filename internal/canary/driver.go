@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/msctl/msctl/internal/analysis"
@@ -47,9 +48,10 @@ type RunOptions struct {
 	// WaitForApproval waits at a manual gate or pause instead of
 	// returning with the Paused outcome.
 	WaitForApproval bool
-	// Deadline bounds the whole canary: past it, the canary is rolled back
-	// (unless KeepOnTimeout) and the outcome says it timed out.
-	Deadline      time.Time
+	// Timeout bounds the whole canary, from when it started (a resumed
+	// canary keeps its budget): past it, the canary is rolled back (unless
+	// KeepOnTimeout) and the outcome says it timed out. 0 is none.
+	Timeout       time.Duration
 	KeepOnTimeout bool
 	// Once carries out pending requests and what they start (a rollback, a
 	// promotion), sets up a new canary's first step, and returns without
@@ -59,11 +61,19 @@ type RunOptions struct {
 
 // Run drives the canary until it ends, pauses (unless WaitForApproval), or
 // times out, and returns the last state with the outcome as an error
-// (*OutcomeError) when it did not succeed.
+// (*OutcomeError) when it did not succeed. Bad input (nothing to resume,
+// another canary in progress) is an *InputError with no state.
 func (d *Driver) Run(ctx context.Context, o RunOptions) (*canarystate.State, error) {
 	d.defaults()
-	if err := d.begin(ctx, o); err != nil {
+	done, err := d.begin(ctx, o)
+	if err != nil {
+		if errors.As(err, new(*InputError)) {
+			return nil, err
+		}
 		return d.st, err
+	}
+	if done {
+		return d.st, nil
 	}
 	timedOut := false
 	applied := false
@@ -75,21 +85,23 @@ func (d *Driver) Run(ctx context.Context, o RunOptions) (*canarystate.State, err
 			return d.st, err
 		}
 		st := d.st
-		if !o.Deadline.IsZero() && !d.Now().Before(o.Deadline) && (st.Phase == canarystate.Progressing || st.Phase == canarystate.Paused) {
+		if o.Timeout > 0 && !d.Now().Before(st.StartedAt.Add(o.Timeout)) && (st.Phase == canarystate.Progressing || st.Phase == canarystate.Paused) {
 			timedOut = true
 			if o.KeepOnTimeout {
 				return st, &OutcomeError{Service: d.Service, Phase: st.Phase, TimedOut: true,
 					Reason: "timed out; the canary stays in place (--keep-on-timeout)"}
 			}
-			if err := d.rollBack(ctx, canarystate.RolledBack, "timed out before the canary finished"); err != nil {
+			if err := d.rollBack(ctx, canarystate.RolledBack, fmt.Sprintf("not finished within --timeout %s", o.Timeout)); err != nil {
 				return d.st, err
 			}
 			continue
 		}
 		var wait time.Duration
 		var err error
-		switch st.Phase {
-		case canarystate.Succeeded, canarystate.RolledBack, canarystate.Aborted, canarystate.Inconclusive:
+		switch {
+		case st.Kept && st.Request != nil:
+			err = d.handle(ctx, st.Request)
+		case st.Phase.Terminal():
 			if err := d.letGo(ctx); err != nil {
 				return d.st, err
 			}
@@ -99,11 +111,15 @@ func (d *Driver) Run(ctx context.Context, o RunOptions) (*canarystate.State, err
 				oe.TimedOut = true
 			}
 			return d.st, out
-		case canarystate.RollingBack:
+		case st.Phase == canarystate.RollingBack:
 			err = d.finishRollBack(ctx)
-		case canarystate.Promoting:
+		case st.Phase == canarystate.Promoting && st.Request != nil && st.Request.Action == canarystate.ActionAbort:
+			// The stable may not have taken the canary's image: going back
+			// is still possible, and asked for.
+			err = d.handle(ctx, st.Request)
+		case st.Phase == canarystate.Promoting:
 			err = d.finishPromotion(ctx)
-		case canarystate.Paused:
+		case st.Phase == canarystate.Paused:
 			if st.Request != nil {
 				err = d.handle(ctx, st.Request)
 				break
@@ -115,7 +131,7 @@ func (d *Driver) Run(ctx context.Context, o RunOptions) (*canarystate.State, err
 				return d.st, Outcome(d.st)
 			}
 			wait = d.Tick
-		case canarystate.Progressing:
+		case st.Phase == canarystate.Progressing:
 			if st.Request != nil {
 				err = d.handle(ctx, st.Request)
 				break
@@ -175,28 +191,32 @@ func sleep(ctx context.Context, d time.Duration) error {
 }
 
 // begin loads the canary, starts one when none runs and an image is given,
-// and records this process as its driver.
-func (d *Driver) begin(ctx context.Context, o RunOptions) error {
+// and records this process as its driver. done is true when there is
+// nothing to do: the same image was already promoted (a CI job retried
+// after its canary succeeded).
+func (d *Driver) begin(ctx context.Context, o RunOptions) (done bool, err error) {
 	if err := d.reload(ctx); err != nil {
-		return err
+		return false, err
 	}
 	zero := o.Image == imageref.Ref{}
 	switch {
-	case (d.st == nil || d.st.Phase.Terminal()) && zero:
-		return inputErrorf("no canary of %s is in progress; give --tag or --image to start one", d.Service)
-	case d.st == nil || d.st.Phase.Terminal():
+	case (d.st == nil || !d.st.Open()) && zero:
+		return false, inputErrorf("no canary of %s is in progress; give --tag or --image to start one", d.Service)
+	case d.st != nil && !d.st.Open() && d.st.Phase == canarystate.Succeeded && d.st.CanaryImage == o.Image.String():
+		return true, nil
+	case d.st == nil || !d.st.Open():
 		if err := d.start(ctx, o.Image); err != nil {
-			return err
+			return false, err
 		}
 	case !zero && o.Image.String() != d.st.CanaryImage:
-		return inputErrorf("a canary of %s at %s is in progress (%s); promote or abort it before starting another",
+		return false, inputErrorf("a canary of %s at %s is in progress (%s); promote or abort it before starting another",
 			d.Service, d.st.CanaryImage, d.st.Phase)
 	}
 	holder := d.Lock.Holder()
 	if d.st.Driver == holder {
-		return nil
+		return false, nil
 	}
-	return d.save(ctx, func(s *canarystate.State) {
+	return false, d.save(ctx, func(s *canarystate.State) {
 		s.Driver, s.DriverSince = holder, d.Now()
 	})
 }
@@ -303,15 +323,25 @@ func (d *Driver) setUp(ctx context.Context) error {
 		return err
 	}
 	if err := d.Releases.DeployCanary(ctx, img); err != nil {
+		if ctx.Err() != nil || d.Lock.Check() != nil {
+			return err
+		}
+		// A canary that does not run cannot pass: end it, or it would
+		// keep the service from deploys until someone aborts it.
+		return d.rollBack(ctx, canarystate.RolledBack, "the canary did not become ready: "+err.Error())
+	}
+	if err := d.setTraffic(ctx); err != nil {
 		return err
 	}
-	return d.setTraffic(ctx)
+	// The interval starts with the canary's traffic, not when it was
+	// written: its workload may have taken minutes to become ready.
+	return d.save(ctx, func(s *canarystate.State) { s.IntervalStarted = d.Now() })
 }
 
 // setTraffic sets the traffic of the step the state is at; the state says
 // so first.
 func (d *Driver) setTraffic(ctx context.Context) error {
-	t := d.Plan.traffic(d.st.Step)
+	t := trafficAt(d.st.Steps, d.st.Step)
 	want := canarystate.Traffic{Weight: t.Weight, Match: t.Match != nil, Mirror: t.Mirror}
 	if d.st.Traffic != want {
 		if err := d.save(ctx, func(s *canarystate.State) { s.Traffic = want }); err != nil {
@@ -342,11 +372,24 @@ func describeTraffic(t render.Traffic) string {
 // handle carries out a request another process wrote.
 func (d *Driver) handle(ctx context.Context, r *canarystate.Request) error {
 	st := d.st
-	clear := func(s *canarystate.State) { s.Request = nil }
+	// Only this request: another may have been written since it was read.
+	clear := func(s *canarystate.State) {
+		if s.Request.Same(r) {
+			s.Request = nil
+		}
+	}
 	d.emit("action", fmt.Sprintf("%s requested by %s", r.Action, r.By))
 	switch {
 	case r.Action == canarystate.ActionAbort:
-		return d.rollBackWith(ctx, canarystate.Aborted, "aborted by "+r.By, clear)
+		return d.rollBackWith(ctx, canarystate.Aborted, "aborted by "+r.By, func(s *canarystate.State) { clear(s); s.Kept = false })
+	case st.Kept && r.Action == canarystate.ActionPromote:
+		return d.save(ctx, func(s *canarystate.State) {
+			clear(s)
+			s.Phase, s.Kept, s.Reason = canarystate.Promoting, false, "promoted by "+r.By+" after an inconclusive analysis"
+		})
+	case st.Kept || st.Phase == canarystate.Promoting:
+		// Nothing else applies to a kept or a promoting canary.
+		return d.save(ctx, clear)
 	case r.Action == canarystate.ActionPause && st.Phase == canarystate.Progressing:
 		return d.save(ctx, func(s *canarystate.State) {
 			clear(s)
@@ -411,7 +454,19 @@ func (d *Driver) progress(ctx context.Context) (time.Duration, error) {
 			return 0, nil
 		}
 		if left := step.Pause - now.Sub(st.StepStarted); left > 0 {
-			return left, nil
+			// The canary keeps its traffic while it waits, so it is
+			// watched as closely.
+			if now.Sub(d.lastCheck) < d.Plan.CheckEvery {
+				return min(left, d.Plan.CheckEvery-now.Sub(d.lastCheck)), nil
+			}
+			checks, err := d.record(ctx, now)
+			if err != nil {
+				return 0, err
+			}
+			if failed := sequentialFailure(checks); failed != nil {
+				return 0, d.rollBack(ctx, canarystate.RolledBack, failed.Metric+": "+failed.Reason)
+			}
+			return min(left, d.Plan.CheckEvery), nil
 		}
 		return 0, d.nextStep(ctx, nil)
 	}
@@ -419,25 +474,44 @@ func (d *Driver) progress(ctx context.Context) (time.Duration, error) {
 	if now.Before(intervalEnd) && now.Sub(d.lastCheck) < d.Plan.CheckEvery {
 		return min(d.Plan.CheckEvery-now.Sub(d.lastCheck), intervalEnd.Sub(now)), nil
 	}
-	checks := d.checkAll(ctx, now)
-	if err := d.save(ctx, func(s *canarystate.State) { s.Record(checks...) }); err != nil {
+	checks, err := d.record(ctx, now)
+	if err != nil {
 		return 0, err
-	}
-	for i := range checks {
-		d.Events(Event{Time: now, Service: d.Service, Type: "check", Phase: d.st.Phase, Step: d.st.Step,
-			Message: fmt.Sprintf("%s: %s: %s", checks[i].Metric, checks[i].Decision, checks[i].Reason), Check: &checks[i]})
 	}
 	// The sequential test may fail a canary at any check: its bound holds
 	// however often it is looked at.
-	for _, c := range checks {
-		if c.Decision == analysis.Fail && c.Rule == analysis.DecideSequential {
-			return 0, d.rollBack(ctx, canarystate.RolledBack, c.Metric+": "+c.Reason)
-		}
+	if failed := sequentialFailure(checks); failed != nil {
+		return 0, d.rollBack(ctx, canarystate.RolledBack, failed.Metric+": "+failed.Reason)
 	}
 	if now.Before(intervalEnd) {
 		return d.Plan.CheckEvery, nil
 	}
 	return 0, d.endInterval(ctx, checks)
+}
+
+// record checks every metric, keeps the checks in the state and tells them.
+func (d *Driver) record(ctx context.Context, now time.Time) ([]analysis.Check, error) {
+	checks := d.checkAll(ctx, now)
+	if err := d.save(ctx, func(s *canarystate.State) { s.Record(checks...) }); err != nil {
+		return nil, err
+	}
+	for i := range checks {
+		d.Events(Event{Time: now, Service: d.Service, Type: "check", Phase: d.st.Phase, Step: d.st.Step,
+			Message: fmt.Sprintf("%s: %s: %s", checks[i].Metric, checks[i].Decision, checks[i].Reason), Check: &checks[i]})
+	}
+	return checks, nil
+}
+
+// sequentialFailure is the first check the sequential test failed on its
+// evidence. A failure for lack of data (onNoData: fail) is not evidence:
+// it counts at the interval's end.
+func sequentialFailure(checks []analysis.Check) *analysis.Check {
+	for i, c := range checks {
+		if c.Decision == analysis.Fail && c.Rule == analysis.DecideSequential && !c.NoData {
+			return &checks[i]
+		}
+	}
+	return nil
 }
 
 // checkAll checks every metric once.
@@ -451,18 +525,24 @@ func (d *Driver) checkAll(ctx context.Context, now time.Time) []analysis.Check {
 }
 
 // endInterval judges an interval by the checks at its end: all passed
-// moves on; a failure under the threshold rule, too little data, or
-// Prometheus not answering count against their limits.
+// moves on. A failure under the threshold rule counts against
+// MaxFailedChecks over the whole canary, as Flagger's rule does. Intervals
+// without a decision (no data, or a sequential test still gathering
+// evidence) and intervals Prometheus did not answer count in a row: a
+// passing interval clears them, so a slow healthy canary is not ended
+// Inconclusive by a few scattered ones.
 func (d *Driver) endInterval(ctx context.Context, checks []analysis.Check) error {
-	var failed, noData, errored []analysis.Check
+	var failed, noData, held, errored []analysis.Check
 	for _, c := range checks {
-		switch c.Decision {
-		case analysis.Fail:
+		switch {
+		case c.Decision == analysis.Fail:
 			failed = append(failed, c)
-		case analysis.Error:
+		case c.Decision == analysis.Error:
 			errored = append(errored, c)
-		case analysis.NoData, analysis.Hold:
+		case c.Decision == analysis.NoData, c.NoData:
 			noData = append(noData, c)
+		case c.Decision == analysis.Hold:
+			held = append(held, c)
 		}
 	}
 	now := d.Now()
@@ -478,20 +558,27 @@ func (d *Driver) endInterval(ctx context.Context, checks []analysis.Check) error
 	case len(errored) > 0:
 		c.Errors++
 		if c.Errors >= d.Plan.MaxErrorChecks {
-			return d.inconclusive(ctx, c, fmt.Sprintf("%s: %s (%d intervals without an answer from Prometheus, limit %d)",
+			return d.inconclusive(ctx, c, fmt.Sprintf("%s: %s (%d intervals in a row without an answer from Prometheus, limit %d)",
 				errored[0].Metric, errored[0].Reason, c.Errors, d.Plan.MaxErrorChecks))
 		}
-	case len(noData) > 0:
+	case len(noData) > 0 || len(held) > 0:
 		c.NoData++
+		c.Errors = 0
 		if c.NoData >= d.Plan.MaxNoDataChecks {
-			return d.inconclusive(ctx, c, fmt.Sprintf("%s: %s (%d intervals without enough data, limit %d)",
-				noData[0].Metric, noData[0].Reason, c.NoData, d.Plan.MaxNoDataChecks))
+			why := "without enough data"
+			first := append(noData, held...)[0]
+			if len(noData) == 0 {
+				why = "without a decision: too little evidence either way"
+			}
+			return d.inconclusive(ctx, c, fmt.Sprintf("%s: %s (%d intervals in a row %s, limit %d)",
+				first.Metric, first.Reason, c.NoData, why, d.Plan.MaxNoDataChecks))
 		}
 	default:
-		if d.st.Iteration+1 >= d.Plan.iterations(d.st.Step) {
+		c.NoData, c.Errors = 0, 0
+		if d.st.Iteration+1 >= iterationsOf(d.st.CurrentStep()) {
 			return d.nextStep(ctx, func(s *canarystate.State) { s.Counters = c })
 		}
-		return d.save(ctx, func(s *canarystate.State) { s.Iteration++; s.IntervalStarted = now })
+		return d.save(ctx, func(s *canarystate.State) { s.Counters = c; s.Iteration++; s.IntervalStarted = now })
 	}
 	// The weight is held: a new interval at the same step.
 	return d.save(ctx, func(s *canarystate.State) { s.Counters = c; s.IntervalStarted = now })
@@ -500,7 +587,8 @@ func (d *Driver) endInterval(ctx context.Context, checks []analysis.Check) error
 func (d *Driver) inconclusive(ctx context.Context, c canarystate.Counters, reason string) error {
 	if d.Plan.KeepInconclusive {
 		err := d.save(ctx, func(s *canarystate.State) {
-			s.Counters, s.Phase, s.Reason = c, canarystate.Inconclusive, reason+"; left in place (onInconclusive: keep)"
+			s.Counters, s.Phase, s.Kept = c, canarystate.Inconclusive, true
+			s.Reason = reason + "; left in place (onInconclusive: keep): msctl canary promote or abort ends it"
 		})
 		if err == nil {
 			d.emit("phase", d.st.Reason)
@@ -586,9 +674,9 @@ func (d *Driver) finishPromotion(ctx context.Context) error {
 	if err := d.stopCanary(ctx, "traffic 0% canary, 100% stable (which now runs the canary's image)"); err != nil {
 		return err
 	}
-	reason := d.st.Reason
-	if reason == "" {
-		reason = fmt.Sprintf("promoted: the stable runs %s (revision %d)", d.st.CanaryImage, rev)
+	reason := fmt.Sprintf("promoted: the stable runs %s (revision %d)", d.st.CanaryImage, rev)
+	if r := d.st.Reason; strings.HasPrefix(r, "promoted by ") {
+		reason = r + "; " + reason
 	}
 	return d.end(ctx, canarystate.Succeeded, reason)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -141,6 +142,8 @@ type fakeReleases struct {
 	revision int
 	canary   *imageref.Ref
 	log      []string
+	// failPromote and failCanary make those operations fail.
+	failPromote, failCanary error
 }
 
 func (f *fakeReleases) Stable(context.Context) (imageref.Ref, int, error) {
@@ -151,6 +154,9 @@ func (f *fakeReleases) Stable(context.Context) (imageref.Ref, int, error) {
 func (f *fakeReleases) DeployCanary(_ context.Context, img imageref.Ref) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.failCanary != nil {
+		return f.failCanary
+	}
 	f.canary = &img
 	f.log = append(f.log, "deploy canary "+img.Tag)
 	return nil
@@ -165,6 +171,9 @@ func (f *fakeReleases) RemoveCanary(context.Context) error {
 func (f *fakeReleases) Promote(_ context.Context, img imageref.Ref) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.failPromote != nil {
+		return 0, f.failPromote
+	}
 	f.stable, f.revision = img, f.revision+1
 	f.log = append(f.log, "promote "+img.Tag)
 	return f.revision, nil
@@ -382,4 +391,140 @@ func equal(a, b []int) bool {
 		}
 	}
 	return true
+}
+
+// An abort of a canary whose promotion keeps failing rolls it back; it does
+// not finish the promotion and report success.
+func TestAbortWhilePromotionFails(t *testing.T) {
+	r := newRig(weights(100)...)
+	r.world.set("user-canary", 100, 0)
+	r.releases.failPromote = errors.New("release user: pending-upgrade")
+	st, err := run(t, r, RunOptions{Image: v2})
+	if err == nil || st.Phase != canarystate.Promoting || !strings.Contains(st.Reason, "traffic stays on the canary") {
+		t.Fatalf("failed promotion: %v %s %q", err, st.Phase, st.Reason)
+	}
+	if _, err := Ask(context.Background(), r.store, "user", canarystate.ActionAbort, false, "carol", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	st, err = run(t, r, RunOptions{Once: true})
+	if errkind.Of(err) != errkind.RolledBack || st.Phase != canarystate.Aborted || r.releases.stable.Tag != "v1" || r.releases.canary != nil {
+		t.Fatalf("abort during promotion: %v %s, stable %s", err, st.Phase, r.releases.stable.Tag)
+	}
+}
+
+// A canary whose workload never becomes ready is rolled back, not left to
+// block the service.
+func TestCanaryThatNeverRunsIsRolledBack(t *testing.T) {
+	r := newRig(weights(50, 100)...)
+	r.releases.failCanary = errors.New("Deployment user-canary not ready: pod user-canary-x: CrashLoopBackOff")
+	st, err := run(t, r, RunOptions{Image: v2})
+	if errkind.Of(err) != errkind.RolledBack || !strings.Contains(st.Reason, "did not become ready: Deployment user-canary not ready") {
+		t.Fatalf("outcome %v, reason %q", err, st.Reason)
+	}
+}
+
+// Steps changed in the project file mid-canary do not move its traffic:
+// the state's own steps rule.
+func TestChangedStepsDoNotMoveTraffic(t *testing.T) {
+	steps := append(weights(10, 25), canarystate.Step{Kind: "pause"})
+	steps = append(steps, weights(50, 100)...)
+	r := newRig(steps...)
+	r.world.set("user-canary", 100, 0)
+	if _, err := run(t, r, RunOptions{Image: v2}); errkind.Of(err) != errkind.Paused {
+		t.Fatal(err)
+	}
+	r.drv.Plan.Steps = weights(5, 100)
+	if _, err := Ask(context.Background(), r.store, "user", canarystate.ActionPromote, false, "alice", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	st, err := run(t, r, RunOptions{})
+	if err != nil || st.Phase != canarystate.Succeeded {
+		t.Fatalf("%v %s", err, st.Phase)
+	}
+	// A resumed driver sets its step's split again; what matters is the
+	// sequence of different splits.
+	if got := slices.Compact(r.traffic.weights()); !equal(got, []int{10, 25, 50, 100, 0}) {
+		t.Errorf("weights %v", got)
+	}
+}
+
+// onNoData: fail fails an interval, not the first check.
+func TestNoDataFailCountsAtTheIntervalEnd(t *testing.T) {
+	r := newRig(weights(50, 100)...)
+	r.drv.Plan.Metrics[0].OnNoData = analysis.NoDataFail
+	r.drv.Plan.MaxFailedChecks = 2
+	st, err := run(t, r, RunOptions{Image: v2})
+	if errkind.Of(err) != errkind.RolledBack || st.Counters.Failed != 2 {
+		t.Fatalf("outcome %v, counters %+v", err, st.Counters)
+	}
+}
+
+// An inconclusive canary kept running still takes abort.
+func TestKeptInconclusiveCanBeAborted(t *testing.T) {
+	r := newRig(weights(50, 100)...)
+	r.drv.Plan.KeepInconclusive = true
+	st, err := run(t, r, RunOptions{Image: v2})
+	if errkind.Of(err) != errkind.Inconclusive || !st.Kept || r.releases.canary == nil {
+		t.Fatalf("outcome %v, state %s kept %v", err, st.Phase, st.Kept)
+	}
+	if _, err := Ask(context.Background(), r.store, "user", canarystate.ActionAbort, false, "dave", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	st, err = run(t, r, RunOptions{Once: true})
+	if st.Phase != canarystate.Aborted || r.releases.canary != nil || st.Kept {
+		t.Fatalf("abort of a kept canary: %v %s", err, st.Phase)
+	}
+}
+
+// A CI job retried after its canary succeeded succeeds again, changing
+// nothing.
+func TestRetryAfterSuccess(t *testing.T) {
+	r := newRig(weights(100)...)
+	r.world.set("user-canary", 100, 0)
+	if _, err := run(t, r, RunOptions{Image: v2}); err != nil {
+		t.Fatal(err)
+	}
+	sets := len(r.traffic.weights())
+	st, err := run(t, r, RunOptions{Image: v2})
+	if err != nil || st.Phase != canarystate.Succeeded || len(r.traffic.weights()) != sets {
+		t.Fatalf("retry: %v %s", err, st.Phase)
+	}
+}
+
+// A pending abort is not replaced by a later request.
+func TestAbortIsNotOverwritten(t *testing.T) {
+	r := newRig(weights(10, 100)...)
+	r.drv.Plan.Interval = 1000 * time.Hour
+	if _, err := run(t, r, RunOptions{Image: v2, Once: true}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := Ask(ctx, r.store, "user", canarystate.ActionAbort, false, "bob", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Ask(ctx, r.store, "user", canarystate.ActionPromote, true, "eve", time.Now()); errkind.Of(err) != errkind.BadInput {
+		t.Errorf("promote over a pending abort: %v", err)
+	}
+}
+
+// Intervals without a decision count in a row: one that passes clears them.
+func TestHeldIntervalsCountInARow(t *testing.T) {
+	r := newRig(weights(50, 100)...)
+	r.world.set("user-canary", 100, 0)
+	c := canarystate.Counters{NoData: 2, Errors: 1}
+	st := &canarystate.State{Service: "user", Phase: canarystate.Progressing, Steps: weights(50, 100), Counters: c}
+	if _, err := r.store.Save(context.Background(), st, ""); err != nil {
+		t.Fatal(err)
+	}
+	r.drv.defaults()
+	if err := r.drv.reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	pass := analysis.Check{Metric: "request-success-rate", Decision: analysis.Pass}
+	if err := r.drv.endInterval(context.Background(), []analysis.Check{pass}); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.drv.st.Counters; got.NoData != 0 || got.Errors != 0 || r.drv.st.Step != 1 {
+		t.Errorf("after a passing interval: %+v at step %d", got, r.drv.st.Step)
+	}
 }

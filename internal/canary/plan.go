@@ -1,6 +1,7 @@
 package canary
 
 import (
+	"slices"
 	"time"
 
 	"github.com/msctl/msctl/internal/analysis"
@@ -31,20 +32,21 @@ type Plan struct {
 	KeepInconclusive bool
 }
 
-// traffic is the split a step asks for: a weight step its weight; pause,
-// match and mirror steps keep the weight reached before them, with the
-// match or the mirror added.
-func (p Plan) traffic(step int) render.Traffic {
+// trafficAt is the split step i of steps asks for: a weight step its
+// weight; pause, match and mirror steps keep the weight reached before
+// them, with the match or the mirror added. The steps are the state's own,
+// so a project file changed mid-canary cannot move its traffic.
+func trafficAt(steps []canarystate.Step, i int) render.Traffic {
 	var t render.Traffic
-	for i := 0; i < step && i < len(p.Steps); i++ {
-		if p.Steps[i].Kind == "weight" {
-			t.Weight = p.Steps[i].Weight
+	for j := 0; j < i && j < len(steps); j++ {
+		if steps[j].Kind == "weight" {
+			t.Weight = steps[j].Weight
 		}
 	}
-	if step >= len(p.Steps) {
+	if i >= len(steps) {
 		return t
 	}
-	switch s := p.Steps[step]; s.Kind {
+	switch s := steps[i]; s.Kind {
 	case "weight":
 		t.Weight = s.Weight
 	case "match":
@@ -55,9 +57,9 @@ func (p Plan) traffic(step int) render.Traffic {
 	return t
 }
 
-// iterations is how many passed intervals a step needs.
-func (p Plan) iterations(step int) int {
-	if s := p.Steps[step]; s.Kind == "match" && s.Iterations > 0 {
+// iterationsOf is how many passed intervals a step needs.
+func iterationsOf(s canarystate.Step) int {
+	if s.Kind == "match" && s.Iterations > 0 {
 		return s.Iterations
 	}
 	return 1
@@ -117,6 +119,12 @@ func PlanFor(p *config.Project, service string) (Plan, error) {
 		}
 		if r := cm.Relative; r != nil {
 			m.Relative = &analysis.Relative{MaxPointsBelow: r.MaxDrop, MaxRatio: r.MaxRatio}
+		}
+		// The sequential latency test counts slow requests by histogram
+		// bucket; a bound between buckets (say maxP95Latency: 300ms) is
+		// judged by the threshold rule instead, as it always was.
+		if m.Query == "" && m.Max != nil && (m.Name == analysis.Duration || m.Name == analysis.DurationP95) && !slices.Contains(analysis.IstioBuckets, *m.Max) {
+			m.Decision = analysis.DecideThreshold
 		}
 		if err := analysis.Validate(m); err != nil {
 			return Plan{}, inputErrorf("canary metric %s of %s: %v", cm.Name, service, err)

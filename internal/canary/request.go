@@ -18,8 +18,11 @@ func Ask(ctx context.Context, store canarystate.Store, service string, action ca
 		if err != nil {
 			return nil, err
 		}
-		if st == nil || st.Phase.Terminal() {
+		if st == nil || !st.Open() {
 			return nil, inputErrorf("no canary of %s is in progress", service)
+		}
+		if r := st.Request; r != nil && r.Action == canarystate.ActionAbort && action != canarystate.ActionAbort {
+			return nil, inputErrorf("an abort of the canary of %s by %s is pending; it wins over %s", service, r.By, action)
 		}
 		st.Request = &canarystate.Request{Action: action, Full: full, By: by, At: now}
 		if _, err := store.Save(ctx, st, ver); errors.Is(err, canarystate.ErrConflict) {

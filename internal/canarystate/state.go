@@ -36,6 +36,11 @@ const (
 	Inconclusive Phase = "Inconclusive"
 )
 
+// Open reports whether a canary in this state still takes requests and
+// still keeps deploys away: one in progress, or an inconclusive one kept
+// running.
+func (s *State) Open() bool { return !s.Phase.Terminal() || s.Kept }
+
 // Terminal reports whether the canary has ended.
 func (p Phase) Terminal() bool {
 	switch p {
@@ -55,6 +60,11 @@ const (
 	ActionResume  Action = "resume"
 	ActionAbort   Action = "abort"
 )
+
+// Same reports whether r and o are the one request.
+func (r *Request) Same(o *Request) bool {
+	return r != nil && o != nil && r.Action == o.Action && r.Full == o.Full && r.By == o.By && r.At.Equal(o.At)
+}
 
 // Request is an action written into the state for the driver to carry out.
 type Request struct {
@@ -133,6 +143,9 @@ type State struct {
 	// Ending is the terminal phase a rollback ends in: RolledBack,
 	// Aborted or Inconclusive.
 	Ending Phase `json:"ending,omitempty"`
+	// Kept is set on an Inconclusive canary left running (onInconclusive:
+	// keep): it still takes promote and abort.
+	Kept bool `json:"kept,omitempty"`
 
 	Steps []Step `json:"steps"`
 	// Step is the index of the current step.

@@ -40,8 +40,10 @@ Metrics: request-success-rate and request-duration are Flagger's queries on
 Istio's standard metrics; custom PromQL templates may use {{ namespace }},
 {{ service }}, {{ target }}, {{ stable }} and {{ interval }}. No data is not
 failure: an empty result, NaN, or fewer than minRequests requests holds the
-weight; after maxNoDataChecks such intervals the canary ends Inconclusive
-and is rolled back. Prometheus errors hold the weight the same way.
+weight; after maxNoDataChecks such intervals in a row the canary ends
+Inconclusive and is rolled back (onInconclusive: keep leaves it, to promote
+or abort). Prometheus errors hold the weight the same way. A canary whose
+workload never becomes ready is rolled back.
 
 Decision: by default an anytime-valid sequential test on the request and
 error counts (see docs/analysis.md), checked every few seconds: a canary
@@ -157,8 +159,9 @@ msctl canary promote, then msctl canary run, carries on. --timeout bounds the
 whole canary: past it the canary is rolled back (unless --keep-on-timeout)
 and the exit code is 6.
 
-For CI: -o json prints the final state; --events FILE (or -) writes one JSON
-line per step, check, action and phase change; --summary FILE appends a
+For CI: -o json prints the final state; --events FILE writes one JSON line
+per step, check, action and phase change (--events - writes them to stdout
+instead of the final state, which is then the last line, of type final); --summary FILE appends a
 Markdown summary (fit for $GITHUB_STEP_SUMMARY); --junit FILE writes each
 check as a test case. Progress goes to stderr.
 
@@ -186,7 +189,7 @@ check as a test case. Progress goes to stderr.
 	fl.StringVar(&opts.Tag, "tag", "", "image tag of the canary")
 	fl.StringVar(&opts.Image, "image", "", "image reference of the canary (repo:tag or repo@sha256:...)")
 	fl.BoolVar(&opts.WaitForApproval, "wait-for-approval", false, "wait at manual gates instead of exiting 4")
-	fl.DurationVar(&opts.Timeout, "timeout", 0, "bound on the whole canary (0: none)")
+	fl.DurationVar(&opts.Timeout, "timeout", 0, "bound on the whole canary, from its start, across resumes (0: none)")
 	fl.BoolVar(&opts.KeepOnTimeout, "keep-on-timeout", false, "leave the canary in place when --timeout passes")
 	fl.StringVar(&opts.Prometheus, "prometheus", "", "Prometheus HTTP API address (default: the project's prometheus.address)")
 	fl.StringVar(&opts.Events, "events", "", "write NDJSON events to FILE (- for stdout)")
@@ -246,18 +249,21 @@ func runCanaryRun(ctx context.Context, f *Factory, opts *CanaryRunOptions, once 
 	if err != nil {
 		return err
 	}
-	o := canary.RunOptions{Image: img, WaitForApproval: opts.WaitForApproval, KeepOnTimeout: opts.KeepOnTimeout, Once: once}
-	if opts.Timeout > 0 {
-		o.Deadline = time.Now().Add(opts.Timeout)
-	}
+	o := canary.RunOptions{Image: img, WaitForApproval: opts.WaitForApproval, Timeout: opts.Timeout, KeepOnTimeout: opts.KeepOnTimeout, Once: once}
 	st, err := c.Run(ctx, opts.Service, o, opts.lock.options())
-	if st != nil {
-		if werr := rep.finish(st, err); werr != nil && err == nil {
-			err = werr
-		}
-		if perr := f.Print(canaryStates{st}); perr != nil && err == nil {
-			err = perr
-		}
+	if st == nil {
+		return err // bad input or no connection: nothing ran, nothing to report
+	}
+	if werr := rep.finish(st, err); werr != nil && err == nil {
+		err = werr
+	}
+	if opts.Events == "-" {
+		// stdout is the event stream: the final state is its last line.
+		rep.event(canary.Event{Time: time.Now(), Service: st.Service, Type: "final", Phase: st.Phase, Step: st.Step, Message: st.Reason})
+		return err
+	}
+	if perr := f.Print(canaryStates{st}); perr != nil && err == nil {
+		err = perr
 	}
 	return err
 }
@@ -339,6 +345,22 @@ func runCanaryStatus(ctx context.Context, f *Factory, opts *CanaryStatusOptions)
 		ctx, cancel = context.WithTimeout(ctx, opts.Timeout)
 		defer cancel()
 	}
+	// Watch the canaries that are open now: with no services named, an
+	// old ending of another service must not decide the exit code.
+	first, err := read()
+	if err != nil {
+		return err
+	}
+	var watched []string
+	for _, st := range first {
+		if st.Open() || len(opts.Services) > 0 {
+			watched = append(watched, st.Service)
+		}
+	}
+	if len(watched) == 0 {
+		return &UsageError{Err: fmt.Errorf("no canary to watch: none is in progress")}
+	}
+	services = watched
 	for {
 		states, err := read()
 		if err != nil {

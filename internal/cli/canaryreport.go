@@ -104,33 +104,42 @@ func (e explanation) Text() string {
 // events, then a Markdown summary and JUnit XML at the end. Progress lines
 // go to stderr unless -q.
 type canaryReport struct {
-	mu      sync.Mutex
-	f       *Factory
-	events  io.Writer
-	closers []io.Closer
-	summary string
-	junit   string
+	mu         sync.Mutex
+	f          *Factory
+	eventsPath string
+	events     io.Writer
+	openErr    error
+	closers    []io.Closer
+	summary    string
+	junit      string
 }
 
 func newCanaryReport(f *Factory, events, summary, junit string) (*canaryReport, error) {
-	r := &canaryReport{f: f, summary: summary, junit: junit}
-	switch events {
-	case "":
-	case "-":
+	r := &canaryReport{f: f, summary: summary, junit: junit, eventsPath: events}
+	if events == "-" {
 		r.events = f.IO.Out
-	default:
-		file, err := os.Create(events)
-		if err != nil {
-			return nil, &UsageError{Err: fmt.Errorf("--events %s: %v", events, unwrapPathError(err))}
-		}
-		r.events, r.closers = file, append(r.closers, file)
 	}
 	return r, nil
+}
+
+// open creates the events file at the first event, so a run refused at
+// once leaves an earlier file as it was.
+func (r *canaryReport) open() {
+	if r.events != nil || r.eventsPath == "" || r.openErr != nil {
+		return
+	}
+	file, err := os.Create(r.eventsPath)
+	if err != nil {
+		r.openErr = fmt.Errorf("--events %s: %v", r.eventsPath, unwrapPathError(err))
+		return
+	}
+	r.events, r.closers = file, append(r.closers, file)
 }
 
 func (r *canaryReport) event(e canary.Event) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.open()
 	if r.events != nil {
 		b, _ := json.Marshal(e)
 		fmt.Fprintf(r.events, "%s\n", b)
@@ -148,6 +157,9 @@ func (r *canaryReport) close() {
 
 // finish writes the summary and the JUnit file for the final state.
 func (r *canaryReport) finish(st *canarystate.State, outcome error) error {
+	if r.openErr != nil {
+		return r.openErr
+	}
 	if r.summary != "" {
 		f, err := os.OpenFile(r.summary, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
 		if err != nil {

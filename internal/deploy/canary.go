@@ -3,6 +3,7 @@ package deploy
 import (
 	"context"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/msctl/msctl/internal/canarystate"
@@ -50,7 +51,7 @@ func (d *Deployer) refuseDuringCanary(ctx context.Context, services []string) er
 		if err != nil {
 			return err
 		}
-		if st != nil && !st.Phase.Terminal() {
+		if st != nil && st.Open() {
 			return &CanaryInProgressError{Service: name, Phase: st.Phase,
 				Step: fmt.Sprintf("step %d of %d, image %s", st.Step+1, len(st.Steps), st.CanaryImage)}
 		}
@@ -71,7 +72,11 @@ func (d *Deployer) DeployCanary(ctx context.Context, service string, img imagere
 	if err != nil {
 		return err
 	}
-	values := render.ServiceValuesAt(d.Project, s, img, []map[string]any{{"track": "canary"}})
+	stable, err := rel.stableValues(service)
+	if err != nil {
+		return err
+	}
+	values := render.ServiceValuesAt(d.Project, s, img, append(stable, map[string]any{"track": "canary"}))
 	opts := Options{Wait: true, Timeout: timeout, Lock: LockOptions{Holder: kube.Holder{Nonce: lock.Nonce()}},
 		Description: "msctl canary " + img.String()}.withDefaults()
 	if _, err := rel.recoverPending(CanaryRelease(service), lock, opts.RollbackTimeout, d.Now()); err != nil {
@@ -94,6 +99,21 @@ func (d *Deployer) RemoveCanary(ctx context.Context, service string, timeout tim
 		return fmt.Errorf("removing the canary release %s: %w", CanaryRelease(service), err)
 	}
 	return nil
+}
+
+// stableValues are the stable release's values but its image, as an
+// overlay: the canary runs, and the promotion keeps, what the stable was
+// deployed with (values given to deploy with -f or --set included), only
+// the image changes.
+func (r *releases) stableValues(service string) ([]map[string]any, error) {
+	last, err := r.last(service)
+	if err != nil || last == nil {
+		return nil, err
+	}
+	values := maps.Clone(last.Config)
+	delete(values, "image")
+	delete(values, "track")
+	return []map[string]any{values}, nil
 }
 
 // StableRelease reads the stable release's image and revision; a service
@@ -121,8 +141,16 @@ func (d *Deployer) PromoteStable(ctx context.Context, service string, img imager
 	if err != nil {
 		return Result{}, err
 	}
+	rel, err := d.releases(nil, nil)
+	if err != nil {
+		return Result{}, err
+	}
+	stable, err := rel.stableValues(service)
+	if err != nil {
+		return Result{}, err
+	}
 	opts := Options{Services: []string{service}, Images: map[string]imageref.Ref{service: img}, Wait: true, Atomic: true,
-		Timeout: timeout, Lock: LockOptions{Holder: kube.Holder{Nonce: lock.Nonce()}},
+		Timeout: timeout, Lock: LockOptions{Holder: kube.Holder{Nonce: lock.Nonce()}}, Values: stable,
 		Description: "msctl canary promote " + img.String()}.withDefaults()
 	r := d.deployService(ctx, service, opts, caps, lock)
 	r.Service = service

@@ -35,6 +35,10 @@ func (d *Deployer) Destroy(ctx context.Context, opts DestroyOptions) ([]Result, 
 		return nil, err
 	}
 	defer held.releaseAll(ctx)
+	// Destroying under a canary would leave its release and state behind.
+	if err := d.refuseDuringCanary(ctx, opts.Services); err != nil {
+		return nil, err
+	}
 	var out []Result
 	for _, name := range opts.Services {
 		rel, err := d.releases(nil, held.lock(name))

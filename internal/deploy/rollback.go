@@ -49,6 +49,11 @@ func (d *Deployer) Rollback(ctx context.Context, service string, opts RollbackOp
 	defer func() { _ = lock.Release(context.WithoutCancel(ctx)) }() // best effort: an unreleased lease lapses
 	ctx, cancel := lock.Bind(ctx)
 	defer cancel()
+	// A rollback under a canary would change the stable it is compared
+	// with and render its routes away.
+	if err := d.refuseDuringCanary(ctx, []string{service}); err != nil {
+		return Result{}, err
+	}
 
 	rel, err := d.releases(nil, lock)
 	if err != nil {

@@ -1,7 +1,7 @@
 // Package imageref owns the container image reference: a repository with a
-// tag, a digest or both, as render writes it into chart values, deploy
-// reports it and a build will produce it. It only parses and formats; it
-// never talks to a registry.
+// tag, a digest or both, as render writes it into chart values, deploy and
+// canaries report it, and a build will produce it. It only parses and
+// formats; it never talks to a registry.
 package imageref
 
 import (
