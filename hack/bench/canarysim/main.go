@@ -58,9 +58,15 @@ type outcome struct {
 	ends       int
 }
 
+// priorA and priorB are the sequential test's prior, to compare others with
+// the default.
+var priorA, priorB float64
+
 func main() {
 	runs := flag.Int("runs", 1000, "runs per scenario")
 	seed := flag.Uint64("seed", 1, "base seed; run i of scenario j uses PCG(seed, j*1e6+i)")
+	flag.Float64Var(&priorA, "prior-a", analysis.DefaultPriorA, "the sequential test's Beta prior, a")
+	flag.Float64Var(&priorB, "prior-b", analysis.DefaultPriorB, "the sequential test's Beta prior, b")
 	flag.Parse()
 
 	scenarios := []scenario{
@@ -76,7 +82,7 @@ func main() {
 		{name: "healthy P95 400 ms, 10 intervals", rps: 10, errRate: healthyErrRate, slowdown: 1, healthy: true, length: 10, latency: true},
 	}
 	fmt.Printf("canarysim -runs %d -seed %d: interval %ds, sequential checks every %ds (confidence %g, prior Beta(%g, %g)), threshold rule at interval ends with maxFailedChecks %d; errors begin %d interval(s) after the start\n\n",
-		*runs, *seed, interval, evalEvery, analysis.DefaultConfidence, float64(analysis.DefaultPriorA), float64(analysis.DefaultPriorB), maxFailedChecks, onsetIntervals)
+		*runs, *seed, interval, evalEvery, analysis.DefaultConfidence, priorA, priorB, maxFailedChecks, onsetIntervals)
 
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "scenario\trps\trule\trolled back\tintervals from onset: median\tp90\tmean\tsteps held")
@@ -171,7 +177,7 @@ func replay(sc scenario, m analysis.Metric, t traffic) outcome {
 		}
 		obs := analysis.Observation{Total: total, Window: window(t, sec, latency)}
 		obs.Value = value(t, sec, latency)
-		v := analysis.Decide(m, obs, analysis.Sequential{})
+		v := analysis.Decide(m, obs, analysis.Sequential{PriorA: priorA, PriorB: priorB})
 		if sequential {
 			if end {
 				o.ends++
