@@ -202,10 +202,10 @@ func (d *Driver) begin(ctx context.Context, o RunOptions) (done bool, err error)
 	switch {
 	case (d.st == nil || !d.st.Open()) && zero:
 		return false, inputErrorf("no canary of %s is in progress; give --tag or --image to start one", d.Service)
-	case d.st != nil && !d.st.Open() && d.st.Phase == canarystate.Succeeded && d.st.CanaryImage == o.Image.String():
-		return true, nil
 	case d.st == nil || !d.st.Open():
-		if err := d.start(ctx, o.Image); err != nil {
+		if err := d.start(ctx, o.Image); errors.Is(err, errPromoted) {
+			return true, nil
+		} else if err != nil {
 			return false, err
 		}
 	case !zero && o.Image.String() != d.st.CanaryImage:
@@ -221,6 +221,10 @@ func (d *Driver) begin(ctx context.Context, o RunOptions) (done bool, err error)
 	})
 }
 
+// errPromoted says the image asked for is the stable's because its canary
+// was promoted: a retried job has nothing left to do.
+var errPromoted = errors.New("already promoted")
+
 // start writes a new canary at step 0; setUp then runs its workload and
 // sets its traffic.
 func (d *Driver) start(ctx context.Context, img imageref.Ref) error {
@@ -232,6 +236,9 @@ func (d *Driver) start(ctx context.Context, img imageref.Ref) error {
 		return err
 	}
 	if stable.String() == img.String() {
+		if d.st != nil && d.st.Phase == canarystate.Succeeded && d.st.CanaryImage == img.String() {
+			return errPromoted
+		}
 		return inputErrorf("%s already runs %s: nothing to canary", d.Service, img)
 	}
 	now := d.Now()
