@@ -27,6 +27,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/msctl/msctl/internal/logtail"
 	"github.com/prometheus/client_golang/api"
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
@@ -446,21 +447,4 @@ func (p *Prometheus) instantByInstance(ctx context.Context, query string) (map[s
 func (p *Prometheus) logPath() string { return filepath.Join(p.dir, "prometheus.log") }
 
 // logTail returns the last lines of the server's log for failure messages.
-func (p *Prometheus) logTail() string {
-	const maxBytes = 4 << 10
-	const maxLines = 25
-	f, err := os.Open(p.logPath())
-	if err != nil {
-		return fmt.Sprintf("(no log: %v)", err)
-	}
-	defer f.Close()
-	if fi, err := f.Stat(); err == nil && fi.Size() > maxBytes {
-		_, _ = f.Seek(-maxBytes, io.SeekEnd)
-	}
-	data, _ := io.ReadAll(f)
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) > maxLines {
-		lines = lines[len(lines)-maxLines:]
-	}
-	return "--- last lines of prometheus.log ---\n" + strings.Join(lines, "\n")
-}
+func (p *Prometheus) logTail() string { return logtail.Of(p.logPath()) }

@@ -2,12 +2,12 @@ package testcluster
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
+
+	"github.com/msctl/msctl/internal/logtail"
 )
 
 // component is one running server of the control plane. Its stdout and
@@ -63,21 +63,4 @@ func (c *component) exitError() error {
 }
 
 // logTail returns the last lines of the component's log for error messages.
-func (c *component) logTail() string {
-	const maxBytes = 4 << 10
-	const maxLines = 25
-	f, err := os.Open(c.logPath)
-	if err != nil {
-		return fmt.Sprintf("(no log: %v)", err)
-	}
-	defer f.Close()
-	if fi, err := f.Stat(); err == nil && fi.Size() > maxBytes {
-		_, _ = f.Seek(-maxBytes, io.SeekEnd)
-	}
-	data, _ := io.ReadAll(f)
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) > maxLines {
-		lines = lines[len(lines)-maxLines:]
-	}
-	return fmt.Sprintf("--- last lines of %s ---\n%s", c.logPath, strings.Join(lines, "\n"))
-}
+func (c *component) logTail() string { return logtail.Of(c.logPath) }
