@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/msctl/msctl/internal/analysis"
@@ -85,7 +84,6 @@ type Cluster struct {
 	// the project file.
 	PlanFor func(service string) (Plan, error)
 	Events  func(Event)
-	Log     *slog.Logger
 	// ReleaseTimeout bounds each release operation (the canary's
 	// workload becoming ready, the stable's upgrade at promotion).
 	ReleaseTimeout time.Duration
@@ -100,7 +98,7 @@ func (c *Cluster) driver(service string, lock *kube.Lock) (*Driver, error) {
 		return nil, err
 	}
 	drv := &Driver{
-		Service: service, Plan: plan, Events: c.Events, Log: c.Log, Tick: c.Tick, Now: c.Deployer.Now,
+		Service: service, Plan: plan, Events: c.Events, Tick: c.Tick, Now: c.Deployer.Now,
 		Analyzer: &analysis.Analyzer{Querier: c.Prometheus, Sequential: plan.Sequential},
 		Target: analysis.Target{Namespace: c.Deployer.Project.Namespace, Service: service,
 			Canary: deploy.CanaryRelease(service), Stable: service, Interval: plan.Interval},
@@ -184,10 +182,4 @@ func (c *Cluster) tick() time.Duration {
 		return 500 * time.Millisecond
 	}
 	return c.Tick
-}
-
-// State reads a service's canary state; nil when it never had one.
-func (c *Cluster) State(ctx context.Context, service string) (*canarystate.State, error) {
-	st, _, err := c.Deployer.StateStore(service).Load(ctx)
-	return st, err
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strings"
 	"time"
 
@@ -26,7 +25,6 @@ type Driver struct {
 	Lock     Lock
 	// Events hears what happens; nil hears nothing.
 	Events func(Event)
-	Log    *slog.Logger
 	// Now and Sleep are the clock; Tick is how often the driver reads its
 	// state for requests from other processes (promote, pause, abort), so
 	// it acts on them within about a Tick.
@@ -173,9 +171,6 @@ func (d *Driver) defaults() {
 	}
 	if d.Events == nil {
 		d.Events = func(Event) {}
-	}
-	if d.Log == nil {
-		d.Log = slog.New(slog.DiscardHandler)
 	}
 }
 

@@ -101,6 +101,20 @@ func canaryImage(f *Factory, service, tag, image string) (imageref.Ref, error) {
 	return imageref.Ref{}, nil
 }
 
+// clusterDeployer is the cluster connection canaries work through: the
+// state store and release operations of the deploy library itself.
+func (f *Factory) clusterDeployer(ctx context.Context) (*deploy.Deployer, error) {
+	d, err := f.Deployments(ctx)
+	if err != nil {
+		return nil, err
+	}
+	dep, ok := d.(*deploy.Deployer)
+	if !ok {
+		return nil, fmt.Errorf("canaries need a cluster connection")
+	}
+	return dep, nil
+}
+
 // canaryCluster connects to the project's cluster and Prometheus.
 func (f *Factory) canaryCluster(ctx context.Context, service, prometheus string, events func(canary.Event)) (*canary.Cluster, error) {
 	loaded, err := f.projectFor([]string{service})
@@ -118,16 +132,12 @@ func (f *Factory) canaryCluster(ctx context.Context, service, prometheus string,
 	if err != nil {
 		return nil, &UsageError{Err: err}
 	}
-	d, err := f.Deployments(ctx)
+	dep, err := f.clusterDeployer(ctx)
 	if err != nil {
 		return nil, err
 	}
-	dep, ok := d.(*deploy.Deployer)
-	if !ok {
-		return nil, fmt.Errorf("canaries need a cluster connection")
-	}
 	return &canary.Cluster{
-		Deployer: dep, Prometheus: prom, Events: events, Log: f.Log,
+		Deployer: dep, Prometheus: prom, Events: events,
 		PlanFor: func(s string) (canary.Plan, error) { return canary.PlanFor(p, s) },
 	}, nil
 }
@@ -312,13 +322,9 @@ func runCanaryStatus(ctx context.Context, f *Factory, opts *CanaryStatusOptions)
 	if len(services) == 0 {
 		services = loaded.Project.ServiceNames()
 	}
-	d, err := f.Deployments(ctx)
+	dep, err := f.clusterDeployer(ctx)
 	if err != nil {
 		return err
-	}
-	dep, ok := d.(*deploy.Deployer)
-	if !ok {
-		return fmt.Errorf("canaries need a cluster connection")
 	}
 	read := func() (canaryStates, error) {
 		var out canaryStates
@@ -455,13 +461,9 @@ resolved query, window, value, threshold, requests, decision and why.`,
 			if _, err := f.projectFor(args); err != nil {
 				return err
 			}
-			d, err := f.Deployments(cmd.Context())
+			dep, err := f.clusterDeployer(cmd.Context())
 			if err != nil {
 				return err
-			}
-			dep, ok := d.(*deploy.Deployer)
-			if !ok {
-				return fmt.Errorf("canaries need a cluster connection")
 			}
 			st, _, err := dep.StateStore(args[0]).Load(cmd.Context())
 			if err != nil {

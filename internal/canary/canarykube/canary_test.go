@@ -72,12 +72,7 @@ func steps(ws ...any) canarySettings {
 
 func newEnv(t testing.TB, settings ...canarySettings) *env {
 	t.Helper()
-	l, err := config.Load("../../../msctl.yaml", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := l.Project
-	p.Namespace = cluster.Namespace(t)
+	p := deploytest.Project(t, cluster)
 	p.Canary.Interval = config.Duration(interval)
 	p.Canary.Analysis.MinRequests = 10
 	p.Canary.Analysis.MaxNoDataChecks = 3
@@ -99,7 +94,7 @@ func newEnv(t testing.TB, settings ...canarySettings) *env {
 		t.Fatal(err)
 	}
 	e.cluster = &canary.Cluster{
-		Deployer: d, Prometheus: prom, Log: d.Log, Tick: 200 * time.Millisecond, ReleaseTimeout: time.Minute,
+		Deployer: d, Prometheus: prom, Tick: 200 * time.Millisecond, ReleaseTimeout: time.Minute,
 		PlanFor: func(s string) (canary.Plan, error) { return canary.PlanFor(p, s) },
 		Events: func(ev canary.Event) {
 			e.mu.Lock()

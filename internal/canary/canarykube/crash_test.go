@@ -138,7 +138,7 @@ func TestKilledDriverConverges(t *testing.T) {
 			if !killed {
 				t.Fatalf("the run ended before the kill point")
 			}
-			st, err := e.cluster.State(context.Background(), "user")
+			st, _, err := e.d.StateStore("user").Load(context.Background())
 			if err != nil || st == nil {
 				t.Fatalf("state after the kill: %v", err)
 			}
@@ -159,7 +159,7 @@ func TestKilledDriverConverges(t *testing.T) {
 			if err != nil {
 				t.Fatalf("rerun: %v\n%s", err, out)
 			}
-			st, _ = e.cluster.State(context.Background(), "user")
+			st, _, _ = e.d.StateStore("user").Load(context.Background())
 			img, _ := e.stable()
 			if st.Phase != canarystate.Succeeded || img != "localhost:5000/user:"+tag || !e.canaryReleaseGone() || e.weight() != 0 {
 				t.Errorf("after the rerun: phase %s (%s), stable %s, weight %d", st.Phase, st.Reason, img, e.weight())

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/msctl/msctl/internal/config"
 	"github.com/msctl/msctl/internal/deploy"
 	"github.com/msctl/msctl/internal/deploy/deploytest"
 	"github.com/msctl/msctl/internal/kube"
@@ -27,13 +26,7 @@ func TestMain(m *testing.M) {
 // setup returns a Deployer for the bundled project in a fresh namespace.
 func setup(t *testing.T) *deploy.Deployer {
 	t.Helper()
-	l, err := config.Load("../../../msctl.yaml", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := l.Project
-	p.Namespace = cluster.Namespace(t)
-	return deploytest.Deployer(t, cluster, p)
+	return deploytest.Deployer(t, cluster, deploytest.Project(t, cluster))
 }
 
 // holder is a lock identity for a test run named name.

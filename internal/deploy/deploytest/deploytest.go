@@ -6,6 +6,8 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -14,6 +16,20 @@ import (
 	"github.com/msctl/msctl/internal/kube"
 	"github.com/msctl/msctl/internal/testcluster"
 )
+
+// Project loads the bundled project (msctl.yaml at the module's root) with
+// its namespace a fresh one of c.
+func Project(t testing.TB, c *testcluster.Cluster) *config.Project {
+	t.Helper()
+	_, here, _, _ := runtime.Caller(0)
+	l, err := config.Load(filepath.Join(filepath.Dir(here), "..", "..", "..", "msctl.yaml"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := l.Project
+	p.Namespace = c.Namespace(t)
+	return p
+}
 
 // Deployer connects to c in p's namespace and returns a Deployer of p that
 // logs nothing.
