@@ -34,19 +34,11 @@ func (d *Deployer) Preflight(ctx context.Context, noIstio bool) error {
 // would otherwise rediscover them for every service.
 func (d *Deployer) preflight(ctx context.Context, noIstio bool) (*common.Capabilities, error) {
 	var problems []string
-	apis, err := d.Cluster.APIVersions(ctx)
+	caps, err := d.capabilities(ctx)
 	if err != nil {
 		return nil, err
 	}
-	sv, err := d.Cluster.Clientset.Discovery().ServerVersion()
-	if err != nil {
-		return nil, fmt.Errorf("reading the cluster's version: %w", err)
-	}
-	caps := &common.Capabilities{
-		APIVersions: apis,
-		KubeVersion: common.KubeVersion{Version: sv.GitVersion, Major: sv.Major, Minor: sv.Minor},
-		HelmVersion: common.DefaultCapabilities.HelmVersion,
-	}
+	apis := caps.APIVersions
 	if !noIstio {
 		for _, gv := range istioAPIs {
 			if !slices.Contains(apis, gv) {
@@ -85,6 +77,25 @@ func (d *Deployer) preflight(ctx context.Context, noIstio bool) (*common.Capabil
 		return nil, &PreflightError{Problems: problems}
 	}
 	return caps, nil
+}
+
+// capabilities discovers what the cluster serves and its version, for
+// rendering and Helm: preflight's first half, all that a write under a lock
+// already checked needs.
+func (d *Deployer) capabilities(ctx context.Context) (*common.Capabilities, error) {
+	apis, err := d.Cluster.APIVersions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sv, err := d.Cluster.Clientset.Discovery().ServerVersion()
+	if err != nil {
+		return nil, fmt.Errorf("reading the cluster's version: %w", err)
+	}
+	return &common.Capabilities{
+		APIVersions: apis,
+		KubeVersion: common.KubeVersion{Version: sv.GitVersion, Major: sv.Major, Minor: sv.Minor},
+		HelmVersion: common.DefaultCapabilities.HelmVersion,
+	}, nil
 }
 
 // describeMissing groups denied permissions by the verbs denied, so a user
