@@ -34,8 +34,10 @@ cat > "$work/keys.json" <<KEYS
 ]}
 KEYS
 
-# Ports: user 1808x, inventory 2808x, payment 3808x, order 4808x
-# (HTTP ...80, admin ...81, gRPC ...90).
+# Ports: user 1808x, inventory 2808x, payment 1908x, order 2908x
+# (HTTP ...80, admin ...81, gRPC ...90): all below Linux's ephemeral range
+# (32768 and up), where an outgoing connection can hold one when a service
+# starts.
 start() {
   local name=$1 base=$2; shift 2
   env HTTP_ADDR="127.0.0.1:${base}80" ADMIN_ADDR="127.0.0.1:${base}81" GRPC_ADDR="127.0.0.1:${base}90" \
@@ -53,8 +55,8 @@ start() {
 }
 start user 180
 start inventory 280
-start payment 380
-start order 480 USER_ADDR=127.0.0.1:18090 INVENTORY_ADDR=127.0.0.1:28090 PAYMENT_ADDR=127.0.0.1:38090 \
+start payment 190
+start order 290 USER_ADDR=127.0.0.1:18090 INVENTORY_ADDR=127.0.0.1:28090 PAYMENT_ADDR=127.0.0.1:19090 \
   DOWNSTREAM_API_KEY="$service_key"
 
 call() { curl -fsS -H "X-API-Key: $admin_key" -H 'Content-Type: application/json' "$@"; }
@@ -65,7 +67,7 @@ product_id=$(call -d '{"sku":"BOOK-1","name":"Notes on the Analytical Engine","p
   http://127.0.0.1:28080/api/v1/products | field id)
 echo "local: placing an order for user $user_id, product $product_id" >&2
 order=$(call -i -d "{\"userId\":\"$user_id\",\"items\":[{\"productId\":\"$product_id\",\"quantity\":2}],\"paymentMethodToken\":\"tok_visa\"}" \
-  http://127.0.0.1:48080/api/v1/orders)
+  http://127.0.0.1:29080/api/v1/orders)
 echo "$order" | tr -d '\r' | sed -n '/^[Xx]-[Ee]xperiment/p;/^{/,$p'
 
 if ! $once; then
@@ -74,8 +76,8 @@ if ! $once; then
 local: the four services are running (SQLite files in $work):
   user       http://127.0.0.1:18080   admin http://127.0.0.1:18081
   inventory  http://127.0.0.1:28080   admin http://127.0.0.1:28081
-  payment    http://127.0.0.1:38080   admin http://127.0.0.1:38081
-  order      http://127.0.0.1:48080   admin http://127.0.0.1:48081 (/metrics, /debug/breakers)
+  payment    http://127.0.0.1:19080   admin http://127.0.0.1:19081
+  order      http://127.0.0.1:29080   admin http://127.0.0.1:29081 (/metrics, /debug/breakers)
   API key:   X-API-Key: $admin_key
 Press Ctrl-C to stop.
 INFO
