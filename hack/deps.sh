@@ -4,8 +4,9 @@
 set -euo pipefail
 
 # Debian packages: protoc and the well-known types (make proto and its drift
-# check), promtool (alert rules), a real OCI registry (image build tests).
-packages=(protobuf-compiler libprotobuf-dev prometheus docker-registry)
+# check), promtool (alert rules), a real OCI registry and two clients that
+# share no code with msctl, skopeo and umoci (image build tests).
+packages=(protobuf-compiler libprotobuf-dev prometheus docker-registry skopeo umoci)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

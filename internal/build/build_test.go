@@ -1,0 +1,196 @@
+package build_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/msctl/msctl/internal/build"
+	"github.com/msctl/msctl/internal/config"
+	"github.com/msctl/msctl/internal/errkind"
+)
+
+// fixture is a two-service module small enough to compile in a second.
+func fixture(t *testing.T) (string, *config.Project) {
+	t.Helper()
+	dir := t.TempDir()
+	files := map[string]string{
+		"go.mod":        "module example.com/shop\n\ngo 1.22\n",
+		"alpha/main.go": "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"alpha\") }\n",
+		"beta/main.go":  "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"beta\") }\n",
+	}
+	for path, body := range files {
+		writeFile(t, filepath.Join(dir, path), body)
+	}
+	return dir, &config.Project{Name: "shop", Services: []config.Service{{Name: "alpha", Path: "alpha"}, {Name: "beta", Path: "beta"}}}
+}
+
+func writeFile(t *testing.T, path, body string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+var fixedSource = &build.Source{Commit: strings.Repeat("ab", 20), Version: "v1.2.3", Epoch: time.Unix(1700000000, 0).UTC()}
+
+// inProcessRegistry is go-containerregistry's registry: fast, but it does
+// not check that a manifest's blobs exist, so the real one is tested too.
+func inProcessRegistry(t *testing.T) string {
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+func TestBuildPushesOnceThenReportsUnchanged(t *testing.T) {
+	dir, p := fixture(t)
+	reg := inProcessRegistry(t)
+	opts := build.Options{Project: p, Dir: dir, Registry: reg, Source: fixedSource, CacheDir: t.TempDir()}
+	first, err := build.Build(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range first {
+		if r.State != build.StatePushed || r.Image.Digest == "" || r.Image.Repository != reg+"/"+r.Service {
+			t.Errorf("first build: %+v, want pushed by digest to %s/%s", r, reg, r.Service)
+		}
+		if strings.Join(r.Platforms, ",") != "linux/amd64,linux/arm64" {
+			t.Errorf("%s platforms %v", r.Service, r.Platforms)
+		}
+		ref, err := name.ParseReference(r.Ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		idx, err := remote.Index(ref)
+		if err != nil {
+			t.Fatalf("pull %s: %v", r.Ref, err)
+		}
+		m, _ := idx.IndexManifest()
+		if len(m.Manifests) != 2 {
+			t.Errorf("%s index has %d manifests, want 2", r.Service, len(m.Manifests))
+		}
+	}
+	second, err := build.Build(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range second {
+		if r.State != build.StateUnchanged || r.Ref != first[i].Ref {
+			t.Errorf("warm build: %s %s %s, want unchanged %s", r.Service, r.State, r.Ref, first[i].Ref)
+		}
+	}
+	// deploy finds the digests of this commit's build in the record.
+	if _, err := os.Stat(filepath.Join(dir, build.RecordPath)); err != nil {
+		t.Fatalf("build record: %v", err)
+	}
+}
+
+func TestBuildReportsACompileErrorAndStillPushesTheOthers(t *testing.T) {
+	dir, p := fixture(t)
+	writeFile(t, filepath.Join(dir, "beta/main.go"), "package main\n\nfunc main() { undefinedThing() }\n")
+	results, err := build.Build(context.Background(), build.Options{Project: p, Dir: dir, Registry: inProcessRegistry(t), Source: fixedSource, CacheDir: t.TempDir()})
+	var failed *build.Failed
+	if !errors.As(err, &failed) || errkind.Of(err) != errkind.Failure {
+		t.Fatalf("err = %v, want *build.Failed", err)
+	}
+	if results[0].State != build.StatePushed {
+		t.Errorf("alpha: %+v, want pushed", results[0])
+	}
+	if results[1].State != build.StateFailed || !strings.Contains(results[1].Message, "undefined: undefinedThing") {
+		t.Errorf("beta: %+v, want failed with the compiler's output", results[1])
+	}
+}
+
+func TestBuildRefusesBadInputBeforeBuilding(t *testing.T) {
+	dir, p := fixture(t)
+	for _, tc := range []struct {
+		name string
+		opts build.Options
+		want string
+	}{
+		{"unknown service", build.Options{Services: []string{"gamma"}, Registry: "localhost:1"}, `unknown service "gamma"`},
+		{"no registry", build.Options{}, "no registry"},
+		{"bad registry", build.Options{Registry: "Bad Host"}, `registry "Bad Host"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.opts.Project, tc.opts.Dir, tc.opts.Source, tc.opts.CacheDir = p, dir, fixedSource, t.TempDir()
+			_, err := build.Build(context.Background(), tc.opts)
+			if errkind.Of(err) != errkind.BadInput || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want bad input containing %q", err, tc.want)
+			}
+			if entries, _ := os.ReadDir(tc.opts.CacheDir); len(entries) != 0 {
+				t.Errorf("cache written on bad input: %v", entries)
+			}
+		})
+	}
+	if _, err := build.ParsePlatforms("linux/amd64,windows/386"); errkind.Of(err) != errkind.BadInput || !strings.Contains(err.Error(), `"windows/386"`) {
+		t.Errorf("ParsePlatforms: %v, want bad input naming windows/386", err)
+	}
+}
+
+func TestBuildNamesTheRegistryThatRefuses(t *testing.T) {
+	dir, p := fixture(t)
+	srv := httptest.NewServer(nil) // 404 for everything, as a registry that is not one
+	defer srv.Close()
+	reg := strings.TrimPrefix(srv.URL, "http://")
+	results, err := build.Build(context.Background(), build.Options{Project: p, Dir: dir, Registry: reg, Source: fixedSource, CacheDir: t.TempDir()})
+	if err == nil || !strings.Contains(err.Error(), "registry "+reg) {
+		t.Fatalf("err = %v, want one naming registry %s", err, reg)
+	}
+	for _, r := range results {
+		if r.State != build.StateFailed || r.Ref != "" {
+			t.Errorf("%s reported %s %q; nothing was pushed", r.Service, r.State, r.Ref)
+		}
+	}
+}
+
+func TestOCILayoutIsWrittenWholeOrNotAtAll(t *testing.T) {
+	dir, p := fixture(t)
+	out := filepath.Join(t.TempDir(), "layout")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := build.Build(ctx, build.Options{Project: p, Dir: dir, OCILayout: out, Source: fixedSource, CacheDir: t.TempDir()}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled build: err = %v", err)
+	}
+	if entries, _ := os.ReadDir(filepath.Dir(out)); len(entries) != 0 {
+		t.Fatalf("cancelled build left %v", entries)
+	}
+	results, err := build.Build(context.Background(), build.Options{Project: p, Dir: dir, OCILayout: out, Source: fixedSource, CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var index struct {
+		Manifests []struct {
+			Digest      string
+			Annotations map[string]string
+		}
+	}
+	data, err := os.ReadFile(filepath.Join(out, "index.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.Unmarshal(data, &index)
+	got := map[string]string{}
+	for _, m := range index.Manifests {
+		got[m.Annotations["org.opencontainers.image.ref.name"]] = m.Digest
+	}
+	for _, r := range results {
+		if r.State != build.StateWritten || got[r.Service] != r.Image.Digest || got[r.Service+".sbom"] != r.SBOM {
+			t.Errorf("%s: %+v; layout has %v", r.Service, r, got)
+		}
+	}
+}

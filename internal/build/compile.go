@@ -1,0 +1,274 @@
+package build
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"debug/buildinfo"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+)
+
+// Platform is a GOOS/GOARCH pair an image is built for.
+type Platform struct{ OS, Arch string }
+
+func (p Platform) String() string { return p.OS + "/" + p.Arch }
+
+// platforms are the ones msctl builds images for: Linux, where the
+// services run, on the architectures Kubernetes nodes have.
+var platforms = []Platform{{"linux", "amd64"}, {"linux", "arm64"}, {"linux", "arm"}, {"linux", "ppc64le"}, {"linux", "s390x"}, {"linux", "riscv64"}}
+
+// ParsePlatforms reads "linux/amd64,linux/arm64".
+func ParsePlatforms(s string) ([]Platform, error) {
+	var out []Platform
+	for part := range strings.SplitSeq(s, ",") {
+		part = strings.TrimSpace(part)
+		os, arch, _ := strings.Cut(part, "/")
+		p := Platform{os, arch}
+		if !slices.Contains(platforms, p) {
+			return nil, badInput(fmt.Errorf("platform %q: want one of %s", part, platformList()))
+		}
+		if !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+func platformList() string {
+	var s []string
+	for _, p := range platforms {
+		s = append(s, p.String())
+	}
+	return strings.Join(s, ", ")
+}
+
+// goPackage is what `go list -json` says of one package, as much as a
+// binary's cache key needs.
+type goPackage struct {
+	ImportPath                                               string
+	Dir                                                      string
+	Standard                                                 bool
+	Deps                                                     []string
+	Module                                                   *goModule
+	Error                                                    *struct{ Err string }
+	GoFiles, CgoFiles, EmbedFiles, SFiles, HFiles, SysoFiles []string
+}
+
+type goModule struct {
+	Path, Version, Sum string
+	Main               bool
+	Replace            *goModule
+}
+
+const listFields = "ImportPath,Dir,Standard,Deps,Module,Error,GoFiles,CgoFiles,EmbedFiles,SFiles,HFiles,SysoFiles"
+
+// toolchain runs the go command in the project's directory.
+type toolchain struct {
+	dir     string
+	version string // `go env GOVERSION`
+	flags   string // GOFLAGS and GOEXPERIMENT, which change what is built
+
+	mu     sync.Mutex
+	hashes map[string]string // file path -> sha256, shared by platforms
+}
+
+func newToolchain(ctx context.Context, dir string) (*toolchain, error) {
+	out, err := goCmd(ctx, dir, nil, "env", "GOVERSION", "GOFLAGS", "GOEXPERIMENT")
+	if err != nil {
+		return nil, fmt.Errorf("go toolchain: %w", err)
+	}
+	lines := strings.SplitN(strings.TrimRight(string(out), "\n"), "\n", 2)
+	t := &toolchain{dir: dir, version: lines[0], hashes: map[string]string{}}
+	if len(lines) > 1 {
+		t.flags = lines[1]
+	}
+	return t, nil
+}
+
+func goCmd(ctx context.Context, dir string, env []string, args ...string) ([]byte, error) {
+	var out, errb bytes.Buffer
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, &out, &errb
+	cmd.Env = append(os.Environ(), env...)
+	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, &compileError{output: strings.TrimSpace(errb.String()), err: err}
+	}
+	return out.Bytes(), nil
+}
+
+// compileError carries the compiler's output, which is the message a
+// user needs.
+type compileError struct {
+	output string
+	err    error
+}
+
+func (e *compileError) Error() string {
+	if e.output != "" {
+		return e.output
+	}
+	return e.err.Error()
+}
+
+func buildEnv(p Platform) []string {
+	return []string{"CGO_ENABLED=0", "GOOS=" + p.OS, "GOARCH=" + p.Arch}
+}
+
+// keys returns a cache key per package for platform p: a hash of
+// everything that goes into the linked binary (the toolchain, flags,
+// module versions, and the contents of the main module's files), so an
+// unchanged service is neither compiled nor linked again.
+func (t *toolchain) keys(ctx context.Context, p Platform, pkgs []string, ldflags map[string]string) (map[string]string, error) {
+	args := []string{"list", "-e", "-deps", "-json=" + listFields}
+	for _, dir := range pkgs {
+		args = append(args, "./"+filepath.ToSlash(dir))
+	}
+	out, err := goCmd(ctx, t.dir, buildEnv(p), args...)
+	if err != nil {
+		return nil, err
+	}
+	byPath := map[string]*goPackage{}
+	var roots []*goPackage
+	dec := json.NewDecoder(bytes.NewReader(out))
+	for {
+		var pkg goPackage
+		if err := dec.Decode(&pkg); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			return nil, fmt.Errorf("go list: %v", err)
+		}
+		byPath[pkg.ImportPath] = &pkg
+		roots = append(roots, &pkg)
+	}
+	keys := map[string]string{}
+	for _, dir := range pkgs {
+		abs := filepath.Join(t.dir, dir)
+		var root *goPackage
+		for _, pkg := range roots {
+			if pkg.Dir == abs {
+				root = pkg
+			}
+		}
+		if root == nil {
+			return nil, fmt.Errorf("go list: no package in %s", dir)
+		}
+		h := sha256.New()
+		fmt.Fprintf(h, "format %d\ngo %s\nflags %s\nplatform %s\n", cacheFormat, t.version, t.flags, p)
+		for _, k := range slices.Sorted(maps.Keys(ldflags)) {
+			fmt.Fprintf(h, "ldflag %s=%s\n", k, ldflags[k])
+		}
+		for _, path := range append([]string{root.ImportPath}, root.Deps...) {
+			pkg := byPath[path]
+			if pkg == nil || pkg.Standard {
+				continue
+			}
+			if err := t.hashPackage(h, pkg); err != nil {
+				return nil, err
+			}
+		}
+		keys[dir] = hex.EncodeToString(h.Sum(nil))
+	}
+	return keys, nil
+}
+
+// hashPackage writes a package's identity: a module version stands for
+// its files, except for the main module and local replacements, whose
+// files are read.
+func (t *toolchain) hashPackage(h io.Writer, pkg *goPackage) error {
+	fmt.Fprintf(h, "package %s\n", pkg.ImportPath)
+	if pkg.Error != nil {
+		fmt.Fprintf(h, "error %s\n", pkg.Error.Err)
+	}
+	if m := pkg.Module; m != nil && !m.Main {
+		if r := m.Replace; r != nil && r.Version != "" {
+			fmt.Fprintf(h, "module %s@%s %s\n", r.Path, r.Version, r.Sum)
+			return nil
+		} else if r == nil {
+			fmt.Fprintf(h, "module %s@%s %s\n", m.Path, m.Version, m.Sum)
+			return nil
+		}
+	}
+	files := slices.Concat(pkg.GoFiles, pkg.CgoFiles, pkg.EmbedFiles, pkg.SFiles, pkg.HFiles, pkg.SysoFiles)
+	slices.Sort(files)
+	for _, f := range files {
+		sum, err := t.hashFile(filepath.Join(pkg.Dir, f))
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(h, "file %s %s\n", f, sum)
+	}
+	return nil
+}
+
+func (t *toolchain) hashFile(path string) (string, error) {
+	t.mu.Lock()
+	sum, ok := t.hashes[path]
+	t.mu.Unlock()
+	if ok {
+		return sum, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	sum = hex.EncodeToString(h.Sum(nil))
+	t.mu.Lock()
+	t.hashes[path] = sum
+	t.mu.Unlock()
+	return sum, nil
+}
+
+// compile builds the package in dir for p into out: static, without
+// paths of the build machine or VCS stamps (the version and commit come
+// in through ldflags, so an uncommitted change to one service leaves the
+// others' binaries alone).
+func (t *toolchain) compile(ctx context.Context, p Platform, dir, out string, ldflags map[string]string) error {
+	ld := []string{"-s", "-w", "-buildid="}
+	for _, k := range slices.Sorted(maps.Keys(ldflags)) {
+		ld = append(ld, "-X", k+"="+ldflags[k])
+	}
+	_, err := goCmd(ctx, t.dir, buildEnv(p), "build", "-trimpath", "-buildvcs=false",
+		"-ldflags", strings.Join(ld, " "), "-o", out, "./"+filepath.ToSlash(filepath.Clean(dir)))
+	return err
+}
+
+// module is one Go module linked into a binary, for the SBOM.
+type module struct {
+	Path    string `json:"path"`
+	Version string `json:"version"`
+	Sum     string `json:"sum,omitempty"`
+}
+
+// linkedModules reads the module list the Go linker embedded in a binary.
+func linkedModules(path string) (main module, goVersion string, deps []module, err error) {
+	bi, err := buildinfo.ReadFile(path)
+	if err != nil {
+		return module{}, "", nil, err
+	}
+	for _, d := range bi.Deps {
+		if d.Replace != nil {
+			d = d.Replace
+		}
+		deps = append(deps, module{Path: d.Path, Version: d.Version, Sum: d.Sum})
+	}
+	return module{Path: bi.Main.Path, Version: bi.Main.Version}, bi.GoVersion, deps, nil
+}

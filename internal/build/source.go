@@ -1,0 +1,64 @@
+package build
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Source is the revision a build is made from.
+type Source struct {
+	// Commit is the full commit hash; "" outside a git work tree.
+	Commit string
+	// Dirty is set when the work tree differs from Commit.
+	Dirty bool
+	// Version is `git describe --tags --always`: the nearest tag, or the
+	// short commit.
+	Version string
+	// Epoch is every timestamp in the images: SOURCE_DATE_EPOCH when set,
+	// else the commit's time, so one commit builds to one digest anywhere.
+	Epoch time.Time
+}
+
+// ReadSource describes the git work tree at dir. Outside a work tree the
+// commit is empty and the epoch is SOURCE_DATE_EPOCH or the Unix epoch.
+func ReadSource(ctx context.Context, dir string) (Source, error) {
+	src := Source{Version: "dev", Epoch: time.Unix(0, 0).UTC()}
+	if commit, err := git(ctx, dir, "rev-parse", "HEAD"); err == nil {
+		src.Commit = commit
+		if v, err := git(ctx, dir, "describe", "--tags", "--always"); err == nil {
+			src.Version = v
+		}
+		if st, err := git(ctx, dir, "status", "--porcelain", "--untracked-files=no"); err == nil {
+			src.Dirty = st != ""
+		}
+		if ct, err := git(ctx, dir, "log", "-1", "--format=%ct"); err == nil {
+			if sec, err := strconv.ParseInt(ct, 10, 64); err == nil {
+				src.Epoch = time.Unix(sec, 0).UTC()
+			}
+		}
+	}
+	if s, ok := os.LookupEnv("SOURCE_DATE_EPOCH"); ok && s != "" {
+		sec, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || sec < 0 {
+			return Source{}, badInput(fmt.Errorf("SOURCE_DATE_EPOCH %q: want seconds since 1970 as a non-negative integer", s))
+		}
+		src.Epoch = time.Unix(sec, 0).UTC()
+	}
+	return src, nil
+}
+
+func git(ctx context.Context, dir string, args ...string) (string, error) {
+	var out, errb bytes.Buffer
+	cmd := exec.CommandContext(ctx, "git", args...)
+	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, &out, &errb
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("git %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(errb.String()))
+	}
+	return strings.TrimSpace(out.String()), nil
+}
