@@ -146,6 +146,7 @@ func (f *Factory) canaryCluster(ctx context.Context, service, prometheus string,
 type CanaryRunOptions struct {
 	Service         string
 	Tag, Image      string
+	Build           bool
 	WaitForApproval bool
 	Timeout         time.Duration
 	KeepOnTimeout   bool
@@ -178,6 +179,7 @@ check as a test case. Progress goes to stderr.
 ` + canaryHelp,
 		Example: `  msctl canary run user --tag v2
   msctl canary run user --image registry.example.com/user@sha256:... --timeout 30m
+  msctl canary run user --build
   msctl canary run user --tag "$GIT_SHA" -o json --events events.ndjson --junit canary.xml`,
 		Args:              usageArgs(cobra.ExactArgs(1)),
 		ValidArgsFunction: completeServices(f),
@@ -198,6 +200,7 @@ check as a test case. Progress goes to stderr.
 	fl := cmd.Flags()
 	fl.StringVar(&opts.Tag, "tag", "", "image tag of the canary")
 	fl.StringVar(&opts.Image, "image", "", "image reference of the canary (repo:tag or repo@sha256:...)")
+	fl.BoolVar(&opts.Build, "build", false, "build the canary from the working tree, push it, and canary it by digest")
 	fl.BoolVar(&opts.WaitForApproval, "wait-for-approval", false, "wait at manual gates instead of exiting 4")
 	fl.DurationVar(&opts.Timeout, "timeout", 0, "bound on the whole canary, from its start, across resumes (0: none)")
 	fl.BoolVar(&opts.KeepOnTimeout, "keep-on-timeout", false, "leave the canary in place when --timeout passes")
@@ -249,6 +252,16 @@ func runCanaryRun(ctx context.Context, f *Factory, opts *CanaryRunOptions, once 
 	img, err := canaryImage(f, opts.Service, opts.Tag, opts.Image)
 	if err != nil {
 		return err
+	}
+	if opts.Build {
+		if img.Repository != "" {
+			return &UsageError{Err: fmt.Errorf("--build cannot be used with --tag or --image")}
+		}
+		images, err := f.builtImages(ctx, []string{opts.Service})
+		if err != nil {
+			return err
+		}
+		img = images[opts.Service]
 	}
 	rep, err := newCanaryReport(f, opts.Events, opts.Summary, opts.JUnit)
 	if err != nil {

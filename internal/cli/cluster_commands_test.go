@@ -89,13 +89,13 @@ func TestDeployOutput(t *testing.T) {
 		t.Errorf("options %+v", o)
 	}
 
-	r = runFake(t, fake, false, "deploy", "-o", "json")
+	r = runFake(t, fake, false, "deploy", "--tag", "v2", "-o", "json")
 	var got []deploy.Result
 	if err := json.Unmarshal(r.stdoutBytes, &got); err != nil || len(got) != 2 || got[0].Revision != 3 {
 		t.Errorf("json: %v\n%s", err, r.stdout)
 	}
 
-	r = runFake(t, fake, true, "deploy")
+	r = runFake(t, fake, true, "deploy", "--tag", "v2")
 	if r.code != 0 || !strings.Contains(r.stdout, "deployed") {
 		t.Errorf("on a terminal: %+v", r)
 	}
@@ -118,7 +118,7 @@ func TestDeployFailureExitCodes(t *testing.T) {
 			"msctl: another operation is in progress on release user since 0001-01-01T00:00:00Z (revision 4 is pending-upgrade; not written by msctl)\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := runFake(t, tc.fake, false, "deploy", "user", "-q")
+			r := runFake(t, tc.fake, false, "deploy", "user", "--tag", "v2", "-q")
 			if r.code != tc.code || !strings.HasSuffix(r.stderr, tc.line) {
 				t.Errorf("exit %d (want %d), stderr %q\nwant suffix %q", r.code, tc.code, r.stderr, tc.line)
 			}
@@ -131,7 +131,7 @@ func TestDryRunOutput(t *testing.T) {
 		{Kind: "Deployment", Name: "user", Action: "update", Diff: "-        image: u:v1\n+        image: u:v2\n"},
 		{Kind: "Service", Name: "user", Action: "unchanged"},
 	}}
-	r := runFake(t, fake, false, "deploy", "--dry-run")
+	r := runFake(t, fake, false, "deploy", "--tag", "v2", "--dry-run")
 	want := "update Deployment/user\n-        image: u:v1\n+        image: u:v2\n0 to create, 1 to update, 1 unchanged (dry run: nothing was changed)\n"
 	if r.code != 0 || r.stdout != want {
 		t.Errorf("exit %d\n%s\nwant\n%s", r.code, r.stdout, want)

@@ -3,11 +3,15 @@ package cli
 import (
 	"context"
 	"fmt"
+	"maps"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/msctl/msctl/internal/build"
 	"github.com/msctl/msctl/internal/deploy"
+	"github.com/msctl/msctl/internal/imageref"
 	"github.com/msctl/msctl/internal/output"
 	"github.com/spf13/cobra"
 	"helm.sh/helm/v4/pkg/strvals"
@@ -17,6 +21,8 @@ import (
 type DeployOptions struct {
 	Services    []string
 	Tag         string
+	Images      []string
+	Build       bool
 	Wait        bool
 	Atomic      bool
 	Timeout     time.Duration
@@ -79,11 +85,23 @@ unchanged gets no new revision. A running canary's traffic split is kept. On
 failure --atomic (the default) rolls the release back, on a deadline of its
 own, and the message names the pod that was not ready and why.
 
+Images: --build builds and pushes the services first (as msctl build does)
+and deploys them by digest; --image SERVICE=REF pins one service; --tag
+names a tag for the others. With none of them, deploy uses the digests of
+the last msctl build of the current commit, and refuses if there is none:
+a tag such as latest is deployed only when named.
+
 ` + lockHelp + `
 
 Exit codes: 0 deployed, 1 failed, 2 bad input, 6 timed out, 7 lock held.`,
-		Example: `  # Everything, image tag v1.4.2
-  msctl deploy --tag v1.4.2
+		Example: `  # Build, push and deploy everything by digest
+  msctl deploy --build
+
+  # The digests of this commit's last msctl build
+  msctl deploy
+
+  # Everything, image tag v1.4.2; one service pinned by digest
+  msctl deploy --tag v1.4.2 --image order=registry.example.com/order@sha256:...
 
   # One service, without waiting
   msctl deploy order --tag v1.4.3 --wait=false
@@ -109,7 +127,9 @@ Exit codes: 0 deployed, 1 failed, 2 bad input, 6 timed out, 7 lock held.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&opts.Tag, "tag", "latest", "image tag of the services")
+	fl.StringVar(&opts.Tag, "tag", "", "image tag of the services (default: this commit's build, by digest)")
+	fl.StringArrayVar(&opts.Images, "image", nil, "image of one service, SERVICE=REF (repo:tag or repo@sha256:...; repeatable)")
+	fl.BoolVar(&opts.Build, "build", false, "build and push the services first, and deploy them by digest")
 	fl.BoolVar(&opts.Wait, "wait", true, "wait until every object is ready")
 	fl.BoolVar(&opts.Atomic, "atomic", true, "roll a failed release back to its last good revision")
 	fl.DurationVar(&opts.Timeout, "timeout", 5*time.Minute, "how long one service may take to become ready")
@@ -135,12 +155,20 @@ func runDeploy(ctx context.Context, f *Factory, opts *DeployOptions) error {
 	if err != nil {
 		return err
 	}
+	services := opts.Services
+	if len(services) == 0 {
+		services = loaded.Project.ServiceNames()
+	}
+	images, err := f.deployImages(ctx, opts, services)
+	if err != nil {
+		return err
+	}
 	d, err := f.Deployments(ctx)
 	if err != nil {
 		return err
 	}
 	dopts := deploy.Options{
-		Services: opts.Services, ImageTag: opts.Tag, Wait: opts.Wait, Timeout: opts.Timeout, Atomic: opts.Atomic,
+		Services: opts.Services, ImageTag: opts.Tag, Images: images, Wait: opts.Wait, Timeout: opts.Timeout, Atomic: opts.Atomic,
 		NoIstio: opts.NoIstio, Parallel: opts.Parallel, Values: values, Lock: opts.lock.options(),
 	}
 	if opts.DryRun {
@@ -149,10 +177,6 @@ func runDeploy(ctx context.Context, f *Factory, opts *DeployOptions) error {
 			return err
 		}
 		return f.Print(plan(changes))
-	}
-	services := opts.Services
-	if len(services) == 0 {
-		services = loaded.Project.ServiceNames()
 	}
 	prog := f.newProgress(services)
 	dopts.Progress = prog.Event
@@ -207,4 +231,41 @@ func chartOverlays(files, sets, setStrings []string) ([]map[string]any, error) {
 		out = append(out, set)
 	}
 	return out, nil
+}
+
+// deployImages resolves the images to deploy: --image pins, then --build's
+// digests, then --tag, then the current commit's recorded build.
+func (f *Factory) deployImages(ctx context.Context, opts *DeployOptions, services []string) (map[string]imageref.Ref, error) {
+	if opts.Build && opts.Tag != "" {
+		return nil, &UsageError{Err: fmt.Errorf("--build and --tag cannot be used together")}
+	}
+	loaded, err := f.Project()
+	if err != nil {
+		return nil, err
+	}
+	p := loaded.Project
+	images, err := parseImages(opts.Images, func(s string) bool { return p.Service(s) != nil })
+	if err != nil {
+		return nil, err
+	}
+	var rest []string
+	for _, s := range services {
+		if _, ok := images[s]; !ok {
+			rest = append(rest, s)
+		}
+	}
+	if len(rest) == 0 || opts.Tag != "" {
+		return images, nil
+	}
+	var more map[string]imageref.Ref
+	if opts.Build {
+		more, err = f.builtImages(ctx, rest)
+	} else {
+		more, err = build.Recorded(ctx, filepath.Dir(loaded.File), p.Registry, rest)
+	}
+	if err != nil {
+		return nil, err
+	}
+	maps.Copy(images, more)
+	return images, nil
 }

@@ -118,7 +118,7 @@ project file (msctl.yaml), then defaults; see msctl config view --show-origin.
 		id   string
 		cmds []*cobra.Command
 	}{
-		{"project", []*cobra.Command{NewCmdInit(f, nil), NewCmdConfig(f), NewCmdGenerate(f), NewCmdRender(f, nil), NewCmdLint(f, nil)}},
+		{"project", []*cobra.Command{NewCmdInit(f, nil), NewCmdConfig(f), NewCmdGenerate(f), NewCmdBuild(f, nil), NewCmdRender(f, nil), NewCmdLint(f, nil)}},
 		{"cluster", []*cobra.Command{NewCmdDeploy(f, nil), NewCmdStatus(f, nil), NewCmdHistory(f, nil), NewCmdRollback(f, nil), NewCmdDestroy(f, nil), NewCmdCanary(f)}},
 		{"", []*cobra.Command{NewCmdVersion(f, nil), NewCmdCompletion(f)}},
 	}

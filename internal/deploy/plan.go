@@ -47,7 +47,7 @@ func (d *Deployer) Plan(ctx context.Context, opts Options) ([]Change, error) {
 		weights[s] = w
 	}
 	res, err := render.Render(d.Project, render.Options{
-		Services: services, ImageTag: opts.ImageTag, APIVersions: apis, Values: opts.Values, CanaryWeights: weights,
+		Services: services, ImageTag: opts.ImageTag, Images: opts.Images, APIVersions: apis, Values: opts.Values, CanaryWeights: weights,
 	})
 	if err != nil {
 		return nil, err
