@@ -322,7 +322,7 @@ func assemble(ctx context.Context, opts Options, src Source) ([]built, error) {
 				b.err = fmt.Errorf("%s: %w", j.platform, j.err)
 				break
 			}
-			img, err := platformImage(imageInfo{service: name, source: sourceURL(opts.Project), src: src}, j.platform, base, j.out.layer())
+			img, err := platformImage(imageInfo{service: name, src: src}, j.platform, base, j.out.layer())
 			if err != nil {
 				return nil, err
 			}
@@ -337,7 +337,7 @@ func assemble(ctx context.Context, opts Options, src Source) ([]built, error) {
 			}
 		}
 		if b.err == nil {
-			b.index = imageIndex(imageInfo{service: name, source: sourceURL(opts.Project), src: src}, imgs, opts.Platforms)
+			b.index = imageIndex(imageInfo{service: name, src: src}, imgs, opts.Platforms)
 			b.sbom, b.err = attachSBOM(name, b.index, src, bins)
 		}
 		out = append(out, b)
@@ -361,10 +361,6 @@ func attachSBOM(service string, idx v1.ImageIndex, src Source, bins []linked) (v
 	}
 	return newArtifact(SBOMMediaType, doc, v1.Descriptor{MediaType: mt, Digest: digest, Size: size})
 }
-
-// sourceURL is where the project's source lives, for the OCI source
-// label; the project file does not say, so it is left out when unknown.
-func sourceURL(*config.Project) string { return os.Getenv("MSCTL_SOURCE_URL") }
 
 func imageSize(img v1.Image) (int64, error) {
 	m, err := img.Manifest()

@@ -194,3 +194,29 @@ func TestOCILayoutIsWrittenWholeOrNotAtAll(t *testing.T) {
 		}
 	}
 }
+
+func TestDeployFindsTheDigestsOfThisCommitsBuild(t *testing.T) {
+	dir, p := fixture(t)
+	for _, args := range [][]string{{"init", "-q"}, {"add", "."}, {"-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "x"}} {
+		run(t, dir, "git", args...)
+	}
+	reg := inProcessRegistry(t)
+	_, err := build.Recorded(context.Background(), dir, reg, []string{"alpha"})
+	if errkind.Of(err) != errkind.BadInput || !strings.Contains(err.Error(), "no msctl build of alpha at commit") {
+		t.Fatalf("before a build: %v, want bad input with a hint", err)
+	}
+	results, err := build.Build(context.Background(), build.Options{Project: p, Dir: dir, Registry: reg, Services: []string{"alpha"}, Platforms: []build.Platform{{OS: "linux", Arch: "amd64"}}, CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := build.Recorded(context.Background(), dir, reg, []string{"alpha"})
+	if err != nil || got["alpha"] != results[0].Image {
+		t.Fatalf("Recorded = %v, %v; want %v", got, err, results[0].Image)
+	}
+	if _, err := build.Recorded(context.Background(), dir, reg, []string{"alpha", "beta"}); err == nil || !strings.Contains(err.Error(), "no msctl build of beta") {
+		t.Errorf("beta was not built: %v", err)
+	}
+	if _, err := build.Recorded(context.Background(), dir, "other.example.com", []string{"alpha"}); err == nil {
+		t.Errorf("a build for another registry was taken")
+	}
+}

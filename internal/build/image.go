@@ -13,7 +13,6 @@ import (
 // imageInfo is what the OCI labels and annotations say of an image.
 type imageInfo struct {
 	service string
-	source  string // org.opencontainers.image.source
 	src     Source
 }
 
@@ -26,8 +25,8 @@ func (i imageInfo) annotations() map[string]string {
 	if i.src.Commit != "" {
 		a["org.opencontainers.image.revision"] = i.src.Commit
 	}
-	if i.source != "" {
-		a["org.opencontainers.image.source"] = i.source
+	if i.src.URL != "" {
+		a["org.opencontainers.image.source"] = i.src.URL
 	}
 	return a
 }

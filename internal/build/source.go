@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"strconv"
@@ -23,6 +24,10 @@ type Source struct {
 	// Epoch is every timestamp in the images: SOURCE_DATE_EPOCH when set,
 	// else the commit's time, so one commit builds to one digest anywhere.
 	Epoch time.Time
+	// URL is the origin remote as https://host/path, whichever way it was
+	// cloned, so the source label does not depend on it; "" for a local
+	// or missing remote.
+	URL string
 }
 
 // ReadSource describes the git work tree at dir. Outside a work tree the
@@ -36,6 +41,9 @@ func ReadSource(ctx context.Context, dir string) (Source, error) {
 		}
 		if st, err := git(ctx, dir, "status", "--porcelain", "--untracked-files=no"); err == nil {
 			src.Dirty = st != ""
+		}
+		if remote, err := git(ctx, dir, "config", "--get", "remote.origin.url"); err == nil {
+			src.URL = webURL(remote)
 		}
 		if ct, err := git(ctx, dir, "log", "-1", "--format=%ct"); err == nil {
 			if sec, err := strconv.ParseInt(ct, 10, 64); err == nil {
@@ -61,4 +69,19 @@ func git(ctx context.Context, dir string, args ...string) (string, error) {
 		return "", fmt.Errorf("git %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(errb.String()))
 	}
 	return strings.TrimSpace(out.String()), nil
+}
+
+// webURL turns https://user@host/org/repo.git or git@host:org/repo.git into
+// https://host/org/repo; anything else (a local path) into "".
+func webURL(remote string) string {
+	var host, path string
+	if u, err := url.Parse(remote); err == nil && u.Host != "" && (u.Scheme == "https" || u.Scheme == "http" || u.Scheme == "ssh") {
+		host, path = u.Hostname(), u.Path
+	} else if at, rest, ok := strings.Cut(remote, "@"); ok && !strings.Contains(at, "/") {
+		host, path, _ = strings.Cut(rest, ":")
+	}
+	if host == "" || path == "" {
+		return ""
+	}
+	return "https://" + host + "/" + strings.TrimSuffix(strings.Trim(path, "/"), ".git")
 }
