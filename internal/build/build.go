@@ -23,9 +23,11 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/msctl/msctl/internal/atomicfile"
 	"github.com/msctl/msctl/internal/config"
 	"github.com/msctl/msctl/internal/errkind"
 	"github.com/msctl/msctl/internal/imageref"
@@ -137,7 +139,7 @@ func (o *Options) complete() error {
 	}
 	for _, s := range o.Services {
 		if o.Project.Service(s) == nil {
-			return badInput(fmt.Errorf("unknown service %q (the project has %s)", s, joinNames(o.Project.ServiceNames())))
+			return badInput(fmt.Errorf("unknown service %q (the project has: %s)", s, strings.Join(o.Project.ServiceNames(), ", ")))
 		}
 	}
 	if len(o.Services) == 0 {
@@ -467,7 +469,7 @@ func baseLayer(cacheDir string) (v1.Layer, error) {
 	}
 	l.meta = meta
 	data, _ := json.Marshal(meta)
-	return l, os.WriteFile(filepath.Join(dir, "meta.json"), data, 0o644)
+	return l, atomicfile.Write(filepath.Join(dir, "meta.json"), data, 0o644)
 }
 
 func platformNames(ps []Platform) []string {

@@ -33,8 +33,8 @@ func ParsePlatforms(s string) ([]Platform, error) {
 	var out []Platform
 	for part := range strings.SplitSeq(s, ",") {
 		part = strings.TrimSpace(part)
-		os, arch, _ := strings.Cut(part, "/")
-		p := Platform{os, arch}
+		goos, goarch, _ := strings.Cut(part, "/")
+		p := Platform{goos, goarch}
 		if !slices.Contains(platforms, p) {
 			return nil, badInput(fmt.Errorf("platform %q: want one of %s", part, platformList()))
 		}
@@ -59,7 +59,7 @@ type goPackage struct {
 	ImportPath                                               string
 	Dir                                                      string
 	Standard                                                 bool
-	Deps                                                     []string
+	Imports                                                  []string
 	Module                                                   *goModule
 	Error                                                    *struct{ Err string }
 	GoFiles, CgoFiles, EmbedFiles, SFiles, HFiles, SysoFiles []string
@@ -71,7 +71,7 @@ type goModule struct {
 	Replace            *goModule
 }
 
-const listFields = "ImportPath,Dir,Standard,Deps,Module,Error,GoFiles,CgoFiles,EmbedFiles,SFiles,HFiles,SysoFiles"
+const listFields = "ImportPath,Dir,Standard,Imports,Module,Error,GoFiles,CgoFiles,EmbedFiles,SFiles,HFiles,SysoFiles"
 
 // toolchain runs the go command in the project's directory.
 type toolchain struct {
@@ -171,11 +171,7 @@ func (t *toolchain) keys(ctx context.Context, p Platform, pkgs []string, ldflags
 		for _, k := range slices.Sorted(maps.Keys(ldflags)) {
 			fmt.Fprintf(h, "ldflag %s=%s\n", k, ldflags[k])
 		}
-		for _, path := range append([]string{root.ImportPath}, root.Deps...) {
-			pkg := byPath[path]
-			if pkg == nil || pkg.Standard {
-				continue
-			}
+		for _, pkg := range closure(root, byPath) {
 			if err := t.hashPackage(h, pkg); err != nil {
 				return nil, err
 			}
@@ -183,6 +179,27 @@ func (t *toolchain) keys(ctx context.Context, p Platform, pkgs []string, ldflags
 		keys[dir] = hex.EncodeToString(h.Sum(nil))
 	}
 	return keys, nil
+}
+
+// closure is root and every non-standard package it imports, directly
+// or not, sorted by import path. It walks Imports rather than asking go
+// list for Deps, whose lists for every package make the output megabytes.
+func closure(root *goPackage, byPath map[string]*goPackage) []*goPackage {
+	seen := map[string]*goPackage{}
+	var walk func(*goPackage)
+	walk = func(p *goPackage) {
+		if p == nil || p.Standard || seen[p.ImportPath] != nil {
+			return
+		}
+		seen[p.ImportPath] = p
+		for _, imp := range p.Imports {
+			walk(byPath[imp])
+		}
+	}
+	walk(root)
+	out := slices.Collect(maps.Values(seen))
+	slices.SortFunc(out, func(a, b *goPackage) int { return strings.Compare(a.ImportPath, b.ImportPath) })
+	return out
 }
 
 // hashPackage writes a package's identity: a module version stands for

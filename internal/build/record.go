@@ -117,5 +117,3 @@ func Recorded(ctx context.Context, dir, registry string, services []string) (map
 	}
 	return out, nil
 }
-
-func joinNames(names []string) string { return strings.Join(names, ", ") }
