@@ -19,6 +19,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -204,14 +205,6 @@ func Build(ctx context.Context, opts Options) ([]Result, error) {
 	if err := opts.complete(); err != nil {
 		return nil, err
 	}
-	src := opts.Source
-	if src == nil {
-		s, err := ReadSource(ctx, opts.Dir)
-		if err != nil {
-			return nil, err
-		}
-		src = &s
-	}
 	var pub publisher
 	if opts.OCILayout != "" {
 		pub = &layoutPublisher{dir: opts.OCILayout}
@@ -222,7 +215,7 @@ func Build(ctx context.Context, opts Options) ([]Result, error) {
 		}
 		pub = rp
 	}
-	images, err := assemble(ctx, opts, *src)
+	images, src, err := assemble(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -235,7 +228,7 @@ func Build(ctx context.Context, opts Options) ([]Result, error) {
 		results[i].Size, results[i].BinarySize = images[i].size, images[i].binSize
 	}
 	if _, ok := pub.(*registryPublisher); ok && src.Commit != "" {
-		if err := record(opts.Dir, *src, opts.Registry, results); err != nil {
+		if err := record(opts.Dir, src, opts.Registry, results); err != nil {
 			return results, err
 		}
 	}
@@ -249,32 +242,39 @@ func Build(ctx context.Context, opts Options) ([]Result, error) {
 
 // assemble compiles every service for every platform (from the cache
 // where it can) and puts each service's images together.
-func assemble(ctx context.Context, opts Options, src Source) ([]built, error) {
+func assemble(ctx context.Context, opts Options) ([]built, Source, error) {
+	var src Source
 	tc, err := newToolchain(ctx, opts.Dir)
 	if err != nil {
-		return nil, err
+		return nil, src, err
 	}
-	ldflags := map[string]string{versionVar: src.Version, commitVar: src.Commit}
 	dirs := make([]string, len(opts.Services))
 	for i, name := range opts.Services {
 		dirs[i] = filepath.Clean(opts.Project.Service(name).Path)
 	}
+	// git and go list side by side: together they are a warm build's time.
 	keys := make([]map[string]string, len(opts.Platforms))
 	var wg sync.WaitGroup
-	errs := make([]error, len(opts.Platforms))
+	errs := make([]error, len(opts.Platforms)+1)
 	for i, p := range opts.Platforms {
-		wg.Go(func() { keys[i], errs[i] = tc.keys(ctx, p, dirs, ldflags) })
+		wg.Go(func() { keys[i], errs[i] = tc.keys(ctx, p, dirs) })
+	}
+	if opts.Source != nil {
+		src = *opts.Source
+	} else {
+		wg.Go(func() { src, errs[len(errs)-1] = ReadSource(ctx, opts.Dir) })
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		return nil, err
+		return nil, src, err
 	}
+	ldflags := map[string]string{versionVar: src.Version, commitVar: src.Commit}
 	if err := os.MkdirAll(opts.CacheDir, 0o755); err != nil {
-		return nil, fmt.Errorf("build cache: %v", err)
+		return nil, src, fmt.Errorf("build cache: %v", err)
 	}
 	base, err := baseLayer(opts.CacheDir)
 	if err != nil {
-		return nil, err
+		return nil, src, err
 	}
 
 	type job struct {
@@ -289,6 +289,9 @@ func assemble(ctx context.Context, opts Options, src Source) ([]built, error) {
 		for j, p := range opts.Platforms {
 			h := sha256.New()
 			fmt.Fprintf(h, "%s\nservice %s\nepoch %d\n", keys[j][dirs[i]], name, src.Epoch.Unix())
+			for _, k := range slices.Sorted(maps.Keys(ldflags)) {
+				fmt.Fprintf(h, "ldflag %s=%s\n", k, ldflags[k])
+			}
 			jobs = append(jobs, &job{service: name, dir: dirs[i], platform: p, key: hex.EncodeToString(h.Sum(nil))})
 		}
 	}
@@ -311,7 +314,7 @@ func assemble(ctx context.Context, opts Options, src Source) ([]built, error) {
 	}
 	wg.Wait()
 	if ctx.Err() != nil {
-		return nil, ctx.Err()
+		return nil, src, ctx.Err()
 	}
 
 	var out []built
@@ -326,13 +329,13 @@ func assemble(ctx context.Context, opts Options, src Source) ([]built, error) {
 			}
 			img, err := platformImage(imageInfo{service: name, src: src}, j.platform, base, j.out.layer())
 			if err != nil {
-				return nil, err
+				return nil, src, err
 			}
 			imgs[j.platform] = img
 			bins = append(bins, j.out.meta.Linked)
 			size, err := imageSize(img)
 			if err != nil {
-				return nil, err
+				return nil, src, err
 			}
 			if size > b.size {
 				b.size, b.binSize = size, j.out.meta.BinarySize
@@ -344,7 +347,7 @@ func assemble(ctx context.Context, opts Options, src Source) ([]built, error) {
 		}
 		out = append(out, b)
 	}
-	return out, nil
+	return out, src, nil
 }
 
 func attachSBOM(service string, idx v1.ImageIndex, src Source, bins []linked) (v1.Image, error) {

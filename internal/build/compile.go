@@ -128,11 +128,12 @@ func buildEnv(p Platform) []string {
 	return []string{"CGO_ENABLED=0", "GOOS=" + p.OS, "GOARCH=" + p.Arch}
 }
 
-// keys returns a cache key per package for platform p: a hash of
-// everything that goes into the linked binary (the toolchain, flags,
-// module versions, and the contents of the main module's files), so an
-// unchanged service is neither compiled nor linked again.
-func (t *toolchain) keys(ctx context.Context, p Platform, pkgs []string, ldflags map[string]string) (map[string]string, error) {
+// keys returns a key per package for platform p: a hash of what goes into
+// its binary (the toolchain, flags, module versions, and the contents of
+// the main module's files) except the linker's -X values, which the
+// caller adds, so an unchanged service is neither compiled nor linked
+// again.
+func (t *toolchain) keys(ctx context.Context, p Platform, pkgs []string) (map[string]string, error) {
 	args := []string{"list", "-e", "-deps", "-json=" + listFields}
 	for _, dir := range pkgs {
 		args = append(args, "./"+filepath.ToSlash(dir))
@@ -168,9 +169,6 @@ func (t *toolchain) keys(ctx context.Context, p Platform, pkgs []string, ldflags
 		}
 		h := sha256.New()
 		fmt.Fprintf(h, "format %d\ngo %s\nflags %s\nplatform %s\n", cacheFormat, t.version, t.flags, p)
-		for _, k := range slices.Sorted(maps.Keys(ldflags)) {
-			fmt.Fprintf(h, "ldflag %s=%s\n", k, ldflags[k])
-		}
 		for _, pkg := range closure(root, byPath) {
 			if err := t.hashPackage(h, pkg); err != nil {
 				return nil, err
