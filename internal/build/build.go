@@ -244,7 +244,10 @@ func Build(ctx context.Context, opts Options) ([]Result, error) {
 // where it can) and puts each service's images together.
 func assemble(ctx context.Context, opts Options) ([]built, Source, error) {
 	var src Source
-	tc, err := newToolchain(ctx, opts.Dir)
+	if err := os.MkdirAll(opts.CacheDir, 0o755); err != nil {
+		return nil, src, fmt.Errorf("build cache: %v", err)
+	}
+	tc, err := newToolchain(ctx, opts.Dir, opts.CacheDir)
 	if err != nil {
 		return nil, src, err
 	}
@@ -269,9 +272,6 @@ func assemble(ctx context.Context, opts Options) ([]built, Source, error) {
 		return nil, src, err
 	}
 	ldflags := map[string]string{versionVar: src.Version, commitVar: src.Commit}
-	if err := os.MkdirAll(opts.CacheDir, 0o755); err != nil {
-		return nil, src, fmt.Errorf("build cache: %v", err)
-	}
 	base, err := baseLayer(opts.CacheDir)
 	if err != nil {
 		return nil, src, err

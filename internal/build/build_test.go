@@ -220,3 +220,40 @@ func TestDeployFindsTheDigestsOfThisCommitsBuild(t *testing.T) {
 		t.Errorf("a build for another registry was taken")
 	}
 }
+
+func TestWarmBuildSeesEveryChange(t *testing.T) {
+	dir, p := fixture(t)
+	opts := build.Options{Project: p, Dir: dir, Registry: inProcessRegistry(t), Source: fixedSource, CacheDir: t.TempDir(), Platforms: []build.Platform{{OS: "linux", Arch: "amd64"}}}
+	digests := func() map[string]string {
+		t.Helper()
+		results, err := build.Build(context.Background(), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for _, r := range results {
+			out[r.Service] = r.Image.Digest
+		}
+		return out
+	}
+	before := digests()
+	for _, change := range []struct {
+		name, service, path, body string
+	}{
+		{"an edited file", "alpha", "alpha/main.go", "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"alpha 2\") }\n"},
+		{"a new file", "beta", "beta/extra.go", "package main\n\nimport \"os\"\n\nfunc init() { os.Getenv(\"X\") }\n"},
+		{"a new package imported", "alpha", "alpha/main.go", "package main\n\nimport \"example.com/shop/lib\"\n\nfunc main() { lib.Hello() }\n"},
+	} {
+		if change.name == "a new package imported" {
+			writeFile(t, filepath.Join(dir, "lib/lib.go"), "package lib\n\nimport \"fmt\"\n\nfunc Hello() { fmt.Println(\"lib\") }\n")
+		}
+		writeFile(t, filepath.Join(dir, change.path), change.body)
+		after := digests()
+		for s, d := range after {
+			if changed, want := d != before[s], s == change.service; changed != want {
+				t.Errorf("%s in %s: %s changed %v, want %v", change.name, change.service, s, changed, want)
+			}
+		}
+		before = after
+	}
+}

@@ -17,6 +17,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/msctl/msctl/internal/atomicfile"
 )
 
 // Platform is a GOOS/GOARCH pair an image is built for.
@@ -75,25 +77,23 @@ const listFields = "ImportPath,Dir,Standard,Imports,Module,Error,GoFiles,CgoFile
 
 // toolchain runs the go command in the project's directory.
 type toolchain struct {
-	dir     string
-	version string // `go env GOVERSION`
-	flags   string // GOFLAGS and GOEXPERIMENT, which change what is built
+	dir      string
+	cacheDir string
+	version  string // `go env GOVERSION`
+	gomod    string // `go env GOMOD`: go.mod, beside go.sum
+	flags    string // GOFLAGS and GOEXPERIMENT, which change what is built
 
 	mu     sync.Mutex
 	hashes map[string]string // file path -> sha256, shared by platforms
 }
 
-func newToolchain(ctx context.Context, dir string) (*toolchain, error) {
-	out, err := goCmd(ctx, dir, nil, "env", "GOVERSION", "GOFLAGS", "GOEXPERIMENT")
+func newToolchain(ctx context.Context, dir, cacheDir string) (*toolchain, error) {
+	out, err := goCmd(ctx, dir, nil, "env", "GOVERSION", "GOMOD", "GOFLAGS", "GOEXPERIMENT")
 	if err != nil {
 		return nil, fmt.Errorf("go toolchain: %w", err)
 	}
-	lines := strings.SplitN(strings.TrimRight(string(out), "\n"), "\n", 2)
-	t := &toolchain{dir: dir, version: lines[0], hashes: map[string]string{}}
-	if len(lines) > 1 {
-		t.flags = lines[1]
-	}
-	return t, nil
+	lines := strings.SplitN(strings.TrimRight(string(out), "\n")+"\n\n", "\n", 3)
+	return &toolchain{dir: dir, cacheDir: cacheDir, version: lines[0], gomod: lines[1], flags: lines[2], hashes: map[string]string{}}, nil
 }
 
 func goCmd(ctx context.Context, dir string, env []string, args ...string) ([]byte, error) {
@@ -134,6 +134,11 @@ func buildEnv(p Platform) []string {
 // caller adds, so an unchanged service is neither compiled nor linked
 // again.
 func (t *toolchain) keys(ctx context.Context, p Platform, pkgs []string) (map[string]string, error) {
+	memo := t.memoPath(p, pkgs)
+	var m keyMemo
+	if readMeta(memo, &m) && m.current() {
+		return m.Keys, nil
+	}
 	args := []string{"list", "-e", "-deps", "-json=" + listFields}
 	for _, dir := range pkgs {
 		args = append(args, "./"+filepath.ToSlash(dir))
@@ -155,7 +160,21 @@ func (t *toolchain) keys(ctx context.Context, p Platform, pkgs []string) (map[st
 		byPath[pkg.ImportPath] = &pkg
 		roots = append(roots, &pkg)
 	}
-	keys := map[string]string{}
+	// Stat before hashing: a file changed meanwhile then fails the memo's
+	// check next time instead of passing it with the old content's key.
+	m = keyMemo{Keys: map[string]string{}, Stats: map[string]fileStat{}}
+	for _, path := range []string{t.gomod, strings.TrimSuffix(t.gomod, ".mod") + ".sum"} {
+		m.stat(path)
+	}
+	for _, pkg := range byPath {
+		if files, ok := localFiles(pkg); ok {
+			m.stat(pkg.Dir)
+			for _, f := range files {
+				m.stat(filepath.Join(pkg.Dir, f))
+			}
+		}
+	}
+	keys := m.Keys
 	for _, dir := range pkgs {
 		abs := filepath.Join(t.dir, dir)
 		var root *goPackage
@@ -175,6 +194,10 @@ func (t *toolchain) keys(ctx context.Context, p Platform, pkgs []string) (map[st
 			}
 		}
 		keys[dir] = hex.EncodeToString(h.Sum(nil))
+	}
+	if data, err := json.Marshal(m); err == nil && t.gomod != "" {
+		// Only a speed-up: a memo that cannot be written is recomputed.
+		_ = atomicfile.Write(memo, data, 0o644)
 	}
 	return keys, nil
 }
@@ -208,17 +231,15 @@ func (t *toolchain) hashPackage(h io.Writer, pkg *goPackage) error {
 	if pkg.Error != nil {
 		fmt.Fprintf(h, "error %s\n", pkg.Error.Err)
 	}
-	if m := pkg.Module; m != nil && !m.Main {
-		if r := m.Replace; r != nil && r.Version != "" {
-			fmt.Fprintf(h, "module %s@%s %s\n", r.Path, r.Version, r.Sum)
-			return nil
-		} else if r == nil {
-			fmt.Fprintf(h, "module %s@%s %s\n", m.Path, m.Version, m.Sum)
-			return nil
+	files, local := localFiles(pkg)
+	if !local {
+		m := pkg.Module
+		if m.Replace != nil {
+			m = m.Replace
 		}
+		fmt.Fprintf(h, "module %s@%s %s\n", m.Path, m.Version, m.Sum)
+		return nil
 	}
-	files := slices.Concat(pkg.GoFiles, pkg.CgoFiles, pkg.EmbedFiles, pkg.SFiles, pkg.HFiles, pkg.SysoFiles)
-	slices.Sort(files)
 	for _, f := range files {
 		sum, err := t.hashFile(filepath.Join(pkg.Dir, f))
 		if err != nil {
@@ -227,6 +248,18 @@ func (t *toolchain) hashPackage(h io.Writer, pkg *goPackage) error {
 		fmt.Fprintf(h, "file %s %s\n", f, sum)
 	}
 	return nil
+}
+
+// localFiles are the files of a package of the main module or a local
+// replacement, sorted; ok is false for a package that a module version
+// identifies.
+func localFiles(pkg *goPackage) (files []string, ok bool) {
+	if m := pkg.Module; pkg.Standard || m != nil && !m.Main && (m.Replace == nil || m.Replace.Version != "") {
+		return nil, false
+	}
+	files = slices.Concat(pkg.GoFiles, pkg.CgoFiles, pkg.EmbedFiles, pkg.SFiles, pkg.HFiles, pkg.SysoFiles)
+	slices.Sort(files)
+	return files, true
 }
 
 func (t *toolchain) hashFile(path string) (string, error) {
