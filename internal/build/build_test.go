@@ -156,6 +156,9 @@ func TestBuildNamesTheRegistryThatRefuses(t *testing.T) {
 			t.Errorf("%s reported %s %q; nothing was pushed", r.Service, r.State, r.Ref)
 		}
 	}
+	if _, err := os.Stat(filepath.Join(dir, build.RecordPath)); !os.IsNotExist(err) {
+		t.Errorf("a build that pushed nothing wrote a record (%v)", err)
+	}
 }
 
 func TestOCILayoutIsWrittenWholeOrNotAtAll(t *testing.T) {

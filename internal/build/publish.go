@@ -155,6 +155,12 @@ func (p *registryPublisher) describe(err error) error {
 		}
 		return fmt.Errorf("registry %s answered HTTP %d: %s", p.registry, terr.StatusCode, msg)
 	}
+	// go-containerregistry tries https, then http: the last dial failure
+	// says it without repeating the URL twice.
+	var op *net.OpError
+	if errors.As(err, &op) {
+		return fmt.Errorf("registry %s: %v", p.registry, op)
+	}
 	return fmt.Errorf("registry %s: %s", p.registry, firstLine(err.Error()))
 }
 

@@ -53,6 +53,9 @@ func readRecords(dir string) (recordFile, error) {
 // record adds the pushed and unchanged images of a build to the commit's
 // entry, keeping the other services' entries from earlier builds.
 func record(dir string, src Source, registry string, results []Result) error {
+	if !slices.ContainsFunc(results, func(r Result) bool { return r.State == StatePushed || r.State == StateUnchanged }) {
+		return nil
+	}
 	f, err := readRecords(dir)
 	if err != nil {
 		return err
