@@ -31,13 +31,12 @@ const (
 
 // entry is one file or directory of a layer.
 type entry struct {
-	name     string
-	mode     int64
-	uid      int
-	data     []byte
-	file     string // read from this path instead of data
-	isDir    bool
-	typeflag byte
+	name  string
+	mode  int64
+	uid   int
+	data  []byte
+	file  string // read from this path instead of data
+	isDir bool
 }
 
 // writeTar writes entries in the order given with fixed owners, modes and
