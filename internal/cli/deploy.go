@@ -171,6 +171,10 @@ func runDeploy(ctx context.Context, f *Factory, opts *DeployOptions) error {
 		Services: opts.Services, ImageTag: opts.Tag, Images: images, Wait: opts.Wait, Timeout: opts.Timeout, Atomic: opts.Atomic,
 		NoIstio: opts.NoIstio, Parallel: opts.Parallel, Values: values, Lock: opts.lock.options(),
 	}
+	if opts.Tag == "" {
+		// Every image is pinned; the library's default tag names none of them.
+		dopts.Description = "msctl deploy by digest"
+	}
 	if opts.DryRun {
 		changes, err := d.Plan(ctx, dopts)
 		if err != nil {
