@@ -26,7 +26,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	inventoryv1 "github.com/msctl/msctl/services/inventory/api/inventoryv1"
-	"github.com/msctl/msctl/services/kit/downstream"
 	"github.com/msctl/msctl/services/order/internal/domain"
 	"github.com/msctl/msctl/services/order/internal/store"
 	paymentv1 "github.com/msctl/msctl/services/payment/api/paymentv1"
@@ -252,9 +251,9 @@ func (s *Saga) forward(ctx context.Context, o domain.Order) (down bool, err erro
 			return false, errCrashed
 		}
 		if err != nil {
-			if downstream.IsBreakerOpen(err) { // never sent, so it cannot have landed
-				o.OwesRelease = false
-			}
+			// Even a call this process's breaker refused may have landed,
+			// sent by an earlier run of this step here or elsewhere: what
+			// is owed stays owed, and the compensation finds out.
 			return transient(err), s.fail(ctx, o, reason("inventory", err))
 		}
 		// A repeated reserve returns the reservation in whatever state it
@@ -272,9 +271,9 @@ func (s *Saga) forward(ctx context.Context, o domain.Order) (down bool, err erro
 			return false, errCrashed
 		}
 		if err != nil {
-			if downstream.IsBreakerOpen(err) { // never sent, so it cannot have landed
-				o.OwesRefund = false
-			}
+			// Even a call this process's breaker refused may have landed,
+			// sent by an earlier run of this step here or elsewhere: what
+			// is owed stays owed, and the compensation finds out.
 			return transient(err), s.fail(ctx, o, reason("payment", err))
 		}
 		switch p.GetStatus() {
@@ -314,33 +313,48 @@ func (s *Saga) forward(ctx context.Context, o domain.Order) (down bool, err erro
 	return false, fmt.Errorf("order %s: unknown step %q", o.ID, o.Step)
 }
 
-// compensate undoes, in reverse, what o owes, storing each acknowledged
-// compensation, and ends the order FAILED once nothing is owed.
+// compensate undoes what o owes, storing each acknowledged compensation,
+// and ends the order FAILED once nothing is owed. Both compensations are
+// idempotent and void what they find nothing of (a late charge or
+// reservation is then refused), so each is always sent, never skipped;
+// one that cannot be sent now (its dependency down, or its breaker open)
+// leaves the order COMPENSATING for the resumer, without holding back
+// the other: payment being down must not keep stock reserved.
 func (s *Saga) compensate(ctx context.Context, o domain.Order) error {
-	if o.OwesRefund {
-		_, err := s.deps.Payments.Refund(ctx, &paymentv1.RefundRequest{OrderId: o.ID})
-		// NotFound: never charged, so nothing to give back.
-		if err != nil && status.Code(err) != codes.NotFound {
-			return fmt.Errorf("refund: %w", err)
-		}
-		o.OwesRefund = false
-		var err2 error
-		if o, err2 = s.saveNext(ctx, o); err2 != nil {
-			return err2
-		}
+	owed := []struct {
+		flag *bool
+		what string
+		call func() error
+	}{
+		{&o.OwesRefund, "refund", func() error {
+			_, err := s.deps.Payments.Refund(ctx, &paymentv1.RefundRequest{OrderId: o.ID})
+			return err
+		}},
+		{&o.OwesRelease, "release stock", func() error {
+			// A released or expired reservation answers OK unchanged.
+			_, err := s.deps.Inventory.ReleaseStock(ctx, &inventoryv1.ReleaseStockRequest{OrderId: o.ID})
+			return err
+		}},
 	}
-	if o.OwesRelease {
-		_, err := s.deps.Inventory.ReleaseStock(ctx, &inventoryv1.ReleaseStockRequest{OrderId: o.ID})
-		// NotFound: nothing was reserved. A released or expired
-		// reservation answers OK unchanged.
-		if err != nil && status.Code(err) != codes.NotFound {
-			return fmt.Errorf("release stock: %w", err)
+	var pending []error
+	for _, c := range owed {
+		if !*c.flag {
+			continue
 		}
-		o.OwesRelease = false
-		var err2 error
-		if o, err2 = s.saveNext(ctx, o); err2 != nil {
-			return err2
+		// NotFound: never charged or reserved, so nothing to give back.
+		if err := c.call(); err != nil && status.Code(err) != codes.NotFound {
+			pending = append(pending, fmt.Errorf("%s: %w", c.what, err))
+			continue
 		}
+		*c.flag = false
+		next, err := s.saveNext(ctx, o)
+		if err != nil {
+			return err
+		}
+		o = next
+	}
+	if len(pending) > 0 {
+		return errors.Join(pending...)
 	}
 	if err := o.Compensated(); err != nil {
 		return err

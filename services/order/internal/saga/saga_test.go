@@ -73,6 +73,17 @@ type order struct {
 // inventory's address, e.g. with one nothing listens on).
 func newSaga(t *testing.T, w *world, dbPath, inventoryAddr string) *order {
 	t.Helper()
+	return newSagaWith(t, w, dbPath, func(c *deps.Config) {
+		if inventoryAddr != "" {
+			c.InventoryAddr = inventoryAddr
+		}
+	})
+}
+
+// newSagaWith builds a saga over dbPath, talking to w with the
+// dependency settings edit leaves.
+func newSagaWith(t *testing.T, w *world, dbPath string, edit func(*deps.Config)) *order {
+	t.Helper()
 	s, err := store.Open(context.Background(), storage.Location{Dialect: storage.SQLite, Path: dbPath})
 	if err != nil {
 		t.Fatal(err)
@@ -81,11 +92,10 @@ func newSaga(t *testing.T, w *world, dbPath, inventoryAddr string) *order {
 	reg := prometheus.NewRegistry()
 	clients := downstream.New(reg, "order")
 	t.Cleanup(func() { _ = clients.Close() })
-	if inventoryAddr == "" {
-		inventoryAddr = w.inventory.GRPC
-	}
-	d, err := deps.Dial(clients, deps.Config{UserAddr: w.user.GRPC, InventoryAddr: inventoryAddr, PaymentAddr: w.payment.GRPC,
-		APIKey: servicetest.ServiceKey, Timeout: 500 * time.Millisecond, FailureThreshold: 3, OpenFor: time.Minute})
+	cfg := deps.Config{UserAddr: w.user.GRPC, InventoryAddr: w.inventory.GRPC, PaymentAddr: w.payment.GRPC,
+		APIKey: servicetest.ServiceKey, Timeout: 500 * time.Millisecond, FailureThreshold: 3, OpenFor: time.Minute}
+	edit(&cfg)
+	d, err := deps.Dial(clients, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -391,5 +401,69 @@ func TestLateCallAfterCompensationFails(t *testing.T) {
 				t.Fatalf("stock: %d available, %d reserved; want 10 and 0", avail, reserved)
 			}
 		})
+	}
+}
+
+// TestChargeThatLandsThenTimesOutIsNeverKept: payment captures, then its
+// answer is lost past the call's deadline; that timeout trips payment's
+// breaker (threshold 1), so the retry is refused. The saga must not take
+// the refusal for a charge that never happened: the order ends FAILED and
+// refunded, or CONFIRMED, never FAILED with the money captured.
+func TestChargeThatLandsThenTimesOutIsNeverKept(t *testing.T) {
+	w := newWorld(t)
+	pay := servicetest.StartStallingPayment(t, w.payment.GRPC)
+	pay.Stall.Store(true)
+	o := newSagaWith(t, w, filepath.Join(t.TempDir(), "order.db"), func(c *deps.Config) {
+		c.PaymentAddr, c.Timeout, c.FailureThreshold, c.OpenFor = pay.Addr, 300*time.Millisecond, 1, 500*time.Millisecond
+	})
+	ord := w.newOrder(t, "tok-4242", 2)
+	_, err := o.saga.Create(context.Background(), ord)
+	if pay.Stalled.Load() == 0 {
+		t.Fatalf("Create: %v; no charge was stalled, so the scenario did not happen", err)
+	}
+	pay.Stall.Store(false)
+	got := resumeUntilFinished(t, o, ord.ID)
+	ps := w.payments(t, ord.ID)
+	captured := 0
+	for _, p := range ps {
+		if p.GetStatus() == paymentv1.PaymentStatus_PAYMENT_STATUS_CAPTURED {
+			captured++
+		}
+	}
+	switch got.Status {
+	case domain.Failed:
+		if captured != 0 || len(ps) != 1 || ps[0].GetStatus() != paymentv1.PaymentStatus_PAYMENT_STATUS_REFUNDED {
+			t.Fatalf("order FAILED (%s) with payments %v; want the one charge refunded", got.Reason, ps)
+		}
+		if avail, reserved := w.stock(t); avail != 10 || reserved != 0 {
+			t.Fatalf("stock: %d available, %d reserved; want 10 and 0", avail, reserved)
+		}
+	case domain.Confirmed:
+		if captured != 1 {
+			t.Fatalf("order CONFIRMED with payments %v; want one capture", ps)
+		}
+	}
+}
+
+// resumeUntilFinished resumes o's sagas until order id is final, as the
+// background resumer would, and returns it.
+func resumeUntilFinished(t *testing.T, o *order, id string) domain.Order {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		got, err := o.store.Get(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Status.Finished() {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("order still %s at step %s (refund owed %v) after 20 s of resuming", got.Status, got.Step, got.OwesRefund)
+		}
+		time.Sleep(200 * time.Millisecond)
+		if _, err := o.saga.Resume(context.Background()); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
