@@ -54,8 +54,7 @@ func start(t *testing.T) *system {
 		t.Fatal(err)
 	}
 	a, conn := hosttest.Start(t, hosttest.Env(t, "order.db", map[string]string{
-		"DOWNSTREAM_API_KEY": servicetest.ServiceKey, "SAGA_RESUME_INTERVAL": "200ms",
-		"USER_ADDR": user.GRPC, "INVENTORY_ADDR": inv.GRPC, "PAYMENT_ADDR": pay.GRPC,
+		"SAGA_RESUME_INTERVAL": "200ms", "USER_ADDR": user.GRPC, "INVENTORY_ADDR": inv.GRPC, "PAYMENT_ADDR": pay.GRPC,
 	}), app.LoadConfig, app.New)
 	return &system{t: t, addrs: a.Addrs(), orders: orderv1.NewOrderServiceClient(conn), inventory: inv, userID: u.GetId(), product: p.GetId()}
 }

@@ -11,6 +11,7 @@ import (
 	"context"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -55,8 +56,10 @@ var alwaysPublic = map[string]bool{
 
 // Authenticator checks credentials and the policy for every call.
 type Authenticator struct {
-	jwt    *JWTVerifier
-	keys   *APIKeys
+	// jwt and keys are swapped whole when their files change, so a call
+	// sees either the old keys or the new, never a mix.
+	jwt    atomic.Pointer[JWTVerifier]
+	keys   atomic.Pointer[APIKeys]
 	policy Policy
 	logger *slog.Logger
 }
@@ -64,7 +67,24 @@ type Authenticator struct {
 // New returns an Authenticator. jwt and keys may be nil; with both nil every
 // non-public call is refused, which is the safe default.
 func New(policy Policy, jwt *JWTVerifier, keys *APIKeys, logger *slog.Logger) *Authenticator {
-	return &Authenticator{jwt: jwt, keys: keys, policy: policy, logger: logger}
+	a := &Authenticator{policy: policy, logger: logger}
+	a.jwt.Store(jwt)
+	a.keys.Store(keys)
+	return a
+}
+
+// SetJWT replaces the JWT verifier, as when its key files changed; calls
+// already past authentication are not affected.
+func (a *Authenticator) SetJWT(v *JWTVerifier) { a.jwt.Store(v) }
+
+// SetAPIKeys replaces the API keys, as when their file changed. A key
+// listed before and after with the same limits keeps its rate limiter, so
+// a reload never refills a caller's burst.
+func (a *Authenticator) SetAPIKeys(k *APIKeys) {
+	if old := a.keys.Load(); old != nil && k != nil {
+		k.keepLimiters(old)
+	}
+	a.keys.Store(k)
 }
 
 // Authenticate returns ctx with the caller's Principal, or a gRPC status
@@ -77,8 +97,10 @@ func (a *Authenticator) Authenticate(ctx context.Context, method string) (contex
 	key := first(ctx, APIKeyKey)
 
 	var (
-		p   Principal
-		err error
+		p    Principal
+		err  error
+		jwt  = a.jwt.Load()
+		keys = a.keys.Load()
 	)
 	switch {
 	case authz != "":
@@ -86,16 +108,16 @@ func (a *Authenticator) Authenticate(ctx context.Context, method string) (contex
 		switch {
 		case !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "":
 			err = status.Error(codes.Unauthenticated, "authorization must be \"Bearer <token>\"")
-		case a.jwt == nil:
+		case jwt == nil:
 			err = status.Error(codes.Unauthenticated, "bearer tokens are not accepted: no JWT key is configured")
 		default:
-			p, err = a.jwt.Verify(strings.TrimSpace(token))
+			p, err = jwt.Verify(strings.TrimSpace(token))
 		}
 	case key != "":
-		if a.keys == nil {
+		if keys == nil {
 			err = status.Error(codes.Unauthenticated, "unknown or expired API key")
 		} else {
-			p, err = a.keys.Verify(key)
+			p, err = keys.Verify(key)
 		}
 	default:
 		err = status.Error(codes.Unauthenticated, "missing credentials: send Authorization: Bearer <token> or X-API-Key")

@@ -264,6 +264,9 @@ func TestAuthFilesAreConfigurationErrors(t *testing.T) {
 		{"missing public key", map[string]string{"AUTH_JWT_PUBLIC_KEY_FILE": missing, "AUTH_JWT_ISSUER": "i"}, "AUTH_JWT_PUBLIC_KEY_FILE", true},
 		{"public key not PEM", map[string]string{"AUTH_JWT_PUBLIC_KEY_FILE": garbage, "AUTH_JWT_ISSUER": "i"}, "AUTH_JWT_PUBLIC_KEY_FILE", false},
 		{"JWKS not JSON", map[string]string{"AUTH_JWKS_FILE": garbage, "AUTH_JWT_ISSUER": "i"}, "AUTH_JWKS_FILE", false},
+		{"usable downstream key", map[string]string{"DOWNSTREAM_API_KEY_FILE": write("key", "k-123\n")}, "", false},
+		{"missing downstream key", map[string]string{"DOWNSTREAM_API_KEY_FILE": missing}, "DOWNSTREAM_API_KEY_FILE", true},
+		{"empty downstream key", map[string]string{"DOWNSTREAM_API_KEY_FILE": write("empty", " \n")}, "DOWNSTREAM_API_KEY_FILE", false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -41,6 +41,8 @@ func (h *Host) Run(ctx context.Context, db Database, hooks Hooks) error {
 		}
 	}()
 	go func() { defer wg.Done(); h.health.Run(bg, h.cfg.ReadinessInterval, h.cfg.ReadinessTimeout) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); h.keys.Run(bg, h.cfg.KeysReloadInterval) }()
 
 	err := h.group.Serve(ctx, h.cfg.ShutdownGrace, func() {
 		h.logger.Info("shutting down: readiness off, draining", "delay", h.cfg.ShutdownDelay, "grace", h.cfg.ShutdownGrace)

@@ -53,12 +53,14 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, lookup func(strin
 	// breaker makes orders fail fast and compensate, which this replica
 	// does perfectly well, so it stays ready and the breaker shows in
 	// circuit_breaker_state and /debug/breakers instead.
-	d, err := deps.Dial(h.Clients(), cfg.Deps)
+	dc := cfg.Deps
+	dc.Key = h.DownstreamKey()
+	if dc.Key == nil {
+		logger.Warn("DOWNSTREAM_API_KEY_FILE not set: calls to user, inventory and payment carry no credentials")
+	}
+	d, err := deps.Dial(h.Clients(), dc)
 	if err != nil {
 		return nil, err
-	}
-	if cfg.Deps.APIKey == "" {
-		logger.Warn("DOWNSTREAM_API_KEY not set: calls to user, inventory and payment carry no credentials")
 	}
 	if a.saga, err = saga.New(a.store, d, h.Registry(), logger); err != nil {
 		return nil, err

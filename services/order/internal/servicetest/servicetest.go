@@ -7,6 +7,7 @@ package servicetest
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -100,9 +101,10 @@ func Start(t testing.TB, name string, env ...string) *Service {
 	vars := map[string]string{
 		"GRPC_ADDR": FreeAddr(t), "HTTP_ADDR": FreeAddr(t), "ADMIN_ADDR": FreeAddr(t),
 		"DATABASE_URL":       "sqlite://" + filepath.ToSlash(filepath.Join(dir, name+".db")),
-		"AUTH_API_KEYS_FILE": hosttest.KeysFile(t), "LOG_LEVEL": "error",
+		"LOG_LEVEL":          "error",
 		"READINESS_INTERVAL": "200ms", "READINESS_TIMEOUT": "150ms", "SHUTDOWN_GRACE": "2s",
 	}
+	maps.Copy(vars, hosttest.KeysEnv(t))
 	for _, kv := range env {
 		k, v, _ := strings.Cut(kv, "=")
 		vars[k] = v
