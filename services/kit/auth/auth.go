@@ -9,10 +9,12 @@ package auth
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"sync/atomic"
 
+	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -61,15 +63,32 @@ type Authenticator struct {
 	jwt    atomic.Pointer[JWTVerifier]
 	keys   atomic.Pointer[APIKeys]
 	policy Policy
-	logger *slog.Logger
+	// rejections logs refusals sampled; failures, subjects and global are
+	// the Limits (nil when off).
+	rejections *sampledLog
+	failures   *limiters
+	subjects   *limiters
+	global     *rate.Limiter
 }
 
-// New returns an Authenticator. jwt and keys may be nil; with both nil every
-// non-public call is refused, which is the safe default.
+// New returns an Authenticator with no Limits. jwt and keys may be nil;
+// with both nil every non-public call is refused, which is the safe
+// default.
 func New(policy Policy, jwt *JWTVerifier, keys *APIKeys, logger *slog.Logger) *Authenticator {
-	a := &Authenticator{policy: policy, logger: logger}
+	a := &Authenticator{policy: policy, rejections: &sampledLog{logger: logger}}
 	a.jwt.Store(jwt)
 	a.keys.Store(keys)
+	return a
+}
+
+// WithLimits sets l and returns a; call it before the first call.
+func (a *Authenticator) WithLimits(l Limits) *Authenticator {
+	a.failures = newLimiters(l.FailuresPerSecond, l.FailureBurst)
+	a.subjects = newLimiters(l.SubjectPerSecond, l.SubjectBurst)
+	a.global = nil
+	if l.GlobalPerSecond > 0 {
+		a.global = rate.NewLimiter(rate.Limit(l.GlobalPerSecond), max(l.GlobalBurst, 1))
+	}
 	return a
 }
 
@@ -88,11 +107,43 @@ func (a *Authenticator) SetAPIKeys(k *APIKeys) {
 }
 
 // Authenticate returns ctx with the caller's Principal, or a gRPC status
-// error: Unauthenticated, PermissionDenied or ResourceExhausted.
+// error (Unauthenticated, PermissionDenied or ResourceExhausted) that
+// IsRejection recognises. Each kind of refusal is logged here, sampled.
 func (a *Authenticator) Authenticate(ctx context.Context, method string) (context.Context, error) {
 	if alwaysPublic[method] || a.policy.Public[method] {
 		return ctx, nil
 	}
+	if a.global != nil && !a.global.Allow() {
+		a.rejections.log(ctx, "auth rate limited", "process", slog.String("method", method), slog.String("limit", "process"))
+		return ctx, &rejection{limited("this replica is at its request limit; retry later")}
+	}
+	addr := clientAddress(ctx)
+	if a.failures.exhausted(addr) {
+		a.rejections.log(ctx, "auth rate limited", "failures", slog.String("method", method), slog.String("limit", "failed authentications"), slog.String("client", addr))
+		return ctx, &rejection{limited("too many failed authentications from this address; retry later")}
+	}
+	p, err := a.verify(ctx)
+	if err != nil {
+		if status.Code(err) == codes.Unauthenticated { // not a key over its own rate
+			a.failures.take(addr)
+		}
+		reason := status.Convert(err).Message()
+		a.rejections.log(ctx, "auth rejected", reason, slog.String("method", method), slog.String("reason", reason), slog.String("client", addr))
+		return ctx, &rejection{err}
+	}
+	if p.Via == "jwt" && !a.subjects.take(p.Subject) {
+		a.rejections.log(ctx, "auth rate limited", "subject", slog.String("method", method), slog.String("limit", "subject"), slog.String("subject", p.Subject))
+		return ctx, &rejection{limited("subject %q is calling too fast", p.Subject)}
+	}
+	if !a.policy.Allowed(p, method) {
+		a.rejections.log(ctx, "auth forbidden", p.Subject+" "+method, slog.String("method", method), slog.String("subject", p.Subject), slog.Any("roles", p.Roles))
+		return ctx, &rejection{status.Errorf(codes.PermissionDenied, "%s may not call %s", p.Subject, method)}
+	}
+	return WithPrincipal(ctx, p), nil
+}
+
+// verify checks the credentials the call carries.
+func (a *Authenticator) verify(ctx context.Context) (Principal, error) {
 	authz := first(ctx, AuthorizationKey)
 	key := first(ctx, APIKeyKey)
 
@@ -122,15 +173,23 @@ func (a *Authenticator) Authenticate(ctx context.Context, method string) (contex
 	default:
 		err = status.Error(codes.Unauthenticated, "missing credentials: send Authorization: Bearer <token> or X-API-Key")
 	}
-	if err != nil {
-		a.logger.InfoContext(ctx, "auth rejected", "method", method, "reason", status.Convert(err).Message())
-		return ctx, err
-	}
-	if !a.policy.Allowed(p, method) {
-		a.logger.InfoContext(ctx, "auth forbidden", "method", method, "subject", p.Subject, "roles", p.Roles)
-		return ctx, status.Errorf(codes.PermissionDenied, "%s may not call %s", p.Subject, method)
-	}
-	return WithPrincipal(ctx, p), nil
+	return p, err
+}
+
+// rejection is a call Authenticate refused; it has already been logged.
+type rejection struct{ err error }
+
+func (r *rejection) Error() string { return r.err.Error() }
+
+// GRPCStatus is the refusal's status, for grpc's status package and the
+// caller.
+func (r *rejection) GRPCStatus() *status.Status { return status.Convert(r.err) }
+
+// IsRejection reports whether err is Authenticate refusing a call, which
+// it logs itself, sampled: the call's own log line may then stay at debug.
+func IsRejection(err error) bool {
+	var r *rejection
+	return errors.As(err, &r)
 }
 
 // first reads one metadata key without copying the whole incoming map,

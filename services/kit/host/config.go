@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/msctl/msctl/services/kit/auth"
 	"github.com/msctl/msctl/services/kit/config"
 	"github.com/msctl/msctl/services/kit/logging"
 	"github.com/msctl/msctl/services/kit/storage"
@@ -42,6 +43,9 @@ type Config struct {
 	// KeysReloadInterval is how often the key files are checked for new
 	// content (a rotated Secret), which replaces the keys in use.
 	KeysReloadInterval time.Duration
+	// Limits bound failed authentications per client address, each JWT
+	// subject's calls and all calls of the process.
+	Limits auth.Limits
 
 	FaultErrorRate float64
 	FaultDelay     time.Duration
@@ -89,6 +93,14 @@ func LoadConfig(e *config.Env, service, sqlitePath string) Config {
 		KeysReloadInterval:   e.Duration("KEYS_RELOAD_INTERVAL", 10*time.Second, 100*time.Millisecond, 10*time.Minute),
 		FaultErrorRate:       e.Float("FAULT_ERROR_RATE", 0, 0, 1),
 		FaultDelay:           e.Duration("FAULT_DELAY", 0, 0, time.Minute),
+	}
+	c.Limits = auth.Limits{
+		FailuresPerSecond: e.Float("AUTH_FAILURES_PER_SECOND", 1, 0, 1e6),
+		FailureBurst:      e.Int("AUTH_FAILURE_BURST", 50, 1, 1e6),
+		SubjectPerSecond:  e.Float("AUTH_JWT_RATE_PER_SECOND", 100, 0, 1e6),
+		SubjectBurst:      e.Int("AUTH_JWT_BURST", 200, 1, 1e6),
+		GlobalPerSecond:   e.Float("RATE_LIMIT_PER_SECOND", 50000, 0, 1e7),
+		GlobalBurst:       e.Int("RATE_LIMIT_BURST", 50000, 1, 1e7),
 	}
 	if _, ok := logging.ParseLevel(c.LogLevel); !ok {
 		e.Failf("LOG_LEVEL", "%q is not debug, info, warn or error", c.LogLevel)

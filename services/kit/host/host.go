@@ -176,7 +176,7 @@ func (h *Host) authenticator(policy auth.Policy) (*auth.Authenticator, error) {
 		h.logger.Warn("no JWT key and no API keys configured: every API call is refused (401); " +
 			"set AUTH_JWT_PUBLIC_KEY_FILE, AUTH_JWKS_FILE or AUTH_API_KEYS_FILE, or run with --dev locally")
 	}
-	authn := auth.New(policy, jwt, keys, h.logger)
+	authn := auth.New(policy, jwt, keys, h.logger).WithLimits(h.cfg.Limits)
 	h.keys = reload.New(h.logger, h.reloadable(authn, jwtFiles)...)
 	return authn, nil
 }
