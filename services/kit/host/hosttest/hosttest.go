@@ -83,48 +83,58 @@ func KeysEnv(t testing.TB) map[string]string {
 }
 
 // SecretDir writes files into a new directory laid out as the kubelet
-// mounts a Secret volume: the content in a timestamped directory, a
-// "..data" symlink to it, and each file a symlink through "..data", so a
-// service under test reads its keys exactly as it does in a pod.
+// mounts a Secret volume (see MountSecret), so a service under test reads
+// its keys exactly as it does in a pod.
 func SecretDir(t testing.TB, files map[string][]byte) string {
 	t.Helper()
 	dir := t.TempDir()
-	UpdateSecret(t, dir, files)
-	for name := range files {
-		if err := os.Symlink(filepath.Join("..data", name), filepath.Join(dir, name)); err != nil {
-			t.Fatal(err)
-		}
+	if err := MountSecret(dir, files); err != nil {
+		t.Fatal(err)
 	}
 	return dir
 }
 
-// UpdateSecret changes a SecretDir's content as the kubelet does when
-// the Secret changes: a new timestamped directory, then "..data" swapped
-// to it in one rename, then the old directory removed. files must name
-// the same files as before.
+// UpdateSecret changes a SecretDir's content as the kubelet does when the
+// Secret changes (see MountSecret).
 func UpdateSecret(t testing.TB, dir string, files map[string][]byte) {
 	t.Helper()
+	if err := MountSecret(dir, files); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// MountSecret lays files out in dir as the kubelet mounts a Secret: the
+// content in a timestamped directory, a "..data" symlink to it, and each
+// file a symlink through "..data". On a directory it laid out before, it
+// swaps the content as the kubelet does when the Secret changes: a new
+// timestamped directory, "..data" replaced in one rename, the old
+// directory removed; files then names the same files as before.
+func MountSecret(dir string, files map[string][]byte) error {
 	old, _ := os.Readlink(filepath.Join(dir, "..data"))
 	ts := "..2026_" + strconv.FormatInt(time.Now().UnixNano(), 10)
 	if err := os.Mkdir(filepath.Join(dir, ts), 0o755); err != nil {
-		t.Fatal(err)
+		return err
 	}
 	for name, data := range files {
 		if err := os.WriteFile(filepath.Join(dir, ts, name), data, 0o440); err != nil {
-			t.Fatal(err)
+			return err
 		}
 	}
 	if err := os.Symlink(ts, filepath.Join(dir, "..data_tmp")); err != nil {
-		t.Fatal(err)
+		return err
 	}
 	if err := os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")); err != nil {
-		t.Fatal(err)
+		return err
 	}
 	if old != "" {
-		if err := os.RemoveAll(filepath.Join(dir, old)); err != nil {
-			t.Fatal(err)
+		return os.RemoveAll(filepath.Join(dir, old))
+	}
+	for name := range files {
+		if err := os.Symlink(filepath.Join("..data", name), filepath.Join(dir, name)); err != nil {
+			return err
 		}
 	}
+	return nil
 }
 
 // Env is the environment of a service under test: port 0 everywhere, its
