@@ -24,6 +24,14 @@ func (d *deferredStore) CreateProduct(ctx context.Context, p domain.Product) err
 	return s.CreateProduct(ctx, p)
 }
 
+func (d *deferredStore) GetProducts(ctx context.Context, ids []string) ([]domain.Product, error) {
+	s, err := d.Load()
+	if err != nil {
+		return nil, err
+	}
+	return s.GetProducts(ctx, ids)
+}
+
 func (d *deferredStore) GetProduct(ctx context.Context, id string) (domain.Product, error) {
 	s, err := d.Load()
 	if err != nil {

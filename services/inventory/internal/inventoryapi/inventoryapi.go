@@ -90,6 +90,27 @@ func (s *Server) GetProduct(ctx context.Context, req *inventoryv1.GetProductRequ
 	return ProductToProto(p), nil
 }
 
+// BatchGetProducts implements InventoryService.
+func (s *Server) BatchGetProducts(ctx context.Context, req *inventoryv1.BatchGetProductsRequest) (*inventoryv1.BatchGetProductsResponse, error) {
+	found, err := s.store.GetProducts(ctx, req.GetIds())
+	if err != nil {
+		return nil, s.apiError(ctx, err)
+	}
+	byID := make(map[string]domain.Product, len(found))
+	for _, p := range found {
+		byID[p.ID] = p
+	}
+	resp := &inventoryv1.BatchGetProductsResponse{Products: make([]*inventoryv1.Product, 0, len(req.GetIds()))}
+	for _, id := range req.GetIds() {
+		p, ok := byID[id]
+		if !ok {
+			return nil, s.apiError(ctx, &domain.NotFoundError{Kind: "product", ID: id})
+		}
+		resp.Products = append(resp.Products, ProductToProto(p))
+	}
+	return resp, nil
+}
+
 // productsCursor pages ListProducts.
 var productsCursor = paging.Cursor{Prefix: "p1:", Method: "ListProducts",
 	Valid: func(id string) error { return inventoryv1.ValidID("page_token", id) }}

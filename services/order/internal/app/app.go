@@ -96,6 +96,8 @@ func (a *App) DevToken() string { return a.host.DevToken() }
 // closes.
 func (a *App) Run(ctx context.Context) error {
 	return a.host.Run(ctx, a.store.Deferred, host.Hooks{Background: []func(context.Context){
-		func(ctx context.Context) { a.saga.ResumeEvery(ctx, a.cfg.ResumeInterval) },
+		func(ctx context.Context) {
+			a.saga.ResumeEvery(ctx, a.cfg.ResumeInterval, saga.ResumePolicy{Idle: a.cfg.SagaTimeout, Backoff: a.cfg.ResumeInterval})
+		},
 	}})
 }

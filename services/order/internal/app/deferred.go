@@ -64,6 +64,22 @@ func (d *deferredStore) Unfinished(ctx context.Context, after string, limit int)
 	return s.Unfinished(ctx, after, limit)
 }
 
+func (d *deferredStore) Resumable(ctx context.Context, after string, limit int, idleSince, now time.Time) ([]domain.Order, error) {
+	s, err := d.Load()
+	if err != nil {
+		return nil, err
+	}
+	return s.Resumable(ctx, after, limit, idleSince, now)
+}
+
+func (d *deferredStore) Claim(ctx context.Context, o domain.Order, next time.Time) (bool, error) {
+	s, err := d.Load()
+	if err != nil {
+		return false, err
+	}
+	return s.Claim(ctx, o, next)
+}
+
 func (d *deferredStore) Ping(ctx context.Context) error {
 	s, err := d.Load()
 	if err != nil {

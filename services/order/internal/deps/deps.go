@@ -45,6 +45,7 @@ type Config struct {
 var (
 	inventoryIdempotent = map[string]bool{
 		inventoryv1.InventoryService_GetProduct_FullMethodName:        true,
+		inventoryv1.InventoryService_BatchGetProducts_FullMethodName:  true,
 		inventoryv1.InventoryService_ReserveStock_FullMethodName:      true,
 		inventoryv1.InventoryService_ReleaseStock_FullMethodName:      true,
 		inventoryv1.InventoryService_CommitReservation_FullMethodName: true,

@@ -224,13 +224,18 @@ func (s *Saga) forward(ctx context.Context, o domain.Order) (down bool, err erro
 		if u.GetStatus() != userv1.Status_STATUS_ACTIVE {
 			return false, s.fail(ctx, o, fmt.Sprintf("user %s is not active", o.UserID))
 		}
-		prices := map[string]int64{}
-		for _, it := range o.Items {
-			p, err := s.deps.Inventory.GetProduct(ctx, &inventoryv1.GetProductRequest{Id: it.ProductID})
-			if err != nil {
-				return transient(err), s.fail(ctx, o, reason("inventory", err))
-			}
-			prices[it.ProductID] = p.GetPriceCents()
+		ids := make([]string, len(o.Items))
+		for i, it := range o.Items {
+			ids[i] = it.ProductID
+		}
+		// One call prices the whole cart.
+		ps, err := s.deps.Inventory.BatchGetProducts(ctx, &inventoryv1.BatchGetProductsRequest{Ids: ids})
+		if err != nil {
+			return transient(err), s.fail(ctx, o, reason("inventory", err))
+		}
+		prices := make(map[string]int64, len(ps.GetProducts()))
+		for _, p := range ps.GetProducts() {
+			prices[p.GetId()] = p.GetPriceCents()
 		}
 		if err := o.Price(prices); err != nil {
 			return false, s.fail(ctx, o, err.Error())
@@ -367,12 +372,36 @@ func (s *Saga) compensate(ctx context.Context, o domain.Order) error {
 	return nil
 }
 
-// Resume drives every unfinished saga once, oldest first, and returns how
-// many it finished and the first error other than a saga's own outcome.
-func (s *Saga) Resume(ctx context.Context) (finished int, err error) {
+// ResumePolicy says which unfinished sagas a resume may drive, so that
+// every replica's resumer can run without fighting live requests or each
+// other.
+type ResumePolicy struct {
+	// Idle leaves alone orders updated more recently: a request (here or
+	// on another replica) drives its saga for at most the saga timeout,
+	// so an order untouched for longer has no one driving it. It also
+	// bounds each resumed drive.
+	Idle time.Duration
+	// Backoff is the wait after an order's first resume; it doubles with
+	// each resume of the same order, up to 64 times Backoff. It is stored
+	// with the order, so replicas and restarts share it.
+	Backoff time.Duration
+}
+
+// next is when an order resumed for the attempts-th time before may be
+// resumed again.
+func (p ResumePolicy) next(now time.Time, attempts int) time.Time {
+	return now.Add(p.Backoff << min(attempts, 6))
+}
+
+// Resume drives, once, every unfinished saga that p allows, oldest first,
+// and returns how many it finished and the first error other than a
+// saga's own outcome. Each order is claimed before it is driven, so two
+// resumers never drive it together.
+func (s *Saga) Resume(ctx context.Context, p ResumePolicy) (finished int, err error) {
 	after := ""
 	for {
-		batch, err := s.store.Unfinished(ctx, after, 100)
+		now := s.now()
+		batch, err := s.store.Resumable(ctx, after, 100, now.Add(-p.Idle), now)
 		if err != nil {
 			return finished, err
 		}
@@ -381,14 +410,22 @@ func (s *Saga) Resume(ctx context.Context) (finished int, err error) {
 		}
 		for _, o := range batch {
 			after = o.ID
-			got, err := s.Run(ctx, o.ID)
+			claimed, err := s.store.Claim(ctx, o, p.next(now, o.ResumeAttempts))
+			if err != nil {
+				return finished, err
+			}
+			if !claimed {
+				continue
+			}
+			got, err := s.resumeOne(ctx, o.ID, p.Idle)
 			var fe *FailedError
 			var se *StalledError
 			switch {
 			case err == nil, errors.As(err, &fe):
 				finished++
 			case errors.As(err, &se):
-				s.logger.WarnContext(ctx, "order saga stalled, will retry", "order_id", o.ID, "status", got.Status, "error", se.Cause)
+				s.logger.WarnContext(ctx, "order saga stalled, will retry", "order_id", o.ID, "status", got.Status,
+					"resumes", o.ResumeAttempts+1, "error", se.Cause)
 			default:
 				return finished, err
 			}
@@ -399,12 +436,22 @@ func (s *Saga) Resume(ctx context.Context) (finished int, err error) {
 	}
 }
 
+// resumeOne runs one claimed saga, for at most limit when it is set.
+func (s *Saga) resumeOne(ctx context.Context, id string, limit time.Duration) (domain.Order, error) {
+	if limit > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, limit)
+		defer cancel()
+	}
+	return s.Run(ctx, id)
+}
+
 // ResumeEvery runs Resume now and then every interval until ctx ends.
-func (s *Saga) ResumeEvery(ctx context.Context, interval time.Duration) {
+func (s *Saga) ResumeEvery(ctx context.Context, interval time.Duration, p ResumePolicy) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		if n, err := s.Resume(ctx); err != nil && ctx.Err() == nil {
+		if n, err := s.Resume(ctx, p); err != nil && ctx.Err() == nil {
 			s.logger.ErrorContext(ctx, "resuming order sagas", "error", err)
 		} else if n > 0 {
 			s.logger.InfoContext(ctx, "resumed order sagas", "finished", n)

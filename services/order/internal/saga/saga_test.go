@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -187,6 +190,11 @@ func TestSuccessfulOrder(t *testing.T) {
 	if got.Status != domain.Confirmed || got.AmountCents != 750 || got.OwesRefund || got.OwesRelease {
 		t.Fatalf("order: %+v", got)
 	}
+	// The two-item cart was priced with one call, not one per item.
+	if batch, single := handled(t, w.inventory, inventoryv1.InventoryService_BatchGetProducts_FullMethodName),
+		handled(t, w.inventory, inventoryv1.InventoryService_GetProduct_FullMethodName); batch != 1 || single != 0 {
+		t.Fatalf("inventory answered %v BatchGetProducts and %v GetProduct calls; want 1 and 0", batch, single)
+	}
 	if avail, reserved := w.stock(t); avail != 8 || reserved != 0 {
 		t.Fatalf("stock: %d available, %d reserved; want 8 and 0 (committed)", avail, reserved)
 	}
@@ -201,6 +209,31 @@ func TestSuccessfulOrder(t *testing.T) {
 	if n := finished(t, o, "confirmed"); n != 1 {
 		t.Fatalf("order_saga_finished_total{outcome=confirmed} = %v", n)
 	}
+}
+
+// handled sums svc's grpc_server_handled_total for method, read from its
+// /metrics.
+func handled(t *testing.T, svc *servicetest.Service, method string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + svc.Admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n float64
+	for _, m := range mfs["grpc_server_handled_total"].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "method" && l.GetValue() == method {
+				n += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return n
 }
 
 func TestDeclinedPaymentCompensates(t *testing.T) {
@@ -305,7 +338,7 @@ func TestResumeAfterCrash(t *testing.T) {
 			crashing.store.Close()
 
 			restarted := newSaga(t, w, db, "")
-			if n, err := restarted.saga.Resume(context.Background()); err != nil || n != 1 {
+			if n, err := restarted.saga.Resume(context.Background(), saga.ResumePolicy{}); err != nil || n != 1 {
 				t.Fatalf("Resume: %d finished, %v", n, err)
 			}
 			got, err := restarted.store.Get(context.Background(), o.ID)
@@ -321,7 +354,7 @@ func TestResumeAfterCrash(t *testing.T) {
 			if avail, reserved := w.stock(t); avail != int64(10-2*(i+1)) || reserved != 0 {
 				t.Fatalf("stock: %d available, %d reserved", avail, reserved)
 			}
-			if n, err := restarted.saga.Resume(context.Background()); err != nil || n != 0 {
+			if n, err := restarted.saga.Resume(context.Background(), saga.ResumePolicy{}); err != nil || n != 0 {
 				t.Fatalf("second Resume: %d finished, %v; want nothing left", n, err)
 			}
 		})
@@ -348,7 +381,7 @@ func TestCancelCompensates(t *testing.T) {
 	}
 	crashing.store.Close()
 	restarted := newSaga(t, w, db, "")
-	if n, err := restarted.saga.Resume(context.Background()); err != nil || n != 1 {
+	if n, err := restarted.saga.Resume(context.Background(), saga.ResumePolicy{}); err != nil || n != 1 {
 		t.Fatalf("Resume: %d, %v", n, err)
 	}
 	got, _ := restarted.store.Get(context.Background(), o.ID)
@@ -462,8 +495,51 @@ func resumeUntilFinished(t *testing.T, o *order, id string) domain.Order {
 			t.Fatalf("order still %s at step %s (refund owed %v) after 20 s of resuming", got.Status, got.Step, got.OwesRefund)
 		}
 		time.Sleep(200 * time.Millisecond)
-		if _, err := o.saga.Resume(context.Background()); err != nil {
+		if _, err := o.saga.Resume(context.Background(), saga.ResumePolicy{}); err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// TestResumeLeavesLiveOrdersAndBacksOff: the resumer leaves alone an
+// order updated within the saga timeout (a request may still be driving
+// it), and resumes one that keeps stalling (inventory is down, so its
+// stock cannot be released) ever less often, by a backoff stored with the
+// order.
+func TestResumeLeavesLiveOrdersAndBacksOff(t *testing.T) {
+	w := newWorld(t)
+	o := newSaga(t, w, filepath.Join(t.TempDir(), "order.db"), servicetest.FreeAddr(t))
+	clock := time.Now()
+	saga.SetClock(o.saga, func() time.Time { return clock })
+	ord := w.newOrder(t, "tok-4242", 1)
+	ord.Begin(domain.StepReserve)
+	ord.Fail("cancelled")
+	if err := o.store.Create(context.Background(), ord); err != nil {
+		t.Fatal(err)
+	}
+	policy := saga.ResumePolicy{Idle: time.Minute, Backoff: 10 * time.Second}
+	steps := []struct {
+		advance time.Duration
+		resumes int // stored after this resume
+	}{
+		{0, 0},                // just updated: a request may be driving it
+		{2 * time.Minute, 1},  // idle: resumed, and it stalls
+		{0, 1},                // within the first backoff (10 s)
+		{11 * time.Second, 2}, // after it
+		{11 * time.Second, 2}, // within the second (20 s)
+		{10 * time.Second, 3}, // after it
+	}
+	for i, st := range steps {
+		clock = clock.Add(st.advance)
+		if _, err := o.saga.Resume(context.Background(), policy); err != nil {
+			t.Fatal(err)
+		}
+		got, err := o.store.Get(context.Background(), ord.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.ResumeAttempts != st.resumes || got.Status != domain.Compensating {
+			t.Fatalf("step %d (+%v): %s with %d resumes, want compensating with %d", i, st.advance, got.Status, got.ResumeAttempts, st.resumes)
 		}
 	}
 }

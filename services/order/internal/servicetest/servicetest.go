@@ -81,6 +81,8 @@ func FreeAddr(t testing.TB) string {
 // Service is one running dependency.
 type Service struct {
 	GRPC string
+	// Admin serves health and /metrics.
+	Admin string
 	// Conn is a plain client connection to it (add AsAdmin to calls).
 	Conn *grpc.ClientConn
 	cmd  *exec.Cmd
@@ -109,8 +111,8 @@ func Start(t testing.TB, name string, env ...string) *Service {
 		k, v, _ := strings.Cut(kv, "=")
 		vars[k] = v
 	}
-	s := &Service{GRPC: vars["GRPC_ADDR"]}
-	admin := vars["ADMIN_ADDR"]
+	s := &Service{GRPC: vars["GRPC_ADDR"], Admin: vars["ADMIN_ADDR"]}
+	admin := s.Admin
 	s.cmd = exec.Command(filepath.Join(binDir, name))
 	s.cmd.Env = os.Environ()
 	for k, v := range vars {
