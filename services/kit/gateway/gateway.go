@@ -30,6 +30,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/msctl/msctl/services/kit/auth"
+	"github.com/msctl/msctl/services/kit/idempotency"
 	"github.com/msctl/msctl/services/kit/requestid"
 	"github.com/msctl/msctl/services/kit/validation"
 )
@@ -58,10 +59,15 @@ func Dial(addr string) (*grpc.ClientConn, error) {
 		grpc.WithStatsHandler(otelgrpc.NewClientHandler()))
 }
 
-// headers forwards the API key and request id under their gRPC names; the
-// Authorization header is forwarded by grpc-gateway itself.
+// headers forwards the API key, request id and idempotency key under
+// their gRPC names; the Authorization header is forwarded by grpc-gateway
+// itself.
 func headers(key string) (string, bool) {
 	switch textproto.CanonicalMIMEHeaderKey(key) {
+	case idempotency.Header:
+		return idempotency.MetadataKey, true
+	case idempotency.GeneratedHeader:
+		return idempotency.GeneratedMetadataKey, true
 	case textproto.CanonicalMIMEHeaderKey(auth.APIKeyKey):
 		return auth.APIKeyKey, true
 	case textproto.CanonicalMIMEHeaderKey(requestid.Header):

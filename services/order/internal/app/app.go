@@ -7,11 +7,13 @@ package app
 import (
 	"context"
 	"log/slog"
+	"net/http"
 
 	gwruntime "github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 
 	"github.com/msctl/msctl/services/kit/experiments"
 	"github.com/msctl/msctl/services/kit/host"
+	"github.com/msctl/msctl/services/kit/idempotency"
 	orderv1 "github.com/msctl/msctl/services/order/api/orderv1"
 	"github.com/msctl/msctl/services/order/internal/deps"
 	"github.com/msctl/msctl/services/order/internal/orderapi"
@@ -76,7 +78,9 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, lookup func(strin
 		Register: func(ctx context.Context, mux *gwruntime.ServeMux) error {
 			return orderv1.RegisterOrderServiceHandlerServer(ctx, mux, gwAPI)
 		},
-		Wrap: experimentHeader,
+		// Every POST gets an Idempotency-Key (the caller's, or a new one
+		// echoed back), so the client can retry CreateOrder safely.
+		Wrap: func(h http.Handler) http.Handler { return idempotency.Middleware(responseHeaders(h)) },
 	})
 	if err != nil {
 		return nil, err
