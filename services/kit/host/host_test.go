@@ -17,10 +17,12 @@ import (
 	"time"
 
 	gwruntime "github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/msctl/msctl/services/kit/config"
+	"github.com/msctl/msctl/services/kit/storage"
 )
 
 func TestLoadConfig(t *testing.T) {
@@ -123,10 +125,10 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// TestRunOrder runs a Host end to end on port 0: the database opens after
-// a retry, background tasks start only then, and shutdown runs the hooks in
-// order before the store closes.
-func TestRunOrder(t *testing.T) {
+// newTestHost is a Host on port 0 with quick readiness rounds, logging
+// to logs.
+func newTestHost(t *testing.T, logs *syncBuffer) *Host {
+	t.Helper()
 	e := config.New(config.FromMap(map[string]string{
 		"GRPC_ADDR": "127.0.0.1:0", "HTTP_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0",
 		"READINESS_INTERVAL": "100ms", "READINESS_TIMEOUT": "50ms", "SHUTDOWN_GRACE": "2s",
@@ -136,14 +138,66 @@ func TestRunOrder(t *testing.T) {
 	if err := e.Err(); err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
-	logger := slog.New(slog.NewTextHandler(&logs, nil))
-	h, err := New(t.Context(), Spec{Name: "widget", HealthService: "widget.v1.WidgetService"}, cfg, logger,
-		config.FromMap(nil))
+	h, err := New(t.Context(), Spec{Name: "widget", HealthService: "widget.v1.WidgetService"}, cfg,
+		slog.New(slog.NewTextHandler(logs, nil)), config.FromMap(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = h.Listen(t.Context(), Gateway{
+	return h
+}
+
+// TestStartupDoesNotWaitForTheDatabase: with PostgreSQL not up (nothing
+// listens on its port), the startup probe passes once the servers listen,
+// so Kubernetes does not restart the pod, while readiness stays off.
+func TestStartupDoesNotWaitForTheDatabase(t *testing.T) {
+	var logs syncBuffer
+	h := newTestHost(t, &logs)
+	if err := h.Listen(t.Context(), Gateway{Register: func(context.Context, *gwruntime.ServeMux) error { return nil }}); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	late := "postgres://postgres@" + l.Addr().String() + "/late?connect_timeout=1"
+	_ = l.Close()
+	d := NewDeferred(func(ctx context.Context) (*pgxpool.Pool, error) {
+		pool, err := storage.OpenPostgres(ctx, late)
+		if err != nil {
+			return nil, err
+		}
+		if err := pool.Ping(ctx); err != nil {
+			pool.Close()
+			return nil, err
+		}
+		return pool, nil
+	})
+	ctx, stop := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- h.Run(ctx, d, Hooks{}) }()
+	admin := "http://" + h.Addrs().Admin.String()
+	waitReady(t, admin+"/health/startup")
+	resp, err := http.Get(admin + "/health/ready")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("/health/ready = %d with the database down, want 503", resp.StatusCode)
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRunOrder runs a Host end to end on port 0: the database opens after
+// a retry, background tasks start only then, and shutdown runs the hooks in
+// order before the store closes.
+func TestRunOrder(t *testing.T) {
+	var logs syncBuffer
+	h := newTestHost(t, &logs)
+	err := h.Listen(t.Context(), Gateway{
 		Register: func(context.Context, *gwruntime.ServeMux) error { return nil },
 		Wrap: func(next http.Handler) http.Handler {
 			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

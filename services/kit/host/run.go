@@ -27,6 +27,8 @@ type Hooks struct {
 // traces are flushed. Listen must have succeeded.
 func (h *Host) Run(ctx context.Context, db Database, hooks Hooks) error {
 	h.health.AddCheck("database", db.ping)
+	// Listen bound the ports; Serve accepts from them below.
+	h.health.MarkListening()
 	bg, stopBG := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(2)
