@@ -101,8 +101,9 @@ func (s *system) orderBody(token string, qty int) string {
 func TestOrderOverHTTP(t *testing.T) {
 	s := start(t)
 	resp, body := s.do("POST", "/api/v1/orders", s.orderBody("tok-4242", 2))
-	if resp.StatusCode != http.StatusOK || body["status"] != "ORDER_STATUS_CONFIRMED" || body["amountCents"] != "1000" {
-		t.Fatalf("CreateOrder: %d %v", resp.StatusCode, body)
+	if resp.StatusCode != http.StatusCreated || body["status"] != "ORDER_STATUS_CONFIRMED" || body["amountCents"] != "1000" ||
+		resp.Header.Get("Location") != "/api/v1/orders/"+body["id"].(string) {
+		t.Fatalf("CreateOrder: %d (Location %q) %v", resp.StatusCode, resp.Header.Get("Location"), body)
 	}
 	variant := resp.Header.Get(orderapi.ExperimentHeader)
 	if (variant != "control" && variant != "one_page") || body["experimentVariant"] != variant {
@@ -116,6 +117,11 @@ func TestOrderOverHTTP(t *testing.T) {
 	resp, body = s.do("POST", "/api/v1/orders", s.orderBody(declineCard, 1))
 	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(fmt.Sprint(body), "payment declined") {
 		t.Fatalf("declined order: %d %v", resp.StatusCode, body)
+	}
+	// A body naming another order than the path is refused.
+	resp, body = s.do("POST", "/api/v1/orders/"+id+"/cancel", `{"id":"01900000-0000-7000-8000-000000000000"}`)
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(fmt.Sprint(body), "the path says") {
+		t.Fatalf("cancel with another id in the body: %d %v", resp.StatusCode, body)
 	}
 	// Cancelling a finished order changes nothing.
 	resp, body = s.do("POST", "/api/v1/orders/"+id+"/cancel", "{}")
@@ -270,11 +276,11 @@ func TestCreateOrderRetriedWithIdempotencyKey(t *testing.T) {
 			s.userID, s.product, qty)
 	}
 	resp, first := s.do("POST", "/api/v1/orders", body(2))
-	if resp.StatusCode != http.StatusOK || first["status"] != "ORDER_STATUS_CONFIRMED" {
+	if resp.StatusCode != http.StatusCreated || first["status"] != "ORDER_STATUS_CONFIRMED" {
 		t.Fatalf("first CreateOrder: %d %v", resp.StatusCode, first)
 	}
 	resp, again := s.do("POST", "/api/v1/orders", body(2))
-	if resp.StatusCode != http.StatusOK || again["id"] != first["id"] {
+	if resp.StatusCode != http.StatusCreated || again["id"] != first["id"] {
 		t.Fatalf("retried CreateOrder: %d %v, want order %v again", resp.StatusCode, again, first["id"])
 	}
 	resp, other := s.do("POST", "/api/v1/orders", body(1))

@@ -1,6 +1,8 @@
 // Package gateway configures grpc-gateway the same way for every service:
 // strict JSON (unknown fields are an error), credentials and request ids
-// forwarded as gRPC metadata, and errors as a JSON body with the HTTP
+// forwarded as gRPC metadata, 201 Created with a Location for a Create
+// method, a body that contradicts the path refused (400), and errors as a
+// JSON body with the HTTP
 // status that matches the gRPC code (405 with an Allow header for a known
 // path under another method) and a one-line message that says what is
 // wrong without the parsers' internals.
@@ -47,8 +49,9 @@ func NewMux() *runtime.ServeMux {
 		runtime.WithIncomingHeaderMatcher(headers),
 		runtime.WithErrorHandler(writeError),
 		runtime.WithRoutingErrorHandler(routingError),
-		// Outermost, so a probe never reaches a handler.
-		runtime.WithMiddlewares(allowProbe),
+		// allowProbe outermost, so a probe never reaches a handler.
+		runtime.WithMiddlewares(allowProbe, pathMatchesBody),
+		runtime.WithForwardResponseOption(created),
 	)
 }
 
