@@ -18,8 +18,9 @@ import (
 
 	gwruntime "github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/msctl/msctl/services/kit/config"
 	"github.com/msctl/msctl/services/kit/storage"
@@ -88,10 +89,10 @@ func (f *fakeStore) open(context.Context) (*fakeStore, error) {
 func TestDeferredBeforeAndAfterOpen(t *testing.T) {
 	f := &fakeStore{}
 	d := NewDeferred(f.open)
-	if _, err := d.Load(); !errors.Is(err, ErrNotStarted) {
+	if _, err := d.Load(); !errors.Is(err, storage.ErrNotStarted) {
 		t.Fatalf("before open: %v", err)
 	}
-	if err := d.ping(t.Context()); !errors.Is(err, ErrNotStarted) {
+	if err := d.ping(t.Context()); !errors.Is(err, storage.ErrNotStarted) {
 		t.Fatalf("ping before open: %v", err)
 	}
 	d.close() // nothing to close yet
@@ -184,6 +185,16 @@ func TestStartupDoesNotWaitForTheDatabase(t *testing.T) {
 	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("/health/ready = %d with the database down, want 503", resp.StatusCode)
+	}
+	// The gRPC port serves too (not ready, but answering).
+	conn, err := grpc.NewClient(h.Addrs().GRPC.String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	hc, err := healthpb.NewHealthClient(conn).Check(t.Context(), &healthpb.HealthCheckRequest{}, grpc.WaitForReady(true))
+	if err != nil || hc.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Errorf("gRPC health = %v, %v; want NOT_SERVING", hc.GetStatus(), err)
 	}
 	stop()
 	if err := <-done; err != nil {
@@ -379,36 +390,5 @@ func TestCloseFreesWhatNewAndListenOpened(t *testing.T) {
 			t.Fatalf("%s still taken after Close: %v", a, err)
 		}
 		_ = l.Close()
-	}
-}
-
-func TestStorageError(t *testing.T) {
-	var logs syncBuffer
-	logger := slog.New(slog.NewTextHandler(&logs, nil))
-	cancelled, cancel := context.WithCancel(context.Background())
-	cancel()
-	for _, tc := range []struct {
-		name   string
-		ctx    context.Context
-		err    error
-		code   codes.Code
-		msg    string
-		logged bool
-	}{
-		{"the caller gave up", cancelled, context.Canceled, codes.Canceled, "", false},
-		{"a timeout inside a live call", context.Background(), context.DeadlineExceeded, codes.Unavailable, "retry later", true},
-		{"starting up", context.Background(), ErrNotStarted, codes.Unavailable, "database not ready yet (starting)", false},
-		{"anything else", context.Background(), errors.New("pq: disk full"), codes.Unavailable, "retry later", true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			before := len(logs.String())
-			err := StorageError(tc.ctx, logger, "storage error", tc.err, "retry later")
-			if st := status.Convert(err); st.Code() != tc.code || !strings.Contains(st.Message(), tc.msg) || strings.Contains(st.Message(), "disk full") {
-				t.Fatalf("%v, want %v %q without internals", err, tc.code, tc.msg)
-			}
-			if logged := len(logs.String()) > before; logged != tc.logged {
-				t.Fatalf("logged %v, want %v", logged, tc.logged)
-			}
-		})
 	}
 }

@@ -17,8 +17,8 @@ import (
 	inventoryv1 "github.com/msctl/msctl/services/inventory/api/inventoryv1"
 	"github.com/msctl/msctl/services/inventory/internal/domain"
 	"github.com/msctl/msctl/services/inventory/internal/store"
-	"github.com/msctl/msctl/services/kit/host"
 	"github.com/msctl/msctl/services/kit/paging"
+	"github.com/msctl/msctl/services/kit/storage"
 )
 
 // Server is the InventoryService implementation.
@@ -66,7 +66,7 @@ func (s *Server) apiError(ctx context.Context, err error) error {
 	case errors.Is(err, domain.ErrSKUTaken):
 		return status.Error(codes.AlreadyExists, err.Error())
 	}
-	return host.StorageError(ctx, s.logger, "storage error", err, "storage is unavailable, retry later")
+	return storage.APIError(ctx, s.logger, "storage error", err, "storage is unavailable, retry later")
 }
 
 // CreateProduct implements InventoryService.

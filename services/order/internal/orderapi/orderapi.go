@@ -19,9 +19,9 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/msctl/msctl/services/kit/experiments"
-	"github.com/msctl/msctl/services/kit/host"
 	"github.com/msctl/msctl/services/kit/idempotency"
 	"github.com/msctl/msctl/services/kit/paging"
+	"github.com/msctl/msctl/services/kit/storage"
 	orderv1 "github.com/msctl/msctl/services/order/api/orderv1"
 	"github.com/msctl/msctl/services/order/internal/domain"
 	"github.com/msctl/msctl/services/order/internal/saga"
@@ -88,7 +88,7 @@ func (s *Server) apiError(ctx context.Context, err error) error {
 		return status.Errorf(codes.Unavailable, "order %s is %s at step %s and will be finished in the background; "+
 			"follow it with GetOrder instead of placing it again", ss.Order.ID, strings.ToLower(string(ss.Order.Status)), ss.Order.Step)
 	}
-	return host.StorageError(ctx, s.logger, "order error", err, "storage is unavailable, retry later")
+	return storage.APIError(ctx, s.logger, "order error", err, "storage is unavailable, retry later")
 }
 
 // variant assigns the user to the checkout-flow experiment, records the
