@@ -33,6 +33,7 @@ cat > "$work/keys.json" <<KEYS
   {"name": "order-service", "sha256": "$(sha "$service_key")", "roles": ["service"], "expires": "2099-01-01T00:00:00Z", "rate_per_second": 1000, "burst": 1000}
 ]}
 KEYS
+printf '%s\n' "$service_key" > "$work/downstream-api-key"
 
 # Ports: user 1808x, inventory 2808x, payment 1908x, order 2908x
 # (HTTP ...80, admin ...81, gRPC ...90): all below Linux's ephemeral range
@@ -57,7 +58,7 @@ start user 180
 start inventory 280
 start payment 190
 start order 290 USER_ADDR=127.0.0.1:18090 INVENTORY_ADDR=127.0.0.1:28090 PAYMENT_ADDR=127.0.0.1:19090 \
-  DOWNSTREAM_API_KEY="$service_key"
+  DOWNSTREAM_API_KEY_FILE="$work/downstream-api-key"
 
 call() { curl -fsS -H "X-API-Key: $admin_key" -H 'Content-Type: application/json' "$@"; }
 field() { sed -n "s/.*\"$1\": *\"\\([^\"]*\\)\".*/\\1/p" | head -n1; }

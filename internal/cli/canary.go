@@ -154,6 +154,7 @@ type CanaryRunOptions struct {
 	Events          string
 	Summary         string
 	JUnit           string
+	AllowUnsafeEnv  bool
 	lock            lockFlags
 }
 
@@ -208,6 +209,7 @@ check as a test case. Progress goes to stderr.
 	fl.StringVar(&opts.Events, "events", "", "write NDJSON events to FILE (- for stdout)")
 	fl.StringVar(&opts.Summary, "summary", "", "append a Markdown summary to FILE")
 	fl.StringVar(&opts.JUnit, "junit", "", "write the checks as JUnit XML to FILE")
+	allowUnsafeEnvFlag(fl, &opts.AllowUnsafeEnv)
 	opts.lock.register(fl)
 	return cmd
 }
@@ -244,11 +246,15 @@ then returns; msctl canary run (or the dashboard) drives it on.
 	fl.StringVar(&opts.Tag, "tag", "", "image tag of the canary")
 	fl.StringVar(&opts.Image, "image", "", "image reference of the canary")
 	fl.StringVar(&opts.Prometheus, "prometheus", "", "Prometheus HTTP API address (default: the project's prometheus.address)")
+	allowUnsafeEnvFlag(fl, &opts.AllowUnsafeEnv)
 	opts.lock.register(fl)
 	return cmd
 }
 
 func runCanaryRun(ctx context.Context, f *Factory, opts *CanaryRunOptions, once bool) error {
+	if _, err := f.safeProject([]string{opts.Service}, opts.AllowUnsafeEnv); err != nil {
+		return err
+	}
 	img, err := canaryImage(f, opts.Service, opts.Tag, opts.Image)
 	if err != nil {
 		return err

@@ -191,6 +191,20 @@ func TestBadUsageAndInput(t *testing.T) {
 		{"render: bad --set syntax", project, nil, []string{"render", "--set", "noequals"}, `msctl: --set noequals: key "noequals" has no value`},
 		{"render: missing values file", project, nil, []string{"render", "-f", "nope.yaml"}, `msctl: -f nope.yaml: no such file or directory`},
 		{"render: host not a DNS name", project + "gateway:\n  hosts: [shop_example]\n", nil, []string{"render"}, `msctl: msctl.yaml:10:11: gateway.hosts[0]: "shop_example" is not a DNS name`},
+		{"config validate: dev mode in a service's env", devMode, nil, []string{"config", "validate"},
+			`msctl.yaml:8:22: services[0].env.AUTH_DEV_MODE: is unsafe in a deployed service (dev mode signs tokens with a key made at start-up and logs a 24-hour admin token); remove it or pass --allow-unsafe-env`},
+		{"render: fault injection in a service's env", strings.Replace(project, "  - name: order\n", "  - name: order\n    env: {FAULT_ERROR_RATE: \"0.5\"}\n", 1), nil, []string{"render"},
+			`msctl: msctl.yaml:8:29: services[1].env.FAULT_ERROR_RATE: is unsafe in a deployed service (fault injection fails or delays real requests)`},
+		{"deploy: pprof in a service's env", strings.Replace(project, "  - name: order\n", "  - name: order\n    env: {ADMIN_PPROF: \"true\"}\n", 1), nil, []string{"deploy"},
+			`msctl: msctl.yaml:8:24: services[1].env.ADMIN_PPROF: is unsafe in a deployed service (pprof on the admin port exposes heap contents and costs CPU on demand)`},
+		{"canary: dev mode in the service's env", devMode, nil, []string{"canary", "run", "user", "--tag", "v2"},
+			`msctl: msctl.yaml:8:22: services[0].env.AUTH_DEV_MODE: is unsafe in a deployed service`},
+		{"keys: bad Secret name", project + "keys: {secret: Shop_Keys, apiKeys: api-keys.json}\n", nil, []string{"config", "view"},
+			`msctl: msctl.yaml:9:16: keys.secret: "Shop_Keys" is not a valid Secret name`},
+		{"keys: no file named", project + "keys: {secret: shop-keys}\n", nil, []string{"render"},
+			`msctl: msctl.yaml:9:7: keys: names no file of the Secret: set apiKeys, jwks, publicKey or downstreamApiKey`},
+		{"keys: env sets a mounted file", strings.Replace(project, "  - name: order\n", "  - name: order\n    env: {AUTH_API_KEYS_FILE: /k.json}\n", 1) + "keys: {secret: shop-keys, apiKeys: api-keys.json}\n", nil, []string{"deploy"},
+			`msctl: msctl.yaml:8:31: services[1].env.AUTH_API_KEYS_FILE: is set by the key Secret "shop-keys" (mounted at /etc/msctl/keys); remove it from env`},
 		{"render: service calls itself", strings.Replace(project, "calls: [user]", "calls: [order]", 1), nil, []string{"render"}, `msctl: msctl.yaml:8:13: services[1].calls[0]: service "order" calls itself`},
 	}
 	tests = append(tests, struct {
@@ -226,6 +240,9 @@ func TestBadUsageAndInput(t *testing.T) {
 		})
 	}
 }
+
+// devMode is project with AUTH_DEV_MODE in user's env.
+var devMode = strings.Replace(project, "  - name: user\n", "  - name: user\n    env:\n      AUTH_DEV_MODE: \"true\"\n", 1)
 
 // aliasBomb is a project file in which a thousand services are one
 // anchored mapping whose routes are one anchored list of a thousand.
@@ -339,6 +356,11 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if r.code != ExitUsage || res.Valid || len(res.Problems) != 2 || res.Problems[1].Path != "services[0].colour" {
 		t.Fatalf("invalid project, json: %+v", r)
+	}
+	// A local or test cluster may run the unsafe variables on purpose.
+	r = run(t, projectDir(t, devMode), false, "config", "validate", "--allow-unsafe-env")
+	if r.code != 0 || r.stdout != "msctl.yaml is valid: 2 services (user, order)\n" {
+		t.Fatalf("--allow-unsafe-env: %+v", r)
 	}
 }
 

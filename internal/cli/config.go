@@ -8,6 +8,7 @@ import (
 	"github.com/msctl/msctl/internal/config"
 	"github.com/msctl/msctl/internal/output"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // NewCmdConfig builds `msctl config` and its subcommands.
@@ -118,6 +119,26 @@ func (f *Factory) projectFor(services []string) (*config.Loaded, error) {
 	return loaded, nil
 }
 
+// safeProject is projectFor for commands that render or deploy: it also
+// refuses variables meant for local runs only (AUTH_DEV_MODE, ADMIN_PPROF,
+// FAULT_*) in a service's env, unless allow (--allow-unsafe-env).
+func (f *Factory) safeProject(services []string, allow bool) (*config.Loaded, error) {
+	loaded, err := f.projectFor(services)
+	if err != nil || allow {
+		return loaded, err
+	}
+	if err := loaded.UnsafeEnv(); err != nil {
+		return nil, err
+	}
+	return loaded, nil
+}
+
+// allowUnsafeEnvFlag registers --allow-unsafe-env on a command that
+// renders or deploys.
+func allowUnsafeEnvFlag(fs *pflag.FlagSet, allow *bool) {
+	fs.BoolVar(allow, "allow-unsafe-env", false, "accept AUTH_DEV_MODE, ADMIN_PPROF and FAULT_* in a service's env (for local and test clusters only)")
+}
+
 // checkServices rejects service names the project does not declare.
 func checkServices(p *config.Project, names []string) error {
 	for _, n := range names {
@@ -129,7 +150,9 @@ func checkServices(p *config.Project, names []string) error {
 }
 
 // ConfigValidateOptions are the inputs of `msctl config validate`.
-type ConfigValidateOptions struct{}
+type ConfigValidateOptions struct {
+	AllowUnsafeEnv bool
+}
 
 type validateResult struct {
 	File     string           `json:"file"`
@@ -152,27 +175,33 @@ func (r validateResult) Text() string {
 // NewCmdConfigValidate builds `msctl config validate`. runF replaces the run step in tests.
 func NewCmdConfigValidate(f *Factory, runF func(*ConfigValidateOptions) error) *cobra.Command {
 	opts := &ConfigValidateOptions{}
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "validate",
 		Short: "Check the project file and report every problem",
 		Long: `Check the project file strictly: unknown keys, wrong types, bad names, ports
 out of range, duplicate services, calls to undeclared services, call cycles,
-and bad canary steps or thresholds. Every problem is printed with its file,
-line, column and key. Exits 0 when valid, 2 when not.`,
+bad canary steps or thresholds, bad key Secrets, and variables meant for
+local runs only (AUTH_DEV_MODE, ADMIN_PPROF, FAULT_*) in a service's env,
+which render, deploy and canary refuse too unless --allow-unsafe-env. Every
+problem is printed with its file, line, column and key. Exits 0 when valid,
+2 when not.`,
 		Example: `  msctl config validate
-  msctl config validate --config staging.yaml -o json`,
+  msctl config validate --config staging.yaml -o json
+  msctl config validate --config kind.yaml --allow-unsafe-env`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(*cobra.Command, []string) error {
 			if runF != nil {
 				return runF(opts)
 			}
-			return runConfigValidate(f)
+			return runConfigValidate(f, opts)
 		},
 	}
+	allowUnsafeEnvFlag(cmd.Flags(), &opts.AllowUnsafeEnv)
+	return cmd
 }
 
-func runConfigValidate(f *Factory) error {
-	loaded, err := f.Project()
+func runConfigValidate(f *Factory, opts *ConfigValidateOptions) error {
+	loaded, err := f.safeProject(nil, opts.AllowUnsafeEnv)
 	var cerr *config.Error
 	switch {
 	case errors.As(err, &cerr):

@@ -32,7 +32,9 @@ type DeployOptions struct {
 	Set         []string
 	SetString   []string
 	ValuesFiles []string
-	lock        lockFlags
+	// AllowUnsafeEnv is --allow-unsafe-env.
+	AllowUnsafeEnv bool
+	lock           lockFlags
 }
 
 type deployResults []deploy.Result
@@ -139,6 +141,7 @@ Exit codes: 0 deployed, 1 failed, 2 bad input, 6 timed out, 7 lock held.`,
 	fl.StringArrayVar(&opts.Set, "set", nil, "chart value for every service, key=value (repeatable)")
 	fl.StringArrayVar(&opts.SetString, "set-string", nil, "like --set, but the value is always a string")
 	fl.StringArrayVarP(&opts.ValuesFiles, "values", "f", nil, "YAML file of chart values for every service (repeatable)")
+	allowUnsafeEnvFlag(fl, &opts.AllowUnsafeEnv)
 	opts.lock.register(fl)
 	return cmd
 }
@@ -151,7 +154,7 @@ func runDeploy(ctx context.Context, f *Factory, opts *DeployOptions) error {
 	if err != nil {
 		return err
 	}
-	loaded, err := f.projectFor(opts.Services)
+	loaded, err := f.safeProject(opts.Services, opts.AllowUnsafeEnv)
 	if err != nil {
 		return err
 	}

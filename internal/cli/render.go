@@ -30,6 +30,8 @@ type RenderOptions struct {
 	APIVersions   []string
 	CanaryWeights []string
 	ImageTag      string
+	// AllowUnsafeEnv is --allow-unsafe-env.
+	AllowUnsafeEnv bool
 }
 
 // NewCmdRender builds `msctl render`. runF replaces the run step in tests.
@@ -77,13 +79,14 @@ exactly what they apply. --set and -f override chart values like helm does;
 	fl.StringSliceVar(&opts.APIVersions, "api-versions", nil, "extra API versions the cluster serves, e.g. monitoring.coreos.com/v1/ServiceMonitor")
 	fl.StringArrayVar(&opts.CanaryWeights, "canary-weight", nil, "canary traffic in percent: N for every selected service, or SERVICE=N")
 	fl.StringVar(&opts.ImageTag, "tag", "latest", "image tag of every service")
+	allowUnsafeEnvFlag(fl, &opts.AllowUnsafeEnv)
 	_ = cmd.MarkFlagDirname("out")
 	_ = cmd.MarkFlagFilename("values", "yaml", "yml")
 	return cmd
 }
 
 func runRender(f *Factory, opts *RenderOptions) error {
-	loaded, err := f.projectFor(opts.Services)
+	loaded, err := f.safeProject(opts.Services, opts.AllowUnsafeEnv)
 	if err != nil {
 		return err
 	}

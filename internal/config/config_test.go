@@ -127,6 +127,9 @@ func TestOverridesAndOrigins(t *testing.T) {
 
 // Every bad input names the file, line and key at fault.
 func TestBadInput(t *testing.T) {
+	keySvc := func(extra string) string {
+		return strings.Replace(minimal, "  - name: user\n", "  - name: user\n"+extra, 1)
+	}
 	tests := []struct {
 		name      string
 		src       string
@@ -162,6 +165,16 @@ func TestBadInput(t *testing.T) {
 		{"timeout cuts the saga", minimal + "    timeout: 15s\n    env: {SAGA_TIMEOUT: 15s}\n", nil, `msctl.yaml:8:14: services[1].timeout: 15s does not outlast SAGA_TIMEOUT (15s): the route would cut the saga short and answer 504 while the saga may still complete; set it above 15s`},
 		{"default timeout cuts the saga", minimal + "    env: {SAGA_TIMEOUT: 1m}\n", nil, `msctl.yaml:6:5: services[1].timeout: 10s does not outlast SAGA_TIMEOUT (1m0s): the route would cut the saga short and answer 504 while the saga may still complete; set it above 1m0s`},
 		{"saga timeout not a duration", minimal + "    env: {SAGA_TIMEOUT: soon}\n", nil, `msctl.yaml:8:25: services[1].env.SAGA_TIMEOUT: "soon" is not a duration such as 15s`},
+		{"bad secret name", minimal + "keys: {secret: Shop_Keys, apiKeys: api-keys.json}\n", nil,
+			`msctl.yaml:8:16: keys.secret: "Shop_Keys" is not a valid Secret name`},
+		{"no file", minimal + "keys: {secret: shop-keys}\n", nil,
+			`msctl.yaml:8:7: keys: names no file of the Secret: set apiKeys, jwks, publicKey or downstreamApiKey`},
+		{"file outside the mount", keySvc("    keys: {secret: user-keys, apiKeys: ../etc/passwd}\n"), nil,
+			`msctl.yaml:6:40: services[0].keys.apiKeys: "../etc/passwd" is not a key of a Secret (letters, digits, '-', '_' and '.')`},
+		{"jwks without an issuer", minimal + "keys: {secret: shop-keys, jwks: jwks.json}\n", nil,
+			`msctl.yaml:8:7: keys: JWT keys need the issuer their tokens name: set auth.issuer (or AUTH_JWT_ISSUER in services[0].env)`},
+		{"env sets a mounted file", keySvc("    env: {AUTH_API_KEYS_FILE: /keys.json}\n") + "keys: {secret: shop-keys, apiKeys: api-keys.json}\n", nil,
+			`msctl.yaml:6:31: services[0].env.AUTH_API_KEYS_FILE: is set by the key Secret "shop-keys" (mounted at /etc/msctl/keys); remove it from env`},
 		{"bad override from a flag", minimal, []Override{{Key: "namespace", Value: "Bad NS", Origin: "flag --namespace"}}, `flag --namespace: namespace: "Bad NS" is not a valid name: lower-case letters, digits and '-', at most 63 characters`},
 		{"bad override from env", minimal, []Override{{Key: "canary.interval", Value: "x", Origin: "env MSCTL_CANARY_INTERVAL"}}, `env MSCTL_CANARY_INTERVAL: canary.interval: expected a duration such as "30s" or "5m", got "x"`},
 	}

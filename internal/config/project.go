@@ -34,7 +34,10 @@ type Project struct {
 	Gateway    Gateway    `json:"gateway"`
 	Auth       Auth       `json:"auth"`
 	Canary     Canary     `json:"canary"`
-	Services   []Service  `json:"services"`
+	// Keys is the Secret of credentials every service gets, unless it
+	// names its own.
+	Keys     *Keys     `json:"keys,omitempty"`
+	Services []Service `json:"services"`
 }
 
 // Kube says which cluster to talk to; empty fields mean client-go's usual
@@ -121,6 +124,8 @@ type Service struct {
 	// Calls names the services this one sends requests to: deploy order,
 	// network policies and authorization policies follow from it.
 	Calls []string `json:"calls,omitempty"`
+	// Keys is the service's own key Secret, in place of the project's.
+	Keys *Keys `json:"keys,omitempty"`
 	// Canary is the service's own canary settings; see Project.CanaryFor.
 	Canary *CanaryOverride `json:"canary,omitempty"`
 }

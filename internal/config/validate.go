@@ -65,6 +65,7 @@ func validate(p *Project, ps *problems) {
 	}
 	validateCanaries(p, ps)
 	validateServices(p.Services, ps)
+	validateKeys(p, ps)
 }
 
 func validateServices(services []Service, ps *problems) {

@@ -84,6 +84,13 @@ func chartValues(p *config.Project, s *config.Service, img imageref.Ref) map[str
 		"secretName": s.Secret,
 		"callers":    toAnySlice(Callers(p, s.Name)),
 	}
+	if k := p.KeysFor(s); k != nil {
+		files := map[string]any{}
+		for env, file := range k.Files() {
+			files[env] = file
+		}
+		values["keys"] = map[string]any{"secretName": k.Secret, "files": files}
+	}
 	if ns := p.Prometheus.Namespace(); ns != "" {
 		values["networkPolicy"] = map[string]any{"prometheus": map[string]any{"namespace": ns}}
 	}

@@ -57,13 +57,18 @@ func TestProductsAndReservationsOverHTTPAndGRPC(t *testing.T) {
 	in := start(t, nil)
 
 	code, body := in.do("POST", "/api/v1/products", `{"sku":"W-1","name":"Widget","priceCents":"250","initialStock":"5"}`)
-	if code != http.StatusOK || body["available"] != "5" || body["sku"] != "W-1" {
+	if code != http.StatusCreated || body["available"] != "5" || body["sku"] != "W-1" {
 		t.Fatalf("create: %d %v", code, body)
 	}
 	widget := body["id"].(string)
 	code, body = in.do("POST", "/api/v1/products", `{"sku":"W-1","name":"Again"}`)
 	if code != http.StatusConflict {
 		t.Fatalf("duplicate sku: %d %v", code, body)
+	}
+	// A body naming another product than the path is refused, not overridden.
+	if code, body := in.do("POST", "/api/v1/products/"+widget+"/stock", `{"productId":"0190a6e4-6b2c-7c1e-8f00-2b6d2a1e9c3d","delta":"5"}`); code != http.StatusBadRequest ||
+		!strings.Contains(fmt.Sprint(body), "the path says") {
+		t.Fatalf("body and path disagree: %d %v", code, body)
 	}
 	code, body = in.do("POST", "/api/v1/products/"+widget+"/stock", `{"delta":"5"}`)
 	if code != http.StatusOK || body["available"] != "10" {

@@ -63,7 +63,7 @@ func orderSystem(b *testing.B, store string) loadgen.Call {
 		return servicetest.Start(b, name, append(append(db(name), "LOG_LEVEL=info"), env...)...)
 	}
 	user, inv, pay := start("user"), start("inventory"), start("payment")
-	order := start("order", "DOWNSTREAM_API_KEY="+servicetest.ServiceKey,
+	order := start("order",
 		"USER_ADDR="+user.GRPC, "INVENTORY_ADDR="+inv.GRPC, "PAYMENT_ADDR="+pay.GRPC)
 
 	admin := servicetest.AsAdmin(context.Background())

@@ -28,8 +28,11 @@ import (
 // on the same database, then lets the resumer finish every saga and
 // checks the invariants across the order, payment and inventory
 // databases: every order is CONFIRMED with exactly one capture and its
-// stock committed, or FAILED with no money kept and no stock held. The
-// order service runs on SQLite and on PostgreSQL.
+// stock committed, or FAILED with no money kept and no stock held. For
+// three seconds without kills, payment is slow: charges capture but
+// answer after the order service's deadline, which opens its breaker on
+// payment while charges are retried. The order
+// service runs on SQLite and on PostgreSQL.
 func TestCrashStream(t *testing.T) {
 	t.Run("sqlite", func(t *testing.T) {
 		crashStream(t, "sqlite://"+filepath.ToSlash(filepath.Join(t.TempDir(), "order.db")))
@@ -49,6 +52,7 @@ func crashStream(t *testing.T, databaseURL string) {
 	user := servicetest.Start(t, "user")
 	inv := servicetest.Start(t, "inventory")
 	pay := servicetest.Start(t, "payment", "PAYMENT_DECLINE_RATE=0.2")
+	slowPay := servicetest.StartStallingPayment(t, pay.GRPC)
 	admin := servicetest.AsAdmin(context.Background())
 	u, err := userv1.NewUserServiceClient(user.Conn).CreateUser(admin, &userv1.CreateUserRequest{Email: "crash@example.com", FullName: "Crash"})
 	if err != nil {
@@ -72,8 +76,9 @@ func crashStream(t *testing.T, databaseURL string) {
 		"GRPC_ADDR=" + servicetest.FreeAddr(t), "ADMIN_ADDR=" + servicetest.FreeAddr(t),
 		"DATABASE_URL=" + databaseURL,
 		"DOWNSTREAM_API_KEY=" + servicetest.ServiceKey,
-		"USER_ADDR=" + user.GRPC, "INVENTORY_ADDR=" + inv.GRPC, "PAYMENT_ADDR=" + pay.GRPC,
-		"SAGA_RESUME_INTERVAL=100ms",
+		"USER_ADDR=" + user.GRPC, "INVENTORY_ADDR=" + inv.GRPC, "PAYMENT_ADDR=" + slowPay.Addr,
+		"SAGA_RESUME_INTERVAL=100ms", "SAGA_TIMEOUT=2s",
+		"DOWNSTREAM_TIMEOUT=500ms", "BREAKER_FAILURES=2", "BREAKER_OPEN_FOR=300ms",
 	}
 	var (
 		mu    sync.Mutex
@@ -114,7 +119,16 @@ func crashStream(t *testing.T, databaseURL string) {
 		}()
 	}
 	kills, interrupted := 0, 0
+	slowPhase := false
 	for sent.Load() < minOrders || kills < minKills {
+		if !slowPhase && sent.Load() >= minOrders/4 {
+			// The slow-payment phase: without kills, so that sagas live
+			// long enough to retry a charge into an open breaker.
+			slowPhase = true
+			slowPay.Stall.Store(true)
+			time.Sleep(3 * time.Second)
+			slowPay.Stall.Store(false)
+		}
 		time.Sleep(time.Duration(50+rand.IntN(300)) * time.Millisecond)
 		mu.Lock()
 		order.Kill()
@@ -207,10 +221,13 @@ func crashStream(t *testing.T, databaseURL string) {
 			t.Errorf("product %s: %d available, %d reserved; confirmed orders bought %d of %d", id, p.GetAvailable(), p.GetReserved(), sold[id], stock)
 		}
 	}
-	t.Logf("%d orders (%d confirmed, %d failed), %d kills leaving %d sagas unfinished", len(orders),
-		counts[orderv1.OrderStatus_ORDER_STATUS_CONFIRMED], counts[orderv1.OrderStatus_ORDER_STATUS_FAILED], kills, interrupted)
+	t.Logf("%d orders (%d confirmed, %d failed), %d kills leaving %d sagas unfinished, %d charges answered late", len(orders),
+		counts[orderv1.OrderStatus_ORDER_STATUS_CONFIRMED], counts[orderv1.OrderStatus_ORDER_STATUS_FAILED], kills, interrupted, slowPay.Stalled.Load())
 	if interrupted == 0 {
 		t.Fatal("no kill interrupted a saga, so nothing was resumed")
+	}
+	if slowPay.Stalled.Load() == 0 {
+		t.Fatal("the slow-payment phase held no charge's answer")
 	}
 	if counts[orderv1.OrderStatus_ORDER_STATUS_CONFIRMED] == 0 || counts[orderv1.OrderStatus_ORDER_STATUS_FAILED] == 0 {
 		t.Fatalf("want both outcomes exercised, got %v", counts)

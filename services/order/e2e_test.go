@@ -16,10 +16,12 @@ import (
 
 	inventoryv1 "github.com/msctl/msctl/services/inventory/api/inventoryv1"
 	"github.com/msctl/msctl/services/kit/host/hosttest"
+	"github.com/msctl/msctl/services/kit/idempotency"
 	orderv1 "github.com/msctl/msctl/services/order/api/orderv1"
 	"github.com/msctl/msctl/services/order/internal/app"
 	"github.com/msctl/msctl/services/order/internal/orderapi"
 	"github.com/msctl/msctl/services/order/internal/servicetest"
+	"github.com/msctl/msctl/services/order/orderclient"
 	userv1 "github.com/msctl/msctl/services/user/api/userv1"
 )
 
@@ -33,6 +35,7 @@ type system struct {
 	t         *testing.T
 	addrs     app.Addrs
 	orders    orderv1.OrderServiceClient
+	conn      *grpc.ClientConn
 	inventory *servicetest.Service
 	userID    string
 	product   string // 500 cents, 5 in stock
@@ -54,10 +57,9 @@ func start(t *testing.T) *system {
 		t.Fatal(err)
 	}
 	a, conn := hosttest.Start(t, hosttest.Env(t, "order.db", map[string]string{
-		"DOWNSTREAM_API_KEY": servicetest.ServiceKey, "SAGA_RESUME_INTERVAL": "200ms",
-		"USER_ADDR": user.GRPC, "INVENTORY_ADDR": inv.GRPC, "PAYMENT_ADDR": pay.GRPC,
+		"SAGA_RESUME_INTERVAL": "200ms", "USER_ADDR": user.GRPC, "INVENTORY_ADDR": inv.GRPC, "PAYMENT_ADDR": pay.GRPC,
 	}), app.LoadConfig, app.New)
-	return &system{t: t, addrs: a.Addrs(), orders: orderv1.NewOrderServiceClient(conn), inventory: inv, userID: u.GetId(), product: p.GetId()}
+	return &system{t: t, addrs: a.Addrs(), orders: orderv1.NewOrderServiceClient(conn), conn: conn, inventory: inv, userID: u.GetId(), product: p.GetId()}
 }
 
 // do sends an HTTP request to the gateway with the admin key.
@@ -99,8 +101,9 @@ func (s *system) orderBody(token string, qty int) string {
 func TestOrderOverHTTP(t *testing.T) {
 	s := start(t)
 	resp, body := s.do("POST", "/api/v1/orders", s.orderBody("tok-4242", 2))
-	if resp.StatusCode != http.StatusOK || body["status"] != "ORDER_STATUS_CONFIRMED" || body["amountCents"] != "1000" {
-		t.Fatalf("CreateOrder: %d %v", resp.StatusCode, body)
+	if resp.StatusCode != http.StatusCreated || body["status"] != "ORDER_STATUS_CONFIRMED" || body["amountCents"] != "1000" ||
+		resp.Header.Get("Location") != "/api/v1/orders/"+body["id"].(string) {
+		t.Fatalf("CreateOrder: %d (Location %q) %v", resp.StatusCode, resp.Header.Get("Location"), body)
 	}
 	variant := resp.Header.Get(orderapi.ExperimentHeader)
 	if (variant != "control" && variant != "one_page") || body["experimentVariant"] != variant {
@@ -114,6 +117,11 @@ func TestOrderOverHTTP(t *testing.T) {
 	resp, body = s.do("POST", "/api/v1/orders", s.orderBody(declineCard, 1))
 	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(fmt.Sprint(body), "payment declined") {
 		t.Fatalf("declined order: %d %v", resp.StatusCode, body)
+	}
+	// A body naming another order than the path is refused.
+	resp, body = s.do("POST", "/api/v1/orders/"+id+"/cancel", `{"id":"01900000-0000-7000-8000-000000000000"}`)
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(fmt.Sprint(body), "the path says") {
+		t.Fatalf("cancel with another id in the body: %d %v", resp.StatusCode, body)
 	}
 	// Cancelling a finished order changes nothing.
 	resp, body = s.do("POST", "/api/v1/orders/"+id+"/cancel", "{}")
@@ -268,11 +276,11 @@ func TestCreateOrderRetriedWithIdempotencyKey(t *testing.T) {
 			s.userID, s.product, qty)
 	}
 	resp, first := s.do("POST", "/api/v1/orders", body(2))
-	if resp.StatusCode != http.StatusOK || first["status"] != "ORDER_STATUS_CONFIRMED" {
+	if resp.StatusCode != http.StatusCreated || first["status"] != "ORDER_STATUS_CONFIRMED" {
 		t.Fatalf("first CreateOrder: %d %v", resp.StatusCode, first)
 	}
 	resp, again := s.do("POST", "/api/v1/orders", body(2))
-	if resp.StatusCode != http.StatusOK || again["id"] != first["id"] {
+	if resp.StatusCode != http.StatusCreated || again["id"] != first["id"] {
 		t.Fatalf("retried CreateOrder: %d %v, want order %v again", resp.StatusCode, again, first["id"])
 	}
 	resp, other := s.do("POST", "/api/v1/orders", body(1))
@@ -287,5 +295,91 @@ func TestCreateOrderRetriedWithIdempotencyKey(t *testing.T) {
 	_, list := s.do("GET", "/api/v1/orders", "")
 	if n := len(list["orders"].([]any)); n != 1 {
 		t.Fatalf("%d orders stored, want 1", n)
+	}
+}
+
+// TestIdempotencyKeyWithoutABodyKey: the key also comes as the HTTP
+// Idempotency-Key header or gRPC metadata, the gateway makes one up (and
+// says which) for a POST that has none, and the order client always sends
+// one; each way, sending the same request again finds the first order.
+func TestIdempotencyKeyWithoutABodyKey(t *testing.T) {
+	s := start(t)
+	post := func(key string) (*http.Response, map[string]any) {
+		t.Helper()
+		req, err := http.NewRequest("POST", "http://"+s.addrs.HTTP.String()+"/api/v1/orders", strings.NewReader(s.orderBody("tok", 1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("X-Api-Key", servicetest.AdminKey)
+		if key != "" {
+			req.Header.Set(idempotency.Header, key)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+			t.Fatal(err)
+		}
+		return resp, out
+	}
+	same := func(how string, first, again map[string]any) {
+		t.Helper()
+		if first["id"] == nil || again["id"] != first["id"] {
+			t.Fatalf("%s: the repeat answered %v, want order %v again", how, again, first["id"])
+		}
+	}
+
+	resp, first := post("checkout-7")
+	if got := resp.Header.Get(idempotency.Header); got != "checkout-7" {
+		t.Fatalf("response Idempotency-Key %q, want the caller's", got)
+	}
+	_, again := post("checkout-7")
+	same("the Idempotency-Key header", first, again)
+
+	resp, first = post("")
+	made := resp.Header.Get(idempotency.Header)
+	if made == "" {
+		t.Fatalf("no Idempotency-Key in the answer to a POST without one: %v", resp.Header)
+	}
+	_, again = post(made)
+	same("the gateway's key, sent back", first, again)
+
+	ctx := metadata.AppendToOutgoingContext(context.Background(), "x-api-key", servicetest.AdminKey, idempotency.MetadataKey, "grpc-9")
+	req := func() *orderv1.CreateOrderRequest {
+		return &orderv1.CreateOrderRequest{UserId: s.userID, PaymentMethodToken: "tok", Items: []*orderv1.Item{{ProductId: s.product, Quantity: 1}}}
+	}
+	o1, err := s.orders.CreateOrder(ctx, req())
+	if err != nil {
+		t.Fatal(err)
+	}
+	o2, err := s.orders.CreateOrder(ctx, req())
+	if err != nil || o2.GetId() != o1.GetId() {
+		t.Fatalf("the idempotency-key metadata: repeat %v (%v), want order %s", o2.GetId(), err, o1.GetId())
+	}
+	conflicting := req()
+	conflicting.IdempotencyKey = "other"
+	if _, err := s.orders.CreateOrder(ctx, conflicting); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "disagrees") {
+		t.Fatalf("body and metadata keys that disagree: %v", err)
+	}
+
+	client := orderclient.New(s.conn)
+	admin := metadata.AppendToOutgoingContext(context.Background(), "x-api-key", servicetest.AdminKey)
+	r := req()
+	c1, err := client.Create(admin, r)
+	if err != nil || r.GetIdempotencyKey() == "" {
+		t.Fatalf("orderclient.Create: %v, key %q", err, r.GetIdempotencyKey())
+	}
+	c2, err := client.Create(admin, r)
+	if err != nil || c2.GetId() != c1.GetId() {
+		t.Fatalf("orderclient.Create again: %v (%v), want order %s", c2.GetId(), err, c1.GetId())
+	}
+
+	p, err := inventoryv1.NewInventoryServiceClient(s.inventory.Conn).GetProduct(servicetest.AsAdmin(context.Background()),
+		&inventoryv1.GetProductRequest{Id: s.product})
+	if err != nil || p.GetAvailable() != 1 {
+		t.Fatalf("stock after four orders of one, each sent twice: %v %v, want 1 available", p, err)
 	}
 }

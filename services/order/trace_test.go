@@ -90,7 +90,7 @@ func TestOneOrderIsOneTrace(t *testing.T) {
 	user := servicetest.Start(t, "user", otel...)
 	inv := servicetest.Start(t, "inventory", otel...)
 	pay := servicetest.Start(t, "payment", otel...)
-	order := servicetest.Start(t, "order", append(otel, "DOWNSTREAM_API_KEY="+servicetest.ServiceKey,
+	order := servicetest.Start(t, "order", append(otel,
 		"USER_ADDR="+user.GRPC, "INVENTORY_ADDR="+inv.GRPC, "PAYMENT_ADDR="+pay.GRPC)...)
 	admin := servicetest.AsAdmin(context.Background())
 	u, err := userv1.NewUserServiceClient(user.Conn).CreateUser(admin, &userv1.CreateUserRequest{Email: "trace@example.com", FullName: "Trace"})

@@ -25,6 +25,7 @@ import (
 
 	"github.com/msctl/msctl/services/kit/auth"
 	"github.com/msctl/msctl/services/kit/config"
+	"github.com/msctl/msctl/services/kit/host/hosttest"
 	"github.com/msctl/msctl/services/kit/logging"
 	userv1 "github.com/msctl/msctl/services/user/api/userv1"
 	"github.com/msctl/msctl/services/user/internal/app"
@@ -65,7 +66,8 @@ func testCreds(t testing.TB) *creds {
 			t.Fatal(err)
 		}
 		pub := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
-		keyFile := filepath.Join(dir, "jwt.pem")
+		// Laid out as the key Secret is mounted in a pod.
+		keyFile, keysFile := filepath.Join(dir, "jwt-public-key.pem"), filepath.Join(dir, hosttest.APIKeysFile)
 		exp := time.Now().Add(24 * time.Hour)
 		keys, _ := json.Marshal(map[string]any{"keys": []auth.APIKeyEntry{
 			{Name: "admin", SHA256: auth.HashAPIKey(adminKey), Roles: []string{"admin"}, Expires: exp, RatePerSecond: 1000, Burst: 1000},
@@ -73,11 +75,8 @@ func testCreds(t testing.TB) *creds {
 			{Name: "bench", SHA256: auth.HashAPIKey(benchKey), Roles: []string{"reader"}, Expires: exp, RatePerSecond: 1e7, Burst: 1e6},
 			{Name: "slow", SHA256: auth.HashAPIKey(slowKey), Roles: []string{"reader"}, Expires: exp, RatePerSecond: 0.001, Burst: 1},
 		}})
-		keysFile := filepath.Join(dir, "apikeys.json")
-		for f, b := range map[string][]byte{keyFile: pub, keysFile: keys} {
-			if err := os.WriteFile(f, b, 0o600); err != nil {
-				t.Fatal(err)
-			}
+		if err := hosttest.MountSecret(dir, map[string][]byte{filepath.Base(keyFile): pub, filepath.Base(keysFile): keys}); err != nil {
+			t.Fatal(err)
 		}
 		shared = &creds{rsa: k, pubPEM: pub, env: map[string]string{
 			"AUTH_JWT_PUBLIC_KEY_FILE": keyFile, "AUTH_JWT_ISSUER": testIssuer, "AUTH_JWT_AUDIENCE": testAudience,

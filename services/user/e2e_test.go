@@ -28,7 +28,7 @@ func TestCRUDOverHTTPAndGRPC(t *testing.T) {
 
 	code, body := in.do("POST", "/api/v1/users", `{"email":" Grace@Example.COM ","fullName":"Grace Hopper",
 		"preferences":{"emailNotifications":false,"timezone":"America/New_York","language":"en-us"}}`, admin)
-	if code != http.StatusOK || body["email"] != "grace@example.com" || body["version"] != "1" || body["status"] != "STATUS_ACTIVE" {
+	if code != http.StatusCreated || body["email"] != "grace@example.com" || body["version"] != "1" || body["status"] != "STATUS_ACTIVE" {
 		t.Fatalf("create over HTTP: %d %v", code, body)
 	}
 	id := body["id"].(string)

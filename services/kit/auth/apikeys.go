@@ -89,6 +89,16 @@ func NewAPIKeys(entries []APIKeyEntry, now func() time.Time) (*APIKeys, error) {
 	return k, nil
 }
 
+// keepLimiters hands each key that old also lists, with the same limits,
+// old's limiter; k is not yet in use.
+func (k *APIKeys) keepLimiters(old *APIKeys) {
+	for h, e := range k.byHash {
+		if o, ok := old.byHash[h]; ok && o.entry.RatePerSecond == e.entry.RatePerSecond && o.entry.Burst == e.entry.Burst {
+			e.limiter = o.limiter
+		}
+	}
+}
+
 // ErrRateLimited is wrapped in the ResourceExhausted status of a key that
 // called too fast.
 var ErrRateLimited = errors.New("API key rate limit exceeded")

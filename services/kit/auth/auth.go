@@ -9,9 +9,12 @@ package auth
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 
+	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -55,30 +58,100 @@ var alwaysPublic = map[string]bool{
 
 // Authenticator checks credentials and the policy for every call.
 type Authenticator struct {
-	jwt    *JWTVerifier
-	keys   *APIKeys
+	// jwt and keys are swapped whole when their files change, so a call
+	// sees either the old keys or the new, never a mix.
+	jwt    atomic.Pointer[JWTVerifier]
+	keys   atomic.Pointer[APIKeys]
 	policy Policy
-	logger *slog.Logger
+	// rejections logs refusals sampled; failures, subjects and global are
+	// the Limits (nil when off).
+	rejections *sampledLog
+	failures   *limiters
+	subjects   *limiters
+	global     *rate.Limiter
 }
 
-// New returns an Authenticator. jwt and keys may be nil; with both nil every
-// non-public call is refused, which is the safe default.
+// New returns an Authenticator with no Limits. jwt and keys may be nil;
+// with both nil every non-public call is refused, which is the safe
+// default.
 func New(policy Policy, jwt *JWTVerifier, keys *APIKeys, logger *slog.Logger) *Authenticator {
-	return &Authenticator{jwt: jwt, keys: keys, policy: policy, logger: logger}
+	a := &Authenticator{policy: policy, rejections: &sampledLog{logger: logger}}
+	a.jwt.Store(jwt)
+	a.keys.Store(keys)
+	return a
+}
+
+// WithLimits sets l and returns a; call it before the first call.
+func (a *Authenticator) WithLimits(l Limits) *Authenticator {
+	a.failures = newLimiters(l.FailuresPerSecond, l.FailureBurst)
+	a.subjects = newLimiters(l.SubjectPerSecond, l.SubjectBurst)
+	a.global = nil
+	if l.GlobalPerSecond > 0 {
+		a.global = rate.NewLimiter(rate.Limit(l.GlobalPerSecond), max(l.GlobalBurst, 1))
+	}
+	return a
+}
+
+// SetJWT replaces the JWT verifier, as when its key files changed; calls
+// already past authentication are not affected.
+func (a *Authenticator) SetJWT(v *JWTVerifier) { a.jwt.Store(v) }
+
+// SetAPIKeys replaces the API keys, as when their file changed. A key
+// listed before and after with the same limits keeps its rate limiter, so
+// a reload never refills a caller's burst.
+func (a *Authenticator) SetAPIKeys(k *APIKeys) {
+	if old := a.keys.Load(); old != nil && k != nil {
+		k.keepLimiters(old)
+	}
+	a.keys.Store(k)
 }
 
 // Authenticate returns ctx with the caller's Principal, or a gRPC status
-// error: Unauthenticated, PermissionDenied or ResourceExhausted.
+// error (Unauthenticated, PermissionDenied or ResourceExhausted) that
+// IsRejection recognises. Each kind of refusal is logged here, sampled.
 func (a *Authenticator) Authenticate(ctx context.Context, method string) (context.Context, error) {
 	if alwaysPublic[method] || a.policy.Public[method] {
 		return ctx, nil
 	}
+	if a.global != nil && !a.global.Allow() {
+		a.rejections.log(ctx, "auth rate limited", "process", slog.String("method", method), slog.String("limit", "process"))
+		return ctx, &rejection{limited("this replica is at its request limit; retry later")}
+	}
+	addr := clientAddress(ctx)
+	if a.failures.exhausted(addr) {
+		a.rejections.log(ctx, "auth rate limited", "failures", slog.String("method", method), slog.String("limit", "failed authentications"), slog.String("client", addr))
+		return ctx, &rejection{limited("too many failed authentications from this address; retry later")}
+	}
+	p, err := a.verify(ctx)
+	if err != nil {
+		if status.Code(err) == codes.Unauthenticated { // not a key over its own rate
+			a.failures.take(addr)
+		}
+		reason := status.Convert(err).Message()
+		a.rejections.log(ctx, "auth rejected", reason, slog.String("method", method), slog.String("reason", reason), slog.String("client", addr))
+		return ctx, &rejection{err}
+	}
+	if p.Via == "jwt" && !a.subjects.take(p.Subject) {
+		a.rejections.log(ctx, "auth rate limited", "subject", slog.String("method", method), slog.String("limit", "subject"), slog.String("subject", p.Subject))
+		return ctx, &rejection{limited("subject %q is calling too fast", p.Subject)}
+	}
+	if !a.policy.Allowed(p, method) {
+		a.rejections.log(ctx, "auth forbidden", p.Subject+" "+method, slog.String("method", method), slog.String("subject", p.Subject), slog.Any("roles", p.Roles))
+		return ctx, &rejection{status.Errorf(codes.PermissionDenied, "%s may not call %s", p.Subject, method)}
+	}
+	return WithPrincipal(ctx, p), nil
+}
+
+// verify checks the credentials the call carries.
+func (a *Authenticator) verify(ctx context.Context) (Principal, error) {
 	authz := first(ctx, AuthorizationKey)
 	key := first(ctx, APIKeyKey)
 
 	var (
-		p   Principal
-		err error
+		p    Principal
+		err  error
+		jwt  = a.jwt.Load()
+		keys = a.keys.Load()
 	)
 	switch {
 	case authz != "":
@@ -86,29 +159,37 @@ func (a *Authenticator) Authenticate(ctx context.Context, method string) (contex
 		switch {
 		case !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "":
 			err = status.Error(codes.Unauthenticated, "authorization must be \"Bearer <token>\"")
-		case a.jwt == nil:
+		case jwt == nil:
 			err = status.Error(codes.Unauthenticated, "bearer tokens are not accepted: no JWT key is configured")
 		default:
-			p, err = a.jwt.Verify(strings.TrimSpace(token))
+			p, err = jwt.Verify(strings.TrimSpace(token))
 		}
 	case key != "":
-		if a.keys == nil {
+		if keys == nil {
 			err = status.Error(codes.Unauthenticated, "unknown or expired API key")
 		} else {
-			p, err = a.keys.Verify(key)
+			p, err = keys.Verify(key)
 		}
 	default:
 		err = status.Error(codes.Unauthenticated, "missing credentials: send Authorization: Bearer <token> or X-API-Key")
 	}
-	if err != nil {
-		a.logger.InfoContext(ctx, "auth rejected", "method", method, "reason", status.Convert(err).Message())
-		return ctx, err
-	}
-	if !a.policy.Allowed(p, method) {
-		a.logger.InfoContext(ctx, "auth forbidden", "method", method, "subject", p.Subject, "roles", p.Roles)
-		return ctx, status.Errorf(codes.PermissionDenied, "%s may not call %s", p.Subject, method)
-	}
-	return WithPrincipal(ctx, p), nil
+	return p, err
+}
+
+// rejection is a call Authenticate refused; it has already been logged.
+type rejection struct{ err error }
+
+func (r *rejection) Error() string { return r.err.Error() }
+
+// GRPCStatus is the refusal's status, for grpc's status package and the
+// caller.
+func (r *rejection) GRPCStatus() *status.Status { return status.Convert(r.err) }
+
+// IsRejection reports whether err is Authenticate refusing a call, which
+// it logs itself, sampled: the call's own log line may then stay at debug.
+func IsRejection(err error) bool {
+	var r *rejection
+	return errors.As(err, &r)
 }
 
 // first reads one metadata key without copying the whole incoming map,

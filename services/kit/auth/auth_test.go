@@ -262,7 +262,9 @@ func TestNewAPIKeysValidates(t *testing.T) {
 	}
 }
 
-func TestAuthenticatePolicy(t *testing.T) {
+// devSigner is a dev signer for iss and aud, and the verifier of its tokens.
+func devSigner(t *testing.T) (*Signer, *JWTVerifier) {
+	t.Helper()
 	signer, err := NewDevSigner(iss, aud)
 	if err != nil {
 		t.Fatal(err)
@@ -271,6 +273,11 @@ func TestAuthenticatePolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return signer, v
+}
+
+func TestAuthenticatePolicy(t *testing.T) {
+	signer, v := devSigner(t)
 	pol := Policy{
 		Roles:   map[string][]Permission{"admin": {"read", "write"}, "reader": {"read"}},
 		Methods: map[string]Permission{"/svc/Get": "read", "/svc/Put": "write"},

@@ -4,6 +4,8 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -51,4 +53,17 @@ func (s *Signer) Token(subject string, roles []string, ttl time.Duration) (strin
 	})
 	t.Header["kid"] = s.kid
 	return t.SignedString(s.key)
+}
+
+// JWKS is a JSON Web Key Set of the signer's public key, the form of an
+// AUTH_JWKS_FILE, for tests that hand a service their signer's key.
+func (s *Signer) JWKS() []byte {
+	point, err := s.key.PublicKey.Bytes() // 0x04, then X and Y, 32 bytes each
+	if err != nil {
+		panic(err) // a key NewDevSigner made is always on P-256
+	}
+	b64 := base64.RawURLEncoding.EncodeToString
+	data, _ := json.Marshal(map[string][]jwk{"keys": {{Kty: "EC", Crv: "P-256", Kid: s.kid, Use: "sig", Alg: "ES256",
+		X: b64(point[1:33]), Y: b64(point[33:])}}})
+	return data
 }

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os/signal"
 	"syscall"
+	"text/tabwriter"
 	"time"
 
 	"github.com/msctl/msctl/services/kit/buildinfo"
@@ -69,7 +70,7 @@ func Run[C Config, A App](s Service[C, A], args []string, lookup Lookup, stdout,
 	fs.Usage = func() {}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			usage(stdout, fs, s.Name, variables(s.Load))
+			usage(stdout, fs, s.Name, config.Describe(s.Load))
 			return 0
 		}
 		fmt.Fprintf(stderr, "run '%s --help' for usage\n", s.Name)
@@ -129,24 +130,7 @@ func Run[C Config, A App](s Service[C, A], args []string, lookup Lookup, stdout,
 	return 0
 }
 
-// variables lists the environment variables load reads, in the order it
-// reads them, by running it over an empty environment and recording the
-// names asked for; variables read only when another one is set are not
-// listed.
-func variables[C any](load func(Lookup) (C, error)) []string {
-	seen := map[string]bool{}
-	var names []string
-	_, _ = load(func(k string) (string, bool) {
-		if !seen[k] {
-			seen[k] = true
-			names = append(names, k)
-		}
-		return "", false
-	})
-	return names
-}
-
-func usage(w io.Writer, fs *flag.FlagSet, name string, vars []string) {
+func usage(w io.Writer, fs *flag.FlagSet, name string, vars []config.Var) {
 	fmt.Fprintf(w, "Usage: %s [flags]\n\n", name)
 	fmt.Fprintf(w, "Serves %s over gRPC (GRPC_ADDR), HTTP/JSON (HTTP_ADDR) and an admin port\n", name)
 	fmt.Fprintf(w, "(ADMIN_ADDR: /metrics, /health/*, /debug/breakers) until SIGTERM or SIGINT.\n\nFlags:\n")
@@ -155,10 +139,16 @@ func usage(w io.Writer, fs *flag.FlagSet, name string, vars []string) {
 	fmt.Fprintf(w, "\nConfiguration is read from environment variables, not from flags or files.\n")
 	fmt.Fprintf(w, "A bad value stops start-up with one line naming it (exit code 2).\n")
 	if len(vars) > 0 {
-		fmt.Fprintf(w, "Variables read by %s:\n", name)
+		fmt.Fprintf(w, "Variables read by %s, with their defaults:\n", name)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		for _, v := range vars {
-			fmt.Fprintf(w, "  %s\n", v)
+			def := v.Default
+			if def == "" {
+				def = "(none)"
+			}
+			fmt.Fprintf(tw, "  %s\t%s\n", v.Name, def)
 		}
+		_ = tw.Flush()
 	}
 	fmt.Fprintf(w, "Tracing is configured by the standard OTEL_* variables (OTEL_EXPORTER_OTLP_ENDPOINT,\n")
 	fmt.Fprintf(w, "OTEL_EXPORTER_OTLP_PROTOCOL, OTEL_TRACES_SAMPLER, OTEL_SERVICE_NAME, ...).\n")

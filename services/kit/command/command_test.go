@@ -54,8 +54,8 @@ func TestRun(t *testing.T) {
 	}{
 		{name: "help", args: []string{"--help"}, code: 0, stdout: []string{
 			"Usage: widget [flags]", "-health-check", "read from environment variables",
-			"  GRPC_ADDR\n", "  HTTP_ADDR\n", "  ADMIN_ADDR\n", "  DATABASE_URL\n", "  LOG_LEVEL\n",
-			"  AUTH_API_KEYS_FILE\n", "  AUTH_JWKS_FILE\n", "  WIDGET_COLOUR\n", "OTEL_EXPORTER_OTLP_ENDPOINT"}},
+			"with their defaults", "  GRPC_ADDR ", " :9090\n", "  ADMIN_ADDR ", " :8081\n", "  DATABASE_URL ", "  LOG_LEVEL ", " info\n",
+			"  READINESS_INTERVAL ", " 2s\n", "  AUTH_API_KEYS_FILE ", " (none)\n", "  WIDGET_COLOUR ", " blue\n", "OTEL_EXPORTER_OTLP_ENDPOINT"}},
 		{name: "short help", args: []string{"-h"}, code: 0, stdout: []string{"Usage: widget"}},
 		{name: "extra argument", args: []string{"extra-arg"}, code: 2,
 			stderr: []string{`widget: unexpected argument "extra-arg"`}, oneLine: true},

@@ -12,6 +12,8 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/msctl/msctl/services/kit/validation"
@@ -22,11 +24,58 @@ import (
 type Env struct {
 	lookup func(string) (string, bool)
 	errs   []string
+	// noted, set only under Describe, hears each variable read and its
+	// default.
+	noted func(name, def string)
 }
 
 // New returns an Env reading through lookup.
 func New(lookup func(string) (string, bool)) *Env {
-	return &Env{lookup: lookup}
+	e := &Env{lookup: lookup}
+	if id, ok := lookup(describeKey); ok {
+		if fn, ok := describing.Load(id); ok {
+			e.noted = fn.(func(name, def string))
+		}
+	}
+	return e
+}
+
+// Var is a variable a service reads and its default ("" for none).
+type Var struct{ Name, Default string }
+
+// describeKey is asked of a lookup by New: Describe's lookup answers with
+// the id of its recorder. No environment variable can have this name.
+const describeKey = "\x00describe"
+
+var (
+	describing sync.Map // id -> func(name, def string)
+	describes  atomic.Int64
+)
+
+// Describe runs load over an empty environment and returns the variables
+// it reads, in the order read, with the defaults of those read through an
+// Env, for a --help. Variables read only when another one is set are not
+// listed.
+func Describe[C any](load func(func(string) (string, bool)) (C, error)) []Var {
+	id := strconv.FormatInt(describes.Add(1), 10)
+	var vars []Var
+	seen := map[string]bool{}
+	note := func(name, def string) {
+		if !seen[name] {
+			seen[name] = true
+			vars = append(vars, Var{Name: name, Default: def})
+		}
+	}
+	describing.Store(id, note)
+	defer describing.Delete(id)
+	_, _ = load(func(k string) (string, bool) {
+		if k == describeKey {
+			return id, true
+		}
+		note(k, "") // read directly, not through an Env
+		return "", false
+	})
+	return vars
 }
 
 // FromMap is a lookup over a fixed map, for tests.
@@ -37,7 +86,11 @@ func FromMap(m map[string]string) func(string) (string, bool) {
 	}
 }
 
-func (e *Env) get(name string) (string, bool) {
+// get reads name; def is its default as text, for Describe.
+func (e *Env) get(name, def string) (string, bool) {
+	if e.noted != nil {
+		e.noted(name, def)
+	}
 	v, ok := e.lookup(name)
 	if !ok {
 		return "", false
@@ -53,7 +106,7 @@ func (e *Env) Failf(name, format string, args ...any) {
 
 // String returns the variable or def when unset or empty.
 func (e *Env) String(name, def string) string {
-	if v, ok := e.get(name); ok {
+	if v, ok := e.get(name, def); ok {
 		return v
 	}
 	return def
@@ -61,7 +114,7 @@ func (e *Env) String(name, def string) string {
 
 // Int returns an integer variable within [lo, hi].
 func (e *Env) Int(name string, def, lo, hi int) int {
-	v, ok := e.get(name)
+	v, ok := e.get(name, strconv.Itoa(def))
 	if !ok {
 		return def
 	}
@@ -79,7 +132,7 @@ func (e *Env) Int(name string, def, lo, hi int) int {
 
 // Float returns a number variable within [lo, hi].
 func (e *Env) Float(name string, def, lo, hi float64) float64 {
-	v, ok := e.get(name)
+	v, ok := e.get(name, strconv.FormatFloat(def, 'g', -1, 64))
 	if !ok {
 		return def
 	}
@@ -97,7 +150,7 @@ func (e *Env) Float(name string, def, lo, hi float64) float64 {
 
 // Duration returns a Go duration ("250ms", "20s") within [lo, hi].
 func (e *Env) Duration(name string, def, lo, hi time.Duration) time.Duration {
-	v, ok := e.get(name)
+	v, ok := e.get(name, def.String())
 	if !ok {
 		return def
 	}
@@ -115,7 +168,7 @@ func (e *Env) Duration(name string, def, lo, hi time.Duration) time.Duration {
 
 // Bool returns a boolean variable (true/false, 1/0, yes/no).
 func (e *Env) Bool(name string, def bool) bool {
-	v, ok := e.get(name)
+	v, ok := e.get(name, strconv.FormatBool(def))
 	if !ok {
 		return def
 	}

@@ -153,9 +153,11 @@ func retryable(err error) bool {
 	return false
 }
 
-// BreakerOpenError is a call the breaker refused to send. Since nothing
-// left the process the call cannot have landed, which a caller deciding
-// whether to compensate needs to know; gRPC sees it as UNAVAILABLE.
+// BreakerOpenError is a call the breaker refused before any attempt was
+// sent: this process sent nothing, though another process (or an earlier
+// run of the same saga step) may have, so it never proves the call did not
+// land. A refusal after a sent attempt returns that attempt's error
+// instead. gRPC sees it as UNAVAILABLE.
 type BreakerOpenError struct {
 	// Target is the dependency's name.
 	Target string
@@ -201,12 +203,17 @@ func unary(t Target, cb *gobreaker.CircuitBreaker[any]) grpc.UnaryClientIntercep
 				}
 				delay *= 2
 			}
+			sentErr := err // every earlier attempt was sent
 			_, err = cb.Execute(func() (any, error) {
 				actx, cancel := context.WithTimeout(ctx, t.Timeout)
 				defer cancel()
 				return nil, invoker(actx, method, req, reply, cc, opts...)
 			})
 			if refused(err) {
+				if i > 0 {
+					// The call may have landed: a refusal must not hide that.
+					return sentErr
+				}
 				return &BreakerOpenError{Target: t.Name}
 			}
 			if err == nil || !retryable(err) || ctx.Err() != nil {

@@ -24,10 +24,17 @@ type flaky struct {
 	healthpb.UnimplementedHealthServer
 	calls atomic.Int32
 	code  atomic.Int32
+	// stall, when set, holds each answer until the caller gives up: the
+	// call has landed, but its answer is lost.
+	stall atomic.Bool
 }
 
-func (f *flaky) Check(context.Context, *healthpb.HealthCheckRequest) (*healthpb.HealthCheckResponse, error) {
+func (f *flaky) Check(ctx context.Context, _ *healthpb.HealthCheckRequest) (*healthpb.HealthCheckResponse, error) {
 	f.calls.Add(1)
+	if f.stall.Load() {
+		<-ctx.Done()
+		return nil, status.FromContextError(ctx.Err()).Err()
+	}
 	if c := codes.Code(f.code.Load()); c != codes.OK {
 		return nil, status.Error(c, "failing on purpose")
 	}
@@ -153,5 +160,33 @@ func TestBreakerOpensAndRecovers(t *testing.T) {
 	opened := testutil.ToFloat64(c.transitions.WithLabelValues("order", "user", "closed", "open"))
 	if opened != 1 {
 		t.Fatalf("closed->open transitions = %v, want 1", opened)
+	}
+}
+
+// TestRefusalAfterASentAttemptIsNotNeverSent: the first attempt reaches
+// the server and times out, which trips the breaker, so the retry is
+// refused. The call may have landed, so the caller must see the sent
+// attempt's error, not a refusal that says nothing left the process.
+func TestRefusalAfterASentAttemptIsNotNeverSent(t *testing.T) {
+	f, addr := start(t)
+	f.stall.Store(true)
+	c := New(prometheus.NewRegistry(), "order")
+	defer c.Close()
+	conn, err := c.Dial(Target{Name: "payment", Addr: addr, Attempts: 3, Backoff: time.Millisecond, Timeout: 50 * time.Millisecond,
+		Idempotent: map[string]bool{check: true}, FailureThreshold: 1, OpenFor: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = healthpb.NewHealthClient(conn).Check(context.Background(), &healthpb.HealthCheckRequest{})
+	if IsBreakerOpen(err) || status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("error %v (breaker refusal %v), want the sent attempt's DeadlineExceeded", err, IsBreakerOpen(err))
+	}
+	if got := f.calls.Load(); got != 1 {
+		t.Fatalf("server saw %d calls, want 1", got)
+	}
+	// A call that never gets past the open breaker is a refusal.
+	_, err = healthpb.NewHealthClient(conn).Check(context.Background(), &healthpb.HealthCheckRequest{})
+	if !IsBreakerOpen(err) {
+		t.Fatalf("second call: %v, want the breaker's refusal", err)
 	}
 }

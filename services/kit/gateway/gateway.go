@@ -1,6 +1,8 @@
 // Package gateway configures grpc-gateway the same way for every service:
 // strict JSON (unknown fields are an error), credentials and request ids
-// forwarded as gRPC metadata, and errors as a JSON body with the HTTP
+// forwarded as gRPC metadata, 201 Created with a Location for a Create
+// method, a body that contradicts the path refused (400), and errors as a
+// JSON body with the HTTP
 // status that matches the gRPC code (405 with an Allow header for a known
 // path under another method) and a one-line message that says what is
 // wrong without the parsers' internals.
@@ -30,6 +32,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/msctl/msctl/services/kit/auth"
+	"github.com/msctl/msctl/services/kit/idempotency"
 	"github.com/msctl/msctl/services/kit/requestid"
 	"github.com/msctl/msctl/services/kit/validation"
 )
@@ -46,8 +49,9 @@ func NewMux() *runtime.ServeMux {
 		runtime.WithIncomingHeaderMatcher(headers),
 		runtime.WithErrorHandler(writeError),
 		runtime.WithRoutingErrorHandler(routingError),
-		// Outermost, so a probe never reaches a handler.
-		runtime.WithMiddlewares(allowProbe),
+		// allowProbe outermost, so a probe never reaches a handler.
+		runtime.WithMiddlewares(allowProbe, pathMatchesBody),
+		runtime.WithForwardResponseOption(created),
 	)
 }
 
@@ -58,10 +62,15 @@ func Dial(addr string) (*grpc.ClientConn, error) {
 		grpc.WithStatsHandler(otelgrpc.NewClientHandler()))
 }
 
-// headers forwards the API key and request id under their gRPC names; the
-// Authorization header is forwarded by grpc-gateway itself.
+// headers forwards the API key, request id and idempotency key under
+// their gRPC names; the Authorization header is forwarded by grpc-gateway
+// itself.
 func headers(key string) (string, bool) {
 	switch textproto.CanonicalMIMEHeaderKey(key) {
+	case idempotency.Header:
+		return idempotency.MetadataKey, true
+	case idempotency.GeneratedHeader:
+		return idempotency.GeneratedMetadataKey, true
 	case textproto.CanonicalMIMEHeaderKey(auth.APIKeyKey):
 		return auth.APIKeyKey, true
 	case textproto.CanonicalMIMEHeaderKey(requestid.Header):

@@ -33,6 +33,20 @@ func testServer(t *testing.T) *httptest.Server {
 		}
 	}
 	must(mux.HandlePath(http.MethodGet, "/v1/things/{name}", ok))
+	must(mux.HandlePath(http.MethodPatch, "/v1/things/{name}", ok))
+	// A generated handler for CreateThing and GetThing, answering name "x".
+	answer := func(method string) runtime.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request, _ map[string]string) {
+			_, out := runtime.MarshalerForRequest(mux, r)
+			ctx, err := runtime.AnnotateIncomingContext(r.Context(), mux, r, method, runtime.WithHTTPPathPattern("/v1/made"))
+			if err != nil {
+				t.Error(err)
+			}
+			runtime.ForwardResponseMessage(ctx, mux, out, w, r, &typepb.Field{Name: "x"}, mux.GetForwardResponseOptions()...)
+		}
+	}
+	must(mux.HandlePath(http.MethodPost, "/v1/made", answer("/test.v1.Things/CreateThing")))
+	must(mux.HandlePath(http.MethodGet, "/v1/made", answer("/test.v1.Things/GetThing")))
 	must(mux.HandlePath(http.MethodDelete, "/v1/things/{name}", ok))
 	must(mux.HandlePath(http.MethodPost, "/v1/things", func(w http.ResponseWriter, r *http.Request, _ map[string]string) {
 		in, _ := runtime.MarshalerForRequest(mux, r)
@@ -73,7 +87,7 @@ func TestErrors(t *testing.T) {
 		code                     int
 		status, msg, allow       string
 	}{
-		{"wrong method", "PUT", "/v1/things/x", "", 405, "METHOD_NOT_ALLOWED", "PUT is not allowed on /v1/things/x; allowed: GET, DELETE", "GET, DELETE"},
+		{"wrong method", "PUT", "/v1/things/x", "", 405, "METHOD_NOT_ALLOWED", "PUT is not allowed on /v1/things/x; allowed: GET, PATCH, DELETE", "GET, PATCH, DELETE"},
 		{"wrong method on a collection", "DELETE", "/v1/things", "", 405, "METHOD_NOT_ALLOWED", "allowed: GET, POST", "GET, POST"},
 		{"no route", "GET", "/v2/things", "", 404, "NOT_FOUND", "no route for GET /v2/things", ""},
 		{"right method still served", "DELETE", "/v1/things/x", "", 200, "", "", ""},
@@ -90,6 +104,10 @@ func TestErrors(t *testing.T) {
 		{"query enum", "GET", "/v1/things?kind=NOPE", "", 400, "INVALID_ARGUMENT", `kind: "NOPE" is not a valid value`, ""},
 		{"several problems on one line", "GET", "/v1/joined", "", 400, "INVALID_ARGUMENT", "a: is required; b: is required", ""},
 		{"rate limited", "GET", "/v1/limited", "", 429, "RESOURCE_EXHAUSTED", "rate limit exceeded", ""},
+		{"body agrees with the path", "PATCH", "/v1/things/x", `{"name":"x","number":1}`, 200, "", "", ""},
+		{"body contradicts the path", "PATCH", "/v1/things/x", `{"name":"y"}`, 400, "INVALID_ARGUMENT", `name: the body says "y" but the path says "x"`, ""},
+		{"created", "POST", "/v1/made", "", 201, "", "", ""},
+		{"not a create", "GET", "/v1/made", "", 200, "", "", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -111,7 +129,10 @@ func TestErrors(t *testing.T) {
 			if got, want := resp.Header.Get("Retry-After"), map[bool]string{true: "1"}[tc.code == 429]; got != want {
 				t.Errorf("Retry-After %q, want %q", got, want)
 			}
-			if tc.code == 200 {
+			if got, want := resp.Header.Get("Location"), map[bool]string{true: "/v1/made/x"}[tc.code == 201]; got != want {
+				t.Errorf("Location %q, want %q", got, want)
+			}
+			if tc.code == 200 || tc.code == 201 {
 				return
 			}
 			var b Body

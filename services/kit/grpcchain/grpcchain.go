@@ -155,9 +155,14 @@ func requestIDStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, ha
 }
 
 // level keeps client mistakes at info and our own failures at error, so
-// error-level logs mean something is wrong with the service.
-func level(c codes.Code) slog.Level {
-	switch c {
+// error-level logs mean something is wrong with the service. A call auth
+// refused is at debug: auth logs refusals itself, sampled, so a flood of
+// bad credentials is not a flood of lines.
+func level(err error) slog.Level {
+	if auth.IsRejection(err) {
+		return slog.LevelDebug
+	}
+	switch status.Code(err) {
 	case codes.OK, codes.Canceled, codes.InvalidArgument, codes.NotFound, codes.AlreadyExists,
 		codes.PermissionDenied, codes.Unauthenticated, codes.FailedPrecondition, codes.Aborted,
 		codes.OutOfRange, codes.ResourceExhausted:
@@ -169,11 +174,11 @@ func level(c codes.Code) slog.Level {
 // unaryLevel is level, except that a unary call that succeeded within
 // slow is logged at debug: metrics count every call, and one info line
 // per successful request cost a busy service more than its handlers.
-func unaryLevel(c codes.Code, d, slow time.Duration) slog.Level {
-	if c == codes.OK && d < slow {
+func unaryLevel(err error, d, slow time.Duration) slog.Level {
+	if err == nil && d < slow {
 		return slog.LevelDebug
 	}
-	return level(c)
+	return level(err)
 }
 
 func logCall(ctx context.Context, l *slog.Logger, lvl slog.Level, method string, d time.Duration, err error, h *holder) {
@@ -204,7 +209,7 @@ func logUnary(l *slog.Logger, slow time.Duration) grpc.UnaryServerInterceptor {
 		h := &holder{}
 		resp, err := handler(withHolder(ctx, h), req)
 		d := time.Since(start)
-		logCall(ctx, l, unaryLevel(status.Code(err), d, slow), info.FullMethod, d, err, h)
+		logCall(ctx, l, unaryLevel(err, d, slow), info.FullMethod, d, err, h)
 		return resp, err
 	}
 }
@@ -214,7 +219,7 @@ func logStream(l *slog.Logger) grpc.StreamServerInterceptor {
 		start := time.Now()
 		h := &holder{}
 		err := handler(srv, &stream{ServerStream: ss, ctx: withHolder(ss.Context(), h)})
-		logCall(ss.Context(), l, level(status.Code(err)), info.FullMethod, time.Since(start), err, h)
+		logCall(ss.Context(), l, level(err), info.FullMethod, time.Since(start), err, h)
 		return err
 	}
 }

@@ -3,8 +3,11 @@
 // /health/startup) and through the standard grpc.health.v1 service, so
 // Kubernetes probes and gRPC clients see the same answer.
 //
-// Readiness is false until MarkStarted, while any readiness check fails,
-// and for good once Drain is called at shutdown.
+// Start-up is done once MarkListening says the servers accept calls:
+// a database that is late keeps readiness off, not start-up, so the
+// startup probe never restarts a pod for waiting on it. Readiness is
+// false until MarkStarted, while any readiness check fails, and for good
+// once Drain is called at shutdown.
 package health
 
 import (
@@ -29,10 +32,11 @@ type Checker struct {
 	services []string
 	checks   map[string]Check
 
-	mu       sync.Mutex
-	started  bool
-	draining bool
-	failures map[string]string
+	mu        sync.Mutex
+	listening bool
+	started   bool
+	draining  bool
+	failures  map[string]string
 }
 
 // New returns a Checker that also drives the grpc.health.v1 status of the
@@ -55,7 +59,15 @@ func (c *Checker) GRPC() healthpb.HealthServer { return c.grpc }
 // AddCheck adds a readiness check; call before Run.
 func (c *Checker) AddCheck(name string, fn Check) { c.checks[name] = fn }
 
-// MarkStarted says start-up work (migrations, first connections) is done.
+// MarkListening says the servers accept calls: start-up is done.
+func (c *Checker) MarkListening() {
+	c.mu.Lock()
+	c.listening = true
+	c.mu.Unlock()
+}
+
+// MarkStarted says start-up work (migrations, first connections) is
+// done, which readiness waits for.
 func (c *Checker) MarkStarted() {
 	c.mu.Lock()
 	c.started = true
@@ -155,13 +167,13 @@ func (c *Checker) Register(mux *http.ServeMux) {
 	})
 	mux.HandleFunc("GET /health/startup", func(w http.ResponseWriter, _ *http.Request) {
 		c.mu.Lock()
-		started := c.started
+		listening := c.listening
 		c.mu.Unlock()
 		var why map[string]string
-		if !started {
+		if !listening {
 			why = map[string]string{"server": "starting"}
 		}
-		write(w, started, why)
+		write(w, listening, why)
 	})
 	mux.HandleFunc("GET /health/ready", func(w http.ResponseWriter, _ *http.Request) {
 		ok, why := c.Ready()

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/msctl/msctl/services/kit/auth"
 	"github.com/msctl/msctl/services/kit/config"
 	"github.com/msctl/msctl/services/kit/logging"
 	"github.com/msctl/msctl/services/kit/storage"
@@ -36,6 +37,15 @@ type Config struct {
 	JWTPublicKeyFile, JWKSFile, JWTIssuer, JWTAudience string
 	APIKeysFile                                        string
 	DevMode                                            bool
+	// DownstreamAPIKeyFile holds the API key the service calls its
+	// dependencies with.
+	DownstreamAPIKeyFile string
+	// KeysReloadInterval is how often the key files are checked for new
+	// content (a rotated Secret), which replaces the keys in use.
+	KeysReloadInterval time.Duration
+	// Limits bound failed authentications per client address, each JWT
+	// subject's calls and all calls of the process.
+	Limits auth.Limits
 
 	FaultErrorRate float64
 	FaultDelay     time.Duration
@@ -63,24 +73,34 @@ func DefaultSQLitePath(service, file string) string {
 // when DATABASE_URL is unset.
 func LoadConfig(e *config.Env, service, sqlitePath string) Config {
 	c := Config{
-		GRPCAddr:          e.Addr("GRPC_ADDR", ":9090"),
-		HTTPAddr:          e.Addr("HTTP_ADDR", ":8080"),
-		AdminAddr:         e.Addr("ADMIN_ADDR", ":8081"),
-		LogLevel:          e.String("LOG_LEVEL", "info"),
-		ShutdownDelay:     e.Duration("SHUTDOWN_DELAY", 0, 0, time.Minute),
-		ShutdownGrace:     e.Duration("SHUTDOWN_GRACE", 20*time.Second, time.Second, 10*time.Minute),
-		ReadinessInterval: e.Duration("READINESS_INTERVAL", 2*time.Second, 100*time.Millisecond, time.Minute),
-		ReadinessTimeout:  e.Duration("READINESS_TIMEOUT", time.Second, 10*time.Millisecond, 30*time.Second),
-		MaxBodyBytes:      int64(e.Int("MAX_BODY_BYTES", 1<<20, 1<<10, 64<<20)),
-		Pprof:             e.Bool("ADMIN_PPROF", false),
-		JWTPublicKeyFile:  e.String("AUTH_JWT_PUBLIC_KEY_FILE", ""),
-		JWKSFile:          e.String("AUTH_JWKS_FILE", ""),
-		JWTIssuer:         e.String("AUTH_JWT_ISSUER", ""),
-		JWTAudience:       e.String("AUTH_JWT_AUDIENCE", service),
-		APIKeysFile:       e.String("AUTH_API_KEYS_FILE", ""),
-		DevMode:           e.Bool("AUTH_DEV_MODE", false),
-		FaultErrorRate:    e.Float("FAULT_ERROR_RATE", 0, 0, 1),
-		FaultDelay:        e.Duration("FAULT_DELAY", 0, 0, time.Minute),
+		GRPCAddr:             e.Addr("GRPC_ADDR", ":9090"),
+		HTTPAddr:             e.Addr("HTTP_ADDR", ":8080"),
+		AdminAddr:            e.Addr("ADMIN_ADDR", ":8081"),
+		LogLevel:             e.String("LOG_LEVEL", "info"),
+		ShutdownDelay:        e.Duration("SHUTDOWN_DELAY", 0, 0, time.Minute),
+		ShutdownGrace:        e.Duration("SHUTDOWN_GRACE", 20*time.Second, time.Second, 10*time.Minute),
+		ReadinessInterval:    e.Duration("READINESS_INTERVAL", 2*time.Second, 100*time.Millisecond, time.Minute),
+		ReadinessTimeout:     e.Duration("READINESS_TIMEOUT", time.Second, 10*time.Millisecond, 30*time.Second),
+		MaxBodyBytes:         int64(e.Int("MAX_BODY_BYTES", 1<<20, 1<<10, 64<<20)),
+		Pprof:                e.Bool("ADMIN_PPROF", false),
+		JWTPublicKeyFile:     e.String("AUTH_JWT_PUBLIC_KEY_FILE", ""),
+		JWKSFile:             e.String("AUTH_JWKS_FILE", ""),
+		JWTIssuer:            e.String("AUTH_JWT_ISSUER", ""),
+		JWTAudience:          e.String("AUTH_JWT_AUDIENCE", service),
+		APIKeysFile:          e.String("AUTH_API_KEYS_FILE", ""),
+		DevMode:              e.Bool("AUTH_DEV_MODE", false),
+		DownstreamAPIKeyFile: e.String("DOWNSTREAM_API_KEY_FILE", ""),
+		KeysReloadInterval:   e.Duration("KEYS_RELOAD_INTERVAL", 10*time.Second, 100*time.Millisecond, 10*time.Minute),
+		FaultErrorRate:       e.Float("FAULT_ERROR_RATE", 0, 0, 1),
+		FaultDelay:           e.Duration("FAULT_DELAY", 0, 0, time.Minute),
+	}
+	c.Limits = auth.Limits{
+		FailuresPerSecond: e.Float("AUTH_FAILURES_PER_SECOND", 1, 0, 1e6),
+		FailureBurst:      e.Int("AUTH_FAILURE_BURST", 50, 1, 1e6),
+		SubjectPerSecond:  e.Float("AUTH_JWT_RATE_PER_SECOND", 100, 0, 1e6),
+		SubjectBurst:      e.Int("AUTH_JWT_BURST", 200, 1, 1e6),
+		GlobalPerSecond:   e.Float("RATE_LIMIT_PER_SECOND", 50000, 0, 1e7),
+		GlobalBurst:       e.Int("RATE_LIMIT_BURST", 50000, 1, 1e7),
 	}
 	if _, ok := logging.ParseLevel(c.LogLevel); !ok {
 		e.Failf("LOG_LEVEL", "%q is not debug, info, warn or error", c.LogLevel)

@@ -18,12 +18,14 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
 	gwruntime "github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/msctl/msctl/services/kit/auth"
@@ -36,6 +38,7 @@ import (
 	"github.com/msctl/msctl/services/kit/health"
 	"github.com/msctl/msctl/services/kit/httpchain"
 	"github.com/msctl/msctl/services/kit/metrics"
+	"github.com/msctl/msctl/services/kit/reload"
 	"github.com/msctl/msctl/services/kit/server"
 	"github.com/msctl/msctl/services/kit/tracing"
 )
@@ -69,6 +72,9 @@ type Host struct {
 	tracing     tracing.Shutdown
 	addrs       Addrs
 	devToken    string
+	// keys re-reads the key files when a remounted Secret changes them.
+	keys          *reload.Watcher
+	downstreamKey *downstream.APIKey
 }
 
 // New sets up tracing, the authenticator, metrics, downstream clients,
@@ -112,9 +118,10 @@ func New(ctx context.Context, spec Spec, cfg Config, logger *slog.Logger, lookup
 
 func (h *Host) authenticator(policy auth.Policy) (*auth.Authenticator, error) {
 	var (
-		jwt  *auth.JWTVerifier
-		keys *auth.APIKeys
-		err  error
+		jwt      *auth.JWTVerifier
+		keys     *auth.APIKeys
+		err      error
+		jwtFiles []string
 	)
 	switch {
 	case h.cfg.DevMode:
@@ -130,6 +137,7 @@ func (h *Host) authenticator(policy auth.Policy) (*auth.Authenticator, error) {
 		}
 		h.logger.Warn("AUTH DEV MODE: tokens are signed by a key generated at start-up; never use in production")
 	case h.cfg.JWTPublicKeyFile != "" || h.cfg.JWKSFile != "":
+		jwtFiles = slices.DeleteFunc([]string{h.cfg.JWTPublicKeyFile, h.cfg.JWKSFile}, func(p string) bool { return p == "" })
 		// Each file is loaded on its own first, so a bad one is blamed on
 		// its variable: an unreadable key file is a configuration error
 		// (exit 2), not a start-up failure.
@@ -159,11 +167,47 @@ func (h *Host) authenticator(policy auth.Policy) (*auth.Authenticator, error) {
 			return nil, config.Invalid("AUTH_API_KEYS_FILE", unprefixed(err))
 		}
 	}
+	if h.cfg.DownstreamAPIKeyFile != "" {
+		if h.downstreamKey, err = downstream.LoadAPIKey(h.cfg.DownstreamAPIKeyFile); err != nil {
+			return nil, config.Invalid("DOWNSTREAM_API_KEY_FILE", unprefixed(err))
+		}
+	}
 	if jwt == nil && keys == nil {
 		h.logger.Warn("no JWT key and no API keys configured: every API call is refused (401); " +
 			"set AUTH_JWT_PUBLIC_KEY_FILE, AUTH_JWKS_FILE or AUTH_API_KEYS_FILE, or run with --dev locally")
 	}
-	return auth.New(policy, jwt, keys, h.logger), nil
+	authn := auth.New(policy, jwt, keys, h.logger).WithLimits(h.cfg.Limits)
+	h.keys = reload.New(h.logger, h.reloadable(authn, jwtFiles)...)
+	return authn, nil
+}
+
+// reloadable are the key files Run keeps current: each is loaded again
+// when its content changes, and swapped in whole if it loads.
+func (h *Host) reloadable(authn *auth.Authenticator, jwtFiles []string) []reload.File {
+	var files []reload.File
+	if len(jwtFiles) > 0 {
+		cfg := auth.JWTConfig{PublicKeyFile: h.cfg.JWTPublicKeyFile, JWKSFile: h.cfg.JWKSFile, Issuer: h.cfg.JWTIssuer, Audience: h.cfg.JWTAudience}
+		files = append(files, reload.File{Name: "AUTH_JWT_PUBLIC_KEY_FILE, AUTH_JWKS_FILE", Paths: jwtFiles, Apply: func() error {
+			v, err := auth.NewJWTVerifier(cfg)
+			if err == nil {
+				authn.SetJWT(v)
+			}
+			return err
+		}})
+	}
+	if h.cfg.APIKeysFile != "" {
+		files = append(files, reload.File{Name: "AUTH_API_KEYS_FILE", Paths: []string{h.cfg.APIKeysFile}, Apply: func() error {
+			k, err := auth.LoadAPIKeys(h.cfg.APIKeysFile)
+			if err == nil {
+				authn.SetAPIKeys(k)
+			}
+			return err
+		}})
+	}
+	if h.downstreamKey != nil {
+		files = append(files, reload.File{Name: "DOWNSTREAM_API_KEY_FILE", Paths: []string{h.cfg.DownstreamAPIKeyFile}, Apply: h.downstreamKey.Reload})
+	}
+	return files
 }
 
 // unprefixed drops the "auth: " that auth's errors start with, which
@@ -225,6 +269,16 @@ func (h *Host) Addrs() Addrs { return h.addrs }
 
 // DevToken is the admin token minted in dev mode, "" otherwise.
 func (h *Host) DevToken() string { return h.devToken }
+
+// DownstreamKey is the API key to call dependencies with
+// (DOWNSTREAM_API_KEY_FILE), kept current as the file changes; nil when
+// the service has none.
+func (h *Host) DownstreamKey() credentials.PerRPCCredentials {
+	if h.downstreamKey == nil {
+		return nil
+	}
+	return h.downstreamKey
+}
 
 // Gateway is what the HTTP port serves.
 type Gateway struct {

@@ -17,10 +17,13 @@ import (
 	"time"
 
 	gwruntime "github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/msctl/msctl/services/kit/config"
+	"github.com/msctl/msctl/services/kit/storage"
 )
 
 func TestLoadConfig(t *testing.T) {
@@ -86,10 +89,10 @@ func (f *fakeStore) open(context.Context) (*fakeStore, error) {
 func TestDeferredBeforeAndAfterOpen(t *testing.T) {
 	f := &fakeStore{}
 	d := NewDeferred(f.open)
-	if _, err := d.Load(); !errors.Is(err, ErrNotStarted) {
+	if _, err := d.Load(); !errors.Is(err, storage.ErrNotStarted) {
 		t.Fatalf("before open: %v", err)
 	}
-	if err := d.ping(t.Context()); !errors.Is(err, ErrNotStarted) {
+	if err := d.ping(t.Context()); !errors.Is(err, storage.ErrNotStarted) {
 		t.Fatalf("ping before open: %v", err)
 	}
 	d.close() // nothing to close yet
@@ -123,10 +126,10 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// TestRunOrder runs a Host end to end on port 0: the database opens after
-// a retry, background tasks start only then, and shutdown runs the hooks in
-// order before the store closes.
-func TestRunOrder(t *testing.T) {
+// newTestHost is a Host on port 0 with quick readiness rounds, logging
+// to logs.
+func newTestHost(t *testing.T, logs *syncBuffer) *Host {
+	t.Helper()
 	e := config.New(config.FromMap(map[string]string{
 		"GRPC_ADDR": "127.0.0.1:0", "HTTP_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0",
 		"READINESS_INTERVAL": "100ms", "READINESS_TIMEOUT": "50ms", "SHUTDOWN_GRACE": "2s",
@@ -136,14 +139,76 @@ func TestRunOrder(t *testing.T) {
 	if err := e.Err(); err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
-	logger := slog.New(slog.NewTextHandler(&logs, nil))
-	h, err := New(t.Context(), Spec{Name: "widget", HealthService: "widget.v1.WidgetService"}, cfg, logger,
-		config.FromMap(nil))
+	h, err := New(t.Context(), Spec{Name: "widget", HealthService: "widget.v1.WidgetService"}, cfg,
+		slog.New(slog.NewTextHandler(logs, nil)), config.FromMap(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = h.Listen(t.Context(), Gateway{
+	return h
+}
+
+// TestStartupDoesNotWaitForTheDatabase: with PostgreSQL not up (nothing
+// listens on its port), the startup probe passes once the servers listen,
+// so Kubernetes does not restart the pod, while readiness stays off.
+func TestStartupDoesNotWaitForTheDatabase(t *testing.T) {
+	var logs syncBuffer
+	h := newTestHost(t, &logs)
+	if err := h.Listen(t.Context(), Gateway{Register: func(context.Context, *gwruntime.ServeMux) error { return nil }}); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	late := "postgres://postgres@" + l.Addr().String() + "/late?connect_timeout=1"
+	_ = l.Close()
+	d := NewDeferred(func(ctx context.Context) (*pgxpool.Pool, error) {
+		pool, err := storage.OpenPostgres(ctx, late)
+		if err != nil {
+			return nil, err
+		}
+		if err := pool.Ping(ctx); err != nil {
+			pool.Close()
+			return nil, err
+		}
+		return pool, nil
+	})
+	ctx, stop := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- h.Run(ctx, d, Hooks{}) }()
+	admin := "http://" + h.Addrs().Admin.String()
+	waitReady(t, admin+"/health/startup")
+	resp, err := http.Get(admin + "/health/ready")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("/health/ready = %d with the database down, want 503", resp.StatusCode)
+	}
+	// The gRPC port serves too (not ready, but answering).
+	conn, err := grpc.NewClient(h.Addrs().GRPC.String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	hc, err := healthpb.NewHealthClient(conn).Check(t.Context(), &healthpb.HealthCheckRequest{}, grpc.WaitForReady(true))
+	if err != nil || hc.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Errorf("gRPC health = %v, %v; want NOT_SERVING", hc.GetStatus(), err)
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRunOrder runs a Host end to end on port 0: the database opens after
+// a retry, background tasks start only then, and shutdown runs the hooks in
+// order before the store closes.
+func TestRunOrder(t *testing.T) {
+	var logs syncBuffer
+	h := newTestHost(t, &logs)
+	err := h.Listen(t.Context(), Gateway{
 		Register: func(context.Context, *gwruntime.ServeMux) error { return nil },
 		Wrap: func(next http.Handler) http.Handler {
 			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -264,6 +329,9 @@ func TestAuthFilesAreConfigurationErrors(t *testing.T) {
 		{"missing public key", map[string]string{"AUTH_JWT_PUBLIC_KEY_FILE": missing, "AUTH_JWT_ISSUER": "i"}, "AUTH_JWT_PUBLIC_KEY_FILE", true},
 		{"public key not PEM", map[string]string{"AUTH_JWT_PUBLIC_KEY_FILE": garbage, "AUTH_JWT_ISSUER": "i"}, "AUTH_JWT_PUBLIC_KEY_FILE", false},
 		{"JWKS not JSON", map[string]string{"AUTH_JWKS_FILE": garbage, "AUTH_JWT_ISSUER": "i"}, "AUTH_JWKS_FILE", false},
+		{"usable downstream key", map[string]string{"DOWNSTREAM_API_KEY_FILE": write("key", "k-123\n")}, "", false},
+		{"missing downstream key", map[string]string{"DOWNSTREAM_API_KEY_FILE": missing}, "DOWNSTREAM_API_KEY_FILE", true},
+		{"empty downstream key", map[string]string{"DOWNSTREAM_API_KEY_FILE": write("empty", " \n")}, "DOWNSTREAM_API_KEY_FILE", false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -322,36 +390,5 @@ func TestCloseFreesWhatNewAndListenOpened(t *testing.T) {
 			t.Fatalf("%s still taken after Close: %v", a, err)
 		}
 		_ = l.Close()
-	}
-}
-
-func TestStorageError(t *testing.T) {
-	var logs syncBuffer
-	logger := slog.New(slog.NewTextHandler(&logs, nil))
-	cancelled, cancel := context.WithCancel(context.Background())
-	cancel()
-	for _, tc := range []struct {
-		name   string
-		ctx    context.Context
-		err    error
-		code   codes.Code
-		msg    string
-		logged bool
-	}{
-		{"the caller gave up", cancelled, context.Canceled, codes.Canceled, "", false},
-		{"a timeout inside a live call", context.Background(), context.DeadlineExceeded, codes.Unavailable, "retry later", true},
-		{"starting up", context.Background(), ErrNotStarted, codes.Unavailable, "database not ready yet (starting)", false},
-		{"anything else", context.Background(), errors.New("pq: disk full"), codes.Unavailable, "retry later", true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			before := len(logs.String())
-			err := StorageError(tc.ctx, logger, "storage error", tc.err, "retry later")
-			if st := status.Convert(err); st.Code() != tc.code || !strings.Contains(st.Message(), tc.msg) || strings.Contains(st.Message(), "disk full") {
-				t.Fatalf("%v, want %v %q without internals", err, tc.code, tc.msg)
-			}
-			if logged := len(logs.String()) > before; logged != tc.logged {
-				t.Fatalf("logged %v, want %v", logged, tc.logged)
-			}
-		})
 	}
 }

@@ -27,6 +27,8 @@ type Hooks struct {
 // traces are flushed. Listen must have succeeded.
 func (h *Host) Run(ctx context.Context, db Database, hooks Hooks) error {
 	h.health.AddCheck("database", db.ping)
+	// Listen bound the ports; Serve accepts from them below.
+	h.health.MarkListening()
 	bg, stopBG := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -41,6 +43,8 @@ func (h *Host) Run(ctx context.Context, db Database, hooks Hooks) error {
 		}
 	}()
 	go func() { defer wg.Done(); h.health.Run(bg, h.cfg.ReadinessInterval, h.cfg.ReadinessTimeout) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); h.keys.Run(bg, h.cfg.KeysReloadInterval) }()
 
 	err := h.group.Serve(ctx, h.cfg.ShutdownGrace, func() {
 		h.logger.Info("shutting down: readiness off, draining", "delay", h.cfg.ShutdownDelay, "grace", h.cfg.ShutdownGrace)

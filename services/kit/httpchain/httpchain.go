@@ -100,6 +100,10 @@ func level(code int, d time.Duration, path string, o Options, slow time.Duration
 		return slog.LevelDebug
 	case code >= 500:
 		return slog.LevelError
+	case code == http.StatusUnauthorized || code == http.StatusTooManyRequests:
+		// The kit's auth refused it and logged that itself, sampled: a
+		// flood of bad credentials must not be a flood of lines.
+		return slog.LevelDebug
 	case code >= 400 || d >= slow:
 		return slog.LevelInfo
 	}

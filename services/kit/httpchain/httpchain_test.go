@@ -22,7 +22,9 @@ func TestLevel(t *testing.T) {
 	}{
 		{200, time.Millisecond, "/api/v1/users/1", slog.LevelDebug},
 		{200, slow, "/api/v1/users/1", slog.LevelInfo},
-		{401, time.Millisecond, "/api/v1/users/1", slog.LevelInfo},
+		{401, time.Millisecond, "/api/v1/users/1", slog.LevelDebug}, // auth logs it, sampled
+		{429, time.Millisecond, "/api/v1/users/1", slog.LevelDebug},
+		{403, time.Millisecond, "/api/v1/users/1", slog.LevelInfo},
 		{404, time.Millisecond, "/api/v1/users/1", slog.LevelInfo},
 		{503, time.Millisecond, "/api/v1/users/1", slog.LevelError},
 		{200, slow, "/metrics", slog.LevelDebug},

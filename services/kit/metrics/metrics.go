@@ -121,9 +121,8 @@ func (m *GRPC) Stream() grpc.StreamServerInterceptor {
 type HTTP struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
-	// series caches label sets of the standard request methods
-	// (httpKey -> *series); other methods, which a client can make up,
-	// are looked up each time rather than grow the cache.
+	// series caches label sets (httpKey -> *series); made-up methods all
+	// share "other", so the cache is bounded by methods times codes.
 	series sync.Map
 }
 
@@ -151,8 +150,13 @@ func NewHTTP(reg prometheus.Registerer) *HTTP {
 	return m
 }
 
-// Observe records one finished request.
+// Observe records one finished request. A method outside the standard
+// ones is counted as "other": clients can make methods up, before any
+// credential is checked, and each would otherwise be a new series forever.
 func (m *HTTP) Observe(ctx context.Context, server, method string, code int, d time.Duration) {
+	if !standard(method) {
+		method = "other"
+	}
 	var s *series
 	k := httpKey{server, method, code}
 	if v, ok := m.series.Load(k); ok {
@@ -160,7 +164,7 @@ func (m *HTTP) Observe(ctx context.Context, server, method string, code int, d t
 	} else {
 		c := codeText(code)
 		s = &series{m.requests.WithLabelValues(server, method, c), m.latency.WithLabelValues(server, method, c)}
-		if standard(method) && code >= 100 && code < 600 {
+		if code >= 100 && code < 600 {
 			m.series.Store(k, s)
 		}
 	}
@@ -171,7 +175,7 @@ func (m *HTTP) Observe(ctx context.Context, server, method string, code int, d t
 func standard(method string) bool {
 	switch method {
 	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
-		http.MethodDelete, http.MethodOptions:
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
 		return true
 	}
 	return false

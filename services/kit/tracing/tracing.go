@@ -1,7 +1,8 @@
 // Package tracing sets up OpenTelemetry tracing from the standard OTEL_*
 // environment variables and W3C trace context propagation. With no OTLP
-// endpoint configured it installs only the propagator, so trace context
-// still flows through a service that exports nothing.
+// endpoint configured it exports nothing, but still gives every request a
+// trace id (its caller's, or a new one) for the logs, and trace context
+// still flows through.
 package tracing
 
 import (
@@ -10,6 +11,7 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/go-logr/logr"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
@@ -43,18 +45,24 @@ func Enabled(lookup func(string) (string, bool)) bool {
 // specification's default). Sampling follows OTEL_TRACES_SAMPLER.
 //
 // Errors the SDK meets later, such as a failed export, are logged through
-// logger at warn: OpenTelemetry's default handler prints plain text to
-// stderr, which breaks a stream of JSON logs. Like the propagator and the
-// tracer provider, the handler is process-wide: with several services in
-// one process (tests), the last Setup's logger gets them all. An unknown
-// protocol is a *config.Error naming the variable.
+// logger at warn, and the SDK's and exporters' own log (bad OTEL_*
+// settings, say) through logger too: OpenTelemetry's defaults print plain
+// text to stderr, which breaks a stream of JSON logs. Like the propagator
+// and the tracer provider, both are process-wide: with several services
+// in one process (tests), the last Setup's logger gets them all. An
+// unknown protocol is a *config.Error naming the variable.
 func Setup(ctx context.Context, lookup func(string) (string, bool), service, version string, logger *slog.Logger) (Shutdown, bool, error) {
 	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
 		logger.Warn("opentelemetry", "error", err)
 	}))
+	otel.SetLogger(logr.FromSlogHandler(otelLevels{logger.With("component", "opentelemetry").Handler()}))
 	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
 	if !Enabled(lookup) {
-		return func(context.Context) error { return nil }, false, nil
+		// Spans that are never recorded (unless the caller's trace is
+		// sampled) and never exported: ids for the logs at little cost.
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.NeverSample())))
+		otel.SetTracerProvider(tp)
+		return tp.Shutdown, false, nil
 	}
 	protocol, protocolVar := "http/protobuf", ""
 	for _, k := range []string{"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"} {
@@ -89,3 +97,30 @@ func Setup(ctx context.Context, lookup func(string) (string, bool), service, ver
 	otel.SetTracerProvider(tp)
 	return tp.Shutdown, true, nil
 }
+
+// otelLevels lifts OpenTelemetry's warnings (logr V(1), which slog sees as
+// level -1) to slog's Warn, so they show at the default level; its info
+// and debug lines (V(4), V(8)) stay below Info.
+type otelLevels struct{ slog.Handler }
+
+func lift(l slog.Level) slog.Level {
+	if l == -1 {
+		return slog.LevelWarn
+	}
+	return l
+}
+
+func (h otelLevels) Enabled(ctx context.Context, l slog.Level) bool {
+	return h.Handler.Enabled(ctx, lift(l))
+}
+
+func (h otelLevels) Handle(ctx context.Context, r slog.Record) error {
+	r.Level = lift(r.Level)
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h otelLevels) WithAttrs(as []slog.Attr) slog.Handler {
+	return otelLevels{h.Handler.WithAttrs(as)}
+}
+
+func (h otelLevels) WithGroup(name string) slog.Handler { return otelLevels{h.Handler.WithGroup(name)} }

@@ -318,6 +318,95 @@ func (x *GetProductRequest) GetId() string {
 	return ""
 }
 
+type BatchGetProductsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ids           []string               `protobuf:"bytes,1,rep,name=ids,proto3" json:"ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchGetProductsRequest) Reset() {
+	*x = BatchGetProductsRequest{}
+	mi := &file_services_inventory_api_inventoryv1_inventory_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchGetProductsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchGetProductsRequest) ProtoMessage() {}
+
+func (x *BatchGetProductsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_services_inventory_api_inventoryv1_inventory_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchGetProductsRequest.ProtoReflect.Descriptor instead.
+func (*BatchGetProductsRequest) Descriptor() ([]byte, []int) {
+	return file_services_inventory_api_inventoryv1_inventory_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *BatchGetProductsRequest) GetIds() []string {
+	if x != nil {
+		return x.Ids
+	}
+	return nil
+}
+
+type BatchGetProductsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One per requested id, in the request's order.
+	Products      []*Product `protobuf:"bytes,1,rep,name=products,proto3" json:"products,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchGetProductsResponse) Reset() {
+	*x = BatchGetProductsResponse{}
+	mi := &file_services_inventory_api_inventoryv1_inventory_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchGetProductsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchGetProductsResponse) ProtoMessage() {}
+
+func (x *BatchGetProductsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_services_inventory_api_inventoryv1_inventory_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchGetProductsResponse.ProtoReflect.Descriptor instead.
+func (*BatchGetProductsResponse) Descriptor() ([]byte, []int) {
+	return file_services_inventory_api_inventoryv1_inventory_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *BatchGetProductsResponse) GetProducts() []*Product {
+	if x != nil {
+		return x.Products
+	}
+	return nil
+}
+
 type ListProductsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// 1 to 500; zero means 50.
@@ -330,7 +419,7 @@ type ListProductsRequest struct {
 
 func (x *ListProductsRequest) Reset() {
 	*x = ListProductsRequest{}
-	mi := &file_services_inventory_api_inventoryv1_inventory_proto_msgTypes[3]
+	mi := &file_services_inventory_api_inventoryv1_inventory_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -342,7 +431,7 @@ func (x *ListProductsRequest) String() string {
 func (*ListProductsRequest) ProtoMessage() {}
 
 func (x *ListProductsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_services_inventory_api_inventoryv1_inventory_proto_msgTypes[3]
+	mi := &file_services_inventory_api_inventoryv1_inventory_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -355,7 +444,7 @@ func (x *ListProductsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProductsRequest.ProtoReflect.Descriptor instead.
 func (*ListProductsRequest) Descriptor() ([]byte, []int) {
-	return file_services_inventory_api_inventoryv1_inventory_proto_rawDescGZIP(), []int{3}
+	return file_services_inventory_api_inventoryv1_inventory_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ListProductsRequest) GetPageSize() int32 {
@@ -383,7 +472,7 @@ type ListProductsResponse struct {
 
 func (x *ListProductsResponse) Reset() {
 	*x = ListProductsResponse{}
-	mi := &file_services_inventory_api_inventoryv1_inventory_proto_msgTypes[4]
+	mi := &file_services_inventory_api_inventoryv1_inventory_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -395,7 +484,7 @@ func (x *ListProductsResponse) String() string {
 func (*ListProductsResponse) ProtoMessage() {}
 
 func (x *ListProductsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_services_inventory_api_inventoryv1_inventory_proto_msgTypes[4]
+	mi := &file_services_inventory_api_inventoryv1_inventory_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -408,7 +497,7 @@ func (x *ListProductsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProductsResponse.ProtoReflect.Descriptor instead.
 func (*ListProductsResponse) Descriptor() ([]byte, []int) {
-	return file_services_inventory_api_inventoryv1_inventory_proto_rawDescGZIP(), []int{4}
+	return file_services_inventory_api_inventoryv1_inventory_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ListProductsResponse) GetProducts() []*Product {
@@ -436,7 +525,7 @@ type AdjustStockRequest struct {
 
 func (x *AdjustStockRequest) Reset() {
 	*x = AdjustStockRequest{}
-	mi := &file_services_inventory_api_inventoryv1_inventory_proto_msgTypes[5]
+	mi := &file_services_inventory_api_inventoryv1_inventory_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -448,7 +537,7 @@ func (x *AdjustStockRequest) String() string {
 func (*AdjustStockRequest) ProtoMessage() {}
 
 func (x *AdjustStockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_services_inventory_api_inventoryv1_inventory_proto_msgTypes[5]
+	mi := &file_services_inventory_api_inventoryv1_inventory_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -461,7 +550,7 @@ func (x *AdjustStockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdjustStockRequest.ProtoReflect.Descriptor instead.
 func (*AdjustStockRequest) Descriptor() ([]byte, []int) {
-	return file_services_inventory_api_inventoryv1_inventory_proto_rawDescGZIP(), []int{5}
+	return file_services_inventory_api_inventoryv1_inventory_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *AdjustStockRequest) GetProductId() string {
@@ -490,7 +579,7 @@ type Item struct {
 
 func (x *Item) Reset() {
 	*x = Item{}
-	mi := &file_services_inventory_api_inventoryv1_inventory_proto_msgTypes[6]
+	mi := &file_services_inventory_api_inventoryv1_inventory_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -502,7 +591,7 @@ func (x *Item) String() string {
 func (*Item) ProtoMessage() {}
 
 func (x *Item) ProtoReflect() protoreflect.Message {
-	mi := &file_services_inventory_api_inventoryv1_inventory_proto_msgTypes[6]
+	mi := &file_services_inventory_api_inventoryv1_inventory_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -515,7 +604,7 @@ func (x *Item) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Item.ProtoReflect.Descriptor instead.
 func (*Item) Descriptor() ([]byte, []int) {
-	return file_services_inventory_api_inventoryv1_inventory_proto_rawDescGZIP(), []int{6}
+	return file_services_inventory_api_inventoryv1_inventory_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Item) GetProductId() string {
@@ -550,7 +639,7 @@ type Reservation struct {
 
 func (x *Reservation) Reset() {
 	*x = Reservation{}
-	mi := &file_services_inventory_api_inventoryv1_inventory_proto_msgTypes[7]
+	mi := &file_services_inventory_api_inventoryv1_inventory_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -562,7 +651,7 @@ func (x *Reservation) String() string {
 func (*Reservation) ProtoMessage() {}
 
 func (x *Reservation) ProtoReflect() protoreflect.Message {
-	mi := &file_services_inventory_api_inventoryv1_inventory_proto_msgTypes[7]
+	mi := &file_services_inventory_api_inventoryv1_inventory_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -575,7 +664,7 @@ func (x *Reservation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Reservation.ProtoReflect.Descriptor instead.
 func (*Reservation) Descriptor() ([]byte, []int) {
-	return file_services_inventory_api_inventoryv1_inventory_proto_rawDescGZIP(), []int{7}
+	return file_services_inventory_api_inventoryv1_inventory_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Reservation) GetOrderId() string {
@@ -632,7 +721,7 @@ type ReserveStockRequest struct {
 
 func (x *ReserveStockRequest) Reset() {
 	*x = ReserveStockRequest{}
-	mi := &file_services_inventory_api_inventoryv1_inventory_proto_msgTypes[8]
+	mi := &file_services_inventory_api_inventoryv1_inventory_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -644,7 +733,7 @@ func (x *ReserveStockRequest) String() string {
 func (*ReserveStockRequest) ProtoMessage() {}
 
 func (x *ReserveStockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_services_inventory_api_inventoryv1_inventory_proto_msgTypes[8]
+	mi := &file_services_inventory_api_inventoryv1_inventory_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -657,7 +746,7 @@ func (x *ReserveStockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReserveStockRequest.ProtoReflect.Descriptor instead.
 func (*ReserveStockRequest) Descriptor() ([]byte, []int) {
-	return file_services_inventory_api_inventoryv1_inventory_proto_rawDescGZIP(), []int{8}
+	return file_services_inventory_api_inventoryv1_inventory_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ReserveStockRequest) GetOrderId() string {
@@ -683,7 +772,7 @@ type ReleaseStockRequest struct {
 
 func (x *ReleaseStockRequest) Reset() {
 	*x = ReleaseStockRequest{}
-	mi := &file_services_inventory_api_inventoryv1_inventory_proto_msgTypes[9]
+	mi := &file_services_inventory_api_inventoryv1_inventory_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -695,7 +784,7 @@ func (x *ReleaseStockRequest) String() string {
 func (*ReleaseStockRequest) ProtoMessage() {}
 
 func (x *ReleaseStockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_services_inventory_api_inventoryv1_inventory_proto_msgTypes[9]
+	mi := &file_services_inventory_api_inventoryv1_inventory_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -708,7 +797,7 @@ func (x *ReleaseStockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseStockRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseStockRequest) Descriptor() ([]byte, []int) {
-	return file_services_inventory_api_inventoryv1_inventory_proto_rawDescGZIP(), []int{9}
+	return file_services_inventory_api_inventoryv1_inventory_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ReleaseStockRequest) GetOrderId() string {
@@ -727,7 +816,7 @@ type CommitReservationRequest struct {
 
 func (x *CommitReservationRequest) Reset() {
 	*x = CommitReservationRequest{}
-	mi := &file_services_inventory_api_inventoryv1_inventory_proto_msgTypes[10]
+	mi := &file_services_inventory_api_inventoryv1_inventory_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -739,7 +828,7 @@ func (x *CommitReservationRequest) String() string {
 func (*CommitReservationRequest) ProtoMessage() {}
 
 func (x *CommitReservationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_services_inventory_api_inventoryv1_inventory_proto_msgTypes[10]
+	mi := &file_services_inventory_api_inventoryv1_inventory_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -752,7 +841,7 @@ func (x *CommitReservationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitReservationRequest.ProtoReflect.Descriptor instead.
 func (*CommitReservationRequest) Descriptor() ([]byte, []int) {
-	return file_services_inventory_api_inventoryv1_inventory_proto_rawDescGZIP(), []int{10}
+	return file_services_inventory_api_inventoryv1_inventory_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CommitReservationRequest) GetOrderId() string {
@@ -787,7 +876,11 @@ const file_services_inventory_api_inventoryv1_inventory_proto_rawDesc = "" +
 	"priceCents\x12#\n" +
 	"\rinitial_stock\x18\x04 \x01(\x03R\finitialStock\"#\n" +
 	"\x11GetProductRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"Q\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"+\n" +
+	"\x17BatchGetProductsRequest\x12\x10\n" +
+	"\x03ids\x18\x01 \x03(\tR\x03ids\"S\n" +
+	"\x18BatchGetProductsResponse\x127\n" +
+	"\bproducts\x18\x01 \x03(\v2\x1b.msctl.inventory.v1.ProductR\bproducts\"Q\n" +
 	"\x13ListProductsRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
@@ -825,11 +918,12 @@ const file_services_inventory_api_inventoryv1_inventory_proto_rawDesc = "" +
 	"\x19RESERVATION_STATE_PENDING\x10\x01\x12\x1f\n" +
 	"\x1bRESERVATION_STATE_COMMITTED\x10\x02\x12\x1e\n" +
 	"\x1aRESERVATION_STATE_RELEASED\x10\x03\x12\x1d\n" +
-	"\x19RESERVATION_STATE_EXPIRED\x10\x042\x8b\x05\n" +
+	"\x19RESERVATION_STATE_EXPIRED\x10\x042\xfa\x05\n" +
 	"\x10InventoryService\x12V\n" +
 	"\rCreateProduct\x12(.msctl.inventory.v1.CreateProductRequest\x1a\x1b.msctl.inventory.v1.Product\x12P\n" +
 	"\n" +
-	"GetProduct\x12%.msctl.inventory.v1.GetProductRequest\x1a\x1b.msctl.inventory.v1.Product\x12a\n" +
+	"GetProduct\x12%.msctl.inventory.v1.GetProductRequest\x1a\x1b.msctl.inventory.v1.Product\x12m\n" +
+	"\x10BatchGetProducts\x12+.msctl.inventory.v1.BatchGetProductsRequest\x1a,.msctl.inventory.v1.BatchGetProductsResponse\x12a\n" +
 	"\fListProducts\x12'.msctl.inventory.v1.ListProductsRequest\x1a(.msctl.inventory.v1.ListProductsResponse\x12R\n" +
 	"\vAdjustStock\x12&.msctl.inventory.v1.AdjustStockRequest\x1a\x1b.msctl.inventory.v1.Product\x12X\n" +
 	"\fReserveStock\x12'.msctl.inventory.v1.ReserveStockRequest\x1a\x1f.msctl.inventory.v1.Reservation\x12X\n" +
@@ -849,51 +943,56 @@ func file_services_inventory_api_inventoryv1_inventory_proto_rawDescGZIP() []byt
 }
 
 var file_services_inventory_api_inventoryv1_inventory_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_services_inventory_api_inventoryv1_inventory_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_services_inventory_api_inventoryv1_inventory_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_services_inventory_api_inventoryv1_inventory_proto_goTypes = []any{
 	(ReservationState)(0),            // 0: msctl.inventory.v1.ReservationState
 	(*Product)(nil),                  // 1: msctl.inventory.v1.Product
 	(*CreateProductRequest)(nil),     // 2: msctl.inventory.v1.CreateProductRequest
 	(*GetProductRequest)(nil),        // 3: msctl.inventory.v1.GetProductRequest
-	(*ListProductsRequest)(nil),      // 4: msctl.inventory.v1.ListProductsRequest
-	(*ListProductsResponse)(nil),     // 5: msctl.inventory.v1.ListProductsResponse
-	(*AdjustStockRequest)(nil),       // 6: msctl.inventory.v1.AdjustStockRequest
-	(*Item)(nil),                     // 7: msctl.inventory.v1.Item
-	(*Reservation)(nil),              // 8: msctl.inventory.v1.Reservation
-	(*ReserveStockRequest)(nil),      // 9: msctl.inventory.v1.ReserveStockRequest
-	(*ReleaseStockRequest)(nil),      // 10: msctl.inventory.v1.ReleaseStockRequest
-	(*CommitReservationRequest)(nil), // 11: msctl.inventory.v1.CommitReservationRequest
-	(*timestamppb.Timestamp)(nil),    // 12: google.protobuf.Timestamp
+	(*BatchGetProductsRequest)(nil),  // 4: msctl.inventory.v1.BatchGetProductsRequest
+	(*BatchGetProductsResponse)(nil), // 5: msctl.inventory.v1.BatchGetProductsResponse
+	(*ListProductsRequest)(nil),      // 6: msctl.inventory.v1.ListProductsRequest
+	(*ListProductsResponse)(nil),     // 7: msctl.inventory.v1.ListProductsResponse
+	(*AdjustStockRequest)(nil),       // 8: msctl.inventory.v1.AdjustStockRequest
+	(*Item)(nil),                     // 9: msctl.inventory.v1.Item
+	(*Reservation)(nil),              // 10: msctl.inventory.v1.Reservation
+	(*ReserveStockRequest)(nil),      // 11: msctl.inventory.v1.ReserveStockRequest
+	(*ReleaseStockRequest)(nil),      // 12: msctl.inventory.v1.ReleaseStockRequest
+	(*CommitReservationRequest)(nil), // 13: msctl.inventory.v1.CommitReservationRequest
+	(*timestamppb.Timestamp)(nil),    // 14: google.protobuf.Timestamp
 }
 var file_services_inventory_api_inventoryv1_inventory_proto_depIdxs = []int32{
-	12, // 0: msctl.inventory.v1.Product.create_time:type_name -> google.protobuf.Timestamp
-	12, // 1: msctl.inventory.v1.Product.update_time:type_name -> google.protobuf.Timestamp
-	1,  // 2: msctl.inventory.v1.ListProductsResponse.products:type_name -> msctl.inventory.v1.Product
-	0,  // 3: msctl.inventory.v1.Reservation.state:type_name -> msctl.inventory.v1.ReservationState
-	7,  // 4: msctl.inventory.v1.Reservation.items:type_name -> msctl.inventory.v1.Item
-	12, // 5: msctl.inventory.v1.Reservation.expire_time:type_name -> google.protobuf.Timestamp
-	12, // 6: msctl.inventory.v1.Reservation.create_time:type_name -> google.protobuf.Timestamp
-	12, // 7: msctl.inventory.v1.Reservation.update_time:type_name -> google.protobuf.Timestamp
-	7,  // 8: msctl.inventory.v1.ReserveStockRequest.items:type_name -> msctl.inventory.v1.Item
-	2,  // 9: msctl.inventory.v1.InventoryService.CreateProduct:input_type -> msctl.inventory.v1.CreateProductRequest
-	3,  // 10: msctl.inventory.v1.InventoryService.GetProduct:input_type -> msctl.inventory.v1.GetProductRequest
-	4,  // 11: msctl.inventory.v1.InventoryService.ListProducts:input_type -> msctl.inventory.v1.ListProductsRequest
-	6,  // 12: msctl.inventory.v1.InventoryService.AdjustStock:input_type -> msctl.inventory.v1.AdjustStockRequest
-	9,  // 13: msctl.inventory.v1.InventoryService.ReserveStock:input_type -> msctl.inventory.v1.ReserveStockRequest
-	10, // 14: msctl.inventory.v1.InventoryService.ReleaseStock:input_type -> msctl.inventory.v1.ReleaseStockRequest
-	11, // 15: msctl.inventory.v1.InventoryService.CommitReservation:input_type -> msctl.inventory.v1.CommitReservationRequest
-	1,  // 16: msctl.inventory.v1.InventoryService.CreateProduct:output_type -> msctl.inventory.v1.Product
-	1,  // 17: msctl.inventory.v1.InventoryService.GetProduct:output_type -> msctl.inventory.v1.Product
-	5,  // 18: msctl.inventory.v1.InventoryService.ListProducts:output_type -> msctl.inventory.v1.ListProductsResponse
-	1,  // 19: msctl.inventory.v1.InventoryService.AdjustStock:output_type -> msctl.inventory.v1.Product
-	8,  // 20: msctl.inventory.v1.InventoryService.ReserveStock:output_type -> msctl.inventory.v1.Reservation
-	8,  // 21: msctl.inventory.v1.InventoryService.ReleaseStock:output_type -> msctl.inventory.v1.Reservation
-	8,  // 22: msctl.inventory.v1.InventoryService.CommitReservation:output_type -> msctl.inventory.v1.Reservation
-	16, // [16:23] is the sub-list for method output_type
-	9,  // [9:16] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	14, // 0: msctl.inventory.v1.Product.create_time:type_name -> google.protobuf.Timestamp
+	14, // 1: msctl.inventory.v1.Product.update_time:type_name -> google.protobuf.Timestamp
+	1,  // 2: msctl.inventory.v1.BatchGetProductsResponse.products:type_name -> msctl.inventory.v1.Product
+	1,  // 3: msctl.inventory.v1.ListProductsResponse.products:type_name -> msctl.inventory.v1.Product
+	0,  // 4: msctl.inventory.v1.Reservation.state:type_name -> msctl.inventory.v1.ReservationState
+	9,  // 5: msctl.inventory.v1.Reservation.items:type_name -> msctl.inventory.v1.Item
+	14, // 6: msctl.inventory.v1.Reservation.expire_time:type_name -> google.protobuf.Timestamp
+	14, // 7: msctl.inventory.v1.Reservation.create_time:type_name -> google.protobuf.Timestamp
+	14, // 8: msctl.inventory.v1.Reservation.update_time:type_name -> google.protobuf.Timestamp
+	9,  // 9: msctl.inventory.v1.ReserveStockRequest.items:type_name -> msctl.inventory.v1.Item
+	2,  // 10: msctl.inventory.v1.InventoryService.CreateProduct:input_type -> msctl.inventory.v1.CreateProductRequest
+	3,  // 11: msctl.inventory.v1.InventoryService.GetProduct:input_type -> msctl.inventory.v1.GetProductRequest
+	4,  // 12: msctl.inventory.v1.InventoryService.BatchGetProducts:input_type -> msctl.inventory.v1.BatchGetProductsRequest
+	6,  // 13: msctl.inventory.v1.InventoryService.ListProducts:input_type -> msctl.inventory.v1.ListProductsRequest
+	8,  // 14: msctl.inventory.v1.InventoryService.AdjustStock:input_type -> msctl.inventory.v1.AdjustStockRequest
+	11, // 15: msctl.inventory.v1.InventoryService.ReserveStock:input_type -> msctl.inventory.v1.ReserveStockRequest
+	12, // 16: msctl.inventory.v1.InventoryService.ReleaseStock:input_type -> msctl.inventory.v1.ReleaseStockRequest
+	13, // 17: msctl.inventory.v1.InventoryService.CommitReservation:input_type -> msctl.inventory.v1.CommitReservationRequest
+	1,  // 18: msctl.inventory.v1.InventoryService.CreateProduct:output_type -> msctl.inventory.v1.Product
+	1,  // 19: msctl.inventory.v1.InventoryService.GetProduct:output_type -> msctl.inventory.v1.Product
+	5,  // 20: msctl.inventory.v1.InventoryService.BatchGetProducts:output_type -> msctl.inventory.v1.BatchGetProductsResponse
+	7,  // 21: msctl.inventory.v1.InventoryService.ListProducts:output_type -> msctl.inventory.v1.ListProductsResponse
+	1,  // 22: msctl.inventory.v1.InventoryService.AdjustStock:output_type -> msctl.inventory.v1.Product
+	10, // 23: msctl.inventory.v1.InventoryService.ReserveStock:output_type -> msctl.inventory.v1.Reservation
+	10, // 24: msctl.inventory.v1.InventoryService.ReleaseStock:output_type -> msctl.inventory.v1.Reservation
+	10, // 25: msctl.inventory.v1.InventoryService.CommitReservation:output_type -> msctl.inventory.v1.Reservation
+	18, // [18:26] is the sub-list for method output_type
+	10, // [10:18] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_services_inventory_api_inventoryv1_inventory_proto_init() }
@@ -907,7 +1006,7 @@ func file_services_inventory_api_inventoryv1_inventory_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_services_inventory_api_inventoryv1_inventory_proto_rawDesc), len(file_services_inventory_api_inventoryv1_inventory_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   11,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -29,6 +29,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	InventoryService_CreateProduct_FullMethodName     = "/msctl.inventory.v1.InventoryService/CreateProduct"
 	InventoryService_GetProduct_FullMethodName        = "/msctl.inventory.v1.InventoryService/GetProduct"
+	InventoryService_BatchGetProducts_FullMethodName  = "/msctl.inventory.v1.InventoryService/BatchGetProducts"
 	InventoryService_ListProducts_FullMethodName      = "/msctl.inventory.v1.InventoryService/ListProducts"
 	InventoryService_AdjustStock_FullMethodName       = "/msctl.inventory.v1.InventoryService/AdjustStock"
 	InventoryService_ReserveStock_FullMethodName      = "/msctl.inventory.v1.InventoryService/ReserveStock"
@@ -46,6 +47,10 @@ type InventoryServiceClient interface {
 	CreateProduct(ctx context.Context, in *CreateProductRequest, opts ...grpc.CallOption) (*Product, error)
 	// GetProduct returns one product by id.
 	GetProduct(ctx context.Context, in *GetProductRequest, opts ...grpc.CallOption) (*Product, error)
+	// BatchGetProducts returns several products by id in one call, in the
+	// order asked (the order saga prices a cart with it). 1 to 100 distinct
+	// ids; an unknown id is NOT_FOUND naming it.
+	BatchGetProducts(ctx context.Context, in *BatchGetProductsRequest, opts ...grpc.CallOption) (*BatchGetProductsResponse, error)
 	// ListProducts pages through products in creation order.
 	ListProducts(ctx context.Context, in *ListProductsRequest, opts ...grpc.CallOption) (*ListProductsResponse, error)
 	// AdjustStock adds (delta > 0) or removes (delta < 0) available units,
@@ -98,6 +103,16 @@ func (c *inventoryServiceClient) GetProduct(ctx context.Context, in *GetProductR
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(Product)
 	err := c.cc.Invoke(ctx, InventoryService_GetProduct_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *inventoryServiceClient) BatchGetProducts(ctx context.Context, in *BatchGetProductsRequest, opts ...grpc.CallOption) (*BatchGetProductsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BatchGetProductsResponse)
+	err := c.cc.Invoke(ctx, InventoryService_BatchGetProducts_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -164,6 +179,10 @@ type InventoryServiceServer interface {
 	CreateProduct(context.Context, *CreateProductRequest) (*Product, error)
 	// GetProduct returns one product by id.
 	GetProduct(context.Context, *GetProductRequest) (*Product, error)
+	// BatchGetProducts returns several products by id in one call, in the
+	// order asked (the order saga prices a cart with it). 1 to 100 distinct
+	// ids; an unknown id is NOT_FOUND naming it.
+	BatchGetProducts(context.Context, *BatchGetProductsRequest) (*BatchGetProductsResponse, error)
 	// ListProducts pages through products in creation order.
 	ListProducts(context.Context, *ListProductsRequest) (*ListProductsResponse, error)
 	// AdjustStock adds (delta > 0) or removes (delta < 0) available units,
@@ -207,6 +226,9 @@ func (UnimplementedInventoryServiceServer) CreateProduct(context.Context, *Creat
 }
 func (UnimplementedInventoryServiceServer) GetProduct(context.Context, *GetProductRequest) (*Product, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetProduct not implemented")
+}
+func (UnimplementedInventoryServiceServer) BatchGetProducts(context.Context, *BatchGetProductsRequest) (*BatchGetProductsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method BatchGetProducts not implemented")
 }
 func (UnimplementedInventoryServiceServer) ListProducts(context.Context, *ListProductsRequest) (*ListProductsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListProducts not implemented")
@@ -276,6 +298,24 @@ func _InventoryService_GetProduct_Handler(srv interface{}, ctx context.Context, 
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(InventoryServiceServer).GetProduct(ctx, req.(*GetProductRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _InventoryService_BatchGetProducts_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BatchGetProductsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(InventoryServiceServer).BatchGetProducts(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: InventoryService_BatchGetProducts_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(InventoryServiceServer).BatchGetProducts(ctx, req.(*BatchGetProductsRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -384,6 +424,10 @@ var InventoryService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetProduct",
 			Handler:    _InventoryService_GetProduct_Handler,
+		},
+		{
+			MethodName: "BatchGetProducts",
+			Handler:    _InventoryService_BatchGetProducts_Handler,
 		},
 		{
 			MethodName: "ListProducts",

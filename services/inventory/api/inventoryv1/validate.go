@@ -19,6 +19,7 @@ import (
 const (
 	MaxPageSize         = 500
 	MaxReservationItems = 100
+	MaxBatchGet         = 100
 	MaxOrderIDLen       = 128
 )
 
@@ -73,6 +74,26 @@ func (r *CreateProductRequest) Validate() error {
 
 // Validate implements the kit's validator.
 func (r *GetProductRequest) Validate() error { return ValidID("id", r.GetId()) }
+
+// Validate implements the kit's validator.
+func (r *BatchGetProductsRequest) Validate() error {
+	ids := r.GetIds()
+	if len(ids) == 0 || len(ids) > MaxBatchGet {
+		return fmt.Errorf("ids: %d ids, want 1 to %d", len(ids), MaxBatchGet)
+	}
+	seen := make(map[string]bool, len(ids))
+	for i, id := range ids {
+		field := fmt.Sprintf("ids[%d]", i)
+		if err := ValidID(field, id); err != nil {
+			return err
+		}
+		if seen[id] {
+			return fmt.Errorf("%s: %s is listed twice", field, id)
+		}
+		seen[id] = true
+	}
+	return nil
+}
 
 // Validate implements the kit's validator.
 func (r *ListProductsRequest) Validate() error {

@@ -10,7 +10,7 @@ import (
 )
 
 // deferredStore is the Store until Run has opened the database; calls
-// before that fail with host.ErrNotStarted, which the API reports as
+// before that fail with storage.ErrNotStarted, which the API reports as
 // Unavailable (503). Its methods forward to the real store once it is open.
 type deferredStore struct {
 	*host.Deferred[store.Store]
@@ -22,6 +22,14 @@ func (d *deferredStore) CreateProduct(ctx context.Context, p domain.Product) err
 		return err
 	}
 	return s.CreateProduct(ctx, p)
+}
+
+func (d *deferredStore) GetProducts(ctx context.Context, ids []string) ([]domain.Product, error) {
+	s, err := d.Load()
+	if err != nil {
+		return nil, err
+	}
+	return s.GetProducts(ctx, ids)
 }
 
 func (d *deferredStore) GetProduct(ctx context.Context, id string) (domain.Product, error) {

@@ -30,6 +30,10 @@ func (c *chained) GetProduct(ctx context.Context, req *inventoryv1.GetProductReq
 	return grpcchain.Call(ctx, c.chain, c.api, inventoryv1.InventoryService_GetProduct_FullMethodName, req, c.api.GetProduct)
 }
 
+func (c *chained) BatchGetProducts(ctx context.Context, req *inventoryv1.BatchGetProductsRequest) (*inventoryv1.BatchGetProductsResponse, error) {
+	return grpcchain.Call(ctx, c.chain, c.api, inventoryv1.InventoryService_BatchGetProducts_FullMethodName, req, c.api.BatchGetProducts)
+}
+
 func (c *chained) ListProducts(ctx context.Context, req *inventoryv1.ListProductsRequest) (*inventoryv1.ListProductsResponse, error) {
 	return grpcchain.Call(ctx, c.chain, c.api, inventoryv1.InventoryService_ListProducts_FullMethodName, req, c.api.ListProducts)
 }

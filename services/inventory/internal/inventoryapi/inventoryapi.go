@@ -17,8 +17,8 @@ import (
 	inventoryv1 "github.com/msctl/msctl/services/inventory/api/inventoryv1"
 	"github.com/msctl/msctl/services/inventory/internal/domain"
 	"github.com/msctl/msctl/services/inventory/internal/store"
-	"github.com/msctl/msctl/services/kit/host"
 	"github.com/msctl/msctl/services/kit/paging"
+	"github.com/msctl/msctl/services/kit/storage"
 )
 
 // Server is the InventoryService implementation.
@@ -66,7 +66,7 @@ func (s *Server) apiError(ctx context.Context, err error) error {
 	case errors.Is(err, domain.ErrSKUTaken):
 		return status.Error(codes.AlreadyExists, err.Error())
 	}
-	return host.StorageError(ctx, s.logger, "storage error", err, "storage is unavailable, retry later")
+	return storage.APIError(ctx, s.logger, "storage error", err, "storage is unavailable, retry later")
 }
 
 // CreateProduct implements InventoryService.
@@ -88,6 +88,27 @@ func (s *Server) GetProduct(ctx context.Context, req *inventoryv1.GetProductRequ
 		return nil, s.apiError(ctx, err)
 	}
 	return ProductToProto(p), nil
+}
+
+// BatchGetProducts implements InventoryService.
+func (s *Server) BatchGetProducts(ctx context.Context, req *inventoryv1.BatchGetProductsRequest) (*inventoryv1.BatchGetProductsResponse, error) {
+	found, err := s.store.GetProducts(ctx, req.GetIds())
+	if err != nil {
+		return nil, s.apiError(ctx, err)
+	}
+	byID := make(map[string]domain.Product, len(found))
+	for _, p := range found {
+		byID[p.ID] = p
+	}
+	resp := &inventoryv1.BatchGetProductsResponse{Products: make([]*inventoryv1.Product, 0, len(req.GetIds()))}
+	for _, id := range req.GetIds() {
+		p, ok := byID[id]
+		if !ok {
+			return nil, s.apiError(ctx, &domain.NotFoundError{Kind: "product", ID: id})
+		}
+		resp.Products = append(resp.Products, ProductToProto(p))
+	}
+	return resp, nil
 }
 
 // productsCursor pages ListProducts.

@@ -25,6 +25,7 @@ var Policy = auth.Policy{
 	},
 	Methods: map[string]auth.Permission{
 		inventoryv1.InventoryService_GetProduct_FullMethodName:        PermRead,
+		inventoryv1.InventoryService_BatchGetProducts_FullMethodName:  PermRead,
 		inventoryv1.InventoryService_ListProducts_FullMethodName:      PermRead,
 		inventoryv1.InventoryService_CreateProduct_FullMethodName:     PermWrite,
 		inventoryv1.InventoryService_AdjustStock_FullMethodName:       PermWrite,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -92,6 +93,12 @@ func testProducts(t *testing.T, s Store) {
 	var nf *domain.NotFoundError
 	if _, err := s.GetProduct(ctx, "0190a6e4-6b2c-7c1e-8f00-2b6d2a1e9c3d"); !errors.As(err, &nf) {
 		t.Fatalf("unknown product: %v", err)
+	}
+	// GetProducts skips unknown ids; the caller decides what a miss means.
+	many, err := s.GetProducts(ctx, []string{made[4].ID, "0190a6e4-6b2c-7c1e-8f00-2b6d2a1e9c3d", made[0].ID})
+	slices.SortFunc(many, func(a, b domain.Product) int { return strings.Compare(a.ID, b.ID) })
+	if err != nil || len(many) != 2 || many[0] != made[0] || many[1] != made[4] {
+		t.Fatalf("GetProducts = %+v, %v; want products 0 and 4", many, err)
 	}
 	var ids []string
 	after := ""

@@ -25,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/msctl/msctl/services/inventory/internal/domain"
@@ -39,6 +40,9 @@ type Store interface {
 	CreateProduct(ctx context.Context, p domain.Product) error
 	// GetProduct returns one product (*domain.NotFoundError).
 	GetProduct(ctx context.Context, id string) (domain.Product, error)
+	// GetProducts returns the products of ids that exist, in any order,
+	// with one query.
+	GetProducts(ctx context.Context, ids []string) ([]domain.Product, error)
 	// ListProducts returns up to limit products with ids after after, in
 	// id order.
 	ListProducts(ctx context.Context, after string, limit int) ([]domain.Product, error)
@@ -137,12 +141,29 @@ func (s *SQL) GetProduct(ctx context.Context, id string) (domain.Product, error)
 	return s.getProduct(ctx, s.db, id)
 }
 
+// GetProducts implements Store.
+func (s *SQL) GetProducts(ctx context.Context, ids []string) ([]domain.Product, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	marks := strings.TrimSuffix(strings.Repeat("?, ", len(ids)), ", ")
+	return s.products(ctx, `SELECT `+productColumns+` FROM products WHERE id IN (`+marks+`)`, args...)
+}
+
 // ListProducts implements Store.
 func (s *SQL) ListProducts(ctx context.Context, after string, limit int) ([]domain.Product, error) {
 	if limit <= 0 || limit > 1000 {
 		limit = 1000
 	}
-	rows, err := s.db.QueryContext(ctx, s.db.Rebind(`SELECT `+productColumns+` FROM products WHERE id > ? ORDER BY id LIMIT ?`), after, limit)
+	return s.products(ctx, `SELECT `+productColumns+` FROM products WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
+}
+
+func (s *SQL) products(ctx context.Context, query string, args ...any) ([]domain.Product, error) {
+	rows, err := s.db.QueryContext(ctx, s.db.Rebind(query), args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: list products: %w", err)
 	}

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -40,25 +41,105 @@ const (
 	ServiceKey = "key-service-0123456789"
 )
 
-// KeysFile writes an API keys file holding AdminKey and ServiceKey, with
-// rate limits no test or benchmark reaches.
-func KeysFile(t testing.TB) string {
-	t.Helper()
+// The files of the key Secret, named as the bundled msctl.yaml names them
+// (keys.apiKeys, keys.downstreamApiKey).
+const (
+	APIKeysFile       = "api-keys.json"
+	DownstreamKeyFile = "downstream-api-key"
+)
+
+// APIKeys is an API keys file (AUTH_API_KEYS_FILE) of the given entries.
+func APIKeys(entries ...auth.APIKeyEntry) []byte {
+	data, err := json.Marshal(map[string]any{"keys": entries})
+	if err != nil {
+		panic(err)
+	}
+	return data
+}
+
+// Keys are the files of the test key Secret: AdminKey and ServiceKey as
+// API keys, with rate limits no test or benchmark reaches, and ServiceKey
+// as the key to call other services with.
+func Keys() map[string][]byte {
 	exp := time.Now().Add(time.Hour)
-	keys, _ := json.Marshal(map[string]any{"keys": []auth.APIKeyEntry{
-		{Name: "admin", SHA256: auth.HashAPIKey(AdminKey), Roles: []string{"admin"}, Expires: exp, RatePerSecond: 10000, Burst: 10000},
-		{Name: "order", SHA256: auth.HashAPIKey(ServiceKey), Roles: []string{"service"}, Expires: exp, RatePerSecond: 10000, Burst: 10000},
-	}})
-	path := filepath.Join(t.TempDir(), "apikeys.json")
-	if err := os.WriteFile(path, keys, 0o600); err != nil {
+	return map[string][]byte{
+		APIKeysFile: APIKeys(
+			auth.APIKeyEntry{Name: "admin", SHA256: auth.HashAPIKey(AdminKey), Roles: []string{"admin"}, Expires: exp, RatePerSecond: 10000, Burst: 10000},
+			auth.APIKeyEntry{Name: "order", SHA256: auth.HashAPIKey(ServiceKey), Roles: []string{"service"}, Expires: exp, RatePerSecond: 10000, Burst: 10000},
+		),
+		DownstreamKeyFile: []byte(ServiceKey + "\n"),
+	}
+}
+
+// KeysEnv writes Keys as a mounted Secret (see SecretDir) and returns the
+// variables that point a service at it, as the chart sets them.
+func KeysEnv(t testing.TB) map[string]string {
+	t.Helper()
+	dir := SecretDir(t, Keys())
+	return map[string]string{
+		"AUTH_API_KEYS_FILE":      filepath.Join(dir, APIKeysFile),
+		"DOWNSTREAM_API_KEY_FILE": filepath.Join(dir, DownstreamKeyFile),
+	}
+}
+
+// SecretDir writes files into a new directory laid out as the kubelet
+// mounts a Secret volume (see MountSecret), so a service under test reads
+// its keys exactly as it does in a pod.
+func SecretDir(t testing.TB, files map[string][]byte) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := MountSecret(dir, files); err != nil {
 		t.Fatal(err)
 	}
-	return path
+	return dir
+}
+
+// UpdateSecret changes a SecretDir's content as the kubelet does when the
+// Secret changes (see MountSecret).
+func UpdateSecret(t testing.TB, dir string, files map[string][]byte) {
+	t.Helper()
+	if err := MountSecret(dir, files); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// MountSecret lays files out in dir as the kubelet mounts a Secret: the
+// content in a timestamped directory, a "..data" symlink to it, and each
+// file a symlink through "..data". On a directory it laid out before, it
+// swaps the content as the kubelet does when the Secret changes: a new
+// timestamped directory, "..data" replaced in one rename, the old
+// directory removed; files then names the same files as before.
+func MountSecret(dir string, files map[string][]byte) error {
+	old, _ := os.Readlink(filepath.Join(dir, "..data"))
+	ts := "..2026_" + strconv.FormatInt(time.Now().UnixNano(), 10)
+	if err := os.Mkdir(filepath.Join(dir, ts), 0o755); err != nil {
+		return err
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, ts, name), data, 0o440); err != nil {
+			return err
+		}
+	}
+	if err := os.Symlink(ts, filepath.Join(dir, "..data_tmp")); err != nil {
+		return err
+	}
+	if err := os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")); err != nil {
+		return err
+	}
+	if old != "" {
+		return os.RemoveAll(filepath.Join(dir, old))
+	}
+	for name := range files {
+		if err := os.Symlink(filepath.Join("..data", name), filepath.Join(dir, name)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Env is the environment of a service under test: port 0 everywhere, its
 // own SQLite file named db, readiness quick enough for tests, and the
-// keys of KeysFile. extra, added last, overrides any of it.
+// keys of KeysEnv. extra, added last, overrides any of it.
 func Env(t testing.TB, db string, extra map[string]string) map[string]string {
 	t.Helper()
 	dir := t.TempDir()
@@ -66,8 +147,8 @@ func Env(t testing.TB, db string, extra map[string]string) map[string]string {
 		"GRPC_ADDR": "127.0.0.1:0", "HTTP_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0",
 		"DATABASE_URL":       "sqlite://" + filepath.ToSlash(filepath.Join(dir, db)),
 		"READINESS_INTERVAL": "200ms", "READINESS_TIMEOUT": "150ms", "SHUTDOWN_GRACE": "5s",
-		"AUTH_API_KEYS_FILE": KeysFile(t),
 	}
+	maps.Copy(env, KeysEnv(t))
 	maps.Copy(env, extra)
 	return env
 }

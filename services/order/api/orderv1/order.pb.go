@@ -297,6 +297,11 @@ type CreateOrderRequest struct {
 	// it answers with the first one as it stands now. The same key with
 	// other items is refused with ALREADY_EXISTS; the payment method is not
 	// compared (the first order's is the one charged).
+	// The key may come instead as the Idempotency-Key HTTP header or
+	// idempotency-key gRPC metadata; a body key and a header that disagree
+	// are INVALID_ARGUMENT. With none, the HTTP gateway makes one up for the
+	// POST; the key used is answered in the Idempotency-Key header (HTTP) or
+	// idempotency-key response metadata (gRPC), to retry with.
 	IdempotencyKey string `protobuf:"bytes,4,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache

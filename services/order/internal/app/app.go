@@ -7,11 +7,13 @@ package app
 import (
 	"context"
 	"log/slog"
+	"net/http"
 
 	gwruntime "github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 
 	"github.com/msctl/msctl/services/kit/experiments"
 	"github.com/msctl/msctl/services/kit/host"
+	"github.com/msctl/msctl/services/kit/idempotency"
 	orderv1 "github.com/msctl/msctl/services/order/api/orderv1"
 	"github.com/msctl/msctl/services/order/internal/deps"
 	"github.com/msctl/msctl/services/order/internal/orderapi"
@@ -53,12 +55,14 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, lookup func(strin
 	// breaker makes orders fail fast and compensate, which this replica
 	// does perfectly well, so it stays ready and the breaker shows in
 	// circuit_breaker_state and /debug/breakers instead.
-	d, err := deps.Dial(h.Clients(), cfg.Deps)
+	dc := cfg.Deps
+	dc.Key = h.DownstreamKey()
+	if dc.Key == nil {
+		logger.Warn("DOWNSTREAM_API_KEY_FILE not set: calls to user, inventory and payment carry no credentials")
+	}
+	d, err := deps.Dial(h.Clients(), dc)
 	if err != nil {
 		return nil, err
-	}
-	if cfg.Deps.APIKey == "" {
-		logger.Warn("DOWNSTREAM_API_KEY not set: calls to user, inventory and payment carry no credentials")
 	}
 	if a.saga, err = saga.New(a.store, d, h.Registry(), logger); err != nil {
 		return nil, err
@@ -74,7 +78,9 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, lookup func(strin
 		Register: func(ctx context.Context, mux *gwruntime.ServeMux) error {
 			return orderv1.RegisterOrderServiceHandlerServer(ctx, mux, gwAPI)
 		},
-		Wrap: experimentHeader,
+		// Every POST gets an Idempotency-Key (the caller's, or a new one
+		// echoed back), so the client can retry CreateOrder safely.
+		Wrap: func(h http.Handler) http.Handler { return idempotency.Middleware(responseHeaders(h)) },
 	})
 	if err != nil {
 		return nil, err
@@ -94,6 +100,8 @@ func (a *App) DevToken() string { return a.host.DevToken() }
 // closes.
 func (a *App) Run(ctx context.Context) error {
 	return a.host.Run(ctx, a.store.Deferred, host.Hooks{Background: []func(context.Context){
-		func(ctx context.Context) { a.saga.ResumeEvery(ctx, a.cfg.ResumeInterval) },
+		func(ctx context.Context) {
+			a.saga.ResumeEvery(ctx, a.cfg.ResumeInterval, saga.ResumePolicy{Idle: a.cfg.SagaTimeout, Backoff: a.cfg.ResumeInterval})
+		},
 	}})
 }

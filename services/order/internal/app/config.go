@@ -15,8 +15,9 @@ type Config struct {
 	host.Config
 
 	// Deps says where user, inventory and payment are (USER_ADDR,
-	// INVENTORY_ADDR, PAYMENT_ADDR), the API key to call them with
-	// (DOWNSTREAM_API_KEY) and the per-call timeout and breaker settings.
+	// INVENTORY_ADDR, PAYMENT_ADDR) and the per-call timeout and breaker
+	// settings; the API key to call them with comes from the kit's
+	// DOWNSTREAM_API_KEY_FILE.
 	Deps deps.Config
 	// ResumeInterval is how often unfinished sagas are resumed (also once
 	// at start-up); SagaTimeout bounds how long CreateOrder waits for its
@@ -44,7 +45,6 @@ func LoadConfig(lookup func(string) (string, bool)) (Config, error) {
 			UserAddr:         e.Target("USER_ADDR", "dns:///user:9090"),
 			InventoryAddr:    e.Target("INVENTORY_ADDR", "dns:///inventory:9090"),
 			PaymentAddr:      e.Target("PAYMENT_ADDR", "dns:///payment:9090"),
-			APIKey:           e.String("DOWNSTREAM_API_KEY", ""),
 			Timeout:          e.Duration("DOWNSTREAM_TIMEOUT", 2*time.Second, 10*time.Millisecond, time.Minute),
 			FailureThreshold: uint32(e.Int("BREAKER_FAILURES", 5, 1, 1000)),
 			OpenFor:          e.Duration("BREAKER_OPEN_FOR", 10*time.Second, 100*time.Millisecond, 10*time.Minute),

@@ -10,7 +10,7 @@ import (
 )
 
 // deferredStore is the Store until Run has opened the database; calls
-// before that fail with host.ErrNotStarted, which the API reports as
+// before that fail with storage.ErrNotStarted, which the API reports as
 // Unavailable (503). Its methods forward to the real store once it is open.
 type deferredStore struct {
 	*host.Deferred[store.Store]
@@ -62,6 +62,22 @@ func (d *deferredStore) Unfinished(ctx context.Context, after string, limit int)
 		return nil, err
 	}
 	return s.Unfinished(ctx, after, limit)
+}
+
+func (d *deferredStore) Resumable(ctx context.Context, after string, limit int, idleSince, now time.Time) ([]domain.Order, error) {
+	s, err := d.Load()
+	if err != nil {
+		return nil, err
+	}
+	return s.Resumable(ctx, after, limit, idleSince, now)
+}
+
+func (d *deferredStore) Claim(ctx context.Context, o domain.Order, next time.Time) (bool, error) {
+	s, err := d.Load()
+	if err != nil {
+		return false, err
+	}
+	return s.Claim(ctx, o, next)
 }
 
 func (d *deferredStore) Ping(ctx context.Context) error {

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/msctl/msctl/services/kit/grpcchain"
+	"github.com/msctl/msctl/services/kit/idempotency"
 	orderv1 "github.com/msctl/msctl/services/order/api/orderv1"
 	"github.com/msctl/msctl/services/order/internal/orderapi"
 )
@@ -39,19 +40,25 @@ func (c *chained) CancelOrder(ctx context.Context, req *orderv1.CancelOrderReque
 	return grpcchain.Call(ctx, c.chain, c.api, orderv1.OrderService_CancelOrder_FullMethodName, req, c.api.CancelOrder)
 }
 
-// experimentHeader gives HTTP clients the variant under the same header
-// name gRPC clients see: the gateway forwards gRPC response headers as
+// responseHeaders gives HTTP clients the experiment variant and the
+// idempotency key used under the names gRPC clients see (the latter as
+// Idempotency-Key): the gateway forwards gRPC response headers as
 // Grpc-Metadata-<name>, and the kit's mux is shared by every service.
-func experimentHeader(next http.Handler) http.Handler {
-	from := http.CanonicalHeaderKey("Grpc-Metadata-" + orderapi.ExperimentHeader)
+func responseHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		next.ServeHTTP(&renaming{ResponseWriter: w, from: from}, r)
+		next.ServeHTTP(&renaming{ResponseWriter: w}, r)
 	})
+}
+
+// renamed maps the gateway's name of a gRPC response header to the HTTP
+// one.
+var renamed = map[string]string{
+	http.CanonicalHeaderKey("Grpc-Metadata-" + orderapi.ExperimentHeader): orderapi.ExperimentHeader,
+	http.CanonicalHeaderKey("Grpc-Metadata-" + idempotency.MetadataKey):   idempotency.Header,
 }
 
 type renaming struct {
 	http.ResponseWriter
-	from    string
 	written bool
 }
 
@@ -61,9 +68,11 @@ func (r *renaming) rename() {
 	}
 	r.written = true
 	h := r.Header()
-	if v := h.Get(r.from); v != "" {
-		h.Del(r.from)
-		h.Set(orderapi.ExperimentHeader, v)
+	for from, to := range renamed {
+		if v := h.Get(from); v != "" {
+			h.Del(from)
+			h.Set(to, v)
+		}
 	}
 }
 

@@ -1,9 +1,10 @@
 // Package deps dials the order service's dependencies (user, inventory,
 // payment) through the kit's downstream clients: one connection each, a
 // per-call deadline, retries only for methods that are idempotent, a
-// breaker per dependency, and the order service's own API key on every
-// call. It owns which methods are safe to repeat; it never decides what a
-// failed call means for an order (that is the saga's).
+// breaker per dependency, and the order service's own API key (from
+// DOWNSTREAM_API_KEY_FILE) on every call. It owns which methods are safe
+// to repeat; it never decides what a failed call means for an order (that
+// is the saga's).
 package deps
 
 import (
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	inventoryv1 "github.com/msctl/msctl/services/inventory/api/inventoryv1"
 	"github.com/msctl/msctl/services/kit/auth"
@@ -24,8 +26,11 @@ import (
 // Config says where the dependencies are and how patient to be with them.
 type Config struct {
 	UserAddr, InventoryAddr, PaymentAddr string
-	// APIKey is sent as x-api-key on every call; the services give the
-	// "service" role only what the saga needs.
+	// Key is sent on every call (x-api-key); the services give the
+	// "service" role only what the saga needs. nil sends no credentials.
+	Key credentials.PerRPCCredentials
+	// APIKey is a fixed key, used when Key is nil: for tests that build
+	// the saga without a host.
 	APIKey string
 	// Timeout bounds one attempt; FailureThreshold consecutive failures
 	// open a breaker for OpenFor. Zero values take the kit's defaults.
@@ -40,6 +45,7 @@ type Config struct {
 var (
 	inventoryIdempotent = map[string]bool{
 		inventoryv1.InventoryService_GetProduct_FullMethodName:        true,
+		inventoryv1.InventoryService_BatchGetProducts_FullMethodName:  true,
 		inventoryv1.InventoryService_ReserveStock_FullMethodName:      true,
 		inventoryv1.InventoryService_ReleaseStock_FullMethodName:      true,
 		inventoryv1.InventoryService_CommitReservation_FullMethodName: true,
@@ -54,11 +60,17 @@ var (
 // Dial opens one connection per dependency on clients (which registers
 // and serves the breakers) and returns the saga's clients.
 func Dial(clients *downstream.Clients, cfg Config) (saga.Deps, error) {
+	var opts []grpc.DialOption
+	switch {
+	case cfg.Key != nil:
+		opts = append(opts, grpc.WithPerRPCCredentials(cfg.Key))
+	case cfg.APIKey != "":
+		opts = append(opts, grpc.WithPerRPCCredentials(fixedKey(cfg.APIKey)))
+	}
 	dial := func(name, addr string, idempotent map[string]bool) (*grpc.ClientConn, error) {
 		return clients.Dial(downstream.Target{
 			Name: name, Addr: addr, Timeout: cfg.Timeout, Idempotent: idempotent,
-			FailureThreshold: cfg.FailureThreshold, OpenFor: cfg.OpenFor,
-			DialOptions: []grpc.DialOption{grpc.WithPerRPCCredentials(apiKey(cfg.APIKey))},
+			FailureThreshold: cfg.FailureThreshold, OpenFor: cfg.OpenFor, DialOptions: opts,
 		})
 	}
 	u, err := dial("user", cfg.UserAddr, userclient.Idempotent)
@@ -80,15 +92,11 @@ func Dial(clients *downstream.Clients, cfg Config) (saga.Deps, error) {
 	}, nil
 }
 
-// apiKey attaches the key to every call. Inside the mesh Istio provides
-// mTLS, so the connection itself is plaintext.
-type apiKey string
+// fixedKey attaches one key to every call.
+type fixedKey string
 
-func (k apiKey) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	if k == "" {
-		return nil, nil
-	}
+func (k fixedKey) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
 	return map[string]string{auth.APIKeyKey: string(k)}, nil
 }
 
-func (apiKey) RequireTransportSecurity() bool { return false }
+func (fixedKey) RequireTransportSecurity() bool { return false }

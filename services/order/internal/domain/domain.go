@@ -81,6 +81,9 @@ type Order struct {
 	Version   int64
 	CreatedAt time.Time
 	UpdatedAt time.Time
+	// ResumeAttempts counts the resumer's drives of this saga, which
+	// space out exponentially; bookkeeping, not saga state.
+	ResumeAttempts int
 }
 
 // ValidationError is bad input a caller can fix.

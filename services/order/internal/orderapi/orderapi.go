@@ -5,6 +5,7 @@
 package orderapi
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -18,8 +19,9 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/msctl/msctl/services/kit/experiments"
-	"github.com/msctl/msctl/services/kit/host"
+	"github.com/msctl/msctl/services/kit/idempotency"
 	"github.com/msctl/msctl/services/kit/paging"
+	"github.com/msctl/msctl/services/kit/storage"
 	orderv1 "github.com/msctl/msctl/services/order/api/orderv1"
 	"github.com/msctl/msctl/services/order/internal/domain"
 	"github.com/msctl/msctl/services/order/internal/saga"
@@ -86,7 +88,7 @@ func (s *Server) apiError(ctx context.Context, err error) error {
 		return status.Errorf(codes.Unavailable, "order %s is %s at step %s and will be finished in the background; "+
 			"follow it with GetOrder instead of placing it again", ss.Order.ID, strings.ToLower(string(ss.Order.Status)), ss.Order.Step)
 	}
-	return host.StorageError(ctx, s.logger, "order error", err, "storage is unavailable, retry later")
+	return storage.APIError(ctx, s.logger, "order error", err, "storage is unavailable, retry later")
 }
 
 // variant assigns the user to the checkout-flow experiment, records the
@@ -116,7 +118,10 @@ func (s *Server) CreateOrder(ctx context.Context, req *orderv1.CreateOrderReques
 	for _, it := range req.GetItems() {
 		items = append(items, domain.Item{ProductID: it.GetProductId(), Quantity: it.GetQuantity()})
 	}
-	key := req.GetIdempotencyKey()
+	key, err := idempotencyKey(ctx, req)
+	if err != nil {
+		return nil, err
+	}
 	if key != "" {
 		prev, err := s.store.ByIdempotencyKey(ctx, req.GetUserId(), key)
 		if err == nil {
@@ -146,6 +151,30 @@ func (s *Server) CreateOrder(ctx context.Context, req *orderv1.CreateOrderReques
 		return nil, s.apiError(ctx, err)
 	}
 	return OrderToProto(got), nil
+}
+
+// idempotencyKey is the request's idempotency_key, else the
+// Idempotency-Key the caller sent as a header (HTTP) or metadata (gRPC),
+// else the one the gateway made up; a body and a header that disagree are
+// a mistake the caller must see. The key used is sent back as the
+// idempotency-key response header, so a caller can retry with it.
+func idempotencyKey(ctx context.Context, req *orderv1.CreateOrderRequest) (string, error) {
+	body := req.GetIdempotencyKey()
+	header, generated := idempotency.FromIncoming(ctx)
+	if body != "" && header != "" && body != header {
+		return "", status.Errorf(codes.InvalidArgument, "idempotency_key %q disagrees with the %s header %q; send one, or the same in both",
+			body, idempotency.Header, header)
+	}
+	key := cmp.Or(body, header, generated)
+	if key != body {
+		if err := orderv1.ValidKey(idempotency.Header, key); err != nil {
+			return "", status.Error(codes.InvalidArgument, err.Error())
+		}
+	}
+	if key != "" {
+		_ = grpc.SetHeader(ctx, metadata.Pairs(idempotency.MetadataKey, key))
+	}
+	return key, nil
 }
 
 // repeated answers a CreateOrder whose idempotency key placed prev: with

@@ -1,6 +1,10 @@
 package saga
 
-import "github.com/msctl/msctl/services/order/internal/domain"
+import (
+	"time"
+
+	"github.com/msctl/msctl/services/order/internal/domain"
+)
 
 // CrashAfter makes s stop, as if killed, right after step's remote call
 // answered and before its outcome is stored.
@@ -10,3 +14,6 @@ func CrashAfter(s *Saga, step domain.Step) {
 
 // ErrCrashed is what a simulated crash returns.
 var ErrCrashed = errCrashed
+
+// SetClock makes s read the time from now.
+func SetClock(s *Saga, now func() time.Time) { s.now = now }

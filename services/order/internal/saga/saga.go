@@ -26,7 +26,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	inventoryv1 "github.com/msctl/msctl/services/inventory/api/inventoryv1"
-	"github.com/msctl/msctl/services/kit/downstream"
 	"github.com/msctl/msctl/services/order/internal/domain"
 	"github.com/msctl/msctl/services/order/internal/store"
 	paymentv1 "github.com/msctl/msctl/services/payment/api/paymentv1"
@@ -225,13 +224,18 @@ func (s *Saga) forward(ctx context.Context, o domain.Order) (down bool, err erro
 		if u.GetStatus() != userv1.Status_STATUS_ACTIVE {
 			return false, s.fail(ctx, o, fmt.Sprintf("user %s is not active", o.UserID))
 		}
-		prices := map[string]int64{}
-		for _, it := range o.Items {
-			p, err := s.deps.Inventory.GetProduct(ctx, &inventoryv1.GetProductRequest{Id: it.ProductID})
-			if err != nil {
-				return transient(err), s.fail(ctx, o, reason("inventory", err))
-			}
-			prices[it.ProductID] = p.GetPriceCents()
+		ids := make([]string, len(o.Items))
+		for i, it := range o.Items {
+			ids[i] = it.ProductID
+		}
+		// One call prices the whole cart.
+		ps, err := s.deps.Inventory.BatchGetProducts(ctx, &inventoryv1.BatchGetProductsRequest{Ids: ids})
+		if err != nil {
+			return transient(err), s.fail(ctx, o, reason("inventory", err))
+		}
+		prices := make(map[string]int64, len(ps.GetProducts()))
+		for _, p := range ps.GetProducts() {
+			prices[p.GetId()] = p.GetPriceCents()
 		}
 		if err := o.Price(prices); err != nil {
 			return false, s.fail(ctx, o, err.Error())
@@ -252,9 +256,9 @@ func (s *Saga) forward(ctx context.Context, o domain.Order) (down bool, err erro
 			return false, errCrashed
 		}
 		if err != nil {
-			if downstream.IsBreakerOpen(err) { // never sent, so it cannot have landed
-				o.OwesRelease = false
-			}
+			// Even a call this process's breaker refused may have landed,
+			// sent by an earlier run of this step here or elsewhere: what
+			// is owed stays owed, and the compensation finds out.
 			return transient(err), s.fail(ctx, o, reason("inventory", err))
 		}
 		// A repeated reserve returns the reservation in whatever state it
@@ -272,9 +276,9 @@ func (s *Saga) forward(ctx context.Context, o domain.Order) (down bool, err erro
 			return false, errCrashed
 		}
 		if err != nil {
-			if downstream.IsBreakerOpen(err) { // never sent, so it cannot have landed
-				o.OwesRefund = false
-			}
+			// Even a call this process's breaker refused may have landed,
+			// sent by an earlier run of this step here or elsewhere: what
+			// is owed stays owed, and the compensation finds out.
 			return transient(err), s.fail(ctx, o, reason("payment", err))
 		}
 		switch p.GetStatus() {
@@ -314,33 +318,48 @@ func (s *Saga) forward(ctx context.Context, o domain.Order) (down bool, err erro
 	return false, fmt.Errorf("order %s: unknown step %q", o.ID, o.Step)
 }
 
-// compensate undoes, in reverse, what o owes, storing each acknowledged
-// compensation, and ends the order FAILED once nothing is owed.
+// compensate undoes what o owes, storing each acknowledged compensation,
+// and ends the order FAILED once nothing is owed. Both compensations are
+// idempotent and void what they find nothing of (a late charge or
+// reservation is then refused), so each is always sent, never skipped;
+// one that cannot be sent now (its dependency down, or its breaker open)
+// leaves the order COMPENSATING for the resumer, without holding back
+// the other: payment being down must not keep stock reserved.
 func (s *Saga) compensate(ctx context.Context, o domain.Order) error {
-	if o.OwesRefund {
-		_, err := s.deps.Payments.Refund(ctx, &paymentv1.RefundRequest{OrderId: o.ID})
-		// NotFound: never charged, so nothing to give back.
-		if err != nil && status.Code(err) != codes.NotFound {
-			return fmt.Errorf("refund: %w", err)
-		}
-		o.OwesRefund = false
-		var err2 error
-		if o, err2 = s.saveNext(ctx, o); err2 != nil {
-			return err2
-		}
+	owed := []struct {
+		flag *bool
+		what string
+		call func() error
+	}{
+		{&o.OwesRefund, "refund", func() error {
+			_, err := s.deps.Payments.Refund(ctx, &paymentv1.RefundRequest{OrderId: o.ID})
+			return err
+		}},
+		{&o.OwesRelease, "release stock", func() error {
+			// A released or expired reservation answers OK unchanged.
+			_, err := s.deps.Inventory.ReleaseStock(ctx, &inventoryv1.ReleaseStockRequest{OrderId: o.ID})
+			return err
+		}},
 	}
-	if o.OwesRelease {
-		_, err := s.deps.Inventory.ReleaseStock(ctx, &inventoryv1.ReleaseStockRequest{OrderId: o.ID})
-		// NotFound: nothing was reserved. A released or expired
-		// reservation answers OK unchanged.
-		if err != nil && status.Code(err) != codes.NotFound {
-			return fmt.Errorf("release stock: %w", err)
+	var pending []error
+	for _, c := range owed {
+		if !*c.flag {
+			continue
 		}
-		o.OwesRelease = false
-		var err2 error
-		if o, err2 = s.saveNext(ctx, o); err2 != nil {
-			return err2
+		// NotFound: never charged or reserved, so nothing to give back.
+		if err := c.call(); err != nil && status.Code(err) != codes.NotFound {
+			pending = append(pending, fmt.Errorf("%s: %w", c.what, err))
+			continue
 		}
+		*c.flag = false
+		next, err := s.saveNext(ctx, o)
+		if err != nil {
+			return err
+		}
+		o = next
+	}
+	if len(pending) > 0 {
+		return errors.Join(pending...)
 	}
 	if err := o.Compensated(); err != nil {
 		return err
@@ -353,12 +372,36 @@ func (s *Saga) compensate(ctx context.Context, o domain.Order) error {
 	return nil
 }
 
-// Resume drives every unfinished saga once, oldest first, and returns how
-// many it finished and the first error other than a saga's own outcome.
-func (s *Saga) Resume(ctx context.Context) (finished int, err error) {
+// ResumePolicy says which unfinished sagas a resume may drive, so that
+// every replica's resumer can run without fighting live requests or each
+// other.
+type ResumePolicy struct {
+	// Idle leaves alone orders updated more recently: a request (here or
+	// on another replica) drives its saga for at most the saga timeout,
+	// so an order untouched for longer has no one driving it. It also
+	// bounds each resumed drive.
+	Idle time.Duration
+	// Backoff is the wait after an order's first resume; it doubles with
+	// each resume of the same order, up to 64 times Backoff. It is stored
+	// with the order, so replicas and restarts share it.
+	Backoff time.Duration
+}
+
+// next is when an order resumed for the attempts-th time before may be
+// resumed again.
+func (p ResumePolicy) next(now time.Time, attempts int) time.Time {
+	return now.Add(p.Backoff << min(attempts, 6))
+}
+
+// Resume drives, once, every unfinished saga that p allows, oldest first,
+// and returns how many it finished and the first error other than a
+// saga's own outcome. Each order is claimed before it is driven, so two
+// resumers never drive it together.
+func (s *Saga) Resume(ctx context.Context, p ResumePolicy) (finished int, err error) {
 	after := ""
 	for {
-		batch, err := s.store.Unfinished(ctx, after, 100)
+		now := s.now()
+		batch, err := s.store.Resumable(ctx, after, 100, now.Add(-p.Idle), now)
 		if err != nil {
 			return finished, err
 		}
@@ -367,14 +410,22 @@ func (s *Saga) Resume(ctx context.Context) (finished int, err error) {
 		}
 		for _, o := range batch {
 			after = o.ID
-			got, err := s.Run(ctx, o.ID)
+			claimed, err := s.store.Claim(ctx, o, p.next(now, o.ResumeAttempts))
+			if err != nil {
+				return finished, err
+			}
+			if !claimed {
+				continue
+			}
+			got, err := s.resumeOne(ctx, o.ID, p.Idle)
 			var fe *FailedError
 			var se *StalledError
 			switch {
 			case err == nil, errors.As(err, &fe):
 				finished++
 			case errors.As(err, &se):
-				s.logger.WarnContext(ctx, "order saga stalled, will retry", "order_id", o.ID, "status", got.Status, "error", se.Cause)
+				s.logger.WarnContext(ctx, "order saga stalled, will retry", "order_id", o.ID, "status", got.Status,
+					"resumes", o.ResumeAttempts+1, "error", se.Cause)
 			default:
 				return finished, err
 			}
@@ -385,12 +436,22 @@ func (s *Saga) Resume(ctx context.Context) (finished int, err error) {
 	}
 }
 
+// resumeOne runs one claimed saga, for at most limit when it is set.
+func (s *Saga) resumeOne(ctx context.Context, id string, limit time.Duration) (domain.Order, error) {
+	if limit > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, limit)
+		defer cancel()
+	}
+	return s.Run(ctx, id)
+}
+
 // ResumeEvery runs Resume now and then every interval until ctx ends.
-func (s *Saga) ResumeEvery(ctx context.Context, interval time.Duration) {
+func (s *Saga) ResumeEvery(ctx context.Context, interval time.Duration, p ResumePolicy) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		if n, err := s.Resume(ctx); err != nil && ctx.Err() == nil {
+		if n, err := s.Resume(ctx, p); err != nil && ctx.Err() == nil {
 			s.logger.ErrorContext(ctx, "resuming order sagas", "error", err)
 		} else if n > 0 {
 			s.logger.InfoContext(ctx, "resumed order sagas", "finished", n)

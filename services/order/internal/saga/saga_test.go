@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -73,6 +76,17 @@ type order struct {
 // inventory's address, e.g. with one nothing listens on).
 func newSaga(t *testing.T, w *world, dbPath, inventoryAddr string) *order {
 	t.Helper()
+	return newSagaWith(t, w, dbPath, func(c *deps.Config) {
+		if inventoryAddr != "" {
+			c.InventoryAddr = inventoryAddr
+		}
+	})
+}
+
+// newSagaWith builds a saga over dbPath, talking to w with the
+// dependency settings edit leaves.
+func newSagaWith(t *testing.T, w *world, dbPath string, edit func(*deps.Config)) *order {
+	t.Helper()
 	s, err := store.Open(context.Background(), storage.Location{Dialect: storage.SQLite, Path: dbPath})
 	if err != nil {
 		t.Fatal(err)
@@ -81,11 +95,10 @@ func newSaga(t *testing.T, w *world, dbPath, inventoryAddr string) *order {
 	reg := prometheus.NewRegistry()
 	clients := downstream.New(reg, "order")
 	t.Cleanup(func() { _ = clients.Close() })
-	if inventoryAddr == "" {
-		inventoryAddr = w.inventory.GRPC
-	}
-	d, err := deps.Dial(clients, deps.Config{UserAddr: w.user.GRPC, InventoryAddr: inventoryAddr, PaymentAddr: w.payment.GRPC,
-		APIKey: servicetest.ServiceKey, Timeout: 500 * time.Millisecond, FailureThreshold: 3, OpenFor: time.Minute})
+	cfg := deps.Config{UserAddr: w.user.GRPC, InventoryAddr: w.inventory.GRPC, PaymentAddr: w.payment.GRPC,
+		APIKey: servicetest.ServiceKey, Timeout: 500 * time.Millisecond, FailureThreshold: 3, OpenFor: time.Minute}
+	edit(&cfg)
+	d, err := deps.Dial(clients, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,6 +190,11 @@ func TestSuccessfulOrder(t *testing.T) {
 	if got.Status != domain.Confirmed || got.AmountCents != 750 || got.OwesRefund || got.OwesRelease {
 		t.Fatalf("order: %+v", got)
 	}
+	// The two-item cart was priced with one call, not one per item.
+	if batch, single := handled(t, w.inventory, inventoryv1.InventoryService_BatchGetProducts_FullMethodName),
+		handled(t, w.inventory, inventoryv1.InventoryService_GetProduct_FullMethodName); batch != 1 || single != 0 {
+		t.Fatalf("inventory answered %v BatchGetProducts and %v GetProduct calls; want 1 and 0", batch, single)
+	}
 	if avail, reserved := w.stock(t); avail != 8 || reserved != 0 {
 		t.Fatalf("stock: %d available, %d reserved; want 8 and 0 (committed)", avail, reserved)
 	}
@@ -191,6 +209,31 @@ func TestSuccessfulOrder(t *testing.T) {
 	if n := finished(t, o, "confirmed"); n != 1 {
 		t.Fatalf("order_saga_finished_total{outcome=confirmed} = %v", n)
 	}
+}
+
+// handled sums svc's grpc_server_handled_total for method, read from its
+// /metrics.
+func handled(t *testing.T, svc *servicetest.Service, method string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + svc.Admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n float64
+	for _, m := range mfs["grpc_server_handled_total"].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "method" && l.GetValue() == method {
+				n += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return n
 }
 
 func TestDeclinedPaymentCompensates(t *testing.T) {
@@ -295,7 +338,7 @@ func TestResumeAfterCrash(t *testing.T) {
 			crashing.store.Close()
 
 			restarted := newSaga(t, w, db, "")
-			if n, err := restarted.saga.Resume(context.Background()); err != nil || n != 1 {
+			if n, err := restarted.saga.Resume(context.Background(), saga.ResumePolicy{}); err != nil || n != 1 {
 				t.Fatalf("Resume: %d finished, %v", n, err)
 			}
 			got, err := restarted.store.Get(context.Background(), o.ID)
@@ -311,7 +354,7 @@ func TestResumeAfterCrash(t *testing.T) {
 			if avail, reserved := w.stock(t); avail != int64(10-2*(i+1)) || reserved != 0 {
 				t.Fatalf("stock: %d available, %d reserved", avail, reserved)
 			}
-			if n, err := restarted.saga.Resume(context.Background()); err != nil || n != 0 {
+			if n, err := restarted.saga.Resume(context.Background(), saga.ResumePolicy{}); err != nil || n != 0 {
 				t.Fatalf("second Resume: %d finished, %v; want nothing left", n, err)
 			}
 		})
@@ -338,7 +381,7 @@ func TestCancelCompensates(t *testing.T) {
 	}
 	crashing.store.Close()
 	restarted := newSaga(t, w, db, "")
-	if n, err := restarted.saga.Resume(context.Background()); err != nil || n != 1 {
+	if n, err := restarted.saga.Resume(context.Background(), saga.ResumePolicy{}); err != nil || n != 1 {
 		t.Fatalf("Resume: %d, %v", n, err)
 	}
 	got, _ := restarted.store.Get(context.Background(), o.ID)
@@ -391,5 +434,112 @@ func TestLateCallAfterCompensationFails(t *testing.T) {
 				t.Fatalf("stock: %d available, %d reserved; want 10 and 0", avail, reserved)
 			}
 		})
+	}
+}
+
+// TestChargeThatLandsThenTimesOutIsNeverKept: payment captures, then its
+// answer is lost past the call's deadline; that timeout trips payment's
+// breaker (threshold 1), so the retry is refused. The saga must not take
+// the refusal for a charge that never happened: the order ends FAILED and
+// refunded, or CONFIRMED, never FAILED with the money captured.
+func TestChargeThatLandsThenTimesOutIsNeverKept(t *testing.T) {
+	w := newWorld(t)
+	pay := servicetest.StartStallingPayment(t, w.payment.GRPC)
+	pay.Stall.Store(true)
+	o := newSagaWith(t, w, filepath.Join(t.TempDir(), "order.db"), func(c *deps.Config) {
+		c.PaymentAddr, c.Timeout, c.FailureThreshold, c.OpenFor = pay.Addr, 300*time.Millisecond, 1, 500*time.Millisecond
+	})
+	ord := w.newOrder(t, "tok-4242", 2)
+	_, err := o.saga.Create(context.Background(), ord)
+	if pay.Stalled.Load() == 0 {
+		t.Fatalf("Create: %v; no charge was stalled, so the scenario did not happen", err)
+	}
+	pay.Stall.Store(false)
+	got := resumeUntilFinished(t, o, ord.ID)
+	ps := w.payments(t, ord.ID)
+	captured := 0
+	for _, p := range ps {
+		if p.GetStatus() == paymentv1.PaymentStatus_PAYMENT_STATUS_CAPTURED {
+			captured++
+		}
+	}
+	switch got.Status {
+	case domain.Failed:
+		if captured != 0 || len(ps) != 1 || ps[0].GetStatus() != paymentv1.PaymentStatus_PAYMENT_STATUS_REFUNDED {
+			t.Fatalf("order FAILED (%s) with payments %v; want the one charge refunded", got.Reason, ps)
+		}
+		if avail, reserved := w.stock(t); avail != 10 || reserved != 0 {
+			t.Fatalf("stock: %d available, %d reserved; want 10 and 0", avail, reserved)
+		}
+	case domain.Confirmed:
+		if captured != 1 {
+			t.Fatalf("order CONFIRMED with payments %v; want one capture", ps)
+		}
+	}
+}
+
+// resumeUntilFinished resumes o's sagas until order id is final, as the
+// background resumer would, and returns it.
+func resumeUntilFinished(t *testing.T, o *order, id string) domain.Order {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		got, err := o.store.Get(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Status.Finished() {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("order still %s at step %s (refund owed %v) after 20 s of resuming", got.Status, got.Step, got.OwesRefund)
+		}
+		time.Sleep(200 * time.Millisecond)
+		if _, err := o.saga.Resume(context.Background(), saga.ResumePolicy{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestResumeLeavesLiveOrdersAndBacksOff: the resumer leaves alone an
+// order updated within the saga timeout (a request may still be driving
+// it), and resumes one that keeps stalling (inventory is down, so its
+// stock cannot be released) ever less often, by a backoff stored with the
+// order.
+func TestResumeLeavesLiveOrdersAndBacksOff(t *testing.T) {
+	w := newWorld(t)
+	o := newSaga(t, w, filepath.Join(t.TempDir(), "order.db"), servicetest.FreeAddr(t))
+	clock := time.Now()
+	saga.SetClock(o.saga, func() time.Time { return clock })
+	ord := w.newOrder(t, "tok-4242", 1)
+	ord.Begin(domain.StepReserve)
+	ord.Fail("cancelled")
+	if err := o.store.Create(context.Background(), ord); err != nil {
+		t.Fatal(err)
+	}
+	policy := saga.ResumePolicy{Idle: time.Minute, Backoff: 10 * time.Second}
+	steps := []struct {
+		advance time.Duration
+		resumes int // stored after this resume
+	}{
+		{0, 0},                // just updated: a request may be driving it
+		{2 * time.Minute, 1},  // idle: resumed, and it stalls
+		{0, 1},                // within the first backoff (10 s)
+		{11 * time.Second, 2}, // after it
+		{11 * time.Second, 2}, // within the second (20 s)
+		{10 * time.Second, 3}, // after it
+	}
+	for i, st := range steps {
+		clock = clock.Add(st.advance)
+		if _, err := o.saga.Resume(context.Background(), policy); err != nil {
+			t.Fatal(err)
+		}
+		got, err := o.store.Get(context.Background(), ord.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.ResumeAttempts != st.resumes || got.Status != domain.Compensating {
+			t.Fatalf("step %d (+%v): %s with %d resumes, want compensating with %d", i, st.advance, got.Status, got.ResumeAttempts, st.resumes)
+		}
 	}
 }

@@ -7,6 +7,7 @@ package servicetest
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -80,6 +81,8 @@ func FreeAddr(t testing.TB) string {
 // Service is one running dependency.
 type Service struct {
 	GRPC string
+	// Admin serves health and /metrics.
+	Admin string
 	// Conn is a plain client connection to it (add AsAdmin to calls).
 	Conn *grpc.ClientConn
 	cmd  *exec.Cmd
@@ -100,15 +103,16 @@ func Start(t testing.TB, name string, env ...string) *Service {
 	vars := map[string]string{
 		"GRPC_ADDR": FreeAddr(t), "HTTP_ADDR": FreeAddr(t), "ADMIN_ADDR": FreeAddr(t),
 		"DATABASE_URL":       "sqlite://" + filepath.ToSlash(filepath.Join(dir, name+".db")),
-		"AUTH_API_KEYS_FILE": hosttest.KeysFile(t), "LOG_LEVEL": "error",
+		"LOG_LEVEL":          "error",
 		"READINESS_INTERVAL": "200ms", "READINESS_TIMEOUT": "150ms", "SHUTDOWN_GRACE": "2s",
 	}
+	maps.Copy(vars, hosttest.KeysEnv(t))
 	for _, kv := range env {
 		k, v, _ := strings.Cut(kv, "=")
 		vars[k] = v
 	}
-	s := &Service{GRPC: vars["GRPC_ADDR"]}
-	admin := vars["ADMIN_ADDR"]
+	s := &Service{GRPC: vars["GRPC_ADDR"], Admin: vars["ADMIN_ADDR"]}
+	admin := s.Admin
 	s.cmd = exec.Command(filepath.Join(binDir, name))
 	s.cmd.Env = os.Environ()
 	for k, v := range vars {

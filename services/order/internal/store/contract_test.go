@@ -28,6 +28,7 @@ func TestContract(t *testing.T) {
 		{"concurrent updates of one version: exactly one wins", testConcurrentCAS},
 		{"list pages in id order; unfinished lists only open sagas", testListUnfinished},
 		{"an idempotency key places one order per user", testIdempotencyKey},
+		{"resumable: idle for long enough, backoff ended, claimed once", testResumable},
 	}
 	for name, open := range backends {
 		t.Run(name, func(t *testing.T) {
@@ -211,5 +212,56 @@ func testIdempotencyKey(t *testing.T, s Store) {
 	var nf *domain.NotFoundError
 	if _, err := s.ByIdempotencyKey(ctx, "user-3", "k-1"); !errors.As(err, &nf) {
 		t.Fatalf("ByIdempotencyKey of another user: %v", err)
+	}
+}
+
+// testResumable: the resumer leaves alone an order a request updated
+// recently (it may still be driving it) and one whose backoff has not
+// ended, and of two resumers that read the same order only one claims it.
+func testResumable(t *testing.T, s Store) {
+	idle, recent, backedOff := newOrder(t, s), newOrder(t, s), newOrder(t, s)
+	var err error
+	if idle, err = s.Update(ctx, idle, now.Add(-time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err = s.Update(ctx, recent, now); err != nil {
+		t.Fatal(err)
+	}
+	if backedOff, err = s.Update(ctx, backedOff, now.Add(-time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.Claim(ctx, backedOff, now.Add(time.Minute)); !ok || err != nil {
+		t.Fatalf("Claim: %v, %v", ok, err)
+	}
+	ids := func(at time.Time) []string {
+		t.Helper()
+		got, err := s.Resumable(ctx, "", 10, at.Add(-30*time.Second), at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, o := range got {
+			out = append(out, o.ID)
+		}
+		return out
+	}
+	if got, want := ids(now), []string{idle.ID}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("Resumable now = %v, want only the idle order %v", got, want)
+	}
+	later := now.Add(2 * time.Minute)
+	if got, want := ids(later), []string{idle.ID, recent.ID, backedOff.ID}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("Resumable two minutes later = %v, want all three %v", got, want)
+	}
+
+	ok, err := s.Claim(ctx, idle, later)
+	if !ok || err != nil {
+		t.Fatalf("first Claim: %v, %v", ok, err)
+	}
+	if ok, err := s.Claim(ctx, idle, later); ok || err != nil {
+		t.Fatalf("second Claim of the same read: %v, %v; want false", ok, err)
+	}
+	got, err := s.Get(ctx, idle.ID)
+	if err != nil || got.ResumeAttempts != 1 || got.Version != idle.Version || !got.UpdatedAt.Equal(idle.UpdatedAt) {
+		t.Fatalf("after Claim: %+v, %v; want one attempt, version and update time unchanged", got, err)
 	}
 }

@@ -40,8 +40,16 @@ type Store interface {
 	// List returns up to limit orders with ids after after, in id order.
 	List(ctx context.Context, after string, limit int) ([]domain.Order, error)
 	// Unfinished returns up to limit pending or compensating orders with
-	// ids after after, in id order, for the resumer.
+	// ids after after, in id order.
 	Unfinished(ctx context.Context, after string, limit int) ([]domain.Order, error)
+	// Resumable is Unfinished narrowed to what a resumer may drive now:
+	// orders last updated before idleSince whose resume backoff ended by
+	// now.
+	Resumable(ctx context.Context, after string, limit int, idleSince, now time.Time) ([]domain.Order, error)
+	// Claim takes o for one resume if it is still at o's version and
+	// resume attempts: it counts the attempt and puts off the next resume
+	// until next. False means another resumer, or a saga, got there first.
+	Claim(ctx context.Context, o domain.Order, next time.Time) (bool, error)
 	// Ping reports whether the database answers.
 	Ping(ctx context.Context) error
 	// Close releases connections.
@@ -66,7 +74,7 @@ type SQL struct {
 }
 
 const columns = `id, user_id, items, amount_cents, currency, payment_token, status, step, owes_release, owes_refund,
-	reason, variant, version, created_at, updated_at, idempotency_key`
+	reason, variant, version, created_at, updated_at, idempotency_key, resume_attempts`
 
 type scanner interface{ Scan(...any) error }
 
@@ -78,7 +86,7 @@ func scan(row scanner) (domain.Order, error) {
 		key              sql.NullString
 	)
 	err := row.Scan(&o.ID, &o.UserID, &items, &o.AmountCents, &o.Currency, &o.PaymentToken, &st, &step,
-		&o.OwesRelease, &o.OwesRefund, &o.Reason, &o.Variant, &o.Version, &created, &updated, &key)
+		&o.OwesRelease, &o.OwesRefund, &o.Reason, &o.Variant, &o.Version, &created, &updated, &key, &o.ResumeAttempts)
 	if err != nil {
 		return domain.Order{}, err
 	}
@@ -96,10 +104,10 @@ func (s *SQL) Create(ctx context.Context, o domain.Order) error {
 	if err != nil {
 		return fmt.Errorf("store: items: %w", err)
 	}
-	_, err = s.db.ExecContext(ctx, s.db.Rebind(`INSERT INTO orders (`+columns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+	_, err = s.db.ExecContext(ctx, s.db.Rebind(`INSERT INTO orders (`+columns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		o.ID, o.UserID, string(items), o.AmountCents, o.Currency, o.PaymentToken, string(o.Status), string(o.Step),
 		o.OwesRelease, o.OwesRefund, o.Reason, o.Variant, o.Version, storage.Micros(o.CreatedAt), storage.Micros(o.UpdatedAt),
-		sql.NullString{String: o.IdempotencyKey, Valid: o.IdempotencyKey != ""})
+		sql.NullString{String: o.IdempotencyKey, Valid: o.IdempotencyKey != ""}, o.ResumeAttempts)
 	if o.IdempotencyKey != "" && storage.IsUniqueViolation(err) {
 		return &domain.DuplicateKeyError{UserID: o.UserID, Key: o.IdempotencyKey}
 	}
@@ -175,11 +183,33 @@ func (s *SQL) Unfinished(ctx context.Context, after string, limit int) ([]domain
 		ORDER BY id LIMIT ?`, after, limit)
 }
 
-func (s *SQL) many(ctx context.Context, query, after string, limit int) ([]domain.Order, error) {
+// Resumable implements Store.
+func (s *SQL) Resumable(ctx context.Context, after string, limit int, idleSince, now time.Time) ([]domain.Order, error) {
+	return s.many(ctx, `SELECT `+columns+` FROM orders WHERE status IN ('pending', 'compensating') AND id > ?
+		AND updated_at < ? AND resume_after <= ? ORDER BY id LIMIT ?`, after, limit, storage.Micros(idleSince), storage.Micros(now))
+}
+
+// Claim implements Store.
+func (s *SQL) Claim(ctx context.Context, o domain.Order, next time.Time) (bool, error) {
+	res, err := s.db.ExecContext(ctx, s.db.Rebind(`UPDATE orders SET resume_attempts = resume_attempts + 1, resume_after = ?
+		WHERE id = ? AND version = ? AND resume_attempts = ?`), storage.Micros(next), o.ID, o.Version, o.ResumeAttempts)
+	if err != nil {
+		return false, fmt.Errorf("store: claim order: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("store: claim order: %w", err)
+	}
+	return n == 1, nil
+}
+
+// many runs a query of orders whose arguments are after, then args, then
+// the limit.
+func (s *SQL) many(ctx context.Context, query, after string, limit int, args ...any) ([]domain.Order, error) {
 	if limit <= 0 || limit > 1000 {
 		limit = 1000
 	}
-	rows, err := s.db.QueryContext(ctx, s.db.Rebind(query), after, limit)
+	rows, err := s.db.QueryContext(ctx, s.db.Rebind(query), append(append([]any{after}, args...), limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("store: list orders: %w", err)
 	}

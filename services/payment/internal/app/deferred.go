@@ -10,7 +10,7 @@ import (
 )
 
 // deferredStore is the Store until Run has opened the database; calls
-// before that fail with host.ErrNotStarted, which the API reports as
+// before that fail with storage.ErrNotStarted, which the API reports as
 // Unavailable (503). Its methods forward to the real store once it is open.
 type deferredStore struct {
 	*host.Deferred[store.Store]

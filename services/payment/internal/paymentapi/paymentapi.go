@@ -14,8 +14,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/msctl/msctl/services/kit/host"
 	"github.com/msctl/msctl/services/kit/paging"
+	"github.com/msctl/msctl/services/kit/storage"
 	paymentv1 "github.com/msctl/msctl/services/payment/api/paymentv1"
 	"github.com/msctl/msctl/services/payment/internal/domain"
 	"github.com/msctl/msctl/services/payment/internal/store"
@@ -59,7 +59,7 @@ func (s *Server) apiError(ctx context.Context, err error) error {
 	case errors.As(err, &ce):
 		return status.Error(codes.FailedPrecondition, ce.Error())
 	}
-	return host.StorageError(ctx, s.logger, "storage error", err, "storage is unavailable, retry later with the same idempotency key")
+	return storage.APIError(ctx, s.logger, "storage error", err, "storage is unavailable, retry later with the same idempotency key")
 }
 
 // Charge implements PaymentService. A decline is returned as a normal

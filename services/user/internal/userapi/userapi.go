@@ -16,8 +16,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/msctl/msctl/services/kit/host"
 	"github.com/msctl/msctl/services/kit/paging"
+	"github.com/msctl/msctl/services/kit/storage"
 	userv1 "github.com/msctl/msctl/services/user/api/userv1"
 	"github.com/msctl/msctl/services/user/internal/domain"
 	"github.com/msctl/msctl/services/user/internal/store"
@@ -64,7 +64,7 @@ func (s *Server) apiError(ctx context.Context, err error) error {
 	case errors.Is(err, store.ErrVersionConflict):
 		return status.Error(codes.Aborted, "the user was changed since you read it: get it again and retry with its version")
 	}
-	return host.StorageError(ctx, s.logger, "storage error", err, "storage is unavailable, retry later")
+	return storage.APIError(ctx, s.logger, "storage error", err, "storage is unavailable, retry later")
 }
 
 // GetUser implements UserService.
