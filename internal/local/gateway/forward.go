@@ -95,18 +95,22 @@ func newForwarder(g *Gateway) *forwarder {
 	}
 	f.proxy = &httputil.ReverseProxy{
 		// The request arrives with its upstream URL set; the authority
-		// stays the client's, as Envoy keeps it.
-		Rewrite: func(*httputil.ProxyRequest) {},
+		// stays the client's, and the client's address is appended to
+		// X-Forwarded-For, as Envoy does.
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.Out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
+			pr.SetXForwarded()
+		},
 		Transport: roundTripper(func(r *http.Request) (*http.Response, error) {
 			if isGRPC(r) {
 				return h2.RoundTrip(r)
 			}
 			return h1.RoundTrip(r)
 		}),
-		// Stream: every write reaches the client at once.
-		FlushInterval: -1,
-		ErrorHandler:  f.upstreamError,
-		ErrorLog:      slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
+		// Responses of unknown length (gRPC, streams) are flushed on
+		// every write; the proxy does that by itself.
+		ErrorHandler: f.upstreamError,
+		ErrorLog:     slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
 	}
 	return f
 }
@@ -196,9 +200,13 @@ func (f *forwarder) send(w http.ResponseWriter, r *http.Request, src *source, ds
 			o.grpcStatus = grpcStatusOf(rec.Header())
 		}
 		if p != nil {
-			o.flags = "UR"
-			if a.client.Err() != nil {
+			switch {
+			case a.client.Err() != nil:
 				o.flags = "DC"
+			case ctx.Err() == context.DeadlineExceeded:
+				o.flags = "UT"
+			default:
+				o.flags = "UR"
 			}
 		}
 		f.g.metrics.record(src, dst, o)
