@@ -63,9 +63,11 @@ type Options struct {
 
 // Window is what load saw over a span of time.
 type Window struct {
-	Elapsed  time.Duration `json:"elapsed"`
-	Requests int           `json:"requests"`
-	Errors   int           `json:"errors"`
+	Elapsed time.Duration `json:"-"`
+	// Seconds is Elapsed for JSON readers.
+	Seconds  float64 `json:"seconds"`
+	Requests int     `json:"requests"`
+	Errors   int     `json:"errors"`
 	// Rate is requests per second over the window.
 	Rate float64 `json:"rate"`
 	// ErrorRate is the share of requests that failed, 0 to 1.
@@ -331,7 +333,7 @@ func (r *recorder) add(code int, d time.Duration) {
 func (r *recorder) take(elapsed, span time.Duration) Window {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	w := Window{Elapsed: elapsed.Round(time.Millisecond), Codes: r.codes, Errors: r.errors}
+	w := Window{Elapsed: elapsed.Round(time.Millisecond), Seconds: elapsed.Round(time.Millisecond).Seconds(), Codes: r.codes, Errors: r.errors}
 	for _, n := range r.codes {
 		w.Requests += n
 	}
