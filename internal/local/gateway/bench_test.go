@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"syscall"
 	"testing"
 	"time"
 
@@ -105,9 +106,13 @@ func latency(b *testing.B, direct, gateway func() error) {
 	b.ReportMetric(pg-pd, "added-p50-µs")
 }
 
-// throughput keeps 32 calls in flight and reports calls per second.
+// throughput keeps 32 calls in flight and reports calls per second, and
+// the CPU time of the whole process (client, gateway and upstream) per
+// call: on a busy machine the first says more about the neighbours, the
+// second bounds what an idle one would do.
 func throughput(b *testing.B, call func() error) {
 	b.SetParallelism(16)
+	cpu0 := cpuTime(b)
 	start := time.Now()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
@@ -118,6 +123,16 @@ func throughput(b *testing.B, call func() error) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "req/s")
+	b.ReportMetric(float64((cpuTime(b)-cpu0).Microseconds())/float64(b.N), "cpu-µs/req")
+}
+
+// cpuTime is the process's user and system CPU time so far.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func BenchmarkHTTPLatency(b *testing.B) {

@@ -109,11 +109,25 @@ func newForwarder(g *Gateway) *forwarder {
 		}),
 		// Responses of unknown length (gRPC, streams) are flushed on
 		// every write; the proxy does that by itself.
+		// Without a pool, every response allocates its own 32 KiB.
+		BufferPool:   &bufferPool{},
 		ErrorHandler: f.upstreamError,
 		ErrorLog:     slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
 	}
 	return f
 }
+
+// bufferPool lends the proxy its copy buffers.
+type bufferPool struct{ pool sync.Pool }
+
+func (p *bufferPool) Get() []byte {
+	if b, ok := p.pool.Get().(*[]byte); ok {
+		return *b
+	}
+	return make([]byte, 32<<10)
+}
+
+func (p *bufferPool) Put(b []byte) { p.pool.Put(&b) }
 
 type roundTripper func(*http.Request) (*http.Response, error)
 
