@@ -62,8 +62,13 @@ func goBuild(ctx context.Context, t BuildTarget) error {
 	if err != nil {
 		return err
 	}
+	// go finds the module from the real directory, not a symlink's.
+	dir, err := filepath.EvalSymlinks(t.Dir)
+	if err != nil {
+		return fmt.Errorf("building %s: %w", t.Service, err)
+	}
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, ".")
-	cmd.Dir = t.Dir
+	cmd.Dir = dir
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr
 	if err := cmd.Run(); err != nil {

@@ -27,13 +27,14 @@ func Down(runDir string, grace time.Duration, purge bool) (*DownResult, error) {
 		return nil, err
 	}
 	if r != nil {
-		// The supervisor first: it stops its services in order, and would
-		// restart one stopped under it.
-		for _, id := range append([]procID{r.Supervisor}, r.processes()...) {
+		all := r.processes()
+		for _, id := range all {
 			if id.alive() {
-				stopProcess(id, grace)
 				res.Stopped = append(res.Stopped, id.PID)
 			}
+		}
+		for _, id := range all {
+			stopProcess(id, grace)
 		}
 		_ = os.Remove(paths(runDir).record())
 		_ = os.Remove(paths(runDir).token())

@@ -41,9 +41,9 @@ func (b layout) slot(index, slot int) Ports {
 	return Ports{HTTP: p, GRPC: p + 1, Admin: p + 2}
 }
 
-// checkPortBase rejects a base whose layout for n services leaves the
+// CheckPortBase rejects a base whose layout for n services leaves the
 // valid port range.
-func checkPortBase(base, n int) error {
+func CheckPortBase(base, n int) error {
 	top := layout(base).block(n)
 	if base < 1024 || top > 65535 {
 		return errkind.Mark(errkind.BadInput, fmt.Errorf("port base %d: the local runtime needs ports %d-%d, within 1024-65535", base, base, top))

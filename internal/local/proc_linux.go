@@ -29,9 +29,9 @@ func processStart(pid int) string {
 	return f[19]
 }
 
-// detachAttr starts a process in a session of its own, so it outlives the
-// terminal and the command that started it.
-func detachAttr() *syscall.SysProcAttr { return &syscall.SysProcAttr{Setsid: true} }
+// DetachAttr starts a process in a session of its own, so it outlives the
+// terminal and the command that started it (the detached supervisor).
+func DetachAttr() *syscall.SysProcAttr { return &syscall.SysProcAttr{Setsid: true} }
 
 // childAttr puts a service in its own process group: a Ctrl-C at the
 // terminal reaches the supervisor, which stops the services in order,

@@ -71,9 +71,10 @@ func errNothingRuns(runDir string) error {
 	return errkind.Mark(errkind.BadInput, fmt.Errorf("nothing runs in %s; start it with msctl up -d", runDir))
 }
 
-// processes lists every process a record names, the supervisor last.
+// processes lists every process a record names, the supervisor first: it
+// stops its services in order, and would restart one stopped under it.
 func (r *record) processes() []procID {
-	var out []procID
+	out := []procID{r.Supervisor}
 	for _, s := range r.Services {
 		for _, in := range []*Instance{s.Canary, s.Stable} {
 			if in != nil && in.PID > 0 {
@@ -81,5 +82,5 @@ func (r *record) processes() []procID {
 			}
 		}
 	}
-	return append(out, r.Supervisor)
+	return out
 }

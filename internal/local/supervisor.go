@@ -178,7 +178,7 @@ func Start(ctx context.Context, o Options) (_ *Supervisor, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkPortBase(o.PortBase, len(o.Project.Services)); err != nil {
+	if err := CheckPortBase(o.PortBase, len(o.Project.Services)); err != nil {
 		return nil, err
 	}
 	s := &Supervisor{o: o, dir: paths(o.RunDir), lay: layout(o.PortBase), names: order, services: map[string]*serviceProcs{}, started: time.Now()}
@@ -235,7 +235,7 @@ func Start(ctx context.Context, o Options) (_ *Supervisor, err error) {
 	if s.gw, err = gateway.New(o.Project, gateway.Options{Log: o.Log, Registerer: reg, Namespace: o.Project.Namespace}); err != nil {
 		return nil, err
 	}
-	if s.prom, err = promserver.Open(s.dir.metrics(), promserver.Options{ScrapeInterval: o.ScrapeInterval, Retention: 24 * time.Hour, Log: o.Log}); err != nil {
+	if s.prom, err = promserver.Open(s.dir.metrics(), promserver.Options{ScrapeInterval: o.ScrapeInterval, Retention: 24 * time.Hour, Log: slog.New(warnings{o.Log.Handler()})}); err != nil {
 		return nil, err
 	}
 
@@ -289,6 +289,16 @@ func Start(ctx context.Context, o Options) (_ *Supervisor, err error) {
 	return s, nil
 }
 
+// warnings passes on a handler's warnings and errors only: the metrics
+// engine's start-up chatter stays out of the supervisor's log.
+type warnings struct{ slog.Handler }
+
+func (w warnings) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelWarn && w.Handler.Enabled(ctx, l)
+}
+func (w warnings) WithAttrs(a []slog.Attr) slog.Handler { return warnings{w.Handler.WithAttrs(a)} }
+func (w warnings) WithGroup(g string) slog.Handler      { return warnings{w.Handler.WithGroup(g)} }
+
 func errAlreadyRunning(runDir string) error {
 	msg := fmt.Sprintf("msctl up is already running in %s", runDir)
 	if r, err := readRecord(runDir); err == nil && r.Supervisor.alive() {
@@ -306,6 +316,7 @@ func writeToken(path, token string) error {
 func (s *Supervisor) startStable(ctx context.Context, svc *serviceProcs) error {
 	p := s.newProcess(svc, Stable, 0, ProcessSpec{})
 	p.binary = s.dir.bin(svc.cfg.Name)
+	_ = os.Truncate(p.logPath, 0) // its log tells of this run only
 	if err := p.start(ctx, s.o.ReadyTimeout); err != nil {
 		return err
 	}
