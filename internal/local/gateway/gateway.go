@@ -54,6 +54,7 @@ type Options struct {
 type Gateway struct {
 	project     *config.Project
 	gatewayName string
+	namespace   string     // of the metrics
 	services    []*service // in the project's order, which the edge tries routes in
 	byHost      map[string]*service
 	log         *slog.Logger
@@ -109,6 +110,7 @@ func New(p *config.Project, o Options) (*Gateway, error) {
 	g := &Gateway{
 		project:     p,
 		gatewayName: render.GatewayName(p),
+		namespace:   o.Namespace,
 		byHost:      map[string]*service{},
 		log:         o.Log,
 		metrics:     m,
@@ -239,10 +241,8 @@ func (g *Gateway) MeshFrom(caller, service string) http.Handler {
 	if err != nil {
 		return g.Mesh(service)
 	}
-	return &listener{g: g, only: s, source: serviceSource(caller, g.metricsNamespace(s))}
+	return &listener{g: g, only: s, source: serviceSource(caller, g.namespace)}
 }
-
-func (g *Gateway) metricsNamespace(s *service) string { return s.dst[0][1] }
 
 // listener routes the requests of one port: the edge's (only nil) or one
 // service's mesh.

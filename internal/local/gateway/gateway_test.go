@@ -8,6 +8,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -179,6 +180,15 @@ func TestEdgeRoutesByPathAndHost(t *testing.T) {
 	}
 	if n := count(t, tg.reg, map[string]string{"destination_workload": "payment", "destination_service_name": "payment"}); n != 1 {
 		t.Errorf("payment counted %v times, want 1", n)
+	}
+	// A caller's own mesh listener names it as the source.
+	fromOrder := httptest.NewServer(tg.MeshFrom("order", "payment"))
+	defer fromOrder.Close()
+	if by, _ := get(t, c, strings.TrimPrefix(fromOrder.URL, "http://"), "/", nil); by != "stable" {
+		t.Errorf("payment from order: served by %q", by)
+	}
+	if n := count(t, tg.reg, map[string]string{"destination_workload": "payment", "source_workload": "order", "source_workload_namespace": "shop"}); n != 1 {
+		t.Errorf("payment's calls from order counted %v times, want 1", n)
 	}
 }
 
