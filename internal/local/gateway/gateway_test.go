@@ -416,3 +416,49 @@ func TestBadInput(t *testing.T) {
 		}
 	}
 }
+
+// Routes and backends change under requests in flight, in the order the
+// supervisor keeps (a canary's process before its traffic, its traffic
+// gone before its process); every request succeeds.
+func TestChangesWhileServing(t *testing.T) {
+	tg := startGateway(t, loadProject(t))
+	stop := make(chan struct{})
+	changed := make(chan int)
+	go func() {
+		n := 0
+		defer func() { changed <- n }()
+		for ; ; n++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			var err error
+			if n%2 == 0 {
+				err = tg.SetBackends("user", tg.stable.backend, tg.canary.backend)
+				if err == nil {
+					err = tg.SetTraffic("user", render.Traffic{Weight: n % 101, Mirror: n % 7})
+				}
+			} else {
+				err = tg.SetTraffic("user", render.Traffic{})
+				if err == nil {
+					err = tg.SetBackends("user", tg.stable.backend, Backend{})
+				}
+			}
+			if err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	c := &http.Client{}
+	for range 300 {
+		if _, code := get(t, c, tg.edge, "/api/v1/users", nil); code != http.StatusOK {
+			t.Fatalf("status %d", code)
+		}
+	}
+	close(stop)
+	if n := <-changed; n < 10 {
+		t.Errorf("only %d changes during the requests", n)
+	}
+}
