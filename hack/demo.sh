@@ -48,6 +48,10 @@ say "rolled back (exit 3): traffic went back to the stable and the canary proces
 say "why: the last checks of that canary (msctl canary explain payment --local)"
 msctl canary explain payment --local | tail -n 14
 
+# The checks look at the last interval (5s) of payment-canary's requests:
+# the next canary starts once none of this one's are in it.
+sleep 5
+
 say "a healthy canary: payment without the fault, step by step to 100%, then promoted"
 msctl canary run payment --local --env FAULT_ERROR_RATE=0 --load 100 --timeout 2m > /dev/null
 say "promoted (exit 0): the canary's process is now payment's stable"
