@@ -62,8 +62,7 @@ func startProcess(t testing.TB, name string) *process {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		r = r.Clone(context.Background())
-		p.last.Store(r)
+		p.last.Store(r.Clone(context.Background()))
 		select {
 		case p.bodies <- body:
 		default:
