@@ -317,7 +317,8 @@ func NewCmdCanaryStatus(f *Factory, runF func(*CanaryStatusOptions) error) *cobr
 	cmd := &cobra.Command{
 		Use:   "status [SERVICE...]",
 		Short: "Show each canary's phase, step, weights, images and last checks",
-		Long: `Status reads each service's canary from the cluster: phase, step, weights,
+		Long: `Status reads each service's canary from the cluster (with --local, from
+.msctl/run/canary, whether or not msctl up still runs): phase, step, weights,
 canary and stable images, the last check of each metric (value against
 threshold), and which process drives it since when. Without --watch it exits
 0 when the state could be read. With --watch it follows the canary and ends at

@@ -17,7 +17,6 @@ import (
 	"github.com/msctl/msctl/internal/analysis"
 	"github.com/msctl/msctl/internal/canary"
 	"github.com/msctl/msctl/internal/canarystate"
-	"github.com/msctl/msctl/internal/config"
 	"github.com/msctl/msctl/internal/imageref"
 	"github.com/msctl/msctl/internal/kube"
 	"github.com/msctl/msctl/internal/local"
@@ -94,23 +93,14 @@ func parseEnv(kvs []string) (map[string]string, error) {
 	return env, nil
 }
 
-// localRunDir is the project's run directory.
-func (f *Factory) localRunDir(loaded *config.Loaded) (string, error) {
-	abs, err := filepath.Abs(loaded.File)
-	if err != nil {
-		return "", err
-	}
-	return local.RunDir(filepath.Dir(abs)), nil
-}
-
 // localCanaries connects to the local supervisor of the project: the
 // driver's ports and the gateway's address for load.
 func (f *Factory) localCanaries(ctx context.Context, service string, interval time.Duration, events func(canary.Event)) (*canary.Local, *local.Client, *local.Status, error) {
-	loaded, err := f.projectFor([]string{service})
+	lp, err := f.localProject([]string{service})
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	p := loaded.Project
+	p := lp.opts.Project
 	planFor := func(s string) (canary.Plan, error) {
 		plan, err := canary.PlanFor(p, s)
 		return plan.WithInterval(cmpOr(interval, localInterval)), err
@@ -118,11 +108,7 @@ func (f *Factory) localCanaries(ctx context.Context, service string, interval ti
 	if _, err := planFor(service); err != nil {
 		return nil, nil, nil, err
 	}
-	runDir, err := f.localRunDir(loaded)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	client, err := local.Connect(runDir)
+	client, err := local.Connect(lp.runDir)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -134,7 +120,7 @@ func (f *Factory) localCanaries(ctx context.Context, service string, interval ti
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	return &canary.Local{RunDir: runDir, Processes: localProcesses{client}, Prometheus: prom, Namespace: p.Namespace,
+	return &canary.Local{RunDir: lp.runDir, Processes: localProcesses{client}, Prometheus: prom, Namespace: p.Namespace,
 		PlanFor: planFor, Events: events}, client, st, nil
 }
 
@@ -173,15 +159,11 @@ func (l localProcesses) Promote(ctx context.Context, service string) error {
 // image: the stable's build with --env overrides, a build of --ref, or a
 // build of the working tree.
 func (f *Factory) localCanaryImage(ctx context.Context, lc *canary.Local, client *local.Client, service string, fl *localCanaryFlags) (imageref.Ref, error) {
-	loaded, err := f.Project()
+	lp, err := f.localProject([]string{service})
 	if err != nil {
 		return imageref.Ref{}, err
 	}
-	svc := loaded.Project.Service(service)
-	root, err := filepath.Abs(filepath.Dir(loaded.File))
-	if err != nil {
-		return imageref.Ref{}, err
-	}
+	svc, root := lp.opts.Project.Service(service), lp.root
 	env, _ := parseEnv(fl.Env)
 	var proc canary.Process
 	switch {
@@ -351,16 +333,11 @@ func startLoad(ctx context.Context, f *Factory, runDir, gateway string, rate flo
 // localStateStores reads the canary state files of the project's run
 // directory; no supervisor needs to run.
 func (f *Factory) localStateStores(services []string) (func(string) canarystate.Store, error) {
-	loaded, err := f.projectFor(services)
+	lp, err := f.localProject(services)
 	if err != nil {
 		return nil, err
 	}
-	runDir, err := f.localRunDir(loaded)
-	if err != nil {
-		return nil, err
-	}
-	lc := &canary.Local{RunDir: runDir}
-	return lc.Store, nil
+	return (&canary.Local{RunDir: lp.runDir}).Store, nil
 }
 
 // actLocal is promote, pause, resume and abort with --local.

@@ -81,14 +81,11 @@ Ctrl-C ends it early and still prints them.`, load.MaxRate),
 }
 
 func runLoad(ctx context.Context, f *Factory, opts *LoadOptions) error {
-	loaded, err := f.Project()
+	lp, err := f.localProject(nil)
 	if err != nil {
 		return err
 	}
-	runDir, err := f.localRunDir(loaded)
-	if err != nil {
-		return err
-	}
+	runDir := lp.runDir
 	client, err := local.Connect(runDir)
 	if err != nil {
 		return err
