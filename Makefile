@@ -48,7 +48,7 @@ deps:
 	@bash hack/deps.sh
 
 ## test: everything CI runs: lint, the Go tests (race detector on), release config check
-test: deps lint proto-check testcluster-prepare test-go bench-check local-check release-check
+test: deps lint proto-check testcluster-prepare test-go bench-check local-check demo release-check
 
 # The README's command for the four services must keep placing an order.
 local-check:

@@ -22,17 +22,10 @@ msctl() { bin/msctl "$@"; }
 say "starting the four services, the gateway and the metrics engine (msctl up -d)"
 msctl up -d --port-base "$base" -o json > /dev/null
 trap 'say "stopping everything (msctl down)"; msctl down > /dev/null' EXIT
-gateway="http://127.0.0.1:$base"
-key=$(cat "$run/keys/admin.key")
-call() { curl -fsS -H "X-API-Key: $key" -H 'Content-Type: application/json' "$@"; }
-field() { sed -n "s/.*\"$1\": *\"\\([^\"]*\\)\".*/\\1/p" | head -n1; }
-say "everything is ready: the gateway is $gateway, state and logs are in $run"
+say "everything is ready: the gateway is http://127.0.0.1:$base, state and logs are in $run"
 
-say "placing an order through the gateway: a user, a product, then the order (order calls user, inventory and payment)"
-user=$(call -d "{\"email\":\"ada-$RANDOM@example.com\",\"fullName\":\"Ada Lovelace\"}" "$gateway/api/v1/users" | field id)
-product=$(call -d "{\"sku\":\"BOOK-$RANDOM\",\"name\":\"Notes on the Analytical Engine\",\"priceCents\":2500,\"initialStock\":10}" "$gateway/api/v1/products" | field id)
-call -d "{\"userId\":\"$user\",\"items\":[{\"productId\":\"$product\",\"quantity\":2}],\"paymentMethodToken\":\"tok_visa\"}" "$gateway/api/v1/orders"
-echo
+say "placing orders through the gateway (msctl load: a user, a product, then orders; order calls user, inventory and payment)"
+msctl load --rate 2 --duration 2s --route /api/v1/orders
 
 say "a bad canary: payment with 20% of its calls failing (FAULT_ERROR_RATE=0.2), under built-in load; msctl should roll it back by itself"
 set +e
