@@ -48,6 +48,6 @@ sleep 5
 say "a healthy canary: payment without the fault, step by step to 100%, then promoted"
 msctl canary run payment --local --env FAULT_ERROR_RATE=0 --load 100 --timeout 2m > /dev/null
 say "promoted (exit 0): the canary's process is now payment's stable"
-msctl canary status payment --local -o json | sed -n 's/^  "\(phase\|reason\|stableImage\)": /  \1: /p'
+msctl canary status payment --local -o json | sed -n 's/^    "\(phase\|reason\)": "\(.*\)",$/  \1: \2/p'
 
 say "done in $(( $(date +%s) - started ))s"
