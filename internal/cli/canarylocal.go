@@ -173,10 +173,10 @@ func (f *Factory) localCanaryImage(ctx context.Context, lc *canary.Local, client
 			return imageref.Ref{}, err
 		}
 		defer os.RemoveAll(src)
-		f.Log.Info("building the canary", "service", service, "ref", fl.Ref)
 		if err := checkout(ctx, root, fl.Ref, src); err != nil {
 			return imageref.Ref{}, err
 		}
+		f.Log.Info("building the canary", "service", service, "ref", fl.Ref)
 		bin, err := client.BuildService(ctx, service, filepath.Join(src, svc.Path))
 		if err != nil {
 			return imageref.Ref{}, err
@@ -212,6 +212,9 @@ func (f *Factory) localCanaryImage(ctx context.Context, lc *canary.Local, client
 // checkout writes the tree of git revision ref of the repository at root
 // into dir.
 func checkout(ctx context.Context, root, ref, dir string) error {
+	if out, err := exec.CommandContext(ctx, "git", "-C", root, "rev-parse", "--verify", "--quiet", ref+"^{commit}").Output(); err != nil || len(out) == 0 {
+		return &UsageError{Err: fmt.Errorf("--ref %s: not a commit of the git repository at %s", ref, root)}
+	}
 	cmd := exec.CommandContext(ctx, "git", "-C", root, "archive", "--format=tar", ref)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
