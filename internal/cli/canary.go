@@ -181,13 +181,13 @@ check as a test case. Progress goes to stderr.
 ` + canaryHelp,
 		Example: `  msctl canary run user --tag v2
   msctl canary run user --image registry.example.com/user@sha256:... --timeout 30m
+  msctl canary run user --tag "$GIT_SHA" -o json --events events.ndjson --junit canary.xml
 
   # On this machine (after msctl up -d): a faulty payment, rolled back (exit 3)
-  msctl canary run payment --local --env FAULT_ERROR_RATE=0.2 --load 50
+  msctl canary run payment --local --env FAULT_ERROR_RATE=0.2 --load 100
   # The working tree's payment, or another revision's
-  msctl canary run payment --local --load 50
-  msctl canary run payment --local --ref v1.2.0 --load 50
-  msctl canary run user --tag "$GIT_SHA" -o json --events events.ndjson --junit canary.xml`,
+  msctl canary run payment --local --load 100
+  msctl canary run payment --local --ref v1.2.0 --load 100`,
 		Args:              usageArgs(cobra.ExactArgs(1)),
 		ValidArgsFunction: completeServices(f),
 		RunE: func(cmd *cobra.Command, args []string) error {
