@@ -2,6 +2,7 @@ package cli
 
 import (
 	"archive/tar"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -49,7 +50,7 @@ type localCanaryFlags struct {
 func (l *localCanaryFlags) register(fl *pflag.FlagSet, run bool) {
 	fl.BoolVar(&l.Local, "local", false, "run the canary on this machine, under msctl up's supervisor")
 	fl.StringVar(&l.Ref, "ref", "", "with --local: build the canary from this git revision instead of the working tree")
-	fl.StringArrayVar(&l.Env, "env", nil, "with --local: run the stable's build with this environment override K=V (repeatable)")
+	fl.StringArrayVar(&l.Env, "env", nil, "with --local: an environment override K=V of the canary (repeatable); without --ref, the canary is the stable's build with it")
 	fl.DurationVar(&l.Interval, "interval", 0, "with --local: the analysis interval (default 5s)")
 	if run {
 		fl.Float64Var(&l.Load, "load", 0, fmt.Sprintf("with --local: send built-in load through the gateway at this many requests a second (at most %d) while the canary runs", load.MaxRate))
@@ -103,7 +104,7 @@ func (f *Factory) localCanaries(ctx context.Context, service string, interval ti
 	p := lp.opts.Project
 	planFor := func(s string) (canary.Plan, error) {
 		plan, err := canary.PlanFor(p, s)
-		return plan.WithInterval(cmpOr(interval, localInterval)), err
+		return plan.WithInterval(cmp.Or(interval, localInterval)), err
 	}
 	if _, err := planFor(service); err != nil {
 		return nil, nil, nil, err
@@ -122,13 +123,6 @@ func (f *Factory) localCanaries(ctx context.Context, service string, interval ti
 	}
 	return &canary.Local{RunDir: lp.runDir, Processes: localProcesses{client}, Prometheus: prom, Namespace: p.Namespace,
 		PlanFor: planFor, Events: events}, client, st, nil
-}
-
-func cmpOr(d, def time.Duration) time.Duration {
-	if d > 0 {
-		return d
-	}
-	return def
 }
 
 // localProcesses adapts the supervisor's client to the local ports.
