@@ -215,6 +215,11 @@ func (l *localReleases) Promote(ctx context.Context, img imageref.Ref) (int, err
 	if stable.String() == img.String() {
 		return rev, nil
 	}
+	// The canary process may be gone (msctl up restarted since): promote
+	// what runs img, started again if need be.
+	if err := l.DeployCanary(ctx, img); err != nil {
+		return 0, err
+	}
 	if err := l.p.Promote(ctx, l.service); err != nil {
 		return 0, err
 	}
@@ -222,7 +227,7 @@ func (l *localReleases) Promote(ctx context.Context, img imageref.Ref) (int, err
 		return 0, err
 	}
 	if stable.String() != img.String() {
-		return 0, fmt.Errorf("the stable of %s runs %s after promotion, not %s: was its canary started?", l.service, stable, img)
+		return 0, fmt.Errorf("the stable of %s runs %s after promotion, not %s", l.service, stable, img)
 	}
 	return rev + 1, atomicfile.Write(l.revision, []byte(strconv.Itoa(rev+1)), 0o644)
 }

@@ -213,3 +213,23 @@ func TestLocalAbort(t *testing.T) {
 		t.Fatalf("abort: %v %+v canary %+v", err, st, r.procs.canary)
 	}
 }
+
+// A promotion whose canary process is gone (msctl up restarted meanwhile)
+// starts it again, then promotes it.
+func TestLocalPromoteRestartsAGoneCanary(t *testing.T) {
+	r := newLocalRig(t)
+	p := Process{Binary: r.bin, Env: map[string]string{"V": "2"}, Revision: "v2"}
+	img, err := r.local.Image("payment", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel := &localReleases{p: r.procs, service: "payment", images: localImages{filepath.Join(r.local.dir(), "images")},
+		revision: filepath.Join(r.local.dir(), "payment.revision")}
+	rev, err := rel.Promote(context.Background(), img)
+	if err != nil || rev != 2 || r.procs.stable.Env["V"] != "2" {
+		t.Fatalf("promote with no canary running: rev %d, %v, stable %+v", rev, err, r.procs.stable)
+	}
+	if rev, err := rel.Promote(context.Background(), img); err != nil || rev != 2 {
+		t.Fatalf("promote again: rev %d, %v", rev, err)
+	}
+}
