@@ -182,22 +182,34 @@ func runUp(ctx context.Context, f *Factory, o *UpOptions) error {
 			return fmt.Errorf("msctl up is already running in %s (supervisor pid %d); stop it with msctl down", lc.runDir, st.Supervisor)
 		}
 	}
+	// In the foreground, progress reads like the services' log lines.
+	lines := newLinePrinter(f)
+	say := func(msg string) {
+		if f.Quiet() {
+			return
+		}
+		if o.Detach {
+			fmt.Fprintln(f.IO.ErrOut, msg)
+			return
+		}
+		lines.line("msctl", msg)
+	}
 	if !o.NoBuild {
-		if err := buildLocal(ctx, f, lc, o.Parallel); err != nil {
+		if err := buildLocal(ctx, lc, o.Parallel, say); err != nil {
 			return err
 		}
 	}
 	if o.Detach {
-		st, err := startDetached(ctx, f, lc, o)
+		st, err := startDetached(ctx, lc, o)
 		if err != nil {
 			return err
 		}
 		return f.Print(localTable{st})
 	}
-	return runForeground(ctx, f, lc)
+	return runForeground(ctx, f, lc, lines, say)
 }
 
-func buildLocal(ctx context.Context, f *Factory, lc *localContext, parallel int) error {
+func buildLocal(ctx context.Context, lc *localContext, parallel int, say func(string)) error {
 	names, err := local.Selected(lc.opts.Project, lc.opts.Services)
 	if err != nil {
 		return err
@@ -207,21 +219,13 @@ func buildLocal(ctx context.Context, f *Factory, lc *localContext, parallel int)
 		s := lc.opts.Project.Service(n)
 		targets = append(targets, local.BuildTarget{Service: n, Dir: filepath.Join(lc.root, s.Path), Out: filepath.Join(lc.runDir, "bin", n)})
 	}
-	if !f.Quiet() {
-		fmt.Fprintf(f.IO.ErrOut, "building %s\n", strings.Join(names, ", "))
-	}
-	started := time.Now()
-	if err := local.Build(ctx, targets, parallel); err != nil {
-		return err
-	}
-	f.Log.Debug("built", "services", names, "took", time.Since(started).String())
-	return nil
+	say("building " + strings.Join(names, ", "))
+	return local.Build(ctx, targets, parallel)
 }
 
 // runForeground supervises in this process, showing the services' log
 // lines, until Ctrl-C.
-func runForeground(ctx context.Context, f *Factory, lc *localContext) error {
-	lines := newLinePrinter(f)
+func runForeground(ctx context.Context, f *Factory, lc *localContext, lines *linePrinter, say func(string)) error {
 	lc.opts.Log = slog.New(lines.handler())
 	s, err := local.Start(ctx, lc.opts)
 	if err != nil {
@@ -240,9 +244,7 @@ func runForeground(ctx context.Context, f *Factory, lc *localContext) error {
 		s.Close()
 		return err
 	}
-	if !f.Quiet() {
-		fmt.Fprintln(f.IO.ErrOut, "ready; press Ctrl-C to stop")
-	}
+	say("ready; press Ctrl-C to stop")
 	s.Wait(ctx)
 	return nil
 }
@@ -322,7 +324,7 @@ type startReport struct {
 
 // startDetached re-runs msctl as a supervisor in a session of its own,
 // logging to the run directory, and waits for it to report its start.
-func startDetached(ctx context.Context, f *Factory, lc *localContext, o *UpOptions) (*local.Status, error) {
+func startDetached(ctx context.Context, lc *localContext, o *UpOptions) (*local.Status, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err

@@ -1,11 +1,13 @@
 package cli
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -175,5 +177,58 @@ func TestUpNamesAServiceThatExitsAtStart(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, ".msctl", "run", "supervisor.json")); !os.IsNotExist(err) {
 		t.Errorf("a supervisor record was left: %v", err)
+	}
+}
+
+// In the foreground, up shows the services' log lines as JSON with a
+// service field when stderr is not a terminal, and Ctrl-C stops everything.
+func TestUpInTheForegroundStopsOnCtrlC(t *testing.T) {
+	dir := localProject(t, nil)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "up", "--port-base", strconv.Itoa(freePortBase(t)), "-o", "json")
+	cmd.Dir = dir
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var st local.Status
+	if err := json.NewDecoder(stdout).Decode(&st); err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("no status on stdout: %v\n%s", err, stderr.String())
+	}
+	time.Sleep(500 * time.Millisecond) // a poll of the logs
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("up after Ctrl-C: %v\n%s", err, stderr.String())
+	}
+	for _, s := range st.Services {
+		if running(s.Stable.PID) {
+			t.Errorf("%s (pid %d) still runs after Ctrl-C", s.Name, s.Stable.PID)
+		}
+	}
+	seen := map[string]bool{}
+	for line := range strings.SplitSeq(strings.TrimSpace(stderr.String()), "\n") {
+		var l struct{ Service, Msg string }
+		if json.Unmarshal([]byte(line), &l) != nil || l.Service == "" {
+			t.Errorf("not a JSON line with a service field: %q", line)
+			continue
+		}
+		seen[l.Service+" "+l.Msg] = true
+	}
+	for _, want := range []string{"order serving", "payment shutting down: readiness off, draining"} {
+		if !seen[want] {
+			t.Errorf("no %q line in the output:\n%s", want, stderr.String())
+		}
 	}
 }

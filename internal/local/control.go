@@ -1,13 +1,10 @@
 package local
 
 import (
-	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
-	"net"
 	"net/http"
-	"time"
 
 	"github.com/msctl/msctl/internal/errkind"
 	"github.com/msctl/msctl/internal/render"
@@ -94,22 +91,4 @@ func reply(w http.ResponseWriter, v any, err error) {
 		return
 	}
 	_ = json.NewEncoder(w).Encode(v)
-}
-
-// serve serves h on ln with HTTP/1.1 and cleartext HTTP/2 until ctx ends.
-func serve(ctx context.Context, ln net.Listener, h http.Handler) error {
-	var protocols http.Protocols
-	protocols.SetHTTP1(true)
-	protocols.SetUnencryptedHTTP2(true)
-	srv := &http.Server{Handler: h, Protocols: &protocols, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		<-ctx.Done()
-		shut, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(shut)
-	}()
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
 }

@@ -258,7 +258,7 @@ func Start(ctx context.Context, o Options) (_ *Supervisor, err error) {
 		s.servers.Add(1)
 		go func() {
 			defer s.servers.Done()
-			if err := serve(runCtx, ln, sv.h); err != nil && runCtx.Err() == nil {
+			if err := gateway.Serve(runCtx, ln, sv.h); err != nil && runCtx.Err() == nil {
 				o.Log.Error("listener failed", "port", sv.port, "err", err.Error())
 			}
 		}()
