@@ -456,3 +456,13 @@ func TestDownAfterSupervisorKilled(t *testing.T) {
 		t.Errorf("data left after purge: %v", err)
 	}
 }
+
+func TestMissingBinaryIsNamed(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "run")
+	o := options(t, dir, loadProject())
+	o.Services = []string{"user"}
+	_, err := Start(context.Background(), o)
+	if err == nil || !strings.Contains(err.Error(), paths(dir).bin("user")) {
+		t.Fatalf("err = %v, want the missing binary named", err)
+	}
+}

@@ -98,15 +98,16 @@ func (p *process) name() string {
 func (p *process) start(ctx context.Context, timeout time.Duration) error {
 	p.stopCh, p.done = make(chan struct{}), make(chan struct{})
 	c, err := p.spawn()
-	if err != nil {
-		return err
+	if err == nil {
+		if err = p.waitReady(ctx, c, timeout); err != nil {
+			p.kill(c, time.Second)
+		}
 	}
-	if err := p.waitReady(ctx, c, timeout); err != nil {
+	if err != nil {
 		p.mu.Lock()
 		p.stopping = true
 		p.mu.Unlock()
 		close(p.done)
-		p.kill(c, time.Second)
 		return err
 	}
 	go p.supervise(c)

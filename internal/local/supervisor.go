@@ -317,12 +317,14 @@ func (s *Supervisor) startStable(ctx context.Context, svc *serviceProcs) error {
 	p := s.newProcess(svc, Stable, 0, ProcessSpec{})
 	p.binary = s.dir.bin(svc.cfg.Name)
 	_ = os.Truncate(p.logPath, 0) // its log tells of this run only
-	if err := p.start(ctx, s.o.ReadyTimeout); err != nil {
-		return err
-	}
+	// Recorded from its first moment, so that Down finds it even if the
+	// supervisor dies while it starts.
 	s.mu.Lock()
 	svc.stable = p
 	s.mu.Unlock()
+	if err := p.start(ctx, s.o.ReadyTimeout); err != nil {
+		return err
+	}
 	return s.gw.SetBackends(svc.cfg.Name, backend(p), gateway.Backend{})
 }
 
