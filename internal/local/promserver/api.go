@@ -19,24 +19,29 @@ import (
 	"github.com/prometheus/prometheus/util/annotations"
 )
 
-// Error types of Prometheus's API, with the status codes it answers them
-// with.
+// Error types of Prometheus's API.
 const (
-	errBadData  = "bad_data"    // 400
-	errExec     = "execution"   // 422
-	errCanceled = "canceled"    // 499
-	errTimeout  = "timeout"     // 503
-	errInternal = "internal"    // 500
-	errUnready  = "unavailable" // 503
+	errBadData  = "bad_data"
+	errExec     = "execution"
+	errCanceled = "canceled"
+	errTimeout  = "timeout"
+	errInternal = "internal"
+	errUnready  = "unavailable"
 )
 
-var errorStatus = map[string]int{
-	errBadData:  http.StatusBadRequest,
-	errExec:     http.StatusUnprocessableEntity,
-	errCanceled: 499, // nginx's "client closed request", as Prometheus
-	errTimeout:  http.StatusServiceUnavailable,
-	errInternal: http.StatusInternalServerError,
-	errUnready:  http.StatusServiceUnavailable,
+// errorStatus is the HTTP status Prometheus answers an error type with.
+func errorStatus(typ string) int {
+	switch typ {
+	case errBadData:
+		return http.StatusBadRequest
+	case errExec:
+		return http.StatusUnprocessableEntity
+	case errCanceled:
+		return 499 // nginx's "client closed request", as Prometheus
+	case errTimeout, errUnready:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
 }
 
 // apiError is a failed request: Prometheus's error type and the message.
@@ -70,12 +75,11 @@ type result struct {
 	query string
 }
 
-// Bounds of the API's optional time ranges: Prometheus's, for the same
-// answers to requests without start or end.
-var (
-	minTime = time.Unix(math.MinInt64/1000+62135596801, 0).UTC()
-	maxTime = time.Unix(math.MaxInt64/1000-62135596801, 999999999).UTC()
-)
+// minTime and maxTime bound the API's optional time ranges: Prometheus's,
+// for the same answers to requests without start or end. Functions, so
+// that nothing is computed at package initialisation.
+func minTime() time.Time { return time.Unix(math.MinInt64/1000+62135596801, 0).UTC() }
+func maxTime() time.Time { return time.Unix(math.MaxInt64/1000-62135596801, 999999999).UTC() }
 
 // maxPoints is Prometheus's bound on the points of a range query's series.
 const maxPoints = 11000
@@ -128,7 +132,7 @@ func (s *Server) endpoint(f func(*http.Request) result) http.Handler {
 		code := http.StatusOK
 		if res.err != nil {
 			resp = response{Status: "error", ErrorType: res.err.typ, Error: res.err.err.Error(), Data: res.data}
-			code = errorStatus[res.err.typ]
+			code = errorStatus(res.err.typ)
 		}
 		resp.Warnings, resp.Infos = res.warns.AsStrings(res.query, 10, 10)
 		b, err := json.Marshal(resp)
@@ -367,11 +371,11 @@ func (s *Server) selection(r *http.Request) (selection, *apiError) {
 	if err != nil {
 		return sel, badParam(err, "limit")
 	}
-	start, err := timeParam(r, "start", minTime)
+	start, err := timeParam(r, "start", minTime())
 	if err != nil {
 		return sel, badParam(err, "start")
 	}
-	end, err := timeParam(r, "end", maxTime)
+	end, err := timeParam(r, "end", maxTime())
 	if err != nil {
 		return sel, badParam(err, "end")
 	}
@@ -448,10 +452,10 @@ func parseTime(s string) (time.Time, error) {
 		return t, nil
 	}
 	switch s {
-	case minTime.Format(time.RFC3339Nano):
-		return minTime, nil
-	case maxTime.Format(time.RFC3339Nano):
-		return maxTime, nil
+	case minTime().Format(time.RFC3339Nano):
+		return minTime(), nil
+	case maxTime().Format(time.RFC3339Nano):
+		return maxTime(), nil
 	}
 	return time.Time{}, fmt.Errorf("cannot parse %q to a valid timestamp", s)
 }

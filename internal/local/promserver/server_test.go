@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,19 +24,25 @@ import (
 	"github.com/msctl/msctl/internal/local/promserver"
 )
 
-// waitTimeout bounds every wait on scrapes, which are due every second.
-const waitTimeout = 20 * time.Second
+const (
+	// waitTimeout bounds every wait on scrapes, which are due every second.
+	waitTimeout = 20 * time.Second
+	// queryTimeout bounds a query: milliseconds, unless the machine is
+	// very busy.
+	queryTimeout = 30 * time.Second
+)
 
 // server is a promserver under test, serving its API on a loopback port.
 type server struct {
 	*promserver.Server
-	url string
-	api promv1.API
+	url  string
+	api  promv1.API
+	stop func() // closes it; also done when the test ends
 }
 
-// start opens a server on dir, runs it and serves its API until the test
-// ends.
-func start(t *testing.T, dir string, o promserver.Options, targets ...promserver.Target) *server {
+// start opens a server on dir, runs it and serves its API until stop or
+// the end of the test.
+func start(t testing.TB, dir string, o promserver.Options, targets ...promserver.Target) *server {
 	t.Helper()
 	s, err := promserver.Open(dir, o)
 	if err != nil {
@@ -47,7 +54,7 @@ func start(t *testing.T, dir string, o promserver.Options, targets ...promserver
 	ran := make(chan error, 1)
 	go func() { ran <- s.Run(context.Background()) }()
 	hs := httptest.NewServer(s.Handler())
-	t.Cleanup(func() {
+	stop := sync.OnceFunc(func() {
 		hs.Close()
 		if err := s.Close(); err != nil {
 			t.Errorf("Close: %v", err)
@@ -56,10 +63,11 @@ func start(t *testing.T, dir string, o promserver.Options, targets ...promserver
 			t.Errorf("Run: %v", err)
 		}
 	})
-	return &server{Server: s, url: hs.URL, api: client(t, hs.URL)}
+	t.Cleanup(stop)
+	return &server{Server: s, url: hs.URL, api: client(t, hs.URL), stop: stop}
 }
 
-func client(t *testing.T, address string) promv1.API {
+func client(t testing.TB, address string) promv1.API {
 	t.Helper()
 	c, err := api.NewClient(api.Config{Address: address})
 	if err != nil {
@@ -69,9 +77,9 @@ func client(t *testing.T, address string) promv1.API {
 }
 
 // vector runs an instant query at ts.
-func (s *server) vector(t *testing.T, query string, ts time.Time) model.Vector {
+func (s *server) vector(t testing.TB, query string, ts time.Time) model.Vector {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), queryTimeout)
 	defer cancel()
 	v, _, _, err := s.api.Query(ctx, query, ts)
 	if err != nil {
@@ -307,30 +315,12 @@ func TestRestartKeepsSamples(t *testing.T) {
 	dir := t.TempDir()
 	target := promserver.Target{Job: "demo", URL: e.url}
 
-	s, err := promserver.Open(dir, promserver.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.SetTargets([]promserver.Target{target}); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ran := make(chan error, 1)
-	go func() { ran <- s.Run(ctx) }()
-	hs := httptest.NewServer(s.Handler())
-	first := &server{Server: s, url: hs.URL, api: client(t, hs.URL)}
+	first := start(t, dir, promserver.Options{}, target)
 	first.wait(t, `count_over_time(up[1m])`, "3 scrapes", func(v model.Vector) bool { return len(v) == 1 && v[0].Value >= 3 })
 	at := time.Now()
 	const query = `sum(demo_requests_total)`
 	before := first.vector(t, query, at)
-	cancel()
-	if err := <-ran; err != nil {
-		t.Fatalf("Run: %v", err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	hs.Close()
+	first.stop()
 
 	again := start(t, dir, promserver.Options{})
 	after := again.vector(t, query, at)
@@ -399,7 +389,6 @@ func TestBadQueries(t *testing.T) {
 		{"series without match", "/api/v1/series", nil, 400, "bad_data", "no match[] parameter provided"},
 		{"empty matcher", "/api/v1/labels", url.Values{"match[]": {`{job=~".*"}`}}, 400, "bad_data", "at least one non-empty matcher"},
 		{"too many samples", "/api/v1/query", url.Values{"query": {`{job="demo"}[1m]`}}, 422, "execution", "query processing would load too many samples into memory"},
-		{"timeout", "/api/v1/query", url.Values{"query": {"up"}, "timeout": {"0.000001"}}, 503, "timeout", ""},
 	}
 	for _, tt := range tests {
 		for _, method := range []string{http.MethodGet, http.MethodPost} {
@@ -410,6 +399,14 @@ func TestBadQueries(t *testing.T) {
 				}
 			})
 		}
+	}
+
+	// A query that runs for longer than its timeout: 1.8 million steps of
+	// a subquery, within the default sample limit.
+	slow := start(t, t.TempDir(), promserver.Options{})
+	a := call(t, http.MethodPost, slow.url+"/api/v1/query", url.Values{"query": {"count_over_time(vector(1)[30m:1ms])"}, "timeout": {"0.01"}})
+	if a.code != 503 || a.body.ErrorType != "timeout" || !strings.Contains(a.body.Error, "query timed out") {
+		t.Errorf("slow query: got %d %+v, want 503 timeout", a.code, a.body)
 	}
 
 	// The client reports the parser's message with the error type.
