@@ -23,7 +23,7 @@ GORELEASER  := $(TOOLS_DIR)/goreleaser-$(GORELEASER_VERSION)/goreleaser
 # How long the whole test run may take; CI has 90 minutes.
 TEST_TIMEOUT ?= 40m
 
-.PHONY: all build demo local local-check test test-go lint deps completions proto proto-check testcluster testcluster-prepare snapshot release-check clean
+.PHONY: all build demo demo-cluster local local-check test test-go lint deps completions proto proto-check testcluster testcluster-prepare snapshot release-check clean
 
 all: build
 
@@ -31,9 +31,13 @@ all: build
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/msctl ./cmd/msctl
 
-## demo: the main job: deploy the bundled project to a local control plane and show it
+## demo: the main job on one machine: msctl up, an order, a bad canary rolled back, a good one promoted, msctl down
 demo:
 	@bash hack/demo.sh
+
+## demo-cluster: deploy the bundled project to a local Kubernetes control plane and show it
+demo-cluster:
+	@bash hack/demo-cluster.sh
 
 ## local: run the four bundled services together (SQLite) and place an order over HTTP
 local:
@@ -44,7 +48,7 @@ deps:
 	@bash hack/deps.sh
 
 ## test: everything CI runs: lint, the Go tests (race detector on), release config check
-test: deps lint proto-check testcluster-prepare test-go bench-check local-check release-check
+test: deps lint proto-check testcluster-prepare test-go bench-check local-check demo release-check
 
 # The README's command for the four services must keep placing an order.
 local-check:

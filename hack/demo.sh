@@ -1,34 +1,53 @@
 #!/usr/bin/env bash
-# The main job, end to end on this machine: validate the bundled project,
-# start a local Kubernetes control plane (internal/testcluster: real API
-# server, kwok nodes, Istio and monitoring CRDs), deploy the four services
-# with msctl, show their status, redeploy to show nothing changes, then stop
-# the control plane. The first run builds the control plane's binaries
-# (several minutes); later runs reuse them.
+# The main job on one machine, no cluster: build msctl, run the four bundled
+# services with msctl up (processes on SQLite, a gateway, an embedded
+# Prometheus engine), place an order, then canary payment twice under
+# built-in load: once with a 20% injected error rate (rolled back
+# automatically, exit 3) and once healthy (promoted), then stop everything.
+# The cluster demo is hack/demo-cluster.sh (make demo-cluster).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+say() { printf '\n\033[1mdemo:\033[0m %s\n' "$*" >&2; }
+if [ -n "${NO_COLOR:-}" ] || [ ! -t 2 ]; then say() { printf '\ndemo: %s\n' "$*" >&2; }; fi
+
+# Ports of the local runtime (gateway, metrics, then ten per service).
+base=${MSCTL_DEMO_PORT_BASE:-17000}
+run=.msctl/run
+started=$(date +%s)
+
+say "building msctl"
 make -s build
-bin/msctl config validate
-bin/msctl lint
+msctl() { bin/msctl "$@"; }
 
-work=$(mktemp -d)
-echo "demo: starting a local control plane (first run: builds kube-apiserver, etcd, kwok...)" >&2
-go build -o "$work/testcluster" ./hack/testcluster
-"$work/testcluster" > "$work/cluster.log" 2>&1 &
-cluster=$!
-trap 'kill -INT $cluster 2>/dev/null; wait $cluster 2>/dev/null; rm -rf "$work"' EXIT
-for _ in $(seq 1 1200); do
-  grep -q 'kubeconfig:' "$work/cluster.log" && break
-  kill -0 $cluster 2>/dev/null || { cat "$work/cluster.log" >&2; exit 1; }
-  sleep 1
-done
-kubeconfig=$(awk '/kubeconfig:/ {print $2; exit}' "$work/cluster.log")
-[ -n "$kubeconfig" ] || { cat "$work/cluster.log" >&2; echo "demo: the control plane did not start" >&2; exit 1; }
+say "starting the four services, the gateway and the metrics engine (msctl up -d)"
+msctl up -d --port-base "$base" -o json > /dev/null
+trap 'say "stopping everything (msctl down)"; msctl down > /dev/null' EXIT
+say "everything is ready: the gateway is http://127.0.0.1:$base, state and logs are in $run"
 
-msctl() { bin/msctl --kubeconfig "$kubeconfig" "$@"; }
-msctl deploy --tag v1
-msctl status
-echo "demo: deploying the same again (no new revisions):" >&2
-msctl deploy --tag v1 -q
-msctl history order
-echo "demo: done; the control plane stops now. To keep one: make testcluster, then msctl --kubeconfig PATH deploy" >&2
+say "placing orders through the gateway (msctl load: a user, a product, then orders; order calls user, inventory and payment)"
+msctl load --rate 2 --duration 2s --route /api/v1/orders
+
+say "a bad canary: payment with 20% of its calls failing (FAULT_ERROR_RATE=0.2), under built-in load; msctl should roll it back by itself"
+set +e
+msctl canary run payment --local --env FAULT_ERROR_RATE=0.2 --load 100 --timeout 2m > /dev/null
+code=$?
+set -e
+if [ "$code" -ne 3 ]; then
+  say "expected the canary to be rolled back (exit 3), got exit $code"
+  exit 1
+fi
+say "rolled back (exit 3): traffic went back to the stable and the canary process stopped"
+
+say "why: the last checks of that canary (msctl canary explain payment --local)"
+msctl canary explain payment --local | tail -n 14
+
+# The checks look at the last interval (5s) of payment-canary's requests:
+# the next canary starts once none of this one's are in it.
+sleep 5
+
+say "a healthy canary: payment without the fault, step by step to 100%, then promoted"
+msctl canary run payment --local --env FAULT_ERROR_RATE=0 --load 100 --timeout 2m > /dev/null
+say "promoted (exit 0): the canary's process is now payment's stable"
+msctl canary status payment --local -o json | sed -n 's/^    "\(phase\|reason\)": "\(.*\)",$/  \1: \2/p'
+
+say "done in $(( $(date +%s) - started ))s"

@@ -145,31 +145,61 @@ func (c *Cluster) drive(ctx context.Context, service string, l *kube.Lock, o Run
 // A live driver acts on it within about a tick; with none, Act takes the
 // lock and carries the action out itself.
 func (c *Cluster) Act(ctx context.Context, service string, action canarystate.Action, full bool, lock deploy.LockOptions) (*canarystate.State, error) {
-	store := c.Deployer.StateStore(service)
-	l, err := c.Deployer.Lock(ctx, service, lock)
-	var held *kube.LockHeldError
+	var l *kube.Lock
+	return actor{
+		store: c.Deployer.StateStore(service), by: lock.Holder.Name, now: c.Deployer.Now(), tick: tickOr(c.Tick),
+		lock: func() (string, error) {
+			var err error
+			l, err = c.Deployer.Lock(ctx, service, lock)
+			var held *kube.LockHeldError
+			if errors.As(err, &held) {
+				return held.Holder, nil
+			}
+			return "", err
+		},
+		drive:   func(o RunOptions) (*canarystate.State, error) { return c.drive(ctx, service, l, o) },
+		release: func() { _ = l.Release(context.WithoutCancel(ctx)) },
+	}.act(ctx, service, action, full)
+}
+
+// actor is what Act needs of where canaries run.
+type actor struct {
+	store canarystate.Store
+	by    string
+	now   time.Time
+	tick  time.Duration
+	// lock takes the service's lock; when a driver holds it, it returns
+	// the driver's holder and no error.
+	lock func() (held string, err error)
+	// drive runs a driver under the lock taken, and releases it.
+	drive   func(RunOptions) (*canarystate.State, error)
+	release func()
+}
+
+func (a actor) act(ctx context.Context, service string, action canarystate.Action, full bool) (*canarystate.State, error) {
+	held, err := a.lock()
 	switch {
-	case errors.As(err, &held):
+	case err != nil:
+		// Nothing written: a request no one may carry out is not left behind.
+		return nil, err
+	case held != "":
 		// A driver runs: the request goes into the state for it to take.
-		if _, err := Ask(ctx, store, service, action, full, lock.Holder.Name, c.Deployer.Now()); err != nil {
+		if _, err := Ask(ctx, a.store, service, action, full, a.by, a.now); err != nil {
 			return nil, err
 		}
 		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		st, werr := Acknowledged(wctx, store, c.tick())
+		st, werr := Acknowledged(wctx, a.store, a.tick)
 		if werr != nil {
-			return st, fmt.Errorf("the driver of %s (%s) has not taken the %s request within 10s; it stays in the canary's state for the driver", service, held.Holder, action)
+			return st, fmt.Errorf("the driver of %s (%s) has not taken the %s request within 10s; it stays in the canary's state for the driver", service, held, action)
 		}
 		return st, nil
-	case err != nil:
-		// Nothing written: a request no one may carry out is not left behind.
+	}
+	if _, err := Ask(ctx, a.store, service, action, full, a.by, a.now); err != nil {
+		a.release()
 		return nil, err
 	}
-	if _, err := Ask(ctx, store, service, action, full, lock.Holder.Name, c.Deployer.Now()); err != nil {
-		_ = l.Release(context.WithoutCancel(ctx))
-		return nil, err
-	}
-	st, err := c.drive(ctx, service, l, RunOptions{Once: true})
+	st, err := a.drive(RunOptions{Once: true})
 	var oe *OutcomeError
 	if errors.As(err, &oe) && (oe.Phase == canarystate.Paused || action == canarystate.ActionAbort) {
 		return st, nil // what was asked for
@@ -177,9 +207,10 @@ func (c *Cluster) Act(ctx context.Context, service string, action canarystate.Ac
 	return st, err
 }
 
-func (c *Cluster) tick() time.Duration {
-	if c.Tick <= 0 {
+// tickOr is how often a process reads a canary's state: tick, or 500ms.
+func tickOr(tick time.Duration) time.Duration {
+	if tick <= 0 {
 		return 500 * time.Millisecond
 	}
-	return c.Tick
+	return tick
 }

@@ -3,8 +3,9 @@
 // runs, and talks to the world through four small ports: the state Store
 // (canarystate), Traffic (weights, A/B matches, mirroring), Releases (the
 // stable's and the canary's workloads) and Metrics (analysis over a
-// Prometheus HTTP API). Each has a cluster implementation here and a local
-// one in internal/local.
+// Prometheus HTTP API). Each has a cluster implementation here (Cluster)
+// and a local one on the local supervisor's processes, gateway and embedded
+// Prometheus engine (Local).
 //
 // Every transition is written to the state before it is acted on, and
 // every write waits for the service's lock: a rerun after kill -9 converges,

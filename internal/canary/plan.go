@@ -84,6 +84,14 @@ func (p Plan) withDefaults() Plan {
 	return p
 }
 
+// WithInterval is the plan with analysis interval d, checked about a dozen
+// times an interval: the sequential test can act on what each check shows.
+func (p Plan) WithInterval(d time.Duration) Plan {
+	p.Interval = d
+	p.CheckEvery = max(time.Second, d/12)
+	return p
+}
+
 // PlanFor resolves service's canary plan from the project file: its steps,
 // metrics and limits, with the service's own settings over the project's.
 // A metric the analysis cannot run is an *InputError.
@@ -96,9 +104,7 @@ func PlanFor(p *config.Project, service string) (Plan, error) {
 		MaxErrorChecks:   c.Analysis.MaxErrorChecks,
 		KeepInconclusive: c.Analysis.OnInconclusive == config.InconclusiveKeep,
 	}
-	// Checked about a dozen times an interval: the sequential test can act
-	// on what each check shows.
-	plan.CheckEvery = max(time.Second, plan.Interval/12)
+	plan = plan.WithInterval(plan.Interval)
 	for _, s := range c.Steps {
 		step := canarystate.Step{Kind: s.Kind(), Weight: s.Weight, Match: s.Match, Iterations: s.Iterations, Mirror: s.Mirror}
 		if s.Pause != nil {

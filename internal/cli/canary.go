@@ -53,7 +53,9 @@ decision: threshold keeps Flagger's rule (a failed interval counts against
 maxFailedChecks).
 
 Exit codes: 0 promoted, 1 failure, 2 bad input, 3 rolled back or aborted,
-4 paused awaiting approval, 5 inconclusive, 6 timed out, 7 lock held.`
+4 paused awaiting approval, 5 inconclusive, 6 timed out, 7 lock held.
+
+` + canaryLocalHelp
 
 // NewCmdCanary builds `msctl canary` and its subcommands.
 func NewCmdCanary(f *Factory) *cobra.Command {
@@ -156,6 +158,7 @@ type CanaryRunOptions struct {
 	JUnit           string
 	AllowUnsafeEnv  bool
 	lock            lockFlags
+	local           localCanaryFlags
 }
 
 // NewCmdCanaryRun builds `msctl canary run`. runF replaces the run step in tests.
@@ -181,7 +184,13 @@ check as a test case. Progress goes to stderr.
 		Example: `  msctl canary run user --tag v2
   msctl canary run user --image registry.example.com/user@sha256:... --timeout 30m
   msctl canary run user --build
-  msctl canary run user --tag "$GIT_SHA" -o json --events events.ndjson --junit canary.xml`,
+  msctl canary run user --tag "$GIT_SHA" -o json --events events.ndjson --junit canary.xml
+
+  # On this machine (after msctl up -d): a faulty payment, rolled back (exit 3)
+  msctl canary run payment --local --env FAULT_ERROR_RATE=0.2 --load 100
+  # The working tree's payment, or another revision's
+  msctl canary run payment --local --load 100
+  msctl canary run payment --local --ref v1.2.0 --load 100`,
 		Args:              usageArgs(cobra.ExactArgs(1)),
 		ValidArgsFunction: completeServices(f),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -190,6 +199,9 @@ check as a test case. Progress goes to stderr.
 				return &UsageError{Err: fmt.Errorf("--timeout %s: want a positive duration, or 0 for none", opts.Timeout)}
 			}
 			if err := opts.lock.validate(); err != nil {
+				return err
+			}
+			if err := opts.local.validate(opts.Tag, opts.Image); err != nil {
 				return err
 			}
 			if runF != nil {
@@ -211,6 +223,7 @@ check as a test case. Progress goes to stderr.
 	fl.StringVar(&opts.JUnit, "junit", "", "write the checks as JUnit XML to FILE")
 	allowUnsafeEnvFlag(fl, &opts.AllowUnsafeEnv)
 	opts.lock.register(fl)
+	opts.local.register(fl, true)
 	return cmd
 }
 
@@ -230,7 +243,10 @@ then returns; msctl canary run (or the dashboard) drives it on.
 		ValidArgsFunction: completeServices(f),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Service = args[0]
-			if opts.Tag == "" && opts.Image == "" {
+			if err := opts.local.validate(opts.Tag, opts.Image); err != nil {
+				return err
+			}
+			if opts.Tag == "" && opts.Image == "" && !opts.local.Local {
 				return &UsageError{Err: fmt.Errorf("give --tag or --image"), Cmd: cmd}
 			}
 			if err := opts.lock.validate(); err != nil {
@@ -248,12 +264,16 @@ then returns; msctl canary run (or the dashboard) drives it on.
 	fl.StringVar(&opts.Prometheus, "prometheus", "", "Prometheus HTTP API address (default: the project's prometheus.address)")
 	allowUnsafeEnvFlag(fl, &opts.AllowUnsafeEnv)
 	opts.lock.register(fl)
+	opts.local.register(fl, false)
 	return cmd
 }
 
 func runCanaryRun(ctx context.Context, f *Factory, opts *CanaryRunOptions, once bool) error {
 	if _, err := f.safeProject([]string{opts.Service}, opts.AllowUnsafeEnv); err != nil {
 		return err
+	}
+	if opts.local.Local {
+		return runLocalCanary(ctx, f, opts, once)
 	}
 	img, err := canaryImage(f, opts.Service, opts.Tag, opts.Image)
 	if err != nil {
@@ -280,6 +300,11 @@ func runCanaryRun(ctx context.Context, f *Factory, opts *CanaryRunOptions, once 
 	}
 	o := canary.RunOptions{Image: img, WaitForApproval: opts.WaitForApproval, Timeout: opts.Timeout, KeepOnTimeout: opts.KeepOnTimeout, Once: once}
 	st, err := c.Run(ctx, opts.Service, o, opts.lock.options())
+	return finishCanaryRun(f, rep, opts, st, err)
+}
+
+// finishCanaryRun reports how a run ended, on a cluster or locally.
+func finishCanaryRun(f *Factory, rep *canaryReport, opts *CanaryRunOptions, st *canarystate.State, err error) error {
 	if st == nil {
 		return err // bad input or no connection: nothing ran, nothing to report
 	}
@@ -302,6 +327,7 @@ type CanaryStatusOptions struct {
 	Services []string
 	Watch    bool
 	Timeout  time.Duration
+	Local    bool
 }
 
 // NewCmdCanaryStatus builds `msctl canary status`.
@@ -310,7 +336,8 @@ func NewCmdCanaryStatus(f *Factory, runF func(*CanaryStatusOptions) error) *cobr
 	cmd := &cobra.Command{
 		Use:   "status [SERVICE...]",
 		Short: "Show each canary's phase, step, weights, images and last checks",
-		Long: `Status reads each service's canary from the cluster: phase, step, weights,
+		Long: `Status reads each service's canary from the cluster (with --local, from
+.msctl/run/canary, whether or not msctl up still runs): phase, step, weights,
 canary and stable images, the last check of each metric (value against
 threshold), and which process drives it since when. Without --watch it exits
 0 when the state could be read. With --watch it follows the canary and ends at
@@ -329,6 +356,7 @@ rolled back or aborted, 4 paused, 5 inconclusive, 6 when --timeout passes).`,
 	}
 	cmd.Flags().BoolVar(&opts.Watch, "watch", false, "follow until the canary ends or pauses")
 	cmd.Flags().DurationVar(&opts.Timeout, "timeout", 0, "with --watch, give up after this long (exit 6)")
+	cmd.Flags().BoolVar(&opts.Local, "local", false, "read the canaries run on this machine (.msctl/run/canary)")
 	return cmd
 }
 
@@ -341,14 +369,14 @@ func runCanaryStatus(ctx context.Context, f *Factory, opts *CanaryStatusOptions)
 	if len(services) == 0 {
 		services = loaded.Project.ServiceNames()
 	}
-	dep, err := f.clusterDeployer(ctx)
+	store, err := f.canaryStores(ctx, opts.Services, opts.Local)
 	if err != nil {
 		return err
 	}
 	read := func() (canaryStates, error) {
 		var out canaryStates
 		for _, s := range services {
-			st, _, err := dep.StateStore(s).Load(ctx)
+			st, _, err := store(s).Load(ctx)
 			if err != nil {
 				return nil, err
 			}
@@ -423,7 +451,7 @@ func runCanaryStatus(ctx context.Context, f *Factory, opts *CanaryStatusOptions)
 
 // newCmdCanaryAction builds promote, pause, resume or abort.
 func newCmdCanaryAction(f *Factory, action canarystate.Action) *cobra.Command {
-	var full bool
+	var full, onLocal bool
 	var lock lockFlags
 	var prometheus string
 	short := map[canarystate.Action]string{
@@ -447,11 +475,17 @@ and carries the action out itself. A later msctl canary run carries on.`,
 			if err := lock.validate(); err != nil {
 				return err
 			}
-			c, err := f.canaryCluster(cmd.Context(), args[0], prometheus, nil)
-			if err != nil {
-				return err
+			var st *canarystate.State
+			var err error
+			if onLocal {
+				st, err = actLocal(cmd.Context(), f, args[0], action, full)
+			} else {
+				var c *canary.Cluster
+				if c, err = f.canaryCluster(cmd.Context(), args[0], prometheus, nil); err != nil {
+					return err
+				}
+				st, err = c.Act(cmd.Context(), args[0], action, full, lock.options())
 			}
-			st, err := c.Act(cmd.Context(), args[0], action, full, lock.options())
 			if err != nil {
 				return err
 			}
@@ -462,13 +496,15 @@ and carries the action out itself. A later msctl canary run carries on.`,
 		cmd.Flags().BoolVar(&full, "full", false, "skip the remaining steps and analysis")
 	}
 	cmd.Flags().StringVar(&prometheus, "prometheus", "", "Prometheus HTTP API address (default: the project's prometheus.address)")
+	cmd.Flags().BoolVar(&onLocal, "local", false, "act on the canary run on this machine")
 	lock.register(cmd.Flags())
 	return cmd
 }
 
 // NewCmdCanaryExplain builds `msctl canary explain`.
 func NewCmdCanaryExplain(f *Factory) *cobra.Command {
-	return &cobra.Command{
+	var onLocal bool
+	cmd := &cobra.Command{
 		Use:   "explain SERVICE",
 		Short: "Every check of the current or last canary, and why it decided what it did",
 		Long: `Explain lists the checks of SERVICE's current or last canary in order: metric,
@@ -477,14 +513,11 @@ resolved query, window, value, threshold, requests, decision and why.`,
 		Args:              usageArgs(cobra.ExactArgs(1)),
 		ValidArgsFunction: completeServices(f),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if _, err := f.projectFor(args); err != nil {
-				return err
-			}
-			dep, err := f.clusterDeployer(cmd.Context())
+			store, err := f.canaryStores(cmd.Context(), args, onLocal)
 			if err != nil {
 				return err
 			}
-			st, _, err := dep.StateStore(args[0]).Load(cmd.Context())
+			st, _, err := store(args[0]).Load(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -494,4 +527,22 @@ resolved query, window, value, threshold, requests, decision and why.`,
 			return f.Print(explanation{st})
 		},
 	}
+	cmd.Flags().BoolVar(&onLocal, "local", false, "explain the canary run on this machine")
+	return cmd
+}
+
+// canaryStores are the services' canary states: in the cluster, or in the
+// run directory with --local.
+func (f *Factory) canaryStores(ctx context.Context, services []string, onLocal bool) (func(string) canarystate.Store, error) {
+	if onLocal {
+		return f.localStateStores(services)
+	}
+	if _, err := f.projectFor(services); err != nil {
+		return nil, err
+	}
+	dep, err := f.clusterDeployer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return func(s string) canarystate.Store { return dep.StateStore(s) }, nil
 }

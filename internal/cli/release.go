@@ -38,28 +38,39 @@ func (s statusTable) Table() output.TableData {
 // StatusOptions are the inputs of `msctl status`.
 type StatusOptions struct {
 	Services []string
+	// Local reads the local runtime (msctl up) instead of the cluster.
+	Local bool
 }
 
 // NewCmdStatus builds `msctl status`. runF replaces the run step in tests.
 func NewCmdStatus(f *Factory, runF func(*StatusOptions) error) *cobra.Command {
 	opts := &StatusOptions{}
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "status [SERVICE...]",
 		Short: "Show each service's release, readiness, traffic split and drift",
 		Long: `Status reads the cluster: each service's Helm release revision and status, its
 image, ready and desired replicas, the VirtualService's stable/canary weights,
-and whether the Istio objects still match what msctl would render (drift).`,
+and whether the Istio objects still match what msctl would render (drift).
+
+With --local it reads the local runtime that msctl up runs instead: each
+service's processes, ports, readiness, restarts and canary traffic.`,
 		Example: `  msctl status
-  msctl status order payment -o json`,
+  msctl status order payment -o json
+  msctl status --local`,
 		ValidArgsFunction: completeServices(f),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Services = args
 			if runF != nil {
 				return runF(opts)
 			}
+			if opts.Local {
+				return runLocalStatus(cmd.Context(), f, opts.Services)
+			}
 			return runStatus(cmd.Context(), f, opts)
 		},
 	}
+	cmd.Flags().BoolVar(&opts.Local, "local", false, "the local runtime (msctl up) rather than the cluster")
+	return cmd
 }
 
 func runStatus(ctx context.Context, f *Factory, opts *StatusOptions) error {

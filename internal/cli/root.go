@@ -113,6 +113,7 @@ project file (msctl.yaml), then defaults; see msctl config view --show-origin.
 	root.AddGroup(
 		&cobra.Group{ID: "project", Title: "Project commands:"},
 		&cobra.Group{ID: "cluster", Title: "Cluster commands:"},
+		&cobra.Group{ID: "local", Title: "Local commands (no cluster):"},
 	)
 	groups := []struct {
 		id   string
@@ -120,6 +121,7 @@ project file (msctl.yaml), then defaults; see msctl config view --show-origin.
 	}{
 		{"project", []*cobra.Command{NewCmdInit(f, nil), NewCmdConfig(f), NewCmdGenerate(f), NewCmdBuild(f, nil), NewCmdRender(f, nil), NewCmdLint(f, nil)}},
 		{"cluster", []*cobra.Command{NewCmdDeploy(f, nil), NewCmdStatus(f, nil), NewCmdHistory(f, nil), NewCmdRollback(f, nil), NewCmdDestroy(f, nil), NewCmdCanary(f)}},
+		{"local", []*cobra.Command{NewCmdUp(f, nil), NewCmdDown(f, nil), NewCmdLogs(f, nil), NewCmdLoad(f, nil)}},
 		{"", []*cobra.Command{NewCmdVersion(f, nil), NewCmdCompletion(f)}},
 	}
 	for _, g := range groups {

@@ -1,7 +1,9 @@
 package render
 
 import (
+	"encoding/json"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -320,5 +322,46 @@ func TestCanaryTrafficRoutes(t *testing.T) {
 				t.Errorf("match route matches %q, want %q", match, tt.match)
 			}
 		})
+	}
+}
+
+// VirtualServiceSpec is the spec Render writes, and refuses what Render
+// refuses.
+func TestVirtualServiceSpecIsRendered(t *testing.T) {
+	p := bundled(t)
+	tr := Traffic{Weight: 10, Mirror: 5, Match: &config.Match{Cookie: "canary=always"}}
+	res := mustRender(t, p, Options{Services: []string{"user"}, Traffic: map[string]Traffic{"user": tr}})
+	var rendered map[string]any
+	for _, o := range res.Objects {
+		if o.GetKind() == "VirtualService" {
+			rendered = o.Object["spec"].(map[string]any)
+		}
+	}
+	spec, err := VirtualServiceSpec(p, "user", tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Both through JSON, which gives their numbers one type.
+	var got, want any
+	for _, c := range []struct {
+		v   any
+		out *any
+	}{{spec, &got}, {rendered, &want}} {
+		b, err := json.Marshal(c.v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(b, c.out); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("VirtualServiceSpec differs from Render's:\n%v\n%v", got, want)
+	}
+	if _, err := VirtualServiceSpec(p, "user", Traffic{Weight: 101}); err == nil {
+		t.Error("weight 101: no error")
+	}
+	if _, err := VirtualServiceSpec(p, "nope", Traffic{}); err == nil {
+		t.Error("unknown service: no error")
 	}
 }

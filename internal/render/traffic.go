@@ -134,3 +134,19 @@ func (o Options) trafficFor(p *config.Project) (map[string]Traffic, error) {
 	}
 	return out, nil
 }
+
+// VirtualServiceSpec is the spec of the VirtualService that Render writes
+// for service under t: the route model itself, for the local gateway to
+// route by without rendering the rest. Bad input is an *InputError, as
+// with Render.
+func VirtualServiceSpec(p *config.Project, service string, t Traffic) (*networkingapi.VirtualService, error) {
+	s := p.Service(service)
+	if s == nil {
+		return nil, inputErrorf("unknown service %q (the project has: %s)", service, strings.Join(p.ServiceNames(), ", "))
+	}
+	traffic, err := Options{Traffic: map[string]Traffic{service: t}}.trafficFor(p)
+	if err != nil {
+		return nil, err
+	}
+	return &virtualService(p, s, traffic[service]).Spec, nil
+}

@@ -1,0 +1,155 @@
+package gateway
+
+import (
+	"errors"
+	"strconv"
+
+	"github.com/msctl/msctl/internal/analysis"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// istioLabels are the labels of Istio's standard request metrics, in the
+// order of Istio's stats filter.
+var istioLabels = []string{
+	"reporter",
+	"source_workload",
+	"source_canonical_service",
+	"source_canonical_revision",
+	"source_workload_namespace",
+	"source_principal",
+	"source_app",
+	"source_version",
+	"source_cluster",
+	"destination_workload",
+	"destination_workload_namespace",
+	"destination_principal",
+	"destination_app",
+	"destination_version",
+	"destination_service",
+	"destination_canonical_service",
+	"destination_canonical_revision",
+	"destination_service_name",
+	"destination_service_namespace",
+	"destination_cluster",
+	"request_protocol",
+	"response_code",
+	"grpc_response_status",
+	"response_flags",
+	"connection_security_policy",
+}
+
+// Values Istio reports where it knows nothing, and the names of its
+// ingress gateway and default cluster, so that queries and dashboards
+// written for a cluster select the same series.
+const (
+	unknown          = "unknown"
+	ingressWorkload  = "istio-ingressgateway"
+	ingressNamespace = "istio-system"
+	clusterID        = "Kubernetes"
+	// noTLS is connection_security_policy for plaintext: locally nothing
+	// is mutual TLS.
+	noTLS = "none"
+)
+
+// metrics are istio_requests_total and istio_request_duration_milliseconds,
+// recorded as the destination's sidecar would (reporter="destination").
+type metrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "istio_requests_total",
+			Help: "Requests through msctl's local gateway, as Istio's sidecars count them.",
+		}, istioLabels),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "istio_request_duration_milliseconds",
+			Help:    "Duration of requests through msctl's local gateway, in milliseconds.",
+			Buckets: analysis.IstioBuckets,
+		}, istioLabels),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	var err error
+	if m.requests, err = register(reg, m.requests); err != nil {
+		return nil, err
+	}
+	if m.duration, err = register(reg, m.duration); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// register registers c, or returns the collector already registered in
+// its place, so that a gateway rebuilt in the same process keeps counting
+// on the same series.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	err := reg.Register(c)
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		if existing, ok := are.ExistingCollector.(C); ok {
+			return existing, nil
+		}
+	}
+	return c, err
+}
+
+// source is who sends a listener's requests, as the labels source_*.
+type source [8]string
+
+func ingressSource() source {
+	return source{ingressWorkload, ingressWorkload, "latest", ingressNamespace, unknown, ingressWorkload, unknown, clusterID}
+}
+
+func unknownSource() source {
+	return source{unknown, unknown, unknown, unknown, unknown, unknown, unknown, unknown}
+}
+
+func serviceSource(service, namespace string) source {
+	return source{service, service, "latest", namespace, unknown, service, unknown, clusterID}
+}
+
+// destination is a service's stable or canary workload, as the labels
+// destination_*.
+type destination [11]string
+
+func newDestination(service, namespace string, canary bool) destination {
+	workload, version := service, "stable"
+	if canary {
+		workload, version = service+"-canary", "canary"
+	}
+	return destination{
+		workload, namespace, unknown, service, version,
+		service + "." + namespace + ".svc.cluster.local", service, "latest", service, namespace, clusterID,
+	}
+}
+
+// outcome is what became of one request.
+type outcome struct {
+	grpc       bool
+	code       int
+	grpcStatus string
+	flags      string
+	millis     float64
+}
+
+func (m *metrics) record(src *source, dst *destination, o outcome) {
+	protocol := "http"
+	if o.grpc {
+		protocol = "grpc"
+	}
+	flags := o.flags
+	if flags == "" {
+		flags = "-"
+	}
+	values := make([]string, 0, len(istioLabels))
+	values = append(values, "destination")
+	values = append(values, src[:]...)
+	values = append(values, dst[:]...)
+	values = append(values, protocol, strconv.Itoa(o.code), o.grpcStatus, flags, noTLS)
+	m.requests.WithLabelValues(values...).Inc()
+	m.duration.WithLabelValues(values...).Observe(o.millis)
+}
