@@ -62,6 +62,10 @@ load 15s
 	istio_requests_total{reporter="source",destination_workload_namespace="shop",destination_workload="user-canary",response_code="503"} 0+50x80
 	istio_requests_total{reporter="destination",destination_workload_namespace="other",destination_workload="user-canary",response_code="500"} 0+50x80
 	istio_requests_total{reporter="destination",destination_workload_namespace="shop",destination_workload="user",response_code="200"} 0+20x80
+	istio_requests_total{reporter="destination",destination_workload_namespace="shop",destination_workload="pay-canary",response_code="200",grpc_response_status="0"} 0+9x80
+	istio_requests_total{reporter="destination",destination_workload_namespace="shop",destination_workload="pay-canary",response_code="200",grpc_response_status="14"} 0+1x80
+	istio_requests_total{reporter="destination",destination_workload_namespace="shop",destination_workload="pay-canary",response_code="200",grpc_response_status="5"} 0+10x80
+	istio_requests_total{reporter="destination",destination_workload_namespace="shop",destination_workload="down",response_code="503"} 0+5x80
 	istio_request_duration_milliseconds_bucket{reporter="destination",destination_workload_namespace="shop",destination_workload="user-canary",le="100"} 0+10x80
 	istio_request_duration_milliseconds_bucket{reporter="destination",destination_workload_namespace="shop",destination_workload="user-canary",le="250"} 0+15x80
 	istio_request_duration_milliseconds_bucket{reporter="destination",destination_workload_namespace="shop",destination_workload="user-canary",le="500"} 0+19x80
@@ -86,6 +90,8 @@ func TestBuiltinQueries(t *testing.T) {
 	q := newEngineQuerier(t, istioSeries)
 	stable := shop
 	stable.Canary = shop.Stable
+	grpc, down, nothing := shop, shop, shop
+	grpc.Canary, down.Canary, nothing.Canary = "pay-canary", "down", "none"
 	p95 := Metric{Name: DurationP95, Max: ptr(500)}
 	p99 := Metric{Name: Duration, Max: ptr(500)}
 	sr := Metric{Name: SuccessRate, Min: ptr(99)}
@@ -112,7 +118,13 @@ func TestBuiltinQueries(t *testing.T) {
 		{"canary 5xx in the interval", countOf(sr, true), shop, time.Minute, 4},
 		{"canary requests since the start", countOf(sr, false), shop, 10 * time.Minute, 800},
 		{"canary 5xx since the start", countOf(sr, true), shop, 10 * time.Minute, 40},
-		{"stable 5xx since the start: no series, no data", countOf(sr, true), stable, 10 * time.Minute, absent},
+		{"stable 5xx since the start: none", countOf(sr, true), stable, 10 * time.Minute, 0},
+		{"no requests since the start: no data", countOf(sr, true), nothing, 10 * time.Minute, absent},
+		// Envoy counts a failed gRPC call as 200 with its status; NotFound
+		// is the client's mistake, Unavailable the server's.
+		{"gRPC success rate", valueTemplate(sr), grpc, time.Minute, 95},
+		{"gRPC server errors since the start", countOf(sr, true), grpc, 10 * time.Minute, 40},
+		{"every request failed: 0, not no data", valueTemplate(sr), down, time.Minute, 0},
 		{"canary timed requests since the start", countOf(p95, false), shop, 10 * time.Minute, 800},
 		{"canary requests over 500 ms since the start", countOf(p95, true), shop, 10 * time.Minute, 40},
 		{"stable requests over 500 ms (le=\"500.0\")", countOf(p95, true), stable, 10 * time.Minute, 0},

@@ -11,17 +11,24 @@ import (
 
 // Flagger's queries for Istio (pkg/metrics/observers/istio.go), with the
 // same selectors, functions and grouping, so a team moving from Flagger
-// reads the same numbers.
+// reads the same numbers for HTTP. Two differences: a gRPC call that failed
+// on the server counts as failed (Envoy records it as response_code 200
+// with its grpc_response_status, so Flagger's rate never sees a gRPC
+// service fail), and an interval with requests but no successes reads 0,
+// not no data.
 const (
-	successRateTemplate = `sum(
-	rate(
-		istio_requests_total{
-			reporter="destination",
-			destination_workload_namespace="{{ namespace }}",
-			destination_workload=~"{{ target }}",
-			response_code!~"5.*"
-		}[{{ interval }}]
+	successRateTemplate = `(
+	sum(
+		rate(
+			istio_requests_total{
+				reporter="destination",
+				destination_workload_namespace="{{ namespace }}",
+				destination_workload=~"{{ target }}",
+				` + goodRequests + `
+			}[{{ interval }}]
+		)
 	)
+	or vector(0)
 )
 /
 sum(
@@ -50,6 +57,13 @@ sum(
 
 	// The selector of the count queries: Flagger's, on one workload.
 	istioSelector = `reporter="destination",destination_workload_namespace="{{ namespace }}",destination_workload=~"{{ target }}"`
+
+	// goodRequests selects the requests that did not fail on the server:
+	// no 5xx, and no gRPC status that means a server error (Unknown,
+	// DeadlineExceeded, Unimplemented, Internal, Unavailable, DataLoss).
+	// An HTTP request has no grpc_response_status, which the second
+	// matcher lets through.
+	goodRequests = `response_code!~"5.*",grpc_response_status!~"2|4|12|13|14|15"`
 )
 
 // IstioBuckets are the bounds, in milliseconds, of Istio's default
@@ -70,7 +84,7 @@ func valueTemplate(m Metric) string {
 }
 
 // countTemplates are the templates of the total and the bad requests of m
-// (5xx responses, or requests slower than m's Max) over {{ interval }}. A
+// (failed on the server, or slower than m's Max) over {{ interval }}. A
 // duration without Max (a relative one) has no bad template.
 func countTemplates(m Metric) (total, bad string) {
 	if m.isLatency() {
@@ -84,7 +98,9 @@ func countTemplates(m Metric) (total, bad string) {
 		return total, bad
 	}
 	total = `sum(increase(istio_requests_total{` + istioSelector + `}[{{ interval }}]))`
-	bad = `sum(increase(istio_requests_total{` + istioSelector + `,response_code=~"5.*"}[{{ interval }}]))`
+	// A selector cannot say "5xx or a gRPC server error", so the bad
+	// requests are those that were not good.
+	bad = total + ` - (sum(increase(istio_requests_total{` + istioSelector + `,` + goodRequests + `}[{{ interval }}])) or vector(0))`
 	return total, bad
 }
 
