@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/msctl/msctl/internal/errkind"
@@ -322,6 +323,11 @@ type startReport struct {
 	BadInput bool   `json:"badInput,omitempty"`
 }
 
+// detachedStopTimeout bounds how long up -d, interrupted, waits for the
+// supervisor it started to stop what it started: its services' grace and
+// then some.
+const detachedStopTimeout = 30 * time.Second
+
 // startDetached re-runs msctl as a supervisor in a session of its own,
 // logging to the run directory, and waits for it to report its start.
 func startDetached(ctx context.Context, lc *localContext, o *UpOptions) (*local.Status, error) {
@@ -354,14 +360,22 @@ func startDetached(ctx context.Context, lc *localContext, o *UpOptions) (*local.
 		return nil, err
 	}
 	w.Close()
-	go func() { _ = cmd.Wait() }() // reaps it if it exits while up -d waits
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }() // reaps it if it exits while up -d waits
 	var rep startReport
 	done := make(chan error, 1)
 	go func() { done <- json.NewDecoder(r).Decode(&rep) }()
 	select {
 	case err = <-done:
 	case <-ctx.Done():
-		_ = cmd.Process.Kill()
+		// SIGTERM, not SIGKILL: the supervisor stops the services it has
+		// started so far, which a killed one would leave running.
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(detachedStopTimeout):
+			_ = cmd.Process.Kill()
+		}
 		return nil, ctx.Err()
 	}
 	switch {

@@ -232,3 +232,53 @@ func TestUpInTheForegroundStopsOnCtrlC(t *testing.T) {
 		}
 	}
 }
+
+// Ctrl-C while up -d waits for its supervisor stops the supervisor and
+// every service it had started, rather than leaving them running.
+func TestUpDetachedInterruptedLeavesNothing(t *testing.T) {
+	dir := localProject(t, nil)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "up", "-d", "--port-base", strconv.Itoa(freePortBase(t)))
+	cmd.Dir = dir
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Once the supervisor has started a service, interrupt up -d.
+	record := filepath.Join(dir, ".msctl", "run", "supervisor.json")
+	pids := map[int]bool{}
+	for deadline := time.Now().Add(2 * time.Minute); len(pids) < 2; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("no service recorded\n%s", stderr.String())
+		}
+		var r struct {
+			Supervisor struct{ PID int }
+			Services   []local.ServiceStatus
+		}
+		if b, err := os.ReadFile(record); err == nil && json.Unmarshal(b, &r) == nil {
+			for _, s := range r.Services {
+				if s.Stable != nil && s.Stable.PID > 0 {
+					pids[r.Supervisor.PID], pids[s.Stable.PID] = true, true
+				}
+			}
+		}
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err == nil {
+		run(t, dir, false, "down")
+		t.Fatal("up -d was ready before the interrupt reached it")
+	}
+	for pid := range pids {
+		if running(pid) {
+			t.Errorf("pid %d still runs after up -d was interrupted\n%s", pid, stderr.String())
+		}
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -464,5 +465,43 @@ func TestMissingBinaryIsNamed(t *testing.T) {
 	_, err := Start(context.Background(), o)
 	if err == nil || !strings.Contains(err.Error(), paths(dir).bin("user")) {
 		t.Fatalf("err = %v, want the missing binary named", err)
+	}
+}
+
+// While a promotion stops the old stable, the record still names it: a
+// supervisor killed then leaves nothing that Down cannot find.
+func TestPromoteRecordsOldStableUntilGone(t *testing.T) {
+	dir := runDir(t)
+	o := options(t, dir, loadProject())
+	o.Services = []string{"inventory"}
+	s := start(t, o)
+	if err := s.StartCanary(context.Background(), "inventory", ProcessSpec{Revision: "v2"}); err != nil {
+		t.Fatal(err)
+	}
+	old := s.Status().Service("inventory").Stable
+	oldID := procID{old.PID, old.Start}
+	done := make(chan error, 1)
+	go func() { done <- s.Promote("inventory") }()
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			if oldID.alive() {
+				t.Fatalf("old stable %d runs after Promote", old.PID)
+			}
+			return
+		default:
+		}
+		r, err := readRecord(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recorded := slices.Contains(r.processes(), oldID)
+		if !recorded && oldID.alive() {
+			t.Fatalf("old stable %d runs but the record no longer names it", old.PID)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

@@ -615,6 +615,9 @@ func (s *Supervisor) Promote(service string) error {
 		if err := s.gw.SetBackends(service, backend(canary), gateway.Backend{}); err != nil {
 			return err
 		}
+		// The old stable stays in the record until it is gone, so that Down
+		// finds it if the supervisor dies while it drains.
+		old.stop(s.o.Grace)
 		canary.mu.Lock()
 		canary.role = Stable
 		canary.mu.Unlock()
@@ -622,7 +625,6 @@ func (s *Supervisor) Promote(service string) error {
 		svc.stable, svc.canary = canary, nil
 		s.mu.Unlock()
 		s.changed()
-		old.stop(s.o.Grace)
 		s.o.Log.Info("canary promoted", "service", service, "pid", canary.instance().PID, "revision", canary.spec.Revision)
 		return nil
 	})

@@ -23,6 +23,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -94,6 +95,28 @@ func CheckTarget(target string) error {
 	return nil
 }
 
+// loopbackClient keeps load on the machine after CheckTarget too: it
+// connects only to loopback addresses, whatever a name such as localhost
+// resolves to, and follows no redirect, which would carry the API key and
+// the load elsewhere.
+func loopbackClient() *http.Client {
+	dialer := &net.Dialer{Timeout: 3 * time.Second, Control: func(_, address string, _ syscall.RawConn) error {
+		host, _, err := net.SplitHostPort(address)
+		if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+			return fmt.Errorf("load: %s is not a loopback address", address)
+		}
+		return nil
+	}}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.DialContext, tr.Proxy = dialer.DialContext, nil
+	tr.MaxIdleConns, tr.MaxIdleConnsPerHost = MaxRate, MaxRate
+	return &http.Client{
+		Timeout:       10 * time.Second,
+		Transport:     tr,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
 // CheckRoutes refuses a route load does not know.
 func CheckRoutes(routes []string) error {
 	for _, r := range routes {
@@ -123,7 +146,7 @@ func Run(ctx context.Context, o Options) (Window, error) {
 	}
 	c := &caller{o: o, base: strings.TrimSuffix(o.Target, "/"), http: o.Client}
 	if c.http == nil {
-		c.http = &http.Client{Timeout: 10 * time.Second}
+		c.http = loopbackClient()
 	}
 	if slices.Contains(routes, RouteOrders) {
 		if err := c.setup(ctx); err != nil {

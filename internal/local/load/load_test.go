@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -86,5 +87,25 @@ func TestRunSendsBoundedRealisticRequests(t *testing.T) {
 	defer mu.Unlock()
 	if seen["GET "+RouteProducts] == 0 || seen["POST "+RouteUsers] < 2 || seen["POST "+RouteOrders] == 0 {
 		t.Fatalf("requests seen: %v", seen)
+	}
+}
+
+// A redirect is not followed (it would carry the key and the load away
+// from loopback), and a name is dialled only if it resolves to loopback.
+func TestRunStaysOnLoopback(t *testing.T) {
+	var followed atomic.Int32
+	away := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { followed.Add(1) }))
+	defer away.Close()
+	srv := httptest.NewServer(http.RedirectHandler(away.URL+"/steal", http.StatusTemporaryRedirect))
+	defer srv.Close()
+	_, err := Run(context.Background(), Options{Target: srv.URL, APIKey: "k", Rate: 10, Duration: time.Second})
+	if err == nil || !strings.Contains(err.Error(), "307") {
+		t.Fatalf("setup answered with a redirect: %v", err)
+	}
+	if n := followed.Load(); n != 0 {
+		t.Fatalf("the redirect was followed (%d requests)", n)
+	}
+	if _, err := loopbackClient().Get("http://192.0.2.1:80/"); err == nil || !strings.Contains(err.Error(), "not a loopback address") {
+		t.Fatalf("dial to 192.0.2.1: %v", err)
 	}
 }

@@ -38,12 +38,17 @@ const (
 	exporterEnv = "PROMSERVER_BENCH_EXPORTER"
 )
 
+// TestMain lets the test binary be a child process: the benchmark's
+// exporters, or a server that a test kills.
 func TestMain(m *testing.M) {
-	if os.Getenv(exporterEnv) != "" {
+	switch {
+	case os.Getenv(exporterEnv) != "":
 		serveExporters()
-		return
+	case os.Getenv(serverEnv) != "":
+		serveUntilKilled(os.Getenv(serverEnv), os.Getenv(serverTargetEnv))
+	default:
+		os.Exit(m.Run())
 	}
-	os.Exit(m.Run())
 }
 
 // BenchmarkScrapeMemory is the server's memory after scraping 5 targets of

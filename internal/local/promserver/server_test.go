@@ -1,17 +1,22 @@
 package promserver_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -326,6 +331,63 @@ func TestRestartKeepsSamples(t *testing.T) {
 	after := again.vector(t, query, at)
 	if len(before) != 1 || len(after) != 1 || before[0].Value != after[0].Value || before[0].Timestamp != after[0].Timestamp {
 		t.Errorf("%s at %s: %v before the restart, %v after", query, at, before, after)
+	}
+}
+
+// Environment of a child process that runs a server on a dir, scraping a
+// target, until it is killed (see TestMain).
+const serverEnv, serverTargetEnv = "PROMSERVER_TEST_DIR", "PROMSERVER_TEST_TARGET"
+
+// serveUntilKilled is the child: it prints its API's URL and serves.
+func serveUntilKilled(dir, target string) {
+	s, err := promserver.Open(dir, promserver.Options{})
+	if err == nil {
+		err = s.SetTargets([]promserver.Target{{Job: "demo", URL: target}})
+	}
+	l, lerr := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil || lerr != nil {
+		fmt.Fprintln(os.Stderr, err, lerr)
+		os.Exit(1)
+	}
+	go func() { _ = http.Serve(l, s.Handler()) }()
+	fmt.Printf("http://%s\n", l.Addr())
+	_ = s.Run(context.Background())
+}
+
+// Killed with SIGKILL, as a crashed supervisor is, the server leaves its
+// samples in the dir: the next Open answers for them.
+func TestKilledServerKeepsSamples(t *testing.T) {
+	e := newExporter(t)
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), serverEnv+"="+dir, serverTargetEnv+"="+e.url)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatalf("the child server gave no URL: %v", err)
+	}
+	child := &server{url: strings.TrimSpace(line), api: client(t, strings.TrimSpace(line))}
+	child.wait(t, `count_over_time(up[1m])`, "3 scrapes", func(v model.Vector) bool { return len(v) == 1 && v[0].Value >= 3 })
+	at := time.Now()
+	const query = `sum(demo_requests_total)`
+	before := child.vector(t, query, at)
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+
+	again := start(t, dir, promserver.Options{})
+	after := again.vector(t, query, at)
+	if len(before) != 1 || len(after) != 1 || before[0].Value != after[0].Value {
+		t.Errorf("%s at %s: %v before the kill, %v after", query, at, before, after)
 	}
 }
 
