@@ -94,13 +94,14 @@ func (w *world) Query(_ context.Context, q string, _ time.Time) (analysis.Sample
 			return analysis.Sample{}, nil
 		}
 		return analysis.Sample{Value: 20, OK: true}, nil
+	case strings.HasPrefix(q, "sum(increase(") && strings.Contains(q, " - ("):
+		// The failed requests: all of them less the good ones.
+		return analysis.Sample{Value: total * ratio, OK: total > 0}, nil
 	case strings.Contains(q, `response_code!~"5.*"`):
 		if total == 0 {
 			return analysis.Sample{}, nil
 		}
 		return analysis.Sample{Value: (1 - ratio) * 100, OK: true}, nil
-	case strings.Contains(q, `response_code=~"5.*"`):
-		return analysis.Sample{Value: total * ratio, OK: total > 0}, nil
 	case strings.Contains(q, "istio_requests_total"):
 		return analysis.Sample{Value: total, OK: total > 0}, nil
 	}
