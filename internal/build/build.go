@@ -37,7 +37,7 @@ import (
 
 // cacheFormat changes whenever the cached layers would be written
 // differently, so an old cache is never mistaken for a new one.
-const cacheFormat = 1
+const cacheFormat = 2
 
 // The variables of services/kit/buildinfo that carry a binary's version.
 const (

@@ -260,3 +260,60 @@ func TestWarmBuildSeesEveryChange(t *testing.T) {
 		before = after
 	}
 }
+
+// buildDigests builds the fixture for linux/amd64 and returns each
+// service's digest.
+func buildDigests(t *testing.T, opts build.Options) map[string]string {
+	t.Helper()
+	results, err := build.Build(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, r := range results {
+		out[r.Service] = r.Image.Digest
+	}
+	return out
+}
+
+func TestWarmBuildSeesChangesOutsideGoFiles(t *testing.T) {
+	dir, p := fixture(t)
+	opts := build.Options{Project: p, Dir: dir, Registry: inProcessRegistry(t), Source: fixedSource, CacheDir: t.TempDir(), Platforms: []build.Platform{{OS: "linux", Arch: "amd64"}}}
+	writeFile(t, filepath.Join(dir, "alpha/main.go"), "package main\n\nimport (\n\t\"embed\"\n\t\"fmt\"\n)\n\n//go:embed static\nvar static embed.FS\n\nfunc main() { fmt.Println(static.ReadDir(\"static/css\")) }\n")
+	writeFile(t, filepath.Join(dir, "alpha/static/css/a.css"), "a{}\n")
+	writeFile(t, filepath.Join(dir, "beta/later.go"), "//go:build ignore\n\npackage main\n\nfunc init() { println(\"later\") }\n")
+	before := buildDigests(t, opts)
+	for _, change := range []struct {
+		name, service, path, body string
+	}{
+		// The go directive sets the binary's default GODEBUG settings.
+		{"the go directive", "both", "go.mod", "module example.com/shop\n\ngo 1.21\n"},
+		{"a file in an embedded subdirectory", "alpha", "alpha/static/css/b.css", "b{}\n"},
+		{"an ignored file now built", "beta", "beta/later.go", "package main\n\nfunc init() { println(\"later\") }\n"},
+	} {
+		time.Sleep(10 * time.Millisecond) // a directory's new time must differ
+		writeFile(t, filepath.Join(dir, change.path), change.body)
+		after := buildDigests(t, opts)
+		for s, d := range after {
+			if changed, want := d != before[s], change.service == "both" || s == change.service; changed != want {
+				t.Errorf("%s: %s changed %v, want %v", change.name, s, changed, want)
+			}
+		}
+		before = after
+	}
+}
+
+func TestTheBuildMachinesGoEnvironmentDoesNotLeakIn(t *testing.T) {
+	dir, p := fixture(t)
+	opts := build.Options{Project: p, Dir: dir, Registry: inProcessRegistry(t), Source: fixedSource, Platforms: []build.Platform{{OS: "linux", Arch: "amd64"}}}
+	opts.CacheDir = t.TempDir()
+	want := buildDigests(t, opts)
+	for _, env := range []string{"GOAMD64=v3"} {
+		k, v, _ := strings.Cut(env, "=")
+		t.Setenv(k, v)
+		opts.CacheDir = t.TempDir()
+		if got := buildDigests(t, opts); got["alpha"] != want["alpha"] {
+			t.Errorf("with %s: alpha %s, want %s as on any machine", env, got["alpha"], want["alpha"])
+		}
+	}
+}
