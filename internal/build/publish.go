@@ -53,8 +53,24 @@ func newRegistryPublisher(registry string, extra []RemoteOption) (*registryPubli
 	if _, err := name.NewRegistry(registry, p.opts...); err != nil {
 		return nil, badInput(fmt.Errorf("registry %q: %v", registry, err))
 	}
-	p.remote = append([]remote.Option{remote.WithAuthFromKeychain(authn.DefaultKeychain)}, extra...)
+	p.remote = append([]remote.Option{
+		remote.WithAuthFromKeychain(authn.DefaultKeychain),
+		remote.WithTransport(loopbackOnlyHTTP{remote.DefaultTransport}),
+	}, extra...)
 	return p, nil
+}
+
+// loopbackOnlyHTTP refuses plain HTTP to any host but this machine.
+// go-containerregistry falls back to HTTP on its own for private
+// (RFC 1918) addresses and *.localhost names, where credentials would
+// cross the network in the clear.
+type loopbackOnlyHTTP struct{ next http.RoundTripper }
+
+func (t loopbackOnlyHTTP) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Scheme != "https" && !isLoopback(req.URL.Host) {
+		return nil, fmt.Errorf("refusing plain HTTP to %s: only a registry on localhost or a loopback address is spoken to without TLS", req.URL.Host)
+	}
+	return t.next.RoundTrip(req)
 }
 
 // isLoopback says whether a registry host is this machine, the one case
