@@ -317,3 +317,29 @@ func TestTheBuildMachinesGoEnvironmentDoesNotLeakIn(t *testing.T) {
 		}
 	}
 }
+
+func TestDeployRefusesABuildOfUncommittedChanges(t *testing.T) {
+	dir, p := fixture(t)
+	for _, args := range [][]string{{"init", "-q"}, {"add", "."}, {"-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "x"}} {
+		run(t, dir, "git", args...)
+	}
+	opts := build.Options{Project: p, Dir: dir, Registry: inProcessRegistry(t), Services: []string{"alpha"}, Platforms: []build.Platform{{OS: "linux", Arch: "amd64"}}, CacheDir: t.TempDir()}
+	// A file git does not track is still compiled in.
+	extra := filepath.Join(dir, "alpha/extra.go")
+	writeFile(t, extra, "package main\n\nfunc init() { println(\"not committed\") }\n")
+	if _, err := build.Build(context.Background(), opts); err != nil {
+		t.Fatal(err)
+	}
+	_, err := build.Recorded(context.Background(), dir, opts.Registry, []string{"alpha"})
+	if errkind.Of(err) != errkind.BadInput || !strings.Contains(err.Error(), "uncommitted changes") {
+		t.Fatalf("after a build with an untracked file: %v, want bad input naming the uncommitted changes", err)
+	}
+	os.Remove(extra)
+	results, err := build.Build(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := build.Recorded(context.Background(), dir, opts.Registry, []string{"alpha"}); err != nil || got["alpha"] != results[0].Image {
+		t.Fatalf("after a clean build: %v, %v; want %v", got, err, results[0].Image)
+	}
+}

@@ -62,10 +62,14 @@ func record(dir string, src Source, registry string, results []Result) error {
 	}
 	rec := Record{Commit: src.Commit, Registry: registry, Images: map[string]string{}}
 	if i := slices.IndexFunc(f.Builds, func(r Record) bool { return r.Commit == src.Commit && r.Registry == registry }); i >= 0 {
-		rec = f.Builds[i]
+		// Images of the commit and of uncommitted changes never share
+		// an entry: a clean build replaces a dirty one's, and back.
+		if f.Builds[i].Dirty == src.Dirty {
+			rec = f.Builds[i]
+		}
 		f.Builds = slices.Delete(f.Builds, i, i+1)
 	}
-	rec.Dirty = rec.Dirty || src.Dirty
+	rec.Dirty = src.Dirty
 	for _, r := range results {
 		if r.State == StatePushed || r.State == StateUnchanged {
 			rec.Images[r.Service] = r.Ref
@@ -104,6 +108,9 @@ func Recorded(ctx context.Context, dir, registry string, services []string) (map
 			rec = r
 			break
 		}
+	}
+	if rec.Dirty {
+		return nil, badInput(fmt.Errorf("the last msctl build at commit %.12s was of uncommitted changes, not the commit: commit and build again, or pass --build, --tag or --image", commit))
 	}
 	out := map[string]imageref.Ref{}
 	var missing []string

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -39,7 +40,9 @@ func ReadSource(ctx context.Context, dir string) (Source, error) {
 		if v, err := git(ctx, dir, "describe", "--tags", "--always"); err == nil {
 			src.Version = v
 		}
-		if st, err := git(ctx, dir, "status", "--porcelain", "--untracked-files=no"); err == nil {
+		// Untracked files count: go build compiles a new .go file
+		// whether git knows it or not. The build record itself does not.
+		if st, err := git(ctx, dir, "status", "--porcelain", "--untracked-files=normal", "--", ":/", ":(exclude)"+filepath.Dir(RecordPath)); err == nil {
 			src.Dirty = st != ""
 		}
 		if remote, err := git(ctx, dir, "config", "--get", "remote.origin.url"); err == nil {
