@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/gofrs/flock"
 	"github.com/msctl/msctl/internal/atomicfile"
 	"github.com/msctl/msctl/internal/imageref"
 )
@@ -56,6 +57,17 @@ func record(dir string, src Source, registry string, results []Result) error {
 	if !slices.ContainsFunc(results, func(r Result) bool { return r.State == StatePushed || r.State == StateUnchanged }) {
 		return nil
 	}
+	path := filepath.Join(dir, RecordPath)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	// Two builds at once each read, merge and write the record; the lock
+	// keeps one from dropping the other's images.
+	lock := flock.New(path + ".lock")
+	if err := lock.Lock(); err != nil {
+		return fmt.Errorf("lock %s: %v", path, err)
+	}
+	defer lock.Unlock()
 	f, err := readRecords(dir)
 	if err != nil {
 		return err
@@ -81,10 +93,6 @@ func record(dir string, src Source, registry string, results []Result) error {
 	}
 	data, err := json.MarshalIndent(f, "", "  ")
 	if err != nil {
-		return err
-	}
-	path := filepath.Join(dir, RecordPath)
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
 	return atomicfile.Write(path, append(data, '\n'), 0o644)
