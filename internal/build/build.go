@@ -146,7 +146,13 @@ func (o *Options) complete() error {
 	if len(o.Services) == 0 {
 		o.Services = o.Project.ServiceNames()
 	}
-	o.Services = slices.Compact(slices.Clone(o.Services))
+	var once []string
+	for _, s := range o.Services {
+		if !slices.Contains(once, s) {
+			once = append(once, s)
+		}
+	}
+	o.Services = once
 	if len(o.Platforms) == 0 {
 		o.Platforms = DefaultPlatforms
 	}

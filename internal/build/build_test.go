@@ -343,3 +343,15 @@ func TestDeployRefusesABuildOfUncommittedChanges(t *testing.T) {
 		t.Fatalf("after a clean build: %v, %v; want %v", got, err, results[0].Image)
 	}
 }
+
+func TestAServiceNamedTwiceIsBuiltOnce(t *testing.T) {
+	dir, p := fixture(t)
+	results, err := build.Build(context.Background(), build.Options{Project: p, Dir: dir, Registry: inProcessRegistry(t), Source: fixedSource, CacheDir: t.TempDir(),
+		Services: []string{"alpha", "beta", "alpha"}, Platforms: []build.Platform{{OS: "linux", Arch: "amd64"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(results) != 2 || results[0].Service != "alpha" || results[1].Service != "beta" {
+		t.Fatalf("results %+v, want alpha then beta, once each", results)
+	}
+}
