@@ -1,7 +1,9 @@
 package build
 
 import (
+	"context"
 	"net/http"
+	"os/exec"
 	"testing"
 )
 
@@ -49,3 +51,19 @@ func TestPlainHTTPOnlyToLoopback(t *testing.T) {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
+
+func TestVersionDoesNotDependOnTheClonesGitConfig(t *testing.T) {
+	dir := t.TempDir()
+	for _, args := range [][]string{{"init", "-q"}, {"-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "--allow-empty", "-m", "x"}, {"config", "core.abbrev", "20"}} {
+		if out, err := exec.Command("git", append([]string{"-C", dir}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	src, err := ReadSource(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if src.Version != src.Commit[:12] {
+		t.Errorf("version %q, want the commit's first 12 digits %q", src.Version, src.Commit[:12])
+	}
+}
