@@ -162,6 +162,11 @@ func (o *Options) complete() error {
 	if o.Registry == "" && o.OCILayout == "" {
 		return badInput(errors.New("no registry: set registry in the project file, pass --registry, or write --oci-layout DIR"))
 	}
+	if o.OCILayout != "" {
+		if err := replaceableLayout(o.OCILayout); err != nil {
+			return badInput(err)
+		}
+	}
 	abs, err := filepath.Abs(o.Dir)
 	if err != nil {
 		return err
@@ -179,6 +184,24 @@ func (o *Options) complete() error {
 	}
 	if o.Progress == nil {
 		o.Progress = func(Event) {}
+	}
+	return nil
+}
+
+// replaceableLayout refuses a --oci-layout path that holds anything but
+// an OCI layout: the layout is replaced whole, and what was there removed.
+func replaceableLayout(dir string) error {
+	entries, err := os.ReadDir(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("--oci-layout %s: %v", dir, err)
+	case len(entries) == 0:
+		return nil
+	}
+	if _, err := os.Stat(filepath.Join(dir, "oci-layout")); err != nil {
+		return fmt.Errorf("--oci-layout %s: the directory is not empty and not an OCI layout; it would be replaced", dir)
 	}
 	return nil
 }

@@ -355,3 +355,23 @@ func TestAServiceNamedTwiceIsBuiltOnce(t *testing.T) {
 		t.Fatalf("results %+v, want alpha then beta, once each", results)
 	}
 }
+
+func TestOCILayoutNeverReplacesOtherFiles(t *testing.T) {
+	dir, p := fixture(t)
+	out := t.TempDir()
+	precious := filepath.Join(out, "precious.txt")
+	writeFile(t, precious, "keep me\n")
+	file := filepath.Join(t.TempDir(), "a-file")
+	writeFile(t, file, "keep me too\n")
+	for _, layout := range []string{out, file} {
+		_, err := build.Build(context.Background(), build.Options{Project: p, Dir: dir, OCILayout: layout, Source: fixedSource, CacheDir: t.TempDir()})
+		if errkind.Of(err) != errkind.BadInput || !strings.Contains(err.Error(), layout) {
+			t.Errorf("--oci-layout %s: %v, want bad input naming it", layout, err)
+		}
+	}
+	for _, f := range []string{precious, file} {
+		if _, err := os.Stat(f); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
