@@ -433,10 +433,19 @@ func lookupBinary(cacheDir, key string) (*cachedBinary, bool) {
 	if !readMeta(filepath.Join(c.dir, "meta.json"), &c.meta) {
 		return nil, false
 	}
-	if _, err := os.Stat(filepath.Join(c.dir, "app.tar.gz")); err != nil {
+	if !complete(filepath.Join(c.dir, "app.tar.gz"), c.meta.Layer) {
 		return nil, false
 	}
 	return c, true
+}
+
+// complete reports whether a cached layer file has the size its digests
+// were taken at: the cache is written without fsync, so a crash can leave
+// a short file behind a complete meta.json, which would push as a blob
+// that does not match its digest on every build after.
+func complete(path string, meta layerMeta) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.Size() == meta.Size
 }
 
 // compileToCache builds one binary and its layer in a temporary directory
@@ -477,7 +486,12 @@ func compileToCache(ctx context.Context, tc *toolchain, cacheDir, key, service, 
 		if c, ok := lookupBinary(cacheDir, key); ok {
 			return c, nil
 		}
-		return nil, err
+		// Or a broken entry is in the way: move it aside, then drop it.
+		broken := tmp + ".broken"
+		if os.Rename(final, broken) != nil || os.Rename(tmp, final) != nil {
+			return nil, err
+		}
+		os.RemoveAll(broken)
 	}
 	return &cachedBinary{dir: final, meta: meta}, nil
 }
@@ -489,7 +503,7 @@ func baseLayer(cacheDir string) (v1.Layer, error) {
 	sum := sha256.Sum256(caBundle())
 	dir := filepath.Join(cacheDir, fmt.Sprintf("base-%d-%s", cacheFormat, hex.EncodeToString(sum[:8])))
 	l := &fileLayer{path: filepath.Join(dir, "base.tar.gz")}
-	if readMeta(filepath.Join(dir, "meta.json"), &l.meta) {
+	if readMeta(filepath.Join(dir, "meta.json"), &l.meta) && complete(l.path, l.meta) {
 		return l, nil
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {

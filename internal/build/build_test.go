@@ -375,3 +375,22 @@ func TestOCILayoutNeverReplacesOtherFiles(t *testing.T) {
 		}
 	}
 }
+
+func TestATruncatedCacheEntryIsBuiltAgain(t *testing.T) {
+	dir, p := fixture(t)
+	opts := build.Options{Project: p, Dir: dir, Registry: inProcessRegistry(t), Source: fixedSource, CacheDir: t.TempDir(), Platforms: []build.Platform{{OS: "linux", Arch: "amd64"}}}
+	want := buildDigests(t, opts)
+	layers, _ := filepath.Glob(filepath.Join(opts.CacheDir, "*", "*.tar.gz"))
+	if len(layers) != 3 {
+		t.Fatalf("cache layers %v, want the base and two apps", layers)
+	}
+	for _, l := range layers {
+		if err := os.Truncate(l, 10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opts.Registry = inProcessRegistry(t) // one that must be sent every blob
+	if got := buildDigests(t, opts); got["alpha"] != want["alpha"] || got["beta"] != want["beta"] {
+		t.Errorf("after truncating the cache: %v, want %v", got, want)
+	}
+}
