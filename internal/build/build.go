@@ -71,7 +71,8 @@ type Options struct {
 	// Remote tunes pushes (transport, auth); the default keychain and
 	// plain HTTP for loopback registries are always applied.
 	Remote []RemoteOption
-	// Progress hears each service's steps; nil hears nothing.
+	// Progress hears each service's steps, one call at a time; nil hears
+	// nothing.
 	Progress func(Event)
 }
 
@@ -184,6 +185,15 @@ func (o *Options) complete() error {
 	}
 	if o.Progress == nil {
 		o.Progress = func(Event) {}
+	}
+	// Services compile and push side by side; the caller hears one event
+	// at a time.
+	var mu sync.Mutex
+	progress := o.Progress
+	o.Progress = func(e Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		progress(e)
 	}
 	return nil
 }

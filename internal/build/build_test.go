@@ -394,3 +394,22 @@ func TestATruncatedCacheEntryIsBuiltAgain(t *testing.T) {
 		t.Errorf("after truncating the cache: %v, want %v", got, want)
 	}
 }
+
+func TestProgressIsHeardOneEventAtATime(t *testing.T) {
+	dir, p := fixture(t)
+	var events []string // no lock: Build must not call Progress at once
+	_, err := build.Build(context.Background(), build.Options{Project: p, Dir: dir, Registry: inProcessRegistry(t), Source: fixedSource, CacheDir: t.TempDir(),
+		Progress: func(e build.Event) { events = append(events, e.Service+" "+string(e.State)) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := map[string]int{}
+	for _, e := range events {
+		count[e]++
+	}
+	for _, s := range []string{"alpha", "beta"} {
+		if count[s+" compiling"] != 2 || count[s+" pushed"] != 1 {
+			t.Errorf("%s: events %v, want compiling twice and pushed once", s, events)
+		}
+	}
+}
