@@ -413,3 +413,17 @@ func TestProgressIsHeardOneEventAtATime(t *testing.T) {
 		}
 	}
 }
+
+func TestWarmBuildSeesAnEditedVendoredPackage(t *testing.T) {
+	dir, p := fixture(t)
+	writeFile(t, filepath.Join(dir, "go.mod"), "module example.com/shop\n\ngo 1.22\n\nrequire example.com/dep v1.0.0\n")
+	writeFile(t, filepath.Join(dir, "vendor/modules.txt"), "# example.com/dep v1.0.0\n## explicit\nexample.com/dep\n")
+	writeFile(t, filepath.Join(dir, "vendor/example.com/dep/dep.go"), "package dep\n\nfunc Name() string { return \"one\" }\n")
+	writeFile(t, filepath.Join(dir, "alpha/main.go"), "package main\n\nimport \"example.com/dep\"\n\nfunc main() { println(dep.Name()) }\n")
+	opts := build.Options{Project: p, Dir: dir, Registry: inProcessRegistry(t), Source: fixedSource, CacheDir: t.TempDir(), Platforms: []build.Platform{{OS: "linux", Arch: "amd64"}}}
+	before := buildDigests(t, opts)
+	writeFile(t, filepath.Join(dir, "vendor/example.com/dep/dep.go"), "package dep\n\nfunc Name() string { return \"two\" }\n")
+	if after := buildDigests(t, opts); after["alpha"] == before["alpha"] || after["beta"] != before["beta"] {
+		t.Errorf("after editing a vendored package: %v, was %v; want alpha alone changed", after, before)
+	}
+}

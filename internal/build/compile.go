@@ -176,7 +176,7 @@ func (t *toolchain) keys(ctx context.Context, p Platform, pkgs []string) (map[st
 		m.stat(path)
 	}
 	for _, pkg := range byPath {
-		if files, ok := localFiles(pkg); ok {
+		if files, ok := t.localFiles(pkg); ok {
 			m.stat(pkg.Dir)
 			for _, f := range slices.Concat(files, pkg.IgnoredGoFiles, pkg.IgnoredOtherFiles) {
 				m.stat(filepath.Join(pkg.Dir, f))
@@ -269,7 +269,7 @@ func (t *toolchain) hashPackage(h io.Writer, pkg *goPackage) error {
 	if pkg.Error != nil {
 		fmt.Fprintf(h, "error %s\n", pkg.Error.Err)
 	}
-	files, local := localFiles(pkg)
+	files, local := t.localFiles(pkg)
 	if !local {
 		m := pkg.Module
 		if m.Replace != nil {
@@ -288,11 +288,13 @@ func (t *toolchain) hashPackage(h io.Writer, pkg *goPackage) error {
 	return nil
 }
 
-// localFiles are the files of a package of the main module or a local
-// replacement, sorted; ok is false for a package that a module version
+// localFiles are the files of a package of the main module, a local
+// replacement or the vendor directory (whose copies can be edited without
+// a new version), sorted; ok is false for a package that a module version
 // identifies.
-func localFiles(pkg *goPackage) (files []string, ok bool) {
-	if m := pkg.Module; pkg.Standard || m != nil && !m.Main && (m.Replace == nil || m.Replace.Version != "") {
+func (t *toolchain) localFiles(pkg *goPackage) (files []string, ok bool) {
+	vendored := t.gomod != "" && strings.HasPrefix(pkg.Dir, filepath.Join(filepath.Dir(t.gomod), "vendor")+string(filepath.Separator))
+	if m := pkg.Module; pkg.Standard || !vendored && m != nil && !m.Main && (m.Replace == nil || m.Replace.Version != "") {
 		return nil, false
 	}
 	files = slices.Concat(pkg.GoFiles, pkg.CgoFiles, pkg.EmbedFiles, pkg.SFiles, pkg.HFiles, pkg.SysoFiles)
