@@ -107,6 +107,11 @@ func TestBuildReportsACompileErrorAndStillPushesTheOthers(t *testing.T) {
 	if !errors.As(err, &failed) || errkind.Of(err) != errkind.Failure {
 		t.Fatalf("err = %v, want *build.Failed", err)
 	}
+	// The one line a terminal shows is the compiler's error, not the
+	// "# package" heading above it.
+	if !strings.Contains(err.Error(), "beta: linux/amd64: beta/main.go:3:15: undefined: undefinedThing") {
+		t.Errorf("error line %q, want the compiler's error", err)
+	}
 	if results[0].State != build.StatePushed {
 		t.Errorf("alpha: %+v, want pushed", results[0])
 	}

@@ -122,8 +122,17 @@ type compileError struct {
 }
 
 func (e *compileError) Error() string {
-	if e.output != "" {
-		return e.output
+	// go build heads each package's errors with "# import/path"; the
+	// first line of the message, all a table or an error line shows,
+	// should be an error.
+	var lines []string
+	for line := range strings.SplitSeq(e.output, "\n") {
+		if !strings.HasPrefix(line, "# ") {
+			lines = append(lines, line)
+		}
+	}
+	if out := strings.TrimSpace(strings.Join(lines, "\n")); out != "" {
+		return out
 	}
 	return e.err.Error()
 }
