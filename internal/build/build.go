@@ -93,6 +93,8 @@ const (
 type Event struct {
 	Service string
 	State   State
+	// Message is one line, but for a service that did not compile: then
+	// it is the compiler's whole output.
 	Message string
 }
 

@@ -101,8 +101,14 @@ func TestBuildPushesOnceThenReportsUnchanged(t *testing.T) {
 
 func TestBuildReportsACompileErrorAndStillPushesTheOthers(t *testing.T) {
 	dir, p := fixture(t)
-	writeFile(t, filepath.Join(dir, "beta/main.go"), "package main\n\nfunc main() { undefinedThing() }\n")
-	results, err := build.Build(context.Background(), build.Options{Project: p, Dir: dir, Registry: inProcessRegistry(t), Source: fixedSource, CacheDir: t.TempDir()})
+	writeFile(t, filepath.Join(dir, "beta/main.go"), "package main\n\nfunc main() { undefinedThing() }\n\nfunc other() { otherThing() }\n")
+	var heard []string
+	results, err := build.Build(context.Background(), build.Options{Project: p, Dir: dir, Registry: inProcessRegistry(t), Source: fixedSource, CacheDir: t.TempDir(),
+		Progress: func(e build.Event) {
+			if e.State == build.StateFailed {
+				heard = append(heard, e.Message)
+			}
+		}})
 	var failed *build.Failed
 	if !errors.As(err, &failed) || errkind.Of(err) != errkind.Failure {
 		t.Fatalf("err = %v, want *build.Failed", err)
@@ -111,6 +117,10 @@ func TestBuildReportsACompileErrorAndStillPushesTheOthers(t *testing.T) {
 	// "# package" heading above it.
 	if !strings.Contains(err.Error(), "beta: linux/amd64: beta/main.go:3:15: undefined: undefinedThing") {
 		t.Errorf("error line %q, want the compiler's error", err)
+	}
+	// Progress, on stderr, carries all of it.
+	if len(heard) != 1 || !strings.Contains(heard[0], "undefined: otherThing") {
+		t.Errorf("progress heard %q, want the compiler's whole output", heard)
 	}
 	if results[0].State != build.StatePushed {
 		t.Errorf("alpha: %+v, want pushed", results[0])

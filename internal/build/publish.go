@@ -93,7 +93,9 @@ func (p *registryPublisher) publish(ctx context.Context, images []built, progres
 	for i, b := range images {
 		if b.err != nil {
 			results[i] = failedResult(b)
-			progress(Event{Service: b.service, State: StateFailed, Message: firstLine(b.err.Error())})
+			// All of the compiler's output: stderr is where a user at a
+			// terminal reads it.
+			progress(Event{Service: b.service, State: StateFailed, Message: b.err.Error()})
 			continue
 		}
 		wg.Go(func() {
@@ -253,7 +255,7 @@ func (p *layoutPublisher) publish(ctx context.Context, images []built, progress 
 		os.RemoveAll(old)
 	}
 	for _, r := range results {
-		progress(Event{Service: r.Service, State: r.State, Message: firstLine(r.Message)})
+		progress(Event{Service: r.Service, State: r.State, Message: r.Message})
 	}
 	return results
 }
