@@ -37,7 +37,7 @@ import (
 
 // cacheFormat changes whenever the cached layers would be written
 // differently, so an old cache is never mistaken for a new one.
-const cacheFormat = 1
+const cacheFormat = 2
 
 // The variables of services/kit/buildinfo that carry a binary's version.
 const (
@@ -71,7 +71,8 @@ type Options struct {
 	// Remote tunes pushes (transport, auth); the default keychain and
 	// plain HTTP for loopback registries are always applied.
 	Remote []RemoteOption
-	// Progress hears each service's steps; nil hears nothing.
+	// Progress hears each service's steps, one call at a time; nil hears
+	// nothing.
 	Progress func(Event)
 }
 
@@ -92,6 +93,8 @@ const (
 type Event struct {
 	Service string
 	State   State
+	// Message is one line, but for a service that did not compile: then
+	// it is the compiler's whole output.
 	Message string
 }
 
@@ -146,7 +149,13 @@ func (o *Options) complete() error {
 	if len(o.Services) == 0 {
 		o.Services = o.Project.ServiceNames()
 	}
-	o.Services = slices.Compact(slices.Clone(o.Services))
+	var once []string
+	for _, s := range o.Services {
+		if !slices.Contains(once, s) {
+			once = append(once, s)
+		}
+	}
+	o.Services = once
 	if len(o.Platforms) == 0 {
 		o.Platforms = DefaultPlatforms
 	}
@@ -155,6 +164,11 @@ func (o *Options) complete() error {
 	}
 	if o.Registry == "" && o.OCILayout == "" {
 		return badInput(errors.New("no registry: set registry in the project file, pass --registry, or write --oci-layout DIR"))
+	}
+	if o.OCILayout != "" {
+		if err := replaceableLayout(o.OCILayout); err != nil {
+			return badInput(err)
+		}
 	}
 	abs, err := filepath.Abs(o.Dir)
 	if err != nil {
@@ -173,6 +187,33 @@ func (o *Options) complete() error {
 	}
 	if o.Progress == nil {
 		o.Progress = func(Event) {}
+	}
+	// Services compile and push side by side; the caller hears one event
+	// at a time.
+	var mu sync.Mutex
+	progress := o.Progress
+	o.Progress = func(e Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		progress(e)
+	}
+	return nil
+}
+
+// replaceableLayout refuses a --oci-layout path that holds anything but
+// an OCI layout: the layout is replaced whole, and what was there removed.
+func replaceableLayout(dir string) error {
+	entries, err := os.ReadDir(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("--oci-layout %s: %v", dir, err)
+	case len(entries) == 0:
+		return nil
+	}
+	if _, err := os.Stat(filepath.Join(dir, "oci-layout")); err != nil {
+		return fmt.Errorf("--oci-layout %s: the directory is not empty and not an OCI layout; it would be replaced", dir)
 	}
 	return nil
 }
@@ -404,10 +445,19 @@ func lookupBinary(cacheDir, key string) (*cachedBinary, bool) {
 	if !readMeta(filepath.Join(c.dir, "meta.json"), &c.meta) {
 		return nil, false
 	}
-	if _, err := os.Stat(filepath.Join(c.dir, "app.tar.gz")); err != nil {
+	if !complete(filepath.Join(c.dir, "app.tar.gz"), c.meta.Layer) {
 		return nil, false
 	}
 	return c, true
+}
+
+// complete reports whether a cached layer file has the size its digests
+// were taken at: the cache is written without fsync, so a crash can leave
+// a short file behind a complete meta.json, which would push as a blob
+// that does not match its digest on every build after.
+func complete(path string, meta layerMeta) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.Size() == meta.Size
 }
 
 // compileToCache builds one binary and its layer in a temporary directory
@@ -448,7 +498,12 @@ func compileToCache(ctx context.Context, tc *toolchain, cacheDir, key, service, 
 		if c, ok := lookupBinary(cacheDir, key); ok {
 			return c, nil
 		}
-		return nil, err
+		// Or a broken entry is in the way: move it aside, then drop it.
+		broken := tmp + ".broken"
+		if os.Rename(final, broken) != nil || os.Rename(tmp, final) != nil {
+			return nil, err
+		}
+		os.RemoveAll(broken)
 	}
 	return &cachedBinary{dir: final, meta: meta}, nil
 }
@@ -460,7 +515,7 @@ func baseLayer(cacheDir string) (v1.Layer, error) {
 	sum := sha256.Sum256(caBundle())
 	dir := filepath.Join(cacheDir, fmt.Sprintf("base-%d-%s", cacheFormat, hex.EncodeToString(sum[:8])))
 	l := &fileLayer{path: filepath.Join(dir, "base.tar.gz")}
-	if readMeta(filepath.Join(dir, "meta.json"), &l.meta) {
+	if readMeta(filepath.Join(dir, "meta.json"), &l.meta) && complete(l.path, l.meta) {
 		return l, nil
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {

@@ -101,11 +101,26 @@ func TestBuildPushesOnceThenReportsUnchanged(t *testing.T) {
 
 func TestBuildReportsACompileErrorAndStillPushesTheOthers(t *testing.T) {
 	dir, p := fixture(t)
-	writeFile(t, filepath.Join(dir, "beta/main.go"), "package main\n\nfunc main() { undefinedThing() }\n")
-	results, err := build.Build(context.Background(), build.Options{Project: p, Dir: dir, Registry: inProcessRegistry(t), Source: fixedSource, CacheDir: t.TempDir()})
+	writeFile(t, filepath.Join(dir, "beta/main.go"), "package main\n\nfunc main() { undefinedThing() }\n\nfunc other() { otherThing() }\n")
+	var heard []string
+	results, err := build.Build(context.Background(), build.Options{Project: p, Dir: dir, Registry: inProcessRegistry(t), Source: fixedSource, CacheDir: t.TempDir(),
+		Progress: func(e build.Event) {
+			if e.State == build.StateFailed {
+				heard = append(heard, e.Message)
+			}
+		}})
 	var failed *build.Failed
 	if !errors.As(err, &failed) || errkind.Of(err) != errkind.Failure {
 		t.Fatalf("err = %v, want *build.Failed", err)
+	}
+	// The one line a terminal shows is the compiler's error, not the
+	// "# package" heading above it.
+	if !strings.Contains(err.Error(), "beta: linux/amd64: beta/main.go:3:15: undefined: undefinedThing") {
+		t.Errorf("error line %q, want the compiler's error", err)
+	}
+	// Progress, on stderr, carries all of it.
+	if len(heard) != 1 || !strings.Contains(heard[0], "undefined: otherThing") {
+		t.Errorf("progress heard %q, want the compiler's whole output", heard)
 	}
 	if results[0].State != build.StatePushed {
 		t.Errorf("alpha: %+v, want pushed", results[0])
@@ -258,5 +273,172 @@ func TestWarmBuildSeesEveryChange(t *testing.T) {
 			}
 		}
 		before = after
+	}
+}
+
+// buildDigests builds the fixture for linux/amd64 and returns each
+// service's digest.
+func buildDigests(t *testing.T, opts build.Options) map[string]string {
+	t.Helper()
+	results, err := build.Build(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, r := range results {
+		out[r.Service] = r.Image.Digest
+	}
+	return out
+}
+
+func TestWarmBuildSeesChangesOutsideGoFiles(t *testing.T) {
+	dir, p := fixture(t)
+	opts := build.Options{Project: p, Dir: dir, Registry: inProcessRegistry(t), Source: fixedSource, CacheDir: t.TempDir(), Platforms: []build.Platform{{OS: "linux", Arch: "amd64"}}}
+	writeFile(t, filepath.Join(dir, "alpha/main.go"), "package main\n\nimport (\n\t\"embed\"\n\t\"fmt\"\n)\n\n//go:embed static\nvar static embed.FS\n\nfunc main() { fmt.Println(static.ReadDir(\"static/css\")) }\n")
+	writeFile(t, filepath.Join(dir, "alpha/static/css/a.css"), "a{}\n")
+	writeFile(t, filepath.Join(dir, "beta/later.go"), "//go:build ignore\n\npackage main\n\nfunc init() { println(\"later\") }\n")
+	before := buildDigests(t, opts)
+	for _, change := range []struct {
+		name, service, path, body string
+	}{
+		// The go directive sets the binary's default GODEBUG settings.
+		{"the go directive", "both", "go.mod", "module example.com/shop\n\ngo 1.21\n"},
+		{"a file in an embedded subdirectory", "alpha", "alpha/static/css/b.css", "b{}\n"},
+		{"an ignored file now built", "beta", "beta/later.go", "package main\n\nfunc init() { println(\"later\") }\n"},
+	} {
+		time.Sleep(10 * time.Millisecond) // a directory's new time must differ
+		writeFile(t, filepath.Join(dir, change.path), change.body)
+		after := buildDigests(t, opts)
+		for s, d := range after {
+			if changed, want := d != before[s], change.service == "both" || s == change.service; changed != want {
+				t.Errorf("%s: %s changed %v, want %v", change.name, s, changed, want)
+			}
+		}
+		before = after
+	}
+}
+
+func TestTheBuildMachinesGoEnvironmentDoesNotLeakIn(t *testing.T) {
+	dir, p := fixture(t)
+	opts := build.Options{Project: p, Dir: dir, Registry: inProcessRegistry(t), Source: fixedSource, Platforms: []build.Platform{{OS: "linux", Arch: "amd64"}}}
+	opts.CacheDir = t.TempDir()
+	want := buildDigests(t, opts)
+	for _, env := range []string{"GOAMD64=v3"} {
+		k, v, _ := strings.Cut(env, "=")
+		t.Setenv(k, v)
+		opts.CacheDir = t.TempDir()
+		if got := buildDigests(t, opts); got["alpha"] != want["alpha"] {
+			t.Errorf("with %s: alpha %s, want %s as on any machine", env, got["alpha"], want["alpha"])
+		}
+	}
+}
+
+func TestDeployRefusesABuildOfUncommittedChanges(t *testing.T) {
+	dir, p := fixture(t)
+	for _, args := range [][]string{{"init", "-q"}, {"add", "."}, {"-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "x"}} {
+		run(t, dir, "git", args...)
+	}
+	opts := build.Options{Project: p, Dir: dir, Registry: inProcessRegistry(t), Services: []string{"alpha"}, Platforms: []build.Platform{{OS: "linux", Arch: "amd64"}}, CacheDir: t.TempDir()}
+	// A file git does not track is still compiled in.
+	extra := filepath.Join(dir, "alpha/extra.go")
+	writeFile(t, extra, "package main\n\nfunc init() { println(\"not committed\") }\n")
+	if _, err := build.Build(context.Background(), opts); err != nil {
+		t.Fatal(err)
+	}
+	_, err := build.Recorded(context.Background(), dir, opts.Registry, []string{"alpha"})
+	if errkind.Of(err) != errkind.BadInput || !strings.Contains(err.Error(), "uncommitted changes") {
+		t.Fatalf("after a build with an untracked file: %v, want bad input naming the uncommitted changes", err)
+	}
+	os.Remove(extra)
+	results, err := build.Build(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := build.Recorded(context.Background(), dir, opts.Registry, []string{"alpha"}); err != nil || got["alpha"] != results[0].Image {
+		t.Fatalf("after a clean build: %v, %v; want %v", got, err, results[0].Image)
+	}
+}
+
+func TestAServiceNamedTwiceIsBuiltOnce(t *testing.T) {
+	dir, p := fixture(t)
+	results, err := build.Build(context.Background(), build.Options{Project: p, Dir: dir, Registry: inProcessRegistry(t), Source: fixedSource, CacheDir: t.TempDir(),
+		Services: []string{"alpha", "beta", "alpha"}, Platforms: []build.Platform{{OS: "linux", Arch: "amd64"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(results) != 2 || results[0].Service != "alpha" || results[1].Service != "beta" {
+		t.Fatalf("results %+v, want alpha then beta, once each", results)
+	}
+}
+
+func TestOCILayoutNeverReplacesOtherFiles(t *testing.T) {
+	dir, p := fixture(t)
+	out := t.TempDir()
+	precious := filepath.Join(out, "precious.txt")
+	writeFile(t, precious, "keep me\n")
+	file := filepath.Join(t.TempDir(), "a-file")
+	writeFile(t, file, "keep me too\n")
+	for _, layout := range []string{out, file} {
+		_, err := build.Build(context.Background(), build.Options{Project: p, Dir: dir, OCILayout: layout, Source: fixedSource, CacheDir: t.TempDir()})
+		if errkind.Of(err) != errkind.BadInput || !strings.Contains(err.Error(), layout) {
+			t.Errorf("--oci-layout %s: %v, want bad input naming it", layout, err)
+		}
+	}
+	for _, f := range []string{precious, file} {
+		if _, err := os.Stat(f); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
+
+func TestATruncatedCacheEntryIsBuiltAgain(t *testing.T) {
+	dir, p := fixture(t)
+	opts := build.Options{Project: p, Dir: dir, Registry: inProcessRegistry(t), Source: fixedSource, CacheDir: t.TempDir(), Platforms: []build.Platform{{OS: "linux", Arch: "amd64"}}}
+	want := buildDigests(t, opts)
+	layers, _ := filepath.Glob(filepath.Join(opts.CacheDir, "*", "*.tar.gz"))
+	if len(layers) != 3 {
+		t.Fatalf("cache layers %v, want the base and two apps", layers)
+	}
+	for _, l := range layers {
+		if err := os.Truncate(l, 10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opts.Registry = inProcessRegistry(t) // one that must be sent every blob
+	if got := buildDigests(t, opts); got["alpha"] != want["alpha"] || got["beta"] != want["beta"] {
+		t.Errorf("after truncating the cache: %v, want %v", got, want)
+	}
+}
+
+func TestProgressIsHeardOneEventAtATime(t *testing.T) {
+	dir, p := fixture(t)
+	var events []string // no lock: Build must not call Progress at once
+	_, err := build.Build(context.Background(), build.Options{Project: p, Dir: dir, Registry: inProcessRegistry(t), Source: fixedSource, CacheDir: t.TempDir(),
+		Progress: func(e build.Event) { events = append(events, e.Service+" "+string(e.State)) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := map[string]int{}
+	for _, e := range events {
+		count[e]++
+	}
+	for _, s := range []string{"alpha", "beta"} {
+		if count[s+" compiling"] != 2 || count[s+" pushed"] != 1 {
+			t.Errorf("%s: events %v, want compiling twice and pushed once", s, events)
+		}
+	}
+}
+
+func TestWarmBuildSeesAnEditedVendoredPackage(t *testing.T) {
+	dir, p := fixture(t)
+	writeFile(t, filepath.Join(dir, "go.mod"), "module example.com/shop\n\ngo 1.22\n\nrequire example.com/dep v1.0.0\n")
+	writeFile(t, filepath.Join(dir, "vendor/modules.txt"), "# example.com/dep v1.0.0\n## explicit\nexample.com/dep\n")
+	writeFile(t, filepath.Join(dir, "vendor/example.com/dep/dep.go"), "package dep\n\nfunc Name() string { return \"one\" }\n")
+	writeFile(t, filepath.Join(dir, "alpha/main.go"), "package main\n\nimport \"example.com/dep\"\n\nfunc main() { println(dep.Name()) }\n")
+	opts := build.Options{Project: p, Dir: dir, Registry: inProcessRegistry(t), Source: fixedSource, CacheDir: t.TempDir(), Platforms: []build.Platform{{OS: "linux", Arch: "amd64"}}}
+	before := buildDigests(t, opts)
+	writeFile(t, filepath.Join(dir, "vendor/example.com/dep/dep.go"), "package dep\n\nfunc Name() string { return \"two\" }\n")
+	if after := buildDigests(t, opts); after["alpha"] == before["alpha"] || after["beta"] != before["beta"] {
+		t.Errorf("after editing a vendored package: %v, was %v; want alpha alone changed", after, before)
 	}
 }

@@ -65,6 +65,9 @@ type goPackage struct {
 	Module                                                   *goModule
 	Error                                                    *struct{ Err string }
 	GoFiles, CgoFiles, EmbedFiles, SFiles, HFiles, SysoFiles []string
+	// Not built now, but a change to one (a build tag removed) may make
+	// it built, so the key memo watches them.
+	IgnoredGoFiles, IgnoredOtherFiles []string
 }
 
 type goModule struct {
@@ -73,7 +76,7 @@ type goModule struct {
 	Replace            *goModule
 }
 
-const listFields = "ImportPath,Dir,Standard,Imports,Module,Error,GoFiles,CgoFiles,EmbedFiles,SFiles,HFiles,SysoFiles"
+const listFields = "ImportPath,Dir,Standard,Imports,Module,Error,GoFiles,CgoFiles,EmbedFiles,SFiles,HFiles,SysoFiles,IgnoredGoFiles,IgnoredOtherFiles"
 
 // toolchain runs the go command in the project's directory.
 type toolchain struct {
@@ -81,19 +84,20 @@ type toolchain struct {
 	cacheDir string
 	version  string // `go env GOVERSION`
 	gomod    string // `go env GOMOD`: go.mod, beside go.sum
-	flags    string // GOFLAGS and GOEXPERIMENT, which change what is built
+	gowork   string // `go env GOWORK`: go.work, or "" outside a workspace
+	flags    string // GOFLAGS, GOEXPERIMENT and GOFIPS140, which change what is built
 
 	mu     sync.Mutex
 	hashes map[string]string // file path -> sha256, shared by platforms
 }
 
 func newToolchain(ctx context.Context, dir, cacheDir string) (*toolchain, error) {
-	out, err := goCmd(ctx, dir, nil, "env", "GOVERSION", "GOMOD", "GOFLAGS", "GOEXPERIMENT")
+	out, err := goCmd(ctx, dir, nil, "env", "GOVERSION", "GOMOD", "GOWORK", "GOFLAGS", "GOEXPERIMENT", "GOFIPS140")
 	if err != nil {
 		return nil, fmt.Errorf("go toolchain: %w", err)
 	}
-	lines := strings.SplitN(strings.TrimRight(string(out), "\n")+"\n\n", "\n", 3)
-	return &toolchain{dir: dir, cacheDir: cacheDir, version: lines[0], gomod: lines[1], flags: lines[2], hashes: map[string]string{}}, nil
+	lines := strings.SplitN(strings.TrimRight(string(out), "\n")+"\n\n\n", "\n", 4)
+	return &toolchain{dir: dir, cacheDir: cacheDir, version: lines[0], gomod: lines[1], gowork: lines[2], flags: lines[3], hashes: map[string]string{}}, nil
 }
 
 func goCmd(ctx context.Context, dir string, env []string, args ...string) ([]byte, error) {
@@ -118,14 +122,28 @@ type compileError struct {
 }
 
 func (e *compileError) Error() string {
-	if e.output != "" {
-		return e.output
+	// go build heads each package's errors with "# import/path"; the
+	// first line of the message, all a table or an error line shows,
+	// should be an error.
+	var lines []string
+	for line := range strings.SplitSeq(e.output, "\n") {
+		if !strings.HasPrefix(line, "# ") {
+			lines = append(lines, line)
+		}
+	}
+	if out := strings.TrimSpace(strings.Join(lines, "\n")); out != "" {
+		return out
 	}
 	return e.err.Error()
 }
 
+// buildEnv fixes every setting of the go command that changes the code
+// generated for p, so the build machine's environment (or `go env -w`)
+// cannot make another binary of the same source: the instruction set
+// levels are Go's defaults for a cross-compile.
 func buildEnv(p Platform) []string {
-	return []string{"CGO_ENABLED=0", "GOOS=" + p.OS, "GOARCH=" + p.Arch}
+	return []string{"CGO_ENABLED=0", "GOOS=" + p.OS, "GOARCH=" + p.Arch,
+		"GOAMD64=v1", "GOARM=7", "GOARM64=v8.0", "GOPPC64=power8", "GORISCV64=rva20u64"}
 }
 
 // keys returns a key per package for platform p: a hash of what goes into
@@ -163,14 +181,21 @@ func (t *toolchain) keys(ctx context.Context, p Platform, pkgs []string) (map[st
 	// Stat before hashing: a file changed meanwhile then fails the memo's
 	// check next time instead of passing it with the old content's key.
 	m = keyMemo{Keys: map[string]string{}, Stats: map[string]fileStat{}}
-	for _, path := range []string{t.gomod, strings.TrimSuffix(t.gomod, ".mod") + ".sum"} {
+	for _, path := range t.moduleFiles() {
 		m.stat(path)
 	}
 	for _, pkg := range byPath {
-		if files, ok := localFiles(pkg); ok {
+		if files, ok := t.localFiles(pkg); ok {
 			m.stat(pkg.Dir)
-			for _, f := range files {
+			for _, f := range slices.Concat(files, pkg.IgnoredGoFiles, pkg.IgnoredOtherFiles) {
 				m.stat(filepath.Join(pkg.Dir, f))
+			}
+			// A file added to an embedded directory changes that
+			// directory's time, not the package's.
+			for _, f := range pkg.EmbedFiles {
+				for d := filepath.Dir(f); d != "." && d != "/"; d = filepath.Dir(d) {
+					m.stat(filepath.Join(pkg.Dir, d))
+				}
 			}
 		}
 	}
@@ -188,6 +213,18 @@ func (t *toolchain) keys(ctx context.Context, p Platform, pkgs []string) (map[st
 		}
 		h := sha256.New()
 		fmt.Fprintf(h, "format %d\ngo %s\nflags %s\nplatform %s\n", cacheFormat, t.version, t.flags, p)
+		// go.mod and go.work say more than module versions: the go
+		// directive and godebug lines set the binary's GODEBUG defaults.
+		for _, path := range []string{t.gomod, t.gowork} {
+			if path == "" || path == os.DevNull || path == "off" {
+				continue
+			}
+			sum, err := t.hashFile(path)
+			if err != nil {
+				return nil, err
+			}
+			fmt.Fprintf(h, "modfile %s %s\n", filepath.Base(path), sum)
+		}
 		for _, pkg := range closure(root, byPath) {
 			if err := t.hashPackage(h, pkg); err != nil {
 				return nil, err
@@ -200,6 +237,16 @@ func (t *toolchain) keys(ctx context.Context, p Platform, pkgs []string) (map[st
 		_ = atomicfile.Write(memo, data, 0o644)
 	}
 	return keys, nil
+}
+
+// moduleFiles are the files beside the packages that say which modules
+// are built: go.mod, go.sum, and go.work in a workspace.
+func (t *toolchain) moduleFiles() []string {
+	files := []string{t.gomod, strings.TrimSuffix(t.gomod, ".mod") + ".sum"}
+	if t.gowork != "" && t.gowork != "off" {
+		files = append(files, t.gowork, t.gowork+".sum")
+	}
+	return files
 }
 
 // closure is root and every non-standard package it imports, directly
@@ -231,7 +278,7 @@ func (t *toolchain) hashPackage(h io.Writer, pkg *goPackage) error {
 	if pkg.Error != nil {
 		fmt.Fprintf(h, "error %s\n", pkg.Error.Err)
 	}
-	files, local := localFiles(pkg)
+	files, local := t.localFiles(pkg)
 	if !local {
 		m := pkg.Module
 		if m.Replace != nil {
@@ -250,11 +297,13 @@ func (t *toolchain) hashPackage(h io.Writer, pkg *goPackage) error {
 	return nil
 }
 
-// localFiles are the files of a package of the main module or a local
-// replacement, sorted; ok is false for a package that a module version
+// localFiles are the files of a package of the main module, a local
+// replacement or the vendor directory (whose copies can be edited without
+// a new version), sorted; ok is false for a package that a module version
 // identifies.
-func localFiles(pkg *goPackage) (files []string, ok bool) {
-	if m := pkg.Module; pkg.Standard || m != nil && !m.Main && (m.Replace == nil || m.Replace.Version != "") {
+func (t *toolchain) localFiles(pkg *goPackage) (files []string, ok bool) {
+	vendored := t.gomod != "" && strings.HasPrefix(pkg.Dir, filepath.Join(filepath.Dir(t.gomod), "vendor")+string(filepath.Separator))
+	if m := pkg.Module; pkg.Standard || !vendored && m != nil && !m.Main && (m.Replace == nil || m.Replace.Version != "") {
 		return nil, false
 	}
 	files = slices.Concat(pkg.GoFiles, pkg.CgoFiles, pkg.EmbedFiles, pkg.SFiles, pkg.HFiles, pkg.SysoFiles)

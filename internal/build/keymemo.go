@@ -50,6 +50,6 @@ func (m *keyMemo) current() bool {
 // memoPath names the memo of one go list: the same project, packages,
 // platform and toolchain.
 func (t *toolchain) memoPath(p Platform, pkgs []string) string {
-	sum := sha256.Sum256(fmt.Appendf(nil, "%d\n%s\n%s\n%s\n%s\n%s\n%s", cacheFormat, t.dir, strings.Join(pkgs, ","), p, t.version, t.gomod, t.flags))
+	sum := sha256.Sum256(fmt.Appendf(nil, "%d\n%s\n%s\n%s\n%s\n%s\n%s\n%s", cacheFormat, t.dir, strings.Join(pkgs, ","), p, t.version, t.gomod, t.gowork, t.flags))
 	return filepath.Join(t.cacheDir, "keys-"+hex.EncodeToString(sum[:12])+".json")
 }

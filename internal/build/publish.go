@@ -53,8 +53,24 @@ func newRegistryPublisher(registry string, extra []RemoteOption) (*registryPubli
 	if _, err := name.NewRegistry(registry, p.opts...); err != nil {
 		return nil, badInput(fmt.Errorf("registry %q: %v", registry, err))
 	}
-	p.remote = append([]remote.Option{remote.WithAuthFromKeychain(authn.DefaultKeychain)}, extra...)
+	p.remote = append([]remote.Option{
+		remote.WithAuthFromKeychain(authn.DefaultKeychain),
+		remote.WithTransport(loopbackOnlyHTTP{remote.DefaultTransport}),
+	}, extra...)
 	return p, nil
+}
+
+// loopbackOnlyHTTP refuses plain HTTP to any host but this machine.
+// go-containerregistry falls back to HTTP on its own for private
+// (RFC 1918) addresses and *.localhost names, where credentials would
+// cross the network in the clear.
+type loopbackOnlyHTTP struct{ next http.RoundTripper }
+
+func (t loopbackOnlyHTTP) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Scheme != "https" && !isLoopback(req.URL.Host) {
+		return nil, fmt.Errorf("refusing plain HTTP to %s: only a registry on localhost or a loopback address is spoken to without TLS", req.URL.Host)
+	}
+	return t.next.RoundTrip(req)
 }
 
 // isLoopback says whether a registry host is this machine, the one case
@@ -77,7 +93,9 @@ func (p *registryPublisher) publish(ctx context.Context, images []built, progres
 	for i, b := range images {
 		if b.err != nil {
 			results[i] = failedResult(b)
-			progress(Event{Service: b.service, State: StateFailed, Message: firstLine(b.err.Error())})
+			// All of the compiler's output: stderr is where a user at a
+			// terminal reads it.
+			progress(Event{Service: b.service, State: StateFailed, Message: b.err.Error()})
 			continue
 		}
 		wg.Go(func() {
@@ -237,7 +255,7 @@ func (p *layoutPublisher) publish(ctx context.Context, images []built, progress 
 		os.RemoveAll(old)
 	}
 	for _, r := range results {
-		progress(Event{Service: r.Service, State: r.State, Message: firstLine(r.Message)})
+		progress(Event{Service: r.Service, State: r.State, Message: r.Message})
 	}
 	return results
 }

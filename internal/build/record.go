@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/gofrs/flock"
 	"github.com/msctl/msctl/internal/atomicfile"
 	"github.com/msctl/msctl/internal/imageref"
 )
@@ -56,16 +57,31 @@ func record(dir string, src Source, registry string, results []Result) error {
 	if !slices.ContainsFunc(results, func(r Result) bool { return r.State == StatePushed || r.State == StateUnchanged }) {
 		return nil
 	}
+	path := filepath.Join(dir, RecordPath)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	// Two builds at once each read, merge and write the record; the lock
+	// keeps one from dropping the other's images.
+	lock := flock.New(path + ".lock")
+	if err := lock.Lock(); err != nil {
+		return fmt.Errorf("lock %s: %v", path, err)
+	}
+	defer lock.Unlock()
 	f, err := readRecords(dir)
 	if err != nil {
 		return err
 	}
 	rec := Record{Commit: src.Commit, Registry: registry, Images: map[string]string{}}
 	if i := slices.IndexFunc(f.Builds, func(r Record) bool { return r.Commit == src.Commit && r.Registry == registry }); i >= 0 {
-		rec = f.Builds[i]
+		// Images of the commit and of uncommitted changes never share
+		// an entry: a clean build replaces a dirty one's, and back.
+		if f.Builds[i].Dirty == src.Dirty {
+			rec = f.Builds[i]
+		}
 		f.Builds = slices.Delete(f.Builds, i, i+1)
 	}
-	rec.Dirty = rec.Dirty || src.Dirty
+	rec.Dirty = src.Dirty
 	for _, r := range results {
 		if r.State == StatePushed || r.State == StateUnchanged {
 			rec.Images[r.Service] = r.Ref
@@ -77,10 +93,6 @@ func record(dir string, src Source, registry string, results []Result) error {
 	}
 	data, err := json.MarshalIndent(f, "", "  ")
 	if err != nil {
-		return err
-	}
-	path := filepath.Join(dir, RecordPath)
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
 	return atomicfile.Write(path, append(data, '\n'), 0o644)
@@ -104,6 +116,9 @@ func Recorded(ctx context.Context, dir, registry string, services []string) (map
 			rec = r
 			break
 		}
+	}
+	if rec.Dirty {
+		return nil, badInput(fmt.Errorf("the last msctl build at commit %.12s was of uncommitted changes, not the commit: commit and build again, or pass --build, --tag or --image", commit))
 	}
 	out := map[string]imageref.Ref{}
 	var missing []string

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -19,7 +20,9 @@ type Source struct {
 	// Dirty is set when the work tree differs from Commit.
 	Dirty bool
 	// Version is `git describe --tags --always`: the nearest tag, or the
-	// short commit.
+	// short commit. The hash is always 12 digits: git's own length grows
+	// with a clone's object count and follows core.abbrev, so two clones
+	// of one commit would build different binaries.
 	Version string
 	// Epoch is every timestamp in the images: SOURCE_DATE_EPOCH when set,
 	// else the commit's time, so one commit builds to one digest anywhere.
@@ -36,10 +39,12 @@ func ReadSource(ctx context.Context, dir string) (Source, error) {
 	src := Source{Version: "dev", Epoch: time.Unix(0, 0).UTC()}
 	if commit, err := git(ctx, dir, "rev-parse", "HEAD"); err == nil {
 		src.Commit = commit
-		if v, err := git(ctx, dir, "describe", "--tags", "--always"); err == nil {
+		if v, err := git(ctx, dir, "describe", "--tags", "--always", "--abbrev=12"); err == nil {
 			src.Version = v
 		}
-		if st, err := git(ctx, dir, "status", "--porcelain", "--untracked-files=no"); err == nil {
+		// Untracked files count: go build compiles a new .go file
+		// whether git knows it or not. The build record itself does not.
+		if st, err := git(ctx, dir, "status", "--porcelain", "--untracked-files=normal", "--", ":/", ":(exclude)"+filepath.Dir(RecordPath)); err == nil {
 			src.Dirty = st != ""
 		}
 		if remote, err := git(ctx, dir, "config", "--get", "remote.origin.url"); err == nil {
