@@ -24,6 +24,7 @@ import (
 	"context"
 	"log/slog"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
@@ -48,6 +49,11 @@ type Options struct {
 	// SlowCall is the duration from which a successful unary call is
 	// logged at info; 0 means DefaultSlowCall.
 	SlowCall time.Duration
+	// Starting, if set, is asked before each call but a health check,
+	// after auth and validation: while it returns an error (the store is
+	// not open yet), the call is answered Unavailable with that error's
+	// text, so handlers may assume their store is open.
+	Starting func() error
 }
 
 // DefaultSlowCall is the SlowCall used when Options leave it 0: healthy
@@ -116,6 +122,10 @@ func interceptors(o Options) ([]grpc.UnaryServerInterceptor, []grpc.StreamServer
 	}
 	unary = append(unary, validateUnary)
 	stream = append(stream, validateStream)
+	if o.Starting != nil {
+		unary = append(unary, startingUnary(o.Starting))
+		stream = append(stream, startingStream(o.Starting))
+	}
 	if o.Fault.Enabled() {
 		unary = append(unary, o.Fault.Unary())
 		stream = append(stream, o.Fault.Stream())
@@ -260,6 +270,36 @@ func (s *validatingStream) RecvMsg(m any) error {
 	return nil
 }
 
+// starting refuses a call while the service is starting; health checks
+// pass, since they report exactly that.
+func starting(check func() error, method string) error {
+	if strings.HasPrefix(method, "/grpc.health.") {
+		return nil
+	}
+	if err := check(); err != nil {
+		return status.Error(codes.Unavailable, err.Error())
+	}
+	return nil
+}
+
+func startingUnary(check func() error) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if err := starting(check, info.FullMethod); err != nil {
+			return nil, err
+		}
+		return handler(ctx, req)
+	}
+}
+
+func startingStream(check func() error) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		if err := starting(check, info.FullMethod); err != nil {
+			return err
+		}
+		return handler(srv, ss)
+	}
+}
+
 func recoverUnary(l *slog.Logger) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 		defer func() {
@@ -282,20 +322,4 @@ func recoverStream(l *slog.Logger) grpc.StreamServerInterceptor {
 		}()
 		return handler(srv, ss)
 	}
-}
-
-// Call runs h as method behind chain (from Unary), the way the gRPC server
-// would run it: chain sees the same method name, the request and the
-// caller's context (which must carry the caller's credentials as incoming
-// metadata, as grpc-gateway's in-process handlers put them). srv is the
-// service implementation, passed on as UnaryServerInfo.Server.
-func Call[Req, Resp any](ctx context.Context, chain grpc.UnaryServerInterceptor, srv any, method string,
-	req Req, h func(context.Context, Req) (Resp, error)) (Resp, error) {
-	resp, err := chain(ctx, req, &grpc.UnaryServerInfo{Server: srv, FullMethod: method},
-		func(ctx context.Context, req any) (any, error) { return h(ctx, req.(Req)) })
-	out, ok := resp.(Resp)
-	if err == nil && !ok {
-		err = status.Errorf(codes.Internal, "%s: the chain returned no response", method)
-	}
-	return out, err
 }

@@ -102,7 +102,7 @@ func newSagaWith(t *testing.T, w *world, dbPath string, edit func(*deps.Config))
 	if err != nil {
 		t.Fatal(err)
 	}
-	sg, err := saga.New(s, d, reg, logging.Discard())
+	sg, err := saga.New(func() store.Store { return s }, d, reg, logging.Discard())
 	if err != nil {
 		t.Fatal(err)
 	}
