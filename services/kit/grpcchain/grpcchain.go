@@ -2,7 +2,7 @@
 // service uses, for unary and streaming calls alike:
 //
 //	otelgrpc stats handler -> metrics -> request id -> logging -> auth ->
-//	validation -> fault injection -> panic recovery -> handler
+//	validation -> starting -> fault injection -> panic recovery -> handler
 //
 // Metrics and logging sit outside auth so rejected calls are counted and
 // logged; recovery sits innermost so a panic becomes codes.Internal that
@@ -16,8 +16,11 @@
 // spend its time writing one JSON line per request (LOG_LEVEL=debug
 // brings them back).
 //
-// Unary returns the same unary chain as one interceptor, for an
-// in-process caller such as the HTTP gateway (see package gateway).
+// "starting" refuses calls while the service's database is not open yet
+// (Options.Starting), so handlers may assume an open store.
+//
+// InProcess runs the same unary chain for a caller in the same process,
+// such as the HTTP gateway (see package gateway).
 package grpcchain
 
 import (
@@ -76,12 +79,9 @@ func ServerOptions(o Options) []grpc.ServerOption {
 	}
 }
 
-// Unary returns the unary chain of ServerOptions as one interceptor, for
-// calling a service in process with the same metrics, request id,
-// logging, auth, validation, fault injection and recovery as a call over
-// the network. Build both from the same Options (one Metrics, one Auth),
-// so the two paths share counters and rate limits.
-func Unary(o Options) grpc.UnaryServerInterceptor {
+// unaryChain returns the unary chain of ServerOptions as one interceptor,
+// for InProcess.
+func unaryChain(o Options) grpc.UnaryServerInterceptor {
 	unary, _ := interceptors(o)
 	return chainUnary(unary)
 }

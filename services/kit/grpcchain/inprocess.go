@@ -34,11 +34,11 @@ var (
 	_ grpc.ServiceRegistrar    = (*InProcess)(nil)
 )
 
-// NewInProcess returns a connection whose calls run behind Unary(o):
-// build it from the Options of the gRPC server, so both paths share
-// counters and rate limits.
+// NewInProcess returns a connection whose calls run behind the unary
+// chain of ServerOptions(o): build both from the same Options (one
+// Metrics, one Auth), so the two paths share counters and rate limits.
 func NewInProcess(o Options) *InProcess {
-	return &InProcess{chain: Unary(o), methods: map[string]inProcessMethod{}}
+	return &InProcess{chain: unaryChain(o), methods: map[string]inProcessMethod{}}
 }
 
 // RegisterService makes impl's unary methods callable; like a gRPC

@@ -95,7 +95,7 @@ func TestInProcessRunsTheChain(t *testing.T) {
 func TestStartingRefusesCallsButHealth(t *testing.T) {
 	var started bool
 	ran := false
-	chain := Unary(Options{Logger: slog.New(slog.DiscardHandler), Starting: func() error {
+	chain := unaryChain(Options{Logger: slog.New(slog.DiscardHandler), Starting: func() error {
 		if started {
 			return nil
 		}
