@@ -75,7 +75,6 @@ func crashStream(t *testing.T, databaseURL string) {
 	env := []string{
 		"GRPC_ADDR=" + servicetest.FreeAddr(t), "ADMIN_ADDR=" + servicetest.FreeAddr(t),
 		"DATABASE_URL=" + databaseURL,
-		"DOWNSTREAM_API_KEY=" + servicetest.ServiceKey,
 		"USER_ADDR=" + user.GRPC, "INVENTORY_ADDR=" + inv.GRPC, "PAYMENT_ADDR=" + slowPay.Addr,
 		"SAGA_RESUME_INTERVAL=100ms", "SAGA_TIMEOUT=2s",
 		"DOWNSTREAM_TIMEOUT=500ms", "BREAKER_FAILURES=2", "BREAKER_OPEN_FOR=300ms",

@@ -135,8 +135,17 @@ func start(t testing.TB, env map[string]string) *instance {
 	return startWith(t, env, &logBuffer{})
 }
 
-// startWith starts an instance logging to logs.
+// startWith starts an instance logging to logs and waits until it is
+// ready.
 func startWith(t testing.TB, env map[string]string, logs *logBuffer) *instance {
+	t.Helper()
+	in := launch(t, env, logs)
+	in.waitReady(true)
+	return in
+}
+
+// launch starts an instance logging to logs, without waiting for it.
+func launch(t testing.TB, env map[string]string, logs *logBuffer) *instance {
 	t.Helper()
 	all := map[string]string{
 		"GRPC_ADDR": "127.0.0.1:0", "HTTP_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0",
@@ -182,7 +191,6 @@ func startWith(t testing.TB, env map[string]string, logs *logBuffer) *instance {
 			t.Logf("service log:\n%s", logs.String())
 		}
 	})
-	in.waitReady(true)
 	return in
 }
 

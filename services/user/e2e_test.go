@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -355,6 +356,40 @@ func TestReadinessFollowsDatabase(t *testing.T) {
 }
 
 type healthStatus int
+
+// TestCallsBeforeTheDatabaseOpens: with PostgreSQL late (nothing listens
+// on its port), the service starts and answers at once: a call over gRPC
+// and over HTTP gets Unavailable (503) saying the database is not ready,
+// after auth like any call (401 without credentials).
+func TestCallsBeforeTheDatabaseOpens(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	late := "postgres://postgres@" + l.Addr().String() + "/late?connect_timeout=1"
+	_ = l.Close()
+	in := launch(t, map[string]string{"DATABASE_URL": late}, &logBuffer{})
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if code, _ := in.adminGet("/health/startup"); code == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the startup probe never passed")
+		}
+	}
+	const id = "01900000-0000-7000-8000-000000000000"
+	_, err = in.client.GetUser(asAdmin(), &userv1.GetUserRequest{Id: id})
+	if st := status.Convert(err); st.Code() != codes.Unavailable || !strings.Contains(st.Message(), "database not ready yet") {
+		t.Fatalf("gRPC call before the database opened: %v, want Unavailable, database not ready", err)
+	}
+	if code, body := in.do("GET", "/api/v1/users/"+id, "", apiKey(adminKey)); code != http.StatusServiceUnavailable ||
+		!strings.Contains(fmt.Sprint(body), "database not ready yet") {
+		t.Fatalf("HTTP call before the database opened: %d %v, want 503, database not ready", code, body)
+	}
+	if code, _ := in.do("GET", "/api/v1/users/"+id, "", nil); code != http.StatusUnauthorized {
+		t.Fatalf("HTTP call without credentials: %d, want 401", code)
+	}
+}
 
 // TestRequestIDAndMetrics checks the request id round-trips and the
 // admin port exposes the chain's metrics without auth.

@@ -117,12 +117,18 @@ func (a *Authenticator) Authenticate(ctx context.Context, method string) (contex
 		a.rejections.log(ctx, "auth rate limited", "process", slog.String("method", method), slog.String("limit", "process"))
 		return ctx, &rejection{limited("this replica is at its request limit; retry later")}
 	}
+	// Credentials are checked even from an address over its failure
+	// budget, and good ones pass: many callers can share one address (a
+	// NAT, or the sidecar every meshed call arrives from), and one of them
+	// failing must not lock the others out. API keys and signatures are
+	// too long to guess, so the limit only slows and quiets a flood of bad
+	// credentials (ResourceExhausted, Retry-After), under the process limit.
 	addr := clientAddress(ctx)
-	if a.failures.exhausted(addr) {
+	p, err := a.verify(ctx)
+	if err != nil && status.Code(err) == codes.Unauthenticated && a.failures.exhausted(addr) {
 		a.rejections.log(ctx, "auth rate limited", "failures", slog.String("method", method), slog.String("limit", "failed authentications"), slog.String("client", addr))
 		return ctx, &rejection{limited("too many failed authentications from this address; retry later")}
 	}
-	p, err := a.verify(ctx)
 	if err != nil {
 		if status.Code(err) == codes.Unauthenticated { // not a key over its own rate
 			a.failures.take(addr)

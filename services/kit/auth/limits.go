@@ -22,9 +22,10 @@ import (
 // turns that limit off.
 type Limits struct {
 	// FailuresPerSecond and FailureBurst bound failed authentications per
-	// client address. An address past them is refused (ResourceExhausted)
-	// before its credentials are checked, until its budget refills, so
-	// guessing keys from one address gets nowhere.
+	// client address. Past them, an address's bad credentials are refused
+	// with ResourceExhausted until its budget refills; good credentials
+	// from it still pass, so a failing caller cannot lock out the others
+	// behind the same address.
 	FailuresPerSecond float64
 	FailureBurst      int
 	// SubjectPerSecond and SubjectBurst bound each JWT subject's calls, as
@@ -86,8 +87,16 @@ func (l *limiters) get(key string) *rate.Limiter {
 }
 
 // exhausted reports whether key has no token left, without taking one.
+// It never adds key: only failures are tracked, so callers that never
+// fail cost the map nothing.
 func (l *limiters) exhausted(key string) bool {
-	return l != nil && l.get(key).Tokens() < 1
+	if l == nil {
+		return false
+	}
+	l.mu.Lock()
+	b, ok := l.byKey[key]
+	l.mu.Unlock()
+	return ok && b.Tokens() < 1
 }
 
 // take takes one of key's tokens and reports whether there was one.
@@ -100,19 +109,26 @@ func limited(format string, args ...any) error {
 	return status.Errorf(codes.ResourceExhausted, "%v: "+format, append([]any{ErrLimited}, args...)...)
 }
 
-// clientAddress is who a failed authentication is held against: the
-// address the mesh's ingress gateway saw (x-envoy-external-address), else
-// the connection's peer for a gRPC call, else, for a call from the
+// clientAddress is who a failed authentication is held against: for a
+// gRPC call, the address the mesh's ingress gateway saw
+// (x-envoy-external-address) when the connection comes from loopback (the
+// pod's sidecar), else the connection's peer; for a call from the
 // in-process HTTP gateway, the HTTP peer it appended to x-forwarded-for.
+// The header is believed only from loopback: a client that reaches the
+// port directly could otherwise name a fresh address on every call and
+// never run out of failures.
 func clientAddress(ctx context.Context) string {
-	if a := first(ctx, "x-envoy-external-address"); a != "" {
-		return a
-	}
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
-		if host, _, err := net.SplitHostPort(p.Addr.String()); err == nil {
-			return host
+		host, _, err := net.SplitHostPort(p.Addr.String())
+		if err != nil {
+			host = p.Addr.String()
 		}
-		return p.Addr.String()
+		if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+			if a := first(ctx, "x-envoy-external-address"); a != "" {
+				return a
+			}
+		}
+		return host
 	}
 	if xff := metadata.ValueFromIncomingContext(ctx, "x-forwarded-for"); len(xff) > 0 {
 		hops := strings.Split(xff[len(xff)-1], ",")

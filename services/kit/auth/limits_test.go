@@ -3,6 +3,7 @@ package auth
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"strings"
@@ -66,9 +67,11 @@ func (f *limitsFixture) code(ctx context.Context) codes.Code {
 	return status.Code(err)
 }
 
-// An address that fails too often is refused before its credentials are
-// checked, even good ones, until its budget refills; other addresses are
-// not affected. The address is the mesh edge's when it sent one, else the
+// An address that fails too often has its bad credentials refused with
+// ResourceExhausted until its budget refills; its good credentials still
+// pass (callers behind one NAT or sidecar must not lock each other out),
+// and other addresses are not affected. The address is the mesh edge's
+// when the call came through the pod's sidecar (loopback), else the
 // peer's, else (the in-process gateway) x-forwarded-for's last hop.
 func TestFailedAuthenticationsAreLimitedPerAddress(t *testing.T) {
 	f := newLimitsFixture(t, Limits{FailuresPerSecond: 0.001, FailureBurst: 3})
@@ -80,13 +83,19 @@ func TestFailedAuthenticationsAreLimitedPerAddress(t *testing.T) {
 		{"1st bad key", from("10.0.0.1", APIKeyKey, "guess-1"), codes.Unauthenticated},
 		{"2nd: no credentials", from("10.0.0.1"), codes.Unauthenticated},
 		{"3rd: bad token", from("10.0.0.1", AuthorizationKey, "Bearer x.y.z"), codes.Unauthenticated},
-		{"4th, even a good key", from("10.0.0.1", APIKeyKey, "good"), codes.ResourceExhausted},
+		{"4th bad key", from("10.0.0.1", APIKeyKey, "guess-3"), codes.ResourceExhausted},
+		{"a good key from the same address", from("10.0.0.1", APIKeyKey, "good"), codes.OK},
 		{"another address", from("10.0.0.2", APIKeyKey, "good"), codes.OK},
 		{"another address, bad key", from("10.0.0.2", APIKeyKey, "guess-2"), codes.Unauthenticated},
-		{"the edge's address wins over the peer", from("10.0.0.2", APIKeyKey, "good", "x-envoy-external-address", "10.0.0.1"), codes.ResourceExhausted},
+		{"via the sidecar, the edge's address wins over the peer",
+			from("127.0.0.6", APIKeyKey, "guess-4", "x-envoy-external-address", "10.0.0.1"), codes.ResourceExhausted},
+		{"a direct caller naming the edge's address is held to its own",
+			from("10.0.0.2", APIKeyKey, "guess-5", "x-envoy-external-address", "10.0.0.1"), codes.Unauthenticated},
 		{"gateway call from the blocked address",
-			metadata.NewIncomingContext(context.Background(), metadata.Pairs(APIKeyKey, "good", "x-forwarded-for", "203.0.113.9, 10.0.0.1")), codes.ResourceExhausted},
-		{"gateway call from another", metadata.NewIncomingContext(context.Background(), metadata.Pairs(APIKeyKey, "good", "x-forwarded-for", "10.0.0.1, 10.0.0.3")), codes.OK},
+			metadata.NewIncomingContext(context.Background(), metadata.Pairs(APIKeyKey, "guess-6", "x-forwarded-for", "203.0.113.9, 10.0.0.1")), codes.ResourceExhausted},
+		{"gateway call from the blocked address, good key",
+			metadata.NewIncomingContext(context.Background(), metadata.Pairs(APIKeyKey, "good", "x-forwarded-for", "203.0.113.9, 10.0.0.1")), codes.OK},
+		{"gateway call from another", metadata.NewIncomingContext(context.Background(), metadata.Pairs(APIKeyKey, "guess-7", "x-forwarded-for", "10.0.0.1, 10.0.0.3")), codes.Unauthenticated},
 	}
 	for _, s := range steps {
 		if got := f.code(s.ctx); got != s.want {
@@ -95,6 +104,31 @@ func TestFailedAuthenticationsAreLimitedPerAddress(t *testing.T) {
 	}
 	if _, err := f.a.Authenticate(from("10.0.0.1"), "/svc/Ping"); err != nil {
 		t.Errorf("a public method is limited: %v", err)
+	}
+}
+
+// A caller reaching the port directly cannot dodge its failure budget by
+// naming a new edge address on every call, and callers that never fail
+// are not tracked at all.
+func TestFailureLimitIsNotDodgedNorGrownByGoodCallers(t *testing.T) {
+	f := newLimitsFixture(t, Limits{FailuresPerSecond: 0.001, FailureBurst: 3})
+	for i := range 4 {
+		want := codes.Unauthenticated
+		if i == 3 {
+			want = codes.ResourceExhausted
+		}
+		ctx := from("10.0.0.9", APIKeyKey, "guess", "x-envoy-external-address", fmt.Sprintf("198.51.100.%d", i))
+		if got := f.code(ctx); got != want {
+			t.Fatalf("call %d with a made-up edge address: %v, want %v", i+1, got, want)
+		}
+	}
+	for i := range 1000 {
+		if got := f.code(from(fmt.Sprintf("10.1.%d.%d", i/256, i%256), APIKeyKey, "good")); got != codes.OK {
+			t.Fatalf("good call %d: %v", i, got)
+		}
+	}
+	if n := len(f.a.failures.byKey); n != 1 {
+		t.Errorf("the failure limiter tracks %d addresses, want 1 (the failing one)", n)
 	}
 }
 

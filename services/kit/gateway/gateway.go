@@ -7,12 +7,10 @@
 // path under another method) and a one-line message that says what is
 // wrong without the parsers' internals.
 //
-// Every HTTP request must pass the full grpcchain once. A service either
-// registers its generated RegisterXHandlerServer with an implementation
-// whose methods run grpcchain.Unary in process (grpcchain.Call), which
-// saves the second hop through HTTP/2 and protobuf, or dials its own gRPC
-// port with Dial and registers RegisterXHandler (needed for streams, which
-// grpc-gateway cannot serve in process).
+// Every HTTP request must pass the full grpcchain once: a service
+// registers its generated RegisterXHandlerClient on the kit's in-process
+// connection (grpcchain.InProcess, given by host's Gateway.Register),
+// which runs the chain without a second hop through HTTP/2 and protobuf.
 package gateway
 
 import (
@@ -24,10 +22,7 @@ import (
 	"strings"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
-	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -53,13 +48,6 @@ func NewMux() *runtime.ServeMux {
 		runtime.WithMiddlewares(allowProbe, pathMatchesBody),
 		runtime.WithForwardResponseOption(created),
 	)
-}
-
-// Dial connects the gateway to the service's own gRPC address.
-func Dial(addr string) (*grpc.ClientConn, error) {
-	return grpc.NewClient(addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithStatsHandler(otelgrpc.NewClientHandler()))
 }
 
 // headers forwards the API key, request id and idempotency key under

@@ -2,7 +2,7 @@
 // service uses, for unary and streaming calls alike:
 //
 //	otelgrpc stats handler -> metrics -> request id -> logging -> auth ->
-//	validation -> fault injection -> panic recovery -> handler
+//	validation -> starting -> fault injection -> panic recovery -> handler
 //
 // Metrics and logging sit outside auth so rejected calls are counted and
 // logged; recovery sits innermost so a panic becomes codes.Internal that
@@ -16,14 +16,18 @@
 // spend its time writing one JSON line per request (LOG_LEVEL=debug
 // brings them back).
 //
-// Unary returns the same unary chain as one interceptor, for an
-// in-process caller such as the HTTP gateway (see package gateway).
+// "starting" refuses calls while the service's database is not open yet
+// (Options.Starting), so handlers may assume an open store.
+//
+// InProcess runs the same unary chain for a caller in the same process,
+// such as the HTTP gateway (see package gateway).
 package grpcchain
 
 import (
 	"context"
 	"log/slog"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
@@ -48,6 +52,11 @@ type Options struct {
 	// SlowCall is the duration from which a successful unary call is
 	// logged at info; 0 means DefaultSlowCall.
 	SlowCall time.Duration
+	// Starting, if set, is asked before each call but a health check,
+	// after auth and validation: while it returns an error (the store is
+	// not open yet), the call is answered Unavailable with that error's
+	// text, so handlers may assume their store is open.
+	Starting func() error
 }
 
 // DefaultSlowCall is the SlowCall used when Options leave it 0: healthy
@@ -70,12 +79,9 @@ func ServerOptions(o Options) []grpc.ServerOption {
 	}
 }
 
-// Unary returns the unary chain of ServerOptions as one interceptor, for
-// calling a service in process with the same metrics, request id,
-// logging, auth, validation, fault injection and recovery as a call over
-// the network. Build both from the same Options (one Metrics, one Auth),
-// so the two paths share counters and rate limits.
-func Unary(o Options) grpc.UnaryServerInterceptor {
+// unaryChain returns the unary chain of ServerOptions as one interceptor,
+// for InProcess.
+func unaryChain(o Options) grpc.UnaryServerInterceptor {
 	unary, _ := interceptors(o)
 	return chainUnary(unary)
 }
@@ -116,6 +122,10 @@ func interceptors(o Options) ([]grpc.UnaryServerInterceptor, []grpc.StreamServer
 	}
 	unary = append(unary, validateUnary)
 	stream = append(stream, validateStream)
+	if o.Starting != nil {
+		unary = append(unary, startingUnary(o.Starting))
+		stream = append(stream, startingStream(o.Starting))
+	}
 	if o.Fault.Enabled() {
 		unary = append(unary, o.Fault.Unary())
 		stream = append(stream, o.Fault.Stream())
@@ -260,6 +270,36 @@ func (s *validatingStream) RecvMsg(m any) error {
 	return nil
 }
 
+// starting refuses a call while the service is starting; health checks
+// pass, since they report exactly that.
+func starting(check func() error, method string) error {
+	if strings.HasPrefix(method, "/grpc.health.") {
+		return nil
+	}
+	if err := check(); err != nil {
+		return status.Error(codes.Unavailable, err.Error())
+	}
+	return nil
+}
+
+func startingUnary(check func() error) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if err := starting(check, info.FullMethod); err != nil {
+			return nil, err
+		}
+		return handler(ctx, req)
+	}
+}
+
+func startingStream(check func() error) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		if err := starting(check, info.FullMethod); err != nil {
+			return err
+		}
+		return handler(srv, ss)
+	}
+}
+
 func recoverUnary(l *slog.Logger) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 		defer func() {
@@ -282,20 +322,4 @@ func recoverStream(l *slog.Logger) grpc.StreamServerInterceptor {
 		}()
 		return handler(srv, ss)
 	}
-}
-
-// Call runs h as method behind chain (from Unary), the way the gRPC server
-// would run it: chain sees the same method name, the request and the
-// caller's context (which must carry the caller's credentials as incoming
-// metadata, as grpc-gateway's in-process handlers put them). srv is the
-// service implementation, passed on as UnaryServerInfo.Server.
-func Call[Req, Resp any](ctx context.Context, chain grpc.UnaryServerInterceptor, srv any, method string,
-	req Req, h func(context.Context, Req) (Resp, error)) (Resp, error) {
-	resp, err := chain(ctx, req, &grpc.UnaryServerInfo{Server: srv, FullMethod: method},
-		func(ctx context.Context, req any) (any, error) { return h(ctx, req.(Req)) })
-	out, ok := resp.(Resp)
-	if err == nil && !ok {
-		err = status.Errorf(codes.Internal, "%s: the chain returned no response", method)
-	}
-	return out, err
 }

@@ -14,6 +14,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
 	"github.com/msctl/msctl/services/kit/auth"
 	"github.com/msctl/msctl/services/kit/logging"
 )
@@ -50,15 +52,14 @@ func TestUnaryLogsFailuresAtInfo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	chain := Unary(Options{Logger: log, Auth: auth.New(pol, nil, keys, log), SlowCall: 50 * time.Millisecond})
+	conn := NewInProcess(Options{Logger: log, Auth: auth.New(pol, nil, keys, log), SlowCall: 50 * time.Millisecond})
+	var delay time.Duration
+	conn.RegisterService(echoDesc, echo(func() { time.Sleep(delay) }))
 	call := func(ctx context.Context, d time.Duration) error {
-		_, err := Call(ctx, chain, nil, "/s/M", "req", func(context.Context, string) (string, error) {
-			time.Sleep(d)
-			return "ok", nil
-		})
-		return err
+		delay = d
+		return conn.Invoke(ctx, "/s/M", wrapperspb.String("req"), new(wrapperspb.StringValue))
 	}
-	withKey := metadata.NewIncomingContext(context.Background(), metadata.Pairs(auth.APIKeyKey, "key", "x-request-id", "r-1"))
+	withKey := metadata.NewOutgoingContext(context.Background(), metadata.Pairs(auth.APIKeyKey, "key", "x-request-id", "r-1"))
 	if err := call(withKey, 0); err != nil {
 		t.Fatal(err)
 	}

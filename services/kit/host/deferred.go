@@ -23,9 +23,10 @@ type Database interface {
 }
 
 // Deferred holds a service's store, which exists only once Run has opened
-// the database: the API is built on it at start-up, and every call before
-// the database is open gets storage.ErrNotStarted. A service wraps it in a type
-// that forwards its Store interface through Load.
+// the database in the background. The API is built at start-up on its
+// Store method; until the database is open, the chain answers every call
+// with storage.ErrNotStarted (Unavailable), and background tasks start
+// only after, so Store is never asked too early.
 type Deferred[S Store] struct {
 	p      atomic.Pointer[S]
 	opener func(ctx context.Context) (S, error)
@@ -45,6 +46,16 @@ func (d *Deferred[S]) Load() (S, error) {
 	}
 	var zero S
 	return zero, storage.ErrNotStarted
+}
+
+// Store returns the open store. Called before Run opened the database,
+// which the chain and Run's order rule out, it panics.
+func (d *Deferred[S]) Store() S {
+	s, err := d.Load()
+	if err != nil {
+		panic(err)
+	}
+	return s
 }
 
 func (d *Deferred[S]) open(ctx context.Context) error {

@@ -20,6 +20,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	gwruntime "github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -40,6 +41,7 @@ import (
 	"github.com/msctl/msctl/services/kit/metrics"
 	"github.com/msctl/msctl/services/kit/reload"
 	"github.com/msctl/msctl/services/kit/server"
+	"github.com/msctl/msctl/services/kit/storage"
 	"github.com/msctl/msctl/services/kit/tracing"
 )
 
@@ -69,9 +71,13 @@ type Host struct {
 	httpMetrics *metrics.HTTP
 	chain       grpcchain.Options
 	grpc        *grpc.Server
-	tracing     tracing.Shutdown
-	addrs       Addrs
-	devToken    string
+	inProcess   *grpcchain.InProcess
+	// started is set once Run has opened the database; until then the
+	// chain refuses the service's calls (grpcchain.Options.Starting).
+	started  atomic.Bool
+	tracing  tracing.Shutdown
+	addrs    Addrs
+	devToken string
 	// keys re-reads the key files when a remounted Secret changes them.
 	keys          *reload.Watcher
 	downstreamKey *downstream.APIKey
@@ -106,7 +112,9 @@ func New(ctx context.Context, spec Spec, cfg Config, logger *slog.Logger, lookup
 	if flt.Enabled() {
 		logger.Warn("fault injection on", "error_rate", flt.ErrorRate, "delay", flt.Delay)
 	}
-	h.chain = grpcchain.Options{Logger: logger, Metrics: metrics.NewGRPC(h.registry), Auth: authn, Fault: flt}
+	h.chain = grpcchain.Options{Logger: logger, Metrics: metrics.NewGRPC(h.registry), Auth: authn, Fault: flt,
+		Starting: h.starting}
+	h.inProcess = grpcchain.NewInProcess(h.chain)
 	opts := grpcchain.ServerOptions(h.chain)
 	// Reusing stream goroutines keeps their grown stacks: the SQLite driver
 	// runs deep, and growing a fresh stack per call showed in profiles.
@@ -244,14 +252,23 @@ func (h *Host) Close() {
 	}
 }
 
-// GRPC is the server to register the service's API on, before Run.
-func (h *Host) GRPC() *grpc.Server { return h.grpc }
+// RegisterService registers a service's API, before Listen, on the gRPC
+// server and on the in-process connection the HTTP gateway calls (see
+// Gateway.Register), so a service registers it once with its generated
+// RegisterXServer(h, api).
+func (h *Host) RegisterService(desc *grpc.ServiceDesc, impl any) {
+	h.grpc.RegisterService(desc, impl)
+	h.inProcess.RegisterService(desc, impl)
+}
 
-// Chain is the gRPC server's unary chain (the same Metrics and
-// Authenticator), for a gateway that calls the API in process: an HTTP
-// request then gets the same auth, validation, metrics and logs as a gRPC
-// call without a second hop over loopback.
-func (h *Host) Chain() grpc.UnaryServerInterceptor { return grpcchain.Unary(h.chain) }
+// starting is the chain's Starting: storage.ErrNotStarted until Run has
+// opened the database.
+func (h *Host) starting() error {
+	if h.started.Load() {
+		return nil
+	}
+	return storage.ErrNotStarted
+}
 
 // Registry is where the service registers its own metrics.
 func (h *Host) Registry() *prometheus.Registry { return h.registry }
@@ -282,9 +299,10 @@ func (h *Host) DownstreamKey() credentials.PerRPCCredentials {
 
 // Gateway is what the HTTP port serves.
 type Gateway struct {
-	// Register adds the service's HTTP/JSON routes; it runs after the gRPC
-	// port is bound, so it may dial Addrs().GRPC.
-	Register func(ctx context.Context, mux *gwruntime.ServeMux) error
+	// Register adds the service's HTTP/JSON routes with its generated
+	// RegisterXHandlerClient on conn, which calls the API registered with
+	// RegisterService in process, behind the gRPC server's chain.
+	Register func(ctx context.Context, mux *gwruntime.ServeMux, conn grpc.ClientConnInterface) error
 	// Wrap, if set, wraps the gateway inside the kit's HTTP middleware.
 	Wrap func(http.Handler) http.Handler
 }
@@ -303,7 +321,7 @@ func (h *Host) Listen(ctx context.Context, gw Gateway) (err error) {
 	}
 
 	mux := gateway.NewMux()
-	if err := gw.Register(ctx, mux); err != nil {
+	if err := gw.Register(ctx, mux, h.inProcess); err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
 	var handler http.Handler = mux

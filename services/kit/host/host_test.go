@@ -99,7 +99,7 @@ func TestDeferredBeforeAndAfterOpen(t *testing.T) {
 	if err := d.open(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if s, err := d.Load(); err != nil || s != f {
+	if s, err := d.Load(); err != nil || s != f || d.Store() != f {
 		t.Fatalf("after open: %v, %v", s, err)
 	}
 	d.close()
@@ -153,7 +153,7 @@ func newTestHost(t *testing.T, logs *syncBuffer) *Host {
 func TestStartupDoesNotWaitForTheDatabase(t *testing.T) {
 	var logs syncBuffer
 	h := newTestHost(t, &logs)
-	if err := h.Listen(t.Context(), Gateway{Register: func(context.Context, *gwruntime.ServeMux) error { return nil }}); err != nil {
+	if err := h.Listen(t.Context(), Gateway{Register: func(context.Context, *gwruntime.ServeMux, grpc.ClientConnInterface) error { return nil }}); err != nil {
 		t.Fatal(err)
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -209,7 +209,7 @@ func TestRunOrder(t *testing.T) {
 	var logs syncBuffer
 	h := newTestHost(t, &logs)
 	err := h.Listen(t.Context(), Gateway{
-		Register: func(context.Context, *gwruntime.ServeMux) error { return nil },
+		Register: func(context.Context, *gwruntime.ServeMux, grpc.ClientConnInterface) error { return nil },
 		Wrap: func(next http.Handler) http.Handler {
 			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("X-Wrapped", "yes")
@@ -380,7 +380,7 @@ func TestCloseFreesWhatNewAndListenOpened(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := h.Listen(t.Context(), Gateway{Register: func(context.Context, *gwruntime.ServeMux) error { return nil }}); err != nil {
+	if err := h.Listen(t.Context(), Gateway{Register: func(context.Context, *gwruntime.ServeMux, grpc.ClientConnInterface) error { return nil }}); err != nil {
 		t.Fatal(err)
 	}
 	h.Close()

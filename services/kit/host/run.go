@@ -82,6 +82,7 @@ func (h *Host) openDatabase(ctx context.Context, db Database) bool {
 	for {
 		err := db.open(ctx)
 		if err == nil {
+			h.started.Store(true)
 			h.health.MarkStarted()
 			h.health.RunChecks(ctx, h.cfg.ReadinessTimeout)
 			h.logger.Info("database ready, migrations applied", "database", where)

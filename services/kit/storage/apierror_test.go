@@ -27,7 +27,6 @@ func TestAPIError(t *testing.T) {
 	}{
 		{"the caller gave up", cancelled, context.Canceled, codes.Canceled, "", false},
 		{"a timeout inside a live call", context.Background(), context.DeadlineExceeded, codes.Unavailable, "retry later", true},
-		{"starting up", context.Background(), ErrNotStarted, codes.Unavailable, "database not ready yet (starting)", false},
 		{"anything else", context.Background(), errors.New("pq: disk full"), codes.Unavailable, "retry later", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	gwruntime "github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc"
 
 	inventoryv1 "github.com/msctl/msctl/services/inventory/api/inventoryv1"
 	"github.com/msctl/msctl/services/inventory/internal/inventoryapi"
@@ -28,7 +29,7 @@ type App struct {
 	cfg    Config
 	logger *slog.Logger
 	host   *host.Host
-	store  *deferredStore
+	store  *host.Deferred[store.Store]
 }
 
 // New builds the service and opens its listeners; nothing is served and
@@ -44,14 +45,13 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, lookup func(strin
 			h.Close()
 		}
 	}()
-	a := &App{cfg: cfg, logger: logger, host: h, store: &deferredStore{host.NewDeferred(func(ctx context.Context) (store.Store, error) {
+	a := &App{cfg: cfg, logger: logger, host: h, store: host.NewDeferred(func(ctx context.Context) (store.Store, error) {
 		return store.Open(ctx, cfg.Database)
-	})}}
-	api := inventoryapi.New(a.store, logger, cfg.ReservationTTL)
-	inventoryv1.RegisterInventoryServiceServer(h.GRPC(), api)
-	gwAPI := &chained{api: api, chain: h.Chain()}
-	err = h.Listen(ctx, host.Gateway{Register: func(ctx context.Context, mux *gwruntime.ServeMux) error {
-		return inventoryv1.RegisterInventoryServiceHandlerServer(ctx, mux, gwAPI)
+	})}
+	api := inventoryapi.New(a.store.Store, logger, cfg.ReservationTTL)
+	inventoryv1.RegisterInventoryServiceServer(h, api)
+	err = h.Listen(ctx, host.Gateway{Register: func(ctx context.Context, mux *gwruntime.ServeMux, conn grpc.ClientConnInterface) error {
+		return inventoryv1.RegisterInventoryServiceHandlerClient(ctx, mux, inventoryv1.NewInventoryServiceClient(conn))
 	}})
 	if err != nil {
 		return nil, err
@@ -70,7 +70,7 @@ func (a *App) DevToken() string { return a.host.DevToken() }
 // service, then the servers stop gracefully within ShutdownGrace and the
 // database closes.
 func (a *App) Run(ctx context.Context) error {
-	return a.host.Run(ctx, a.store.Deferred, host.Hooks{Background: []func(context.Context){a.sweep}})
+	return a.host.Run(ctx, a.store, host.Hooks{Background: []func(context.Context){a.sweep}})
 }
 
 // sweepBatch bounds one sweep's work; a longer backlog is taken in the
@@ -90,7 +90,7 @@ func (a *App) sweep(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		n, err := a.store.ExpireDue(ctx, time.Now(), sweepBatch)
+		n, err := a.store.Store().ExpireDue(ctx, time.Now(), sweepBatch)
 		switch {
 		case ctx.Err() != nil:
 		case err != nil:

@@ -24,7 +24,9 @@ import (
 // Server is the InventoryService implementation.
 type Server struct {
 	inventoryv1.UnimplementedInventoryServiceServer
-	store  store.Store
+	// store is the open store; the kit's chain lets no call through
+	// before the database is open.
+	store  func() store.Store
 	logger *slog.Logger
 	// ttl is how long a reservation holds stock unless committed.
 	ttl time.Duration
@@ -32,7 +34,7 @@ type Server struct {
 }
 
 // New returns a Server over s whose reservations expire after ttl.
-func New(s store.Store, logger *slog.Logger, ttl time.Duration) *Server {
+func New(s func() store.Store, logger *slog.Logger, ttl time.Duration) *Server {
 	return &Server{store: s, logger: logger, ttl: ttl, now: time.Now}
 }
 
@@ -75,7 +77,7 @@ func (s *Server) CreateProduct(ctx context.Context, req *inventoryv1.CreateProdu
 	if err != nil {
 		return nil, s.apiError(ctx, err)
 	}
-	if err := s.store.CreateProduct(ctx, p); err != nil {
+	if err := s.store().CreateProduct(ctx, p); err != nil {
 		return nil, s.apiError(ctx, err)
 	}
 	return ProductToProto(p), nil
@@ -83,7 +85,7 @@ func (s *Server) CreateProduct(ctx context.Context, req *inventoryv1.CreateProdu
 
 // GetProduct implements InventoryService.
 func (s *Server) GetProduct(ctx context.Context, req *inventoryv1.GetProductRequest) (*inventoryv1.Product, error) {
-	p, err := s.store.GetProduct(ctx, req.GetId())
+	p, err := s.store().GetProduct(ctx, req.GetId())
 	if err != nil {
 		return nil, s.apiError(ctx, err)
 	}
@@ -92,7 +94,7 @@ func (s *Server) GetProduct(ctx context.Context, req *inventoryv1.GetProductRequ
 
 // BatchGetProducts implements InventoryService.
 func (s *Server) BatchGetProducts(ctx context.Context, req *inventoryv1.BatchGetProductsRequest) (*inventoryv1.BatchGetProductsResponse, error) {
-	found, err := s.store.GetProducts(ctx, req.GetIds())
+	found, err := s.store().GetProducts(ctx, req.GetIds())
 	if err != nil {
 		return nil, s.apiError(ctx, err)
 	}
@@ -122,7 +124,7 @@ func (s *Server) ListProducts(ctx context.Context, req *inventoryv1.ListProducts
 		return nil, err
 	}
 	size := paging.Size(req.GetPageSize())
-	ps, err := s.store.ListProducts(ctx, after, size+1) // one extra says whether a next page exists
+	ps, err := s.store().ListProducts(ctx, after, size+1) // one extra says whether a next page exists
 	if err != nil {
 		return nil, s.apiError(ctx, err)
 	}
@@ -136,7 +138,7 @@ func (s *Server) ListProducts(ctx context.Context, req *inventoryv1.ListProducts
 
 // AdjustStock implements InventoryService.
 func (s *Server) AdjustStock(ctx context.Context, req *inventoryv1.AdjustStockRequest) (*inventoryv1.Product, error) {
-	p, err := s.store.AdjustStock(ctx, req.GetProductId(), req.GetDelta(), s.now())
+	p, err := s.store().AdjustStock(ctx, req.GetProductId(), req.GetDelta(), s.now())
 	if err != nil {
 		return nil, s.apiError(ctx, err)
 	}
@@ -150,7 +152,7 @@ func (s *Server) ReserveStock(ctx context.Context, req *inventoryv1.ReserveStock
 		items = append(items, domain.Item{ProductID: it.GetProductId(), Quantity: it.GetQuantity()})
 	}
 	now := s.now()
-	r, err := s.store.Reserve(ctx, req.GetOrderId(), items, now, now.Add(s.ttl))
+	r, err := s.store().Reserve(ctx, req.GetOrderId(), items, now, now.Add(s.ttl))
 	if err != nil {
 		return nil, s.apiError(ctx, err)
 	}
@@ -159,7 +161,7 @@ func (s *Server) ReserveStock(ctx context.Context, req *inventoryv1.ReserveStock
 
 // ReleaseStock implements InventoryService.
 func (s *Server) ReleaseStock(ctx context.Context, req *inventoryv1.ReleaseStockRequest) (*inventoryv1.Reservation, error) {
-	r, err := s.store.Release(ctx, req.GetOrderId(), s.now())
+	r, err := s.store().Release(ctx, req.GetOrderId(), s.now())
 	if err != nil {
 		return nil, s.apiError(ctx, err)
 	}
@@ -168,7 +170,7 @@ func (s *Server) ReleaseStock(ctx context.Context, req *inventoryv1.ReleaseStock
 
 // CommitReservation implements InventoryService.
 func (s *Server) CommitReservation(ctx context.Context, req *inventoryv1.CommitReservationRequest) (*inventoryv1.Reservation, error) {
-	r, err := s.store.Commit(ctx, req.GetOrderId(), s.now())
+	r, err := s.store().Commit(ctx, req.GetOrderId(), s.now())
 	if err != nil {
 		return nil, s.apiError(ctx, err)
 	}

@@ -22,14 +22,11 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 
 	"github.com/msctl/msctl/services/kit/auth"
 	"github.com/msctl/msctl/services/kit/config"
-	"github.com/msctl/msctl/services/kit/grpcchain"
 	"github.com/msctl/msctl/services/kit/host"
 )
 
@@ -239,30 +236,4 @@ func Do(t testing.TB, addr host.Addrs, method, path, body string) (int, map[stri
 		t.Fatalf("%s %s: %d, body is not JSON: %q", method, path, resp.StatusCode, raw)
 	}
 	return resp.StatusCode, out
-}
-
-// ChainRunsEveryRPC calls every unary RPC of an in-process gateway API
-// without credentials: each must reach the chain under its own method name
-// and be refused by policy's auth, never answered unimplemented or
-// unchecked. build wraps the service's API with the chain it is given.
-func ChainRunsEveryRPC(t *testing.T, desc *grpc.ServiceDesc, policy auth.Policy, build func(chain grpc.UnaryServerInterceptor) any) {
-	t.Helper()
-	log := slog.New(slog.DiscardHandler)
-	real := grpcchain.Unary(grpcchain.Options{Logger: log, Auth: auth.New(policy, nil, nil, log)})
-	var seen string
-	srv := build(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-		seen = info.FullMethod
-		return real(ctx, req, info, h)
-	})
-	if len(desc.Methods) == 0 {
-		t.Fatal("no unary methods")
-	}
-	for _, m := range desc.Methods {
-		seen = ""
-		_, err := m.Handler(srv, context.Background(), func(any) error { return nil }, nil)
-		want := "/" + desc.ServiceName + "/" + m.MethodName
-		if status.Code(err) != codes.Unauthenticated || seen != want {
-			t.Errorf("%s: %v, chain saw %q", want, err, seen)
-		}
-	}
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 
 	gwruntime "github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc"
 
 	"github.com/msctl/msctl/services/kit/experiments"
 	"github.com/msctl/msctl/services/kit/host"
@@ -32,7 +33,7 @@ type App struct {
 	cfg   Config
 	host  *host.Host
 	saga  *saga.Saga
-	store *deferredStore
+	store *host.Deferred[store.Store]
 }
 
 // New builds the service and opens its listeners; nothing is served and
@@ -48,9 +49,9 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, lookup func(strin
 			h.Close()
 		}
 	}()
-	a := &App{cfg: cfg, host: h, store: &deferredStore{host.NewDeferred(func(ctx context.Context) (store.Store, error) {
+	a := &App{cfg: cfg, host: h, store: host.NewDeferred(func(ctx context.Context) (store.Store, error) {
 		return store.Open(ctx, cfg.Database)
-	})}}
+	})}
 	// Readiness checks only the order service's own database: an open
 	// breaker makes orders fail fast and compensate, which this replica
 	// does perfectly well, so it stays ready and the breaker shows in
@@ -64,19 +65,18 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, lookup func(strin
 	if err != nil {
 		return nil, err
 	}
-	if a.saga, err = saga.New(a.store, d, h.Registry(), logger); err != nil {
+	if a.saga, err = saga.New(a.store.Store, d, h.Registry(), logger); err != nil {
 		return nil, err
 	}
 	exposures, err := experiments.NewExposures(h.Registry())
 	if err != nil {
 		return nil, err
 	}
-	api := orderapi.New(a.store, a.saga, logger, cfg.Experiment, exposures, cfg.SagaTimeout)
-	orderv1.RegisterOrderServiceServer(h.GRPC(), api)
-	gwAPI := &chained{api: api, chain: h.Chain()}
+	api := orderapi.New(a.store.Store, a.saga, logger, cfg.Experiment, exposures, cfg.SagaTimeout)
+	orderv1.RegisterOrderServiceServer(h, api)
 	err = h.Listen(ctx, host.Gateway{
-		Register: func(ctx context.Context, mux *gwruntime.ServeMux) error {
-			return orderv1.RegisterOrderServiceHandlerServer(ctx, mux, gwAPI)
+		Register: func(ctx context.Context, mux *gwruntime.ServeMux, conn grpc.ClientConnInterface) error {
+			return orderv1.RegisterOrderServiceHandlerClient(ctx, mux, orderv1.NewOrderServiceClient(conn))
 		},
 		// Every POST gets an Idempotency-Key (the caller's, or a new one
 		// echoed back), so the client can retry CreateOrder safely.
@@ -99,7 +99,7 @@ func (a *App) DevToken() string { return a.host.DevToken() }
 // then the servers stop gracefully within ShutdownGrace and the database
 // closes.
 func (a *App) Run(ctx context.Context) error {
-	return a.host.Run(ctx, a.store.Deferred, host.Hooks{Background: []func(context.Context){
+	return a.host.Run(ctx, a.store, host.Hooks{Background: []func(context.Context){
 		func(ctx context.Context) {
 			a.saga.ResumeEvery(ctx, a.cfg.ResumeInterval, saga.ResumePolicy{Idle: a.cfg.SagaTimeout, Backoff: a.cfg.ResumeInterval})
 		},

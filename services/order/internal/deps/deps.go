@@ -8,14 +8,12 @@
 package deps
 
 import (
-	"context"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
 	inventoryv1 "github.com/msctl/msctl/services/inventory/api/inventoryv1"
-	"github.com/msctl/msctl/services/kit/auth"
 	"github.com/msctl/msctl/services/kit/downstream"
 	"github.com/msctl/msctl/services/order/internal/saga"
 	paymentv1 "github.com/msctl/msctl/services/payment/api/paymentv1"
@@ -29,9 +27,6 @@ type Config struct {
 	// Key is sent on every call (x-api-key); the services give the
 	// "service" role only what the saga needs. nil sends no credentials.
 	Key credentials.PerRPCCredentials
-	// APIKey is a fixed key, used when Key is nil: for tests that build
-	// the saga without a host.
-	APIKey string
 	// Timeout bounds one attempt; FailureThreshold consecutive failures
 	// open a breaker for OpenFor. Zero values take the kit's defaults.
 	Timeout          time.Duration
@@ -61,11 +56,8 @@ var (
 // and serves the breakers) and returns the saga's clients.
 func Dial(clients *downstream.Clients, cfg Config) (saga.Deps, error) {
 	var opts []grpc.DialOption
-	switch {
-	case cfg.Key != nil:
+	if cfg.Key != nil {
 		opts = append(opts, grpc.WithPerRPCCredentials(cfg.Key))
-	case cfg.APIKey != "":
-		opts = append(opts, grpc.WithPerRPCCredentials(fixedKey(cfg.APIKey)))
 	}
 	dial := func(name, addr string, idempotent map[string]bool) (*grpc.ClientConn, error) {
 		return clients.Dial(downstream.Target{
@@ -91,12 +83,3 @@ func Dial(clients *downstream.Clients, cfg Config) (saga.Deps, error) {
 		Payments:  paymentv1.NewPaymentServiceClient(pay),
 	}, nil
 }
-
-// fixedKey attaches one key to every call.
-type fixedKey string
-
-func (k fixedKey) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	return map[string]string{auth.APIKeyKey: string(k)}, nil
-}
-
-func (fixedKey) RequireTransportSecurity() bool { return false }

@@ -57,7 +57,8 @@ func newServer(t *testing.T, c *compensations) (*Server, store.Store) {
 	}
 	t.Cleanup(s.Close)
 	reg := prometheus.NewRegistry()
-	sg, err := saga.New(s, saga.Deps{Inventory: c, Payments: c}, reg, logging.Discard())
+	open := func() store.Store { return s }
+	sg, err := saga.New(open, saga.Deps{Inventory: c, Payments: c}, reg, logging.Discard())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +66,7 @@ func newServer(t *testing.T, c *compensations) (*Server, store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return New(s, sg, logging.Discard(), experiments.Experiment{}, x, 5*time.Second), s
+	return New(open, sg, logging.Discard(), experiments.Experiment{}, x, 5*time.Second), s
 }
 
 // stored puts an order in the store at step, as a saga interrupted there

@@ -35,7 +35,9 @@ const ExperimentHeader = "x-experiment-checkout-flow"
 // Server is the OrderService implementation.
 type Server struct {
 	orderv1.UnimplementedOrderServiceServer
-	store      store.Store
+	// store is the open store; the kit's chain lets no call through
+	// before the database is open.
+	store      func() store.Store
 	saga       *saga.Saga
 	logger     *slog.Logger
 	experiment experiments.Experiment
@@ -48,7 +50,7 @@ type Server struct {
 
 // New returns a Server. exp is the checkout-flow experiment; exposures
 // counts the variants served.
-func New(s store.Store, sg *saga.Saga, logger *slog.Logger, exp experiments.Experiment, exposures *experiments.Exposures, sagaTimeout time.Duration) *Server {
+func New(s func() store.Store, sg *saga.Saga, logger *slog.Logger, exp experiments.Experiment, exposures *experiments.Exposures, sagaTimeout time.Duration) *Server {
 	return &Server{store: s, saga: sg, logger: logger, experiment: exp, exposures: exposures, sagaTimeout: sagaTimeout, now: time.Now}
 }
 
@@ -123,7 +125,7 @@ func (s *Server) CreateOrder(ctx context.Context, req *orderv1.CreateOrderReques
 		return nil, err
 	}
 	if key != "" {
-		prev, err := s.store.ByIdempotencyKey(ctx, req.GetUserId(), key)
+		prev, err := s.store().ByIdempotencyKey(ctx, req.GetUserId(), key)
 		if err == nil {
 			return s.repeated(ctx, prev, key, items)
 		}
@@ -141,7 +143,7 @@ func (s *Server) CreateOrder(ctx context.Context, req *orderv1.CreateOrderReques
 	got, err := s.saga.Create(sctx, o)
 	if errors.As(err, new(*domain.DuplicateKeyError)) {
 		// A request with the same key stored its order first.
-		prev, gerr := s.store.ByIdempotencyKey(ctx, req.GetUserId(), key)
+		prev, gerr := s.store().ByIdempotencyKey(ctx, req.GetUserId(), key)
 		if gerr != nil {
 			return nil, s.apiError(ctx, gerr)
 		}
@@ -206,7 +208,7 @@ func (s *Server) GetOrder(ctx context.Context, req *orderv1.GetOrderRequest) (*o
 // owned reads an order the caller may see: another user's order is, to a
 // customer, not found, so ids cannot be probed.
 func (s *Server) owned(ctx context.Context, id string) (domain.Order, error) {
-	o, err := s.store.Get(ctx, id)
+	o, err := s.store().Get(ctx, id)
 	if err != nil {
 		return domain.Order{}, err
 	}
@@ -228,7 +230,7 @@ func (s *Server) CancelOrder(ctx context.Context, req *orderv1.CancelOrderReques
 	if err := o.Cancel(); err != nil {
 		return nil, s.apiError(ctx, err)
 	}
-	if _, err := s.store.Update(ctx, o, s.now()); err != nil {
+	if _, err := s.store().Update(ctx, o, s.now()); err != nil {
 		return nil, s.apiError(ctx, err)
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.sagaTimeout)
@@ -261,7 +263,7 @@ func (s *Server) ListOrders(ctx context.Context, req *orderv1.ListOrdersRequest)
 		return nil, err
 	}
 	size := paging.Size(req.GetPageSize())
-	orders, err := s.store.List(ctx, after, size+1) // one extra says whether a next page exists
+	orders, err := s.store().List(ctx, after, size+1) // one extra says whether a next page exists
 	if err != nil {
 		return nil, s.apiError(ctx, err)
 	}

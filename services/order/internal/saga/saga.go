@@ -69,7 +69,10 @@ func (e *StalledError) Unwrap() error { return e.Cause }
 
 // Saga runs order sagas over one store and one set of dependencies.
 type Saga struct {
-	store    store.Store
+	// store is the open store: calls come through the API, which the
+	// kit's chain holds off until the database is open, or from the
+	// resumer, which starts only then.
+	store    func() store.Store
 	deps     Deps
 	logger   *slog.Logger
 	finished *prometheus.CounterVec
@@ -91,7 +94,7 @@ var errCrashed = errors.New("saga: simulated crash")
 
 // New registers order_saga_finished_total{outcome} on reg (the service's
 // registry: the alert rules in manifests use that name).
-func New(s store.Store, deps Deps, reg prometheus.Registerer, logger *slog.Logger) (*Saga, error) {
+func New(s func() store.Store, deps Deps, reg prometheus.Registerer, logger *slog.Logger) (*Saga, error) {
 	finished := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "order_saga_finished_total",
 		Help: "Order sagas that reached a final state, by outcome (confirmed or failed).",
@@ -109,7 +112,7 @@ func New(s store.Store, deps Deps, reg prometheus.Registerer, logger *slog.Logge
 // is CONFIRMED, *FailedError when it ended FAILED, *StalledError when it
 // must be finished in the background.
 func (s *Saga) Create(ctx context.Context, o domain.Order) (domain.Order, error) {
-	if err := s.store.Create(ctx, o); err != nil {
+	if err := s.store().Create(ctx, o); err != nil {
 		return domain.Order{}, err
 	}
 	return s.Run(ctx, o.ID)
@@ -122,7 +125,7 @@ func (s *Saga) Run(ctx context.Context, id string) (domain.Order, error) {
 	s.mu.Lock()
 	if s.running[id] {
 		s.mu.Unlock()
-		o, err := s.store.Get(ctx, id)
+		o, err := s.store().Get(ctx, id)
 		if err != nil {
 			return domain.Order{}, err
 		}
@@ -138,7 +141,7 @@ func (s *Saga) Run(ctx context.Context, id string) (domain.Order, error) {
 
 	unavailable := false
 	for {
-		o, err := s.store.Get(ctx, id)
+		o, err := s.store().Get(ctx, id)
 		if err != nil {
 			return domain.Order{}, err
 		}
@@ -162,7 +165,7 @@ func (s *Saga) Run(ctx context.Context, id string) (domain.Order, error) {
 		case errors.Is(err, errCrashed):
 			return domain.Order{}, err
 		default:
-			cur, gerr := s.store.Get(ctx, id)
+			cur, gerr := s.store().Get(ctx, id)
 			if gerr != nil {
 				return domain.Order{}, errors.Join(err, gerr)
 			}
@@ -173,14 +176,14 @@ func (s *Saga) Run(ctx context.Context, id string) (domain.Order, error) {
 
 // save stores o by compare-and-swap.
 func (s *Saga) save(ctx context.Context, o domain.Order) error {
-	_, err := s.store.Update(ctx, o, s.now())
+	_, err := s.store().Update(ctx, o, s.now())
 	return err
 }
 
 // saveNext stores o and returns it at its new version, for a step that
 // stores more than once.
 func (s *Saga) saveNext(ctx context.Context, o domain.Order) (domain.Order, error) {
-	return s.store.Update(ctx, o, s.now())
+	return s.store().Update(ctx, o, s.now())
 }
 
 // crashed reports whether a test asked to crash after step's call.
@@ -401,7 +404,7 @@ func (s *Saga) Resume(ctx context.Context, p ResumePolicy) (finished int, err er
 	after := ""
 	for {
 		now := s.now()
-		batch, err := s.store.Resumable(ctx, after, 100, now.Add(-p.Idle), now)
+		batch, err := s.store().Resumable(ctx, after, 100, now.Add(-p.Idle), now)
 		if err != nil {
 			return finished, err
 		}
@@ -410,7 +413,7 @@ func (s *Saga) Resume(ctx context.Context, p ResumePolicy) (finished int, err er
 		}
 		for _, o := range batch {
 			after = o.ID
-			claimed, err := s.store.Claim(ctx, o, p.next(now, o.ResumeAttempts))
+			claimed, err := s.store().Claim(ctx, o, p.next(now, o.ResumeAttempts))
 			if err != nil {
 				return finished, err
 			}

@@ -19,6 +19,7 @@ import (
 
 	inventoryv1 "github.com/msctl/msctl/services/inventory/api/inventoryv1"
 	"github.com/msctl/msctl/services/kit/downstream"
+	"github.com/msctl/msctl/services/kit/host/hosttest"
 	"github.com/msctl/msctl/services/kit/logging"
 	"github.com/msctl/msctl/services/kit/storage"
 	"github.com/msctl/msctl/services/order/internal/deps"
@@ -95,14 +96,20 @@ func newSagaWith(t *testing.T, w *world, dbPath string, edit func(*deps.Config))
 	reg := prometheus.NewRegistry()
 	clients := downstream.New(reg, "order")
 	t.Cleanup(func() { _ = clients.Close() })
+	// The key the services accept, read from a file laid out as the
+	// mounted Secret, as the order service reads it.
+	key, err := downstream.LoadAPIKey(hosttest.KeysEnv(t)["DOWNSTREAM_API_KEY_FILE"])
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg := deps.Config{UserAddr: w.user.GRPC, InventoryAddr: w.inventory.GRPC, PaymentAddr: w.payment.GRPC,
-		APIKey: servicetest.ServiceKey, Timeout: 500 * time.Millisecond, FailureThreshold: 3, OpenFor: time.Minute}
+		Key: key, Timeout: 500 * time.Millisecond, FailureThreshold: 3, OpenFor: time.Minute}
 	edit(&cfg)
 	d, err := deps.Dial(clients, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sg, err := saga.New(s, d, reg, logging.Discard())
+	sg, err := saga.New(func() store.Store { return s }, d, reg, logging.Discard())
 	if err != nil {
 		t.Fatal(err)
 	}

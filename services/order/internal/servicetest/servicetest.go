@@ -26,13 +26,10 @@ import (
 	"github.com/msctl/msctl/services/kit/host/hosttest"
 )
 
-// The API keys every started service accepts (see hosttest.KeysFile):
-// AdminKey for test setup and checks, ServiceKey (role "service") for the
-// order service.
-const (
-	AdminKey   = hosttest.AdminKey
-	ServiceKey = hosttest.ServiceKey
-)
+// AdminKey is the API key for test setup and checks that every started
+// service accepts (see hosttest.Keys); the order service calls the others
+// with the downstream key from the same Secret.
+const AdminKey = hosttest.AdminKey
 
 var binDir string
 

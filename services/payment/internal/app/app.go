@@ -9,6 +9,7 @@ import (
 	"log/slog"
 
 	gwruntime "github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc"
 
 	"github.com/msctl/msctl/services/kit/host"
 	paymentv1 "github.com/msctl/msctl/services/payment/api/paymentv1"
@@ -26,7 +27,7 @@ type Addrs = host.Addrs
 // App is one running payment service.
 type App struct {
 	host  *host.Host
-	store *deferredStore
+	store *host.Deferred[store.Store]
 }
 
 // New builds the service and opens its listeners; nothing is served and
@@ -42,18 +43,17 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, lookup func(strin
 			h.Close()
 		}
 	}()
-	a := &App{host: h, store: &deferredStore{host.NewDeferred(func(ctx context.Context) (store.Store, error) {
+	a := &App{host: h, store: host.NewDeferred(func(ctx context.Context) (store.Store, error) {
 		return store.Open(ctx, cfg.Database)
-	})}}
+	})}
 	proc := domain.Processor{DeclineRate: cfg.DeclineRate, DeclineCards: cfg.DeclineCards}
 	if proc.DeclineRate > 0 || len(proc.DeclineCards) > 0 {
 		logger.Warn("simulated declines on", "decline_rate", proc.DeclineRate, "decline_cards", len(proc.DeclineCards))
 	}
-	api := paymentapi.New(a.store, logger, proc)
-	paymentv1.RegisterPaymentServiceServer(h.GRPC(), api)
-	gwAPI := &chained{api: api, chain: h.Chain()}
-	err = h.Listen(ctx, host.Gateway{Register: func(ctx context.Context, mux *gwruntime.ServeMux) error {
-		return paymentv1.RegisterPaymentServiceHandlerServer(ctx, mux, gwAPI)
+	api := paymentapi.New(a.store.Store, logger, proc)
+	paymentv1.RegisterPaymentServiceServer(h, api)
+	err = h.Listen(ctx, host.Gateway{Register: func(ctx context.Context, mux *gwruntime.ServeMux, conn grpc.ClientConnInterface) error {
+		return paymentv1.RegisterPaymentServiceHandlerClient(ctx, mux, paymentv1.NewPaymentServiceClient(conn))
 	}})
 	if err != nil {
 		return nil, err
@@ -71,5 +71,5 @@ func (a *App) DevToken() string { return a.host.DevToken() }
 // continued service, then the servers stop gracefully within ShutdownGrace
 // and the database closes.
 func (a *App) Run(ctx context.Context) error {
-	return a.host.Run(ctx, a.store.Deferred, host.Hooks{})
+	return a.host.Run(ctx, a.store, host.Hooks{})
 }

@@ -24,14 +24,16 @@ import (
 // Server is the PaymentService implementation.
 type Server struct {
 	paymentv1.UnimplementedPaymentServiceServer
-	store     store.Store
+	// store is the open store; the kit's chain lets no call through
+	// before the database is open.
+	store     func() store.Store
 	logger    *slog.Logger
 	processor domain.Processor
 	now       func() time.Time
 }
 
 // New returns a Server over s whose charges are decided by processor.
-func New(s store.Store, logger *slog.Logger, processor domain.Processor) *Server {
+func New(s func() store.Store, logger *slog.Logger, processor domain.Processor) *Server {
 	return &Server{store: s, logger: logger, processor: processor, now: time.Now}
 }
 
@@ -74,7 +76,7 @@ func (s *Server) Charge(ctx context.Context, req *paymentv1.ChargeRequest) (*pay
 	if err != nil {
 		return nil, s.apiError(ctx, err)
 	}
-	got, err := s.store.Charge(ctx, p)
+	got, err := s.store().Charge(ctx, p)
 	if err != nil {
 		return nil, s.apiError(ctx, err)
 	}
@@ -86,7 +88,7 @@ func (s *Server) Charge(ctx context.Context, req *paymentv1.ChargeRequest) (*pay
 
 // Refund implements PaymentService.
 func (s *Server) Refund(ctx context.Context, req *paymentv1.RefundRequest) (*paymentv1.Payment, error) {
-	p, err := s.store.Refund(ctx, req.GetOrderId(), s.now())
+	p, err := s.store().Refund(ctx, req.GetOrderId(), s.now())
 	if err != nil {
 		return nil, s.apiError(ctx, err)
 	}
@@ -95,7 +97,7 @@ func (s *Server) Refund(ctx context.Context, req *paymentv1.RefundRequest) (*pay
 
 // GetPayment implements PaymentService.
 func (s *Server) GetPayment(ctx context.Context, req *paymentv1.GetPaymentRequest) (*paymentv1.Payment, error) {
-	p, err := s.store.Payment(ctx, req.GetOrderId())
+	p, err := s.store().Payment(ctx, req.GetOrderId())
 	if err != nil {
 		return nil, s.apiError(ctx, err)
 	}
@@ -112,7 +114,7 @@ func (s *Server) ListPayments(ctx context.Context, req *paymentv1.ListPaymentsRe
 		return nil, err
 	}
 	size := paging.Size(req.GetPageSize())
-	ps, err := s.store.ListPayments(ctx, after, size+1) // one extra says whether a next page exists
+	ps, err := s.store().ListPayments(ctx, after, size+1) // one extra says whether a next page exists
 	if err != nil {
 		return nil, s.apiError(ctx, err)
 	}

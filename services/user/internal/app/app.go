@@ -8,6 +8,7 @@ import (
 	"log/slog"
 
 	gwruntime "github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc"
 
 	"github.com/msctl/msctl/services/kit/host"
 	userv1 "github.com/msctl/msctl/services/user/api/userv1"
@@ -25,7 +26,7 @@ type Addrs = host.Addrs
 type App struct {
 	host  *host.Host
 	api   *userapi.Server
-	store *deferredStore
+	store *host.Deferred[store.Store]
 }
 
 // New builds the service and opens its listeners; nothing is served and
@@ -41,14 +42,13 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, lookup func(strin
 			h.Close()
 		}
 	}()
-	a := &App{host: h, store: &deferredStore{host.NewDeferred(func(ctx context.Context) (store.Store, error) {
+	a := &App{host: h, store: host.NewDeferred(func(ctx context.Context) (store.Store, error) {
 		return store.Open(ctx, cfg.Database)
-	})}}
-	a.api = userapi.New(a.store, logger, cfg.EventsPollInterval)
-	userv1.RegisterUserServiceServer(h.GRPC(), a.api)
-	gwAPI := &chained{api: a.api, chain: h.Chain()}
-	err = h.Listen(ctx, host.Gateway{Register: func(ctx context.Context, mux *gwruntime.ServeMux) error {
-		return userv1.RegisterUserServiceHandlerServer(ctx, mux, gwAPI)
+	})}
+	a.api = userapi.New(a.store.Store, logger, cfg.EventsPollInterval)
+	userv1.RegisterUserServiceServer(h, a.api)
+	err = h.Listen(ctx, host.Gateway{Register: func(ctx context.Context, mux *gwruntime.ServeMux, conn grpc.ClientConnInterface) error {
+		return userv1.RegisterUserServiceHandlerClient(ctx, mux, userv1.NewUserServiceClient(conn))
 	}})
 	if err != nil {
 		return nil, err
@@ -66,5 +66,5 @@ func (a *App) DevToken() string { return a.host.DevToken() }
 // streams told to reconnect, ShutdownDelay of continued service, then the
 // servers stop gracefully within ShutdownGrace and the database closes.
 func (a *App) Run(ctx context.Context) error {
-	return a.host.Run(ctx, a.store.Deferred, host.Hooks{Drain: a.api.Drain})
+	return a.host.Run(ctx, a.store, host.Hooks{Drain: a.api.Drain})
 }

@@ -26,7 +26,9 @@ import (
 // Server is the UserService implementation.
 type Server struct {
 	userv1.UnimplementedUserServiceServer
-	store  store.Store
+	// store is the open store; the kit's chain lets no call through
+	// before the database is open.
+	store  func() store.Store
 	logger *slog.Logger
 	// Poll is how often streams look for events written by other replicas;
 	// writes through this replica wake them at once.
@@ -37,8 +39,8 @@ type Server struct {
 	now     func() time.Time
 }
 
-// New returns a Server over s.
-func New(s store.Store, logger *slog.Logger, poll time.Duration) *Server {
+// New returns a Server over the store s returns.
+func New(s func() store.Store, logger *slog.Logger, poll time.Duration) *Server {
 	return &Server{store: s, logger: logger, poll: poll, wake: newBroadcast(), closing: make(chan struct{}), now: time.Now}
 }
 
@@ -69,7 +71,7 @@ func (s *Server) apiError(ctx context.Context, err error) error {
 
 // GetUser implements UserService.
 func (s *Server) GetUser(ctx context.Context, req *userv1.GetUserRequest) (*userv1.User, error) {
-	u, err := s.store.Get(ctx, req.GetId())
+	u, err := s.store().Get(ctx, req.GetId())
 	if err != nil {
 		return nil, s.apiError(ctx, err)
 	}
@@ -86,7 +88,7 @@ func (s *Server) CreateUser(ctx context.Context, req *userv1.CreateUserRequest) 
 	if err != nil {
 		return nil, s.apiError(ctx, err)
 	}
-	if err := s.store.Create(ctx, u); err != nil {
+	if err := s.store().Create(ctx, u); err != nil {
 		return nil, s.apiError(ctx, err)
 	}
 	s.wake.notify()
@@ -95,7 +97,7 @@ func (s *Server) CreateUser(ctx context.Context, req *userv1.CreateUserRequest) 
 
 // UpdateUser implements UserService.
 func (s *Server) UpdateUser(ctx context.Context, req *userv1.UpdateUserRequest) (*userv1.User, error) {
-	cur, err := s.store.Get(ctx, req.GetId())
+	cur, err := s.store().Get(ctx, req.GetId())
 	if err != nil {
 		return nil, s.apiError(ctx, err)
 	}
@@ -116,7 +118,7 @@ func (s *Server) UpdateUser(ctx context.Context, req *userv1.UpdateUserRequest) 
 	if err != nil {
 		return nil, s.apiError(ctx, err)
 	}
-	if err := s.store.Update(ctx, next, cur.Version); err != nil {
+	if err := s.store().Update(ctx, next, cur.Version); err != nil {
 		return nil, s.apiError(ctx, err)
 	}
 	s.wake.notify()
@@ -125,7 +127,7 @@ func (s *Server) UpdateUser(ctx context.Context, req *userv1.UpdateUserRequest) 
 
 // DeleteUser implements UserService.
 func (s *Server) DeleteUser(ctx context.Context, req *userv1.DeleteUserRequest) (*userv1.DeleteUserResponse, error) {
-	if _, err := s.store.Delete(ctx, req.GetId(), req.GetExpectedVersion()); err != nil {
+	if _, err := s.store().Delete(ctx, req.GetId(), req.GetExpectedVersion()); err != nil {
 		return nil, s.apiError(ctx, err)
 	}
 	s.wake.notify()
@@ -146,7 +148,7 @@ func (s *Server) ListUsers(ctx context.Context, req *userv1.ListUsersRequest) (*
 	if req.GetStatus() != userv1.Status_STATUS_UNSPECIFIED {
 		q.Status = fromProtoStatus(req.GetStatus())
 	}
-	users, err := s.store.List(ctx, q)
+	users, err := s.store().List(ctx, q)
 	if err != nil {
 		return nil, s.apiError(ctx, err)
 	}
@@ -169,7 +171,7 @@ func (s *Server) StreamUserActivity(req *userv1.StreamUserActivityRequest, strea
 	if req.Since != nil {
 		q.Since = req.GetSince().AsTime()
 	} else if q.AfterID == 0 {
-		last, err := s.store.LastEventID(ctx) // "from now on"
+		last, err := s.store().LastEventID(ctx) // "from now on"
 		if err != nil {
 			return s.apiError(ctx, err)
 		}
@@ -181,7 +183,7 @@ func (s *Server) StreamUserActivity(req *userv1.StreamUserActivityRequest, strea
 		// Take the wake-up channel before reading, so a write that commits
 		// between the read and the wait still wakes us.
 		woken := s.wake.wait()
-		evs, err := s.store.Events(ctx, q)
+		evs, err := s.store().Events(ctx, q)
 		if err != nil {
 			return s.apiError(ctx, err)
 		}
