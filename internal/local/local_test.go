@@ -466,6 +466,11 @@ func TestMissingBinaryIsNamed(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), paths(dir).bin("user")) {
 		t.Fatalf("err = %v, want the missing binary named", err)
 	}
+	if fi, err := os.Stat(dir); err != nil {
+		t.Error(err)
+	} else if fi.Mode().Perm() != 0o700 {
+		t.Errorf("run directory mode %v, want it the user's alone (0700)", fi.Mode().Perm())
+	}
 }
 
 // While a promotion stops the old stable, the record still names it: a

@@ -187,6 +187,11 @@ func Start(ctx context.Context, o Options) (_ *Supervisor, err error) {
 			return nil, err
 		}
 	}
+	// The databases, logs and canary state are the user's alone, whoever
+	// created the directory first (a build makes it 0755).
+	if err := os.Chmod(o.RunDir, 0o700); err != nil {
+		return nil, err
+	}
 	if s.lock, err = filelock.TryAcquire(s.dir.lock()); err != nil {
 		if errors.Is(err, filelock.ErrLocked) {
 			return nil, errAlreadyRunning(o.RunDir)
