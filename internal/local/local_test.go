@@ -510,3 +510,33 @@ func TestPromoteRecordsOldStableUntilGone(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// A process stopped before its start ran (Close racing StartCanary) does
+// not panic, and its start then fails without leaving it running.
+func TestProcessStoppedBeforeStart(t *testing.T) {
+	p := loadProject()
+	s := &Supervisor{o: Options{Project: p, Log: testLog(t)}, dir: paths(t.TempDir()), lay: layout(freeBase(t)), keys: &keys{hashFile: "unused"}}
+	if err := os.MkdirAll(s.dir.logs(), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	proc := s.newProcess(&serviceProcs{cfg: p.Service("user")}, Canary, 1, ProcessSpec{})
+	proc.binary, proc.changed = "/bin/sleep", func() {}
+	stopped := make(chan struct{})
+	go func() { proc.stop(time.Second); close(stopped) }()
+	for {
+		proc.mu.Lock()
+		stopping := proc.stopping
+		proc.mu.Unlock()
+		if stopping {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := proc.start(context.Background(), 5*time.Second); err == nil {
+		t.Fatal("a stopped process started")
+	}
+	<-stopped
+	if in := proc.instance(); in.PID != 0 && processStart(in.PID) != "" {
+		t.Errorf("pid %d runs after stop", in.PID)
+	}
+}

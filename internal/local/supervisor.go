@@ -371,6 +371,7 @@ func (s *Supervisor) newProcess(svc *serviceProcs, role Role, slot int, spec Pro
 		logPath: s.dir.serviceLog(name, role),
 		changed: s.changed,
 		log:     func(msg string, args ...any) { s.o.Log.Warn(msg, args...) },
+		stopCh:  make(chan struct{}), done: make(chan struct{}),
 	}
 }
 
