@@ -540,3 +540,23 @@ func TestProcessStoppedBeforeStart(t *testing.T) {
 		t.Errorf("pid %d runs after stop", in.PID)
 	}
 }
+
+// A canary asked for while the supervisor stops (msctl down during canary
+// run --local) is refused, not left running after it.
+func TestNoCanaryStartsAfterClose(t *testing.T) {
+	dir := runDir(t)
+	o := options(t, dir, loadProject())
+	o.Services = []string{"inventory"}
+	s := start(t, o)
+	s.Close()
+	err := s.StartCanary(context.Background(), "inventory", ProcessSpec{Revision: "late"})
+	if c := s.Status().Service("inventory").Canary; c != nil {
+		if c.PID != 0 {
+			_ = syscall.Kill(c.PID, syscall.SIGKILL)
+		}
+		t.Fatalf("a canary (pid %d) started after Close: %v", c.PID, err)
+	}
+	if err == nil || !strings.Contains(err.Error(), "stopping") {
+		t.Fatalf("StartCanary after Close: %v", err)
+	}
+}

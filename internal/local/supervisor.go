@@ -84,7 +84,8 @@ type Supervisor struct {
 	servers   sync.WaitGroup
 	closeOnce sync.Once
 
-	mu       sync.Mutex // guards services' processes
+	mu       sync.Mutex // guards services' processes and closing
+	closing  bool       // set by Close: no process starts after it
 	recordMu sync.Mutex // orders the record's writes
 	names    []string   // in start order
 	services map[string]*serviceProcs
@@ -444,6 +445,7 @@ func (s *Supervisor) Close() { s.closeOnce.Do(s.close) }
 
 func (s *Supervisor) close() {
 	s.mu.Lock()
+	s.closing = true
 	names := slices.Clone(s.names)
 	s.mu.Unlock()
 	slices.Reverse(names)
@@ -547,6 +549,12 @@ func (s *Supervisor) StartCanary(ctx context.Context, service string, spec Proce
 		}
 		_ = os.Truncate(p.logPath, 0) // its log tells of this canary only
 		s.mu.Lock()
+		if s.closing {
+			// Close has passed this service by: a process started now
+			// would outlive the supervisor, unrecorded.
+			s.mu.Unlock()
+			return errors.New("the local supervisor is stopping")
+		}
 		svc.canary = p
 		s.mu.Unlock()
 		if err := p.start(ctx, s.o.ReadyTimeout); err != nil {
