@@ -73,7 +73,7 @@ func (l *localCanaryFlags) validate(tag, image string) error {
 	if _, err := parseEnv(l.Env); err != nil {
 		return err
 	}
-	if l.Load < 0 || l.Load > load.MaxRate {
+	if !(l.Load >= 0 && l.Load <= load.MaxRate) { // NaN too
 		return &UsageError{Err: fmt.Errorf("--load %g: want 0 (none) up to %d requests a second", l.Load, load.MaxRate)}
 	}
 	if l.Interval != 0 && l.Interval < time.Second {

@@ -193,6 +193,8 @@ func TestBadUsageAndInput(t *testing.T) {
 		{"canary: local with no supervisor", project, nil, []string{"canary", "run", "user", "--local"}, `msctl: nothing runs in `},
 		{"load: no supervisor", project, nil, []string{"load"}, `msctl: nothing runs in `},
 		{"load: rate 0", project, nil, []string{"load", "--rate", "0"}, `msctl: --rate 0: want above 0 and at most 1000 requests a second`},
+		{"load: rate NaN", project, nil, []string{"load", "--rate", "NaN"}, `msctl: --rate NaN: want above 0 and at most 1000 requests a second`},
+		{"canary: --load NaN", project, nil, []string{"canary", "run", "user", "--local", "--load", "NaN"}, `msctl: --load NaN: want 0 (none) up to 1000 requests a second`},
 		{"load: unknown route", project, nil, []string{"load", "--route", "/admin"}, `msctl: --route: route "/admin": load knows /api/v1/orders, /api/v1/products, /api/v1/users`},
 		{"up: unknown service", project, nil, []string{"up", "billing"}, `msctl: unknown service "billing" (the project has: user, order)`},
 		{"up: port base too high", project, nil, []string{"up", "--port-base", "65530"}, `msctl: port base 65530: the local runtime needs ports 65530-65560, within 1024-65535`},

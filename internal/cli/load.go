@@ -59,7 +59,7 @@ Ctrl-C ends it early and still prints them.`, load.MaxRate),
   msctl load --route /api/v1/orders -o json`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if opts.Rate <= 0 || opts.Rate > load.MaxRate {
+			if !(opts.Rate > 0 && opts.Rate <= load.MaxRate) { // NaN too
 				return &UsageError{Err: fmt.Errorf("--rate %g: want above 0 and at most %d requests a second", opts.Rate, load.MaxRate)}
 			}
 			if opts.Duration < 0 {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -227,6 +228,11 @@ func buildLocal(ctx context.Context, lc *localContext, parallel int, say func(st
 // runForeground supervises in this process, showing the services' log
 // lines, until Ctrl-C.
 func runForeground(ctx context.Context, f *Factory, lc *localContext, lines *linePrinter, say func(string)) error {
+	// A closed terminal stops everything as Ctrl-C does: the services run
+	// in process groups of their own, so its SIGHUP never reaches them, and
+	// msctl dying of it would leave them running.
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGHUP)
+	defer stop()
 	lc.opts.Log = slog.New(lines.handler())
 	s, err := local.Start(ctx, lc.opts)
 	if err != nil {

@@ -183,6 +183,15 @@ func TestUpNamesAServiceThatExitsAtStart(t *testing.T) {
 // In the foreground, up shows the services' log lines as JSON with a
 // service field when stderr is not a terminal, and Ctrl-C stops everything.
 func TestUpInTheForegroundStopsOnCtrlC(t *testing.T) {
+	testForegroundStopsOn(t, os.Interrupt)
+}
+
+// A closed terminal (SIGHUP) stops everything as Ctrl-C does.
+func TestUpInTheForegroundStopsOnHangup(t *testing.T) {
+	testForegroundStopsOn(t, syscall.SIGHUP)
+}
+
+func testForegroundStopsOn(t *testing.T, sig os.Signal) {
 	dir := localProject(t, nil)
 	exe, err := os.Executable()
 	if err != nil {
@@ -206,15 +215,15 @@ func TestUpInTheForegroundStopsOnCtrlC(t *testing.T) {
 		t.Fatalf("no status on stdout: %v\n%s", err, stderr.String())
 	}
 	time.Sleep(500 * time.Millisecond) // a poll of the logs
-	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+	if err := cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
 	if err := cmd.Wait(); err != nil {
-		t.Fatalf("up after Ctrl-C: %v\n%s", err, stderr.String())
+		t.Fatalf("up after %v: %v\n%s", sig, err, stderr.String())
 	}
 	for _, s := range st.Services {
 		if running(s.Stable.PID) {
-			t.Errorf("%s (pid %d) still runs after Ctrl-C", s.Name, s.Stable.PID)
+			t.Errorf("%s (pid %d) still runs after %v", s.Name, s.Stable.PID, sig)
 		}
 	}
 	seen := map[string]bool{}

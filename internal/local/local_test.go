@@ -466,6 +466,11 @@ func TestMissingBinaryIsNamed(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), paths(dir).bin("user")) {
 		t.Fatalf("err = %v, want the missing binary named", err)
 	}
+	if fi, err := os.Stat(dir); err != nil {
+		t.Error(err)
+	} else if fi.Mode().Perm() != 0o700 {
+		t.Errorf("run directory mode %v, want it the user's alone (0700)", fi.Mode().Perm())
+	}
 }
 
 // While a promotion stops the old stable, the record still names it: a
@@ -503,5 +508,55 @@ func TestPromoteRecordsOldStableUntilGone(t *testing.T) {
 			t.Fatalf("old stable %d runs but the record no longer names it", old.PID)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// A process stopped before its start ran (Close racing StartCanary) does
+// not panic, and its start then fails without leaving it running.
+func TestProcessStoppedBeforeStart(t *testing.T) {
+	p := loadProject()
+	s := &Supervisor{o: Options{Project: p, Log: testLog(t)}, dir: paths(t.TempDir()), lay: layout(freeBase(t)), keys: &keys{hashFile: "unused"}}
+	if err := os.MkdirAll(s.dir.logs(), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	proc := s.newProcess(&serviceProcs{cfg: p.Service("user")}, Canary, 1, ProcessSpec{})
+	proc.binary, proc.changed = "/bin/sleep", func() {}
+	stopped := make(chan struct{})
+	go func() { proc.stop(time.Second); close(stopped) }()
+	for {
+		proc.mu.Lock()
+		stopping := proc.stopping
+		proc.mu.Unlock()
+		if stopping {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := proc.start(context.Background(), 5*time.Second); err == nil {
+		t.Fatal("a stopped process started")
+	}
+	<-stopped
+	if in := proc.instance(); in.PID != 0 && processStart(in.PID) != "" {
+		t.Errorf("pid %d runs after stop", in.PID)
+	}
+}
+
+// A canary asked for while the supervisor stops (msctl down during canary
+// run --local) is refused, not left running after it.
+func TestNoCanaryStartsAfterClose(t *testing.T) {
+	dir := runDir(t)
+	o := options(t, dir, loadProject())
+	o.Services = []string{"inventory"}
+	s := start(t, o)
+	s.Close()
+	err := s.StartCanary(context.Background(), "inventory", ProcessSpec{Revision: "late"})
+	if c := s.Status().Service("inventory").Canary; c != nil {
+		if c.PID != 0 {
+			_ = syscall.Kill(c.PID, syscall.SIGKILL)
+		}
+		t.Fatalf("a canary (pid %d) started after Close: %v", c.PID, err)
+	}
+	if err == nil || !strings.Contains(err.Error(), "stopping") {
+		t.Fatalf("StartCanary after Close: %v", err)
 	}
 }

@@ -54,6 +54,13 @@ func Follow(ctx context.Context, path string, follow bool, w io.Writer) error {
 		if !follow {
 			return nil
 		}
+		// A log truncated for a new process (a restarted up, a new canary)
+		// is followed from its start, not from past its end.
+		if off, err := f.Seek(0, io.SeekCurrent); err == nil {
+			if fi, err := f.Stat(); err == nil && fi.Size() < off {
+				_, _ = f.Seek(0, io.SeekStart)
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return nil

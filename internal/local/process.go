@@ -36,8 +36,10 @@ type process struct {
 	restarts int
 	since    time.Time
 	stopping bool
-	stopCh   chan struct{}
-	done     chan struct{} // closed when supervise returns
+	// Made with the process, before it is published to the supervisor:
+	// a Close racing a canary's start may stop it before start runs.
+	stopCh chan struct{}
+	done   chan struct{} // closed when supervise returns
 }
 
 // child is one run of the process's binary.
@@ -96,7 +98,6 @@ func (p *process) name() string {
 // start runs the process and waits until it is ready; a process that exits
 // or stays unready past the timeout is named with its log's last lines.
 func (p *process) start(ctx context.Context, timeout time.Duration) error {
-	p.stopCh, p.done = make(chan struct{}), make(chan struct{})
 	c, err := p.spawn()
 	if err == nil {
 		if err = p.waitReady(ctx, c, timeout); err != nil {

@@ -84,7 +84,8 @@ type Supervisor struct {
 	servers   sync.WaitGroup
 	closeOnce sync.Once
 
-	mu       sync.Mutex // guards services' processes
+	mu       sync.Mutex // guards services' processes and closing
+	closing  bool       // set by Close: no process starts after it
 	recordMu sync.Mutex // orders the record's writes
 	names    []string   // in start order
 	services map[string]*serviceProcs
@@ -186,6 +187,11 @@ func Start(ctx context.Context, o Options) (_ *Supervisor, err error) {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, err
 		}
+	}
+	// The databases, logs and canary state are the user's alone, whoever
+	// created the directory first (a build makes it 0755).
+	if err := os.Chmod(o.RunDir, 0o700); err != nil {
+		return nil, err
 	}
 	if s.lock, err = filelock.TryAcquire(s.dir.lock()); err != nil {
 		if errors.Is(err, filelock.ErrLocked) {
@@ -366,6 +372,7 @@ func (s *Supervisor) newProcess(svc *serviceProcs, role Role, slot int, spec Pro
 		logPath: s.dir.serviceLog(name, role),
 		changed: s.changed,
 		log:     func(msg string, args ...any) { s.o.Log.Warn(msg, args...) },
+		stopCh:  make(chan struct{}), done: make(chan struct{}),
 	}
 }
 
@@ -438,6 +445,7 @@ func (s *Supervisor) Close() { s.closeOnce.Do(s.close) }
 
 func (s *Supervisor) close() {
 	s.mu.Lock()
+	s.closing = true
 	names := slices.Clone(s.names)
 	s.mu.Unlock()
 	slices.Reverse(names)
@@ -541,6 +549,12 @@ func (s *Supervisor) StartCanary(ctx context.Context, service string, spec Proce
 		}
 		_ = os.Truncate(p.logPath, 0) // its log tells of this canary only
 		s.mu.Lock()
+		if s.closing {
+			// Close has passed this service by: a process started now
+			// would outlive the supervisor, unrecorded.
+			s.mu.Unlock()
+			return errors.New("the local supervisor is stopping")
+		}
 		svc.canary = p
 		s.mu.Unlock()
 		if err := p.start(ctx, s.o.ReadyTimeout); err != nil {

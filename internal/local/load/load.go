@@ -134,7 +134,7 @@ func Run(ctx context.Context, o Options) (Window, error) {
 	if err := CheckTarget(o.Target); err != nil {
 		return Window{}, err
 	}
-	if o.Rate <= 0 || o.Rate > MaxRate {
+	if !(o.Rate > 0 && o.Rate <= MaxRate) { // NaN too
 		return Window{}, fmt.Errorf("load rate %g: want above 0 and at most %d requests a second", o.Rate, MaxRate)
 	}
 	if err := CheckRoutes(o.Routes); err != nil {

@@ -3,6 +3,7 @@ package load
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -26,7 +27,7 @@ func TestCheckTargetOnlyLoopback(t *testing.T) {
 	if _, err := Run(context.Background(), Options{Target: "http://192.168.1.1", Rate: 1}); err == nil || !strings.Contains(err.Error(), "loopback") {
 		t.Fatalf("Run to a LAN address: %v", err)
 	}
-	for _, r := range []float64{0, -1, MaxRate + 1} {
+	for _, r := range []float64{0, -1, MaxRate + 1, math.NaN()} {
 		if _, err := Run(context.Background(), Options{Target: "http://127.0.0.1:1", Rate: r}); err == nil {
 			t.Errorf("rate %g accepted", r)
 		}
