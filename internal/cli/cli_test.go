@@ -163,6 +163,7 @@ func TestBadUsageAndInput(t *testing.T) {
 		{"deploy: --build and --tag", project, nil, []string{"deploy", "--build", "--tag", "v1"}, `msctl: --build and --tag cannot be used together`},
 		{"deploy: --image without a service", project, nil, []string{"deploy", "--image", "localhost:5000/user:v1"}, `msctl: --image localhost:5000/user:v1: want SERVICE=REF`},
 		{"deploy: --image of an unknown service", project, nil, []string{"deploy", "--image", "billing=localhost:5000/billing:v1"}, `msctl: --image billing=localhost:5000/billing:v1: unknown service "billing"`},
+		{"deploy: --image of a service not deployed", project, nil, []string{"deploy", "user", "--image", "order=localhost:5000/order:v1"}, `msctl: --image order=...: order is not among the services being deployed (user)`},
 		{"deploy: --image without tag or digest", project, nil, []string{"deploy", "--image", "user=localhost:5000/user"}, `msctl: --image user=localhost:5000/user: image reference "localhost:5000/user" names neither a tag nor a digest`},
 		{"canary: --build with --tag", project, nil, []string{"canary", "run", "user", "--build", "--tag", "v2"}, `msctl: --build cannot be used with --tag or --image`},
 		{"deploy: bad --parallel", project, nil, []string{"deploy", "--parallel", "0"}, `msctl: --parallel 0: want at least 1`},

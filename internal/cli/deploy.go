@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -254,6 +255,11 @@ func (f *Factory) deployImages(ctx context.Context, opts *DeployOptions, service
 	images, err := parseImages(opts.Images, func(s string) bool { return p.Service(s) != nil })
 	if err != nil {
 		return nil, err
+	}
+	for _, s := range slices.Sorted(maps.Keys(images)) {
+		if !slices.Contains(services, s) {
+			return nil, &UsageError{Err: fmt.Errorf("--image %s=...: %s is not among the services being deployed (%s)", s, s, strings.Join(services, ", "))}
+		}
 	}
 	var rest []string
 	for _, s := range services {
