@@ -164,6 +164,8 @@ func TestBadUsageAndInput(t *testing.T) {
 		{"deploy: --image without a service", project, nil, []string{"deploy", "--image", "localhost:5000/user:v1"}, `msctl: --image localhost:5000/user:v1: want SERVICE=REF`},
 		{"deploy: --image of an unknown service", project, nil, []string{"deploy", "--image", "billing=localhost:5000/billing:v1"}, `msctl: --image billing=localhost:5000/billing:v1: unknown service "billing"`},
 		{"deploy: --image of a service not deployed", project, nil, []string{"deploy", "user", "--image", "order=localhost:5000/order:v1"}, `msctl: --image order=...: order is not among the services being deployed (user)`},
+		{"deploy: unsafe env through --set", project, nil, []string{"deploy", "--tag", "v1", "--set", "env.AUTH_DEV_MODE=true"}, `msctl: --set: env.AUTH_DEV_MODE is unsafe in a deployed service (dev mode signs tokens with a key made at start-up and logs a 24-hour admin token); remove it or pass --allow-unsafe-env`},
+		{"render: unsafe env through --set", project, nil, []string{"render", "--set", "env.FAULT_ERROR_RATE=0.5"}, `msctl: --set: env.FAULT_ERROR_RATE is unsafe in a deployed service (fault injection fails or delays real requests); remove it or pass --allow-unsafe-env`},
 		{"deploy: --image without tag or digest", project, nil, []string{"deploy", "--image", "user=localhost:5000/user"}, `msctl: --image user=localhost:5000/user: image reference "localhost:5000/user" names neither a tag nor a digest`},
 		{"canary: --build with --tag", project, nil, []string{"canary", "run", "user", "--build", "--tag", "v2"}, `msctl: --build cannot be used with --tag or --image`},
 		{"deploy: bad --parallel", project, nil, []string{"deploy", "--parallel", "0"}, `msctl: --parallel 0: want at least 1`},

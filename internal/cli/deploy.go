@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/msctl/msctl/internal/build"
+	"github.com/msctl/msctl/internal/config"
 	"github.com/msctl/msctl/internal/deploy"
 	"github.com/msctl/msctl/internal/imageref"
 	"github.com/msctl/msctl/internal/output"
@@ -151,7 +152,7 @@ func runDeploy(ctx context.Context, f *Factory, opts *DeployOptions) error {
 	if opts.Parallel < 1 {
 		return &UsageError{Err: fmt.Errorf("--parallel %d: want at least 1", opts.Parallel)}
 	}
-	values, err := chartOverlays(opts.ValuesFiles, opts.Set, opts.SetString)
+	values, err := chartOverlays(opts.ValuesFiles, opts.Set, opts.SetString, opts.AllowUnsafeEnv)
 	if err != nil {
 		return err
 	}
@@ -210,8 +211,9 @@ func runDeploy(ctx context.Context, f *Factory, opts *DeployOptions) error {
 }
 
 // chartOverlays reads -f files, then --set and --set-string values, in
-// helm's order.
-func chartOverlays(files, sets, setStrings []string) ([]map[string]any, error) {
+// helm's order. Unless allowUnsafe, a variable that the project file may
+// not set (see config.UnsafeEnvReason) may not come in this way either.
+func chartOverlays(files, sets, setStrings []string, allowUnsafe bool) ([]map[string]any, error) {
 	var out []map[string]any
 	for _, file := range files {
 		vals, err := readValuesFile(file)
@@ -238,7 +240,30 @@ func chartOverlays(files, sets, setStrings []string) ([]map[string]any, error) {
 		}
 		out = append(out, set)
 	}
+	if !allowUnsafe {
+		if err := unsafeOverlayEnv(files, out); err != nil {
+			return nil, err
+		}
+	}
 	return out, nil
+}
+
+// unsafeOverlayEnv names the first unsafe variable in the overlays' env:
+// the -f files' in order, then --set's.
+func unsafeOverlayEnv(files []string, overlays []map[string]any) error {
+	for i, o := range overlays {
+		env, _ := o["env"].(map[string]any)
+		for _, k := range slices.Sorted(maps.Keys(env)) {
+			if why := config.UnsafeEnvReason(k); why != "" {
+				from := "--set"
+				if i < len(files) {
+					from = files[i]
+				}
+				return &UsageError{Err: fmt.Errorf("%s: env.%s is unsafe in a deployed service (%s); remove it or pass --allow-unsafe-env", from, k, why)}
+			}
+		}
+	}
+	return nil
 }
 
 // deployImages resolves the images to deploy: --image pins, then --build's

@@ -104,7 +104,7 @@ func runRender(f *Factory, opts *RenderOptions) error {
 	if ropts.CanaryWeights, err = parseCanaryWeights(opts.CanaryWeights, targets); err != nil {
 		return err
 	}
-	if ropts.Values, err = chartOverlays(opts.ValuesFiles, opts.Set, opts.SetString); err != nil {
+	if ropts.Values, err = chartOverlays(opts.ValuesFiles, opts.Set, opts.SetString, opts.AllowUnsafeEnv); err != nil {
 		return err
 	}
 	res, err := render.Render(p, ropts)

@@ -119,8 +119,10 @@ func checkKeys(ps *problems, path string, k *Keys) {
 	}
 }
 
-// unsafeEnv says why a variable must not reach a deployed service, or "".
-func unsafeEnv(name string) string {
+// UnsafeEnvReason says why a variable must not reach a deployed service,
+// or "" when it may: the one rule for the project file and for values
+// given with -f and --set.
+func UnsafeEnvReason(name string) string {
 	switch {
 	case name == "AUTH_DEV_MODE":
 		return "dev mode signs tokens with a key made at start-up and logs a 24-hour admin token"
@@ -140,7 +142,7 @@ func (l *Loaded) UnsafeEnv() error {
 	ps := &problems{source: l.File, positions: l.positions}
 	for i, s := range l.Project.Services {
 		for _, k := range sortedKeys(s.Env) {
-			if why := unsafeEnv(k); why != "" {
+			if why := UnsafeEnvReason(k); why != "" {
 				ps.at(fmt.Sprintf("services[%d].env.%s", i, k), "is unsafe in a deployed service (%s); remove it or pass --allow-unsafe-env", why)
 			}
 		}
