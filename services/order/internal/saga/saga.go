@@ -391,9 +391,11 @@ type ResumePolicy struct {
 }
 
 // next is when an order resumed for the attempts-th time before may be
-// resumed again.
+// resumed again: never before the drive that this claim starts has ended
+// (it is bounded by Idle), or a drive that saves nothing for a while could
+// be claimed by a second resumer while it still runs.
 func (p ResumePolicy) next(now time.Time, attempts int) time.Time {
-	return now.Add(p.Backoff << min(attempts, 6))
+	return now.Add(max(p.Backoff<<min(attempts, 6), p.Idle))
 }
 
 // Resume drives, once, every unfinished saga that p allows, oldest first,

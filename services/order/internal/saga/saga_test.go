@@ -512,7 +512,7 @@ func resumeUntilFinished(t *testing.T, o *order, id string) domain.Order {
 // order updated within the saga timeout (a request may still be driving
 // it), and resumes one that keeps stalling (inventory is down, so its
 // stock cannot be released) ever less often, by a backoff stored with the
-// order.
+// order, and never while the drive its last claim started may still run.
 func TestResumeLeavesLiveOrdersAndBacksOff(t *testing.T) {
 	w := newWorld(t)
 	o := newSaga(t, w, filepath.Join(t.TempDir(), "order.db"), servicetest.FreeAddr(t))
@@ -524,7 +524,7 @@ func TestResumeLeavesLiveOrdersAndBacksOff(t *testing.T) {
 	if err := o.store.Create(context.Background(), ord); err != nil {
 		t.Fatal(err)
 	}
-	policy := saga.ResumePolicy{Idle: time.Minute, Backoff: 10 * time.Second}
+	policy := saga.ResumePolicy{Idle: 15 * time.Second, Backoff: 10 * time.Second}
 	steps := []struct {
 		advance time.Duration
 		resumes int // stored after this resume
@@ -532,8 +532,9 @@ func TestResumeLeavesLiveOrdersAndBacksOff(t *testing.T) {
 		{0, 0},                // just updated: a request may be driving it
 		{2 * time.Minute, 1},  // idle: resumed, and it stalls
 		{0, 1},                // within the first backoff (10 s)
-		{11 * time.Second, 2}, // after it
-		{11 * time.Second, 2}, // within the second (20 s)
+		{11 * time.Second, 1}, // after it, but a drive may last 15 s (Idle)
+		{5 * time.Second, 2},  // after that
+		{11 * time.Second, 2}, // within the second backoff (20 s)
 		{10 * time.Second, 3}, // after it
 	}
 	for i, st := range steps {
