@@ -22,6 +22,7 @@ import (
 
 	"github.com/msctl/msctl/internal/config"
 	"github.com/msctl/msctl/internal/errkind"
+	"github.com/msctl/msctl/internal/local/gateway"
 	"github.com/msctl/msctl/internal/render"
 )
 
@@ -558,5 +559,31 @@ func TestNoCanaryStartsAfterClose(t *testing.T) {
 	}
 	if err == nil || !strings.Contains(err.Error(), "stopping") {
 		t.Fatalf("StartCanary after Close: %v", err)
+	}
+}
+
+// SetTraffic waits for a canary operation under way (here a StopCanary
+// that removes the canary) and then judges by its outcome.
+func TestSetTrafficWaitsForCanaryOperations(t *testing.T) {
+	p := loadProject()
+	gw, err := gateway.New(p, gateway.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := &serviceProcs{cfg: p.Service("user"), canary: &process{}}
+	s := &Supervisor{gw: gw, names: []string{"user"}, services: map[string]*serviceProcs{"user": svc}}
+	svc.ops.Lock() // a StopCanary under way
+	done := make(chan error, 1)
+	go func() { done <- s.SetTraffic("user", render.Traffic{Weight: 10}) }()
+	time.Sleep(50 * time.Millisecond)
+	s.mu.Lock()
+	svc.canary = nil
+	s.mu.Unlock()
+	svc.ops.Unlock()
+	if err := <-done; errkind.Of(err) != errkind.BadInput {
+		t.Fatalf("SetTraffic after the canary was stopped: %v, want bad input", err)
+	}
+	if gw.Traffic("user").Running() {
+		t.Errorf("traffic %+v routes to a canary that is gone", gw.Traffic("user"))
 	}
 }

@@ -483,22 +483,18 @@ func (s *Supervisor) close() {
 
 // SetTraffic sets a service's split between its stable and its canary.
 func (s *Supervisor) SetTraffic(service string, t render.Traffic) error {
-	if _, err := s.service(service); err != nil {
-		return err
-	}
-	if t.Running() {
-		s.mu.Lock()
-		running := s.services[service].canary != nil
-		s.mu.Unlock()
-		if !running {
+	// One operation at a time: traffic checked against a canary that a
+	// StopCanary then removes would route to no backend.
+	return s.withService(service, func(_ *serviceProcs, _, canary *process) error {
+		if t.Running() && canary == nil {
 			return errkind.Mark(errkind.BadInput, fmt.Errorf("%s has no canary to send traffic to; start one first", service))
 		}
-	}
-	if err := s.gw.SetTraffic(service, t); err != nil {
-		return err
-	}
-	s.changed()
-	return nil
+		if err := s.gw.SetTraffic(service, t); err != nil {
+			return err
+		}
+		s.changed()
+		return nil
+	})
 }
 
 func (s *Supervisor) service(name string) (*serviceProcs, error) {
