@@ -187,15 +187,15 @@ func TestUpPlacesAnOrderAndDown(t *testing.T) {
 	}
 	gw := st.GatewayURL
 	code, user := post(t, dir, gw+"/api/v1/users", `{"email":"ada@example.com","fullName":"Ada Lovelace"}`)
-	if code != 200 {
+	if code != 201 {
 		t.Fatalf("create user: %d %s", code, user)
 	}
 	code, product := post(t, dir, gw+"/api/v1/products", `{"sku":"BOOK-1","name":"Notes","priceCents":2500,"initialStock":10}`)
-	if code != 200 {
+	if code != 201 {
 		t.Fatalf("create product: %d %s", code, product)
 	}
 	code, order := post(t, dir, gw+"/api/v1/orders", fmt.Sprintf(`{"userId":%q,"items":[{"productId":%q,"quantity":2}],"paymentMethodToken":"tok_visa"}`, field(user, "id"), field(product, "id")))
-	if code != 200 || !strings.Contains(order, "CONFIRMED") {
+	if code != 201 || !strings.Contains(order, "CONFIRMED") {
 		t.Fatalf("place order: %d %s", code, order)
 	}
 
