@@ -71,6 +71,39 @@ sum(
 // test counts slow requests from a bucket, so its threshold must be one.
 var IstioBuckets = []float64{0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000}
 
+// IstioLabels are the labels of Istio's standard request metrics, in the
+// order Istio's stats filter sets them: what the built-in queries select
+// on, and so what the local gateway and the test exporter record.
+func IstioLabels() []string {
+	return []string{
+		"reporter",
+		"source_workload",
+		"source_canonical_service",
+		"source_canonical_revision",
+		"source_workload_namespace",
+		"source_principal",
+		"source_app",
+		"source_version",
+		"source_cluster",
+		"destination_workload",
+		"destination_workload_namespace",
+		"destination_principal",
+		"destination_app",
+		"destination_version",
+		"destination_service",
+		"destination_canonical_service",
+		"destination_canonical_revision",
+		"destination_service_name",
+		"destination_service_namespace",
+		"destination_cluster",
+		"request_protocol",
+		"response_code",
+		"grpc_response_status",
+		"response_flags",
+		"connection_security_policy",
+	}
+}
+
 // valueTemplate is the template of m's value over the interval.
 func valueTemplate(m Metric) string {
 	switch {

@@ -2,6 +2,7 @@ package promtest
 
 import (
 	"fmt"
+	"github.com/msctl/msctl/internal/analysis"
 	"hash/fnv"
 	"math"
 	"math/rand/v2"
@@ -20,36 +21,6 @@ import (
 // IstioBuckets are the bucket bounds, in milliseconds, of Istio's
 // istio_request_duration_milliseconds histogram (Envoy's defaults).
 var IstioBuckets = []float64{0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000}
-
-// istioLabels are the labels of Istio's standard request metrics, in the
-// order Istio's stats filter sets them.
-var istioLabels = []string{
-	"reporter",
-	"source_workload",
-	"source_canonical_service",
-	"source_canonical_revision",
-	"source_workload_namespace",
-	"source_principal",
-	"source_app",
-	"source_version",
-	"source_cluster",
-	"destination_workload",
-	"destination_workload_namespace",
-	"destination_principal",
-	"destination_app",
-	"destination_version",
-	"destination_service",
-	"destination_canonical_service",
-	"destination_canonical_revision",
-	"destination_service_name",
-	"destination_service_namespace",
-	"destination_cluster",
-	"request_protocol",
-	"response_code",
-	"grpc_response_status",
-	"response_flags",
-	"connection_security_policy",
-}
 
 // The requests come from Istio's ingress gateway as installed by istioctl,
 // through mutual TLS, in a cluster Istio knows by its default name.
@@ -236,12 +207,12 @@ func newIstioExporter(now func() time.Time, opts ...ExporterOption) *IstioExport
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "istio_requests_total",
 			Help: "Requests handled by an Istio proxy (promtest).",
-		}, istioLabels),
+		}, analysis.IstioLabels()),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "istio_request_duration_milliseconds",
 			Help:    "Duration of requests in milliseconds (promtest).",
 			Buckets: IstioBuckets,
-		}, istioLabels),
+		}, analysis.IstioLabels()),
 		seed:      1,
 		now:       now,
 		last:      now(),
@@ -453,7 +424,7 @@ func (w *workload) latency() float64 {
 	return tr.P50MS * math.Exp(w.sigma*w.rng.NormFloat64())
 }
 
-// labelValues are the values of istioLabels for the workload's requests
+// labelValues are the values of analysis.IstioLabels for the workload's requests
 // answered with code, as the destination's sidecar reports them.
 func (w *workload) labelValues(code int) []string {
 	ns, svc, tr := w.key.namespace, w.traffic.Service, w.traffic

@@ -8,36 +8,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// istioLabels are the labels of Istio's standard request metrics, in the
-// order of Istio's stats filter.
-var istioLabels = []string{
-	"reporter",
-	"source_workload",
-	"source_canonical_service",
-	"source_canonical_revision",
-	"source_workload_namespace",
-	"source_principal",
-	"source_app",
-	"source_version",
-	"source_cluster",
-	"destination_workload",
-	"destination_workload_namespace",
-	"destination_principal",
-	"destination_app",
-	"destination_version",
-	"destination_service",
-	"destination_canonical_service",
-	"destination_canonical_revision",
-	"destination_service_name",
-	"destination_service_namespace",
-	"destination_cluster",
-	"request_protocol",
-	"response_code",
-	"grpc_response_status",
-	"response_flags",
-	"connection_security_policy",
-}
-
 // Values Istio reports where it knows nothing, and the names of its
 // ingress gateway and default cluster, so that queries and dashboards
 // written for a cluster select the same series.
@@ -63,12 +33,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "istio_requests_total",
 			Help: "Requests through msctl's local gateway, as Istio's sidecars count them.",
-		}, istioLabels),
+		}, analysis.IstioLabels()),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "istio_request_duration_milliseconds",
 			Help:    "Duration of requests through msctl's local gateway, in milliseconds.",
 			Buckets: analysis.IstioBuckets,
-		}, istioLabels),
+		}, analysis.IstioLabels()),
 	}
 	if reg == nil {
 		return m, nil
@@ -145,7 +115,7 @@ func (m *metrics) record(src *source, dst *destination, o outcome) {
 	if flags == "" {
 		flags = "-"
 	}
-	values := make([]string, 0, len(istioLabels))
+	values := make([]string, 0, 25) // analysis.IstioLabels(), in its order
 	values = append(values, "destination")
 	values = append(values, src[:]...)
 	values = append(values, dst[:]...)
