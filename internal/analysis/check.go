@@ -21,11 +21,16 @@ type Check struct {
 	// Query is the resolved query of Value; Queries all those run.
 	Query   string   `json:"query"`
 	Queries []string `json:"queries,omitempty"`
-	// Window is the interval of Value and of Requests and Errors; Since
-	// starts the counts of the sequential test.
+	// Window is the interval of Value and of Requests and Errors, up to
+	// At: the analysis interval, cut short so that it starts no earlier
+	// than the interval (so no request before this canary or this step is
+	// read). Since starts the counts of the sequential test.
 	Window time.Duration `json:"window"`
 	Since  time.Time     `json:"since"`
 	At     time.Time     `json:"at"`
+	// StableAt is when the stable's value was read, when not at At: the
+	// end of the last interval in which the stable had traffic.
+	StableAt time.Time `json:"stableAt,omitzero"`
 	// Value is the canary's value over the window, Stable the stable's
 	// (relative checks); nil when there was none.
 	Value  *Number `json:"value,omitempty"`
@@ -55,18 +60,52 @@ type Analyzer struct {
 	// Sequential holds the sequential test's parameters; zero means the
 	// defaults.
 	Sequential Sequential
+	// QueryTimeout bounds each query; zero means a quarter of the
+	// target's interval, at most 30s. A stalled Prometheus must not stall
+	// the canary that asks it: the check is an error and the driver goes
+	// on reading its requests.
+	QueryTimeout time.Duration
 }
 
-// Check evaluates m once on t at now. since is when the canary's analysis
-// started: the sequential test counts from there, and its bound on false
-// failures holds over the whole run only if since stays the same. It
-// never returns an error: a failed query is a check with decision Error.
-func (a *Analyzer) Check(ctx context.Context, m Metric, t Target, since, now time.Time) Check {
-	c := Check{Metric: m.Name, Rule: m.decision(), Window: t.Interval, Since: since, At: now}
+// Window is when a check looks.
+type Window struct {
+	// Since is when the canary's analysis started: the sequential test
+	// counts from there, and its bound on false failures holds over the
+	// whole run only if Since stays the same.
+	Since time.Time
+	// From is the earliest time the point estimate reads: the start of the
+	// analysis interval. The canary workload's series outlive a canary,
+	// so a window reaching before From would read the previous one's
+	// requests. Zero means the whole interval.
+	From time.Time
+	At   time.Time
+	// StableAt, when set, is when the stable's value is read instead of
+	// At: at a step where the canary takes every request, the stable has
+	// none, so a relative check compares with its last interval that had
+	// them.
+	StableAt time.Time
+}
+
+// span is the point estimate's window: the interval, cut at From, whole
+// seconds and at least one.
+func (w Window) span(interval time.Duration) time.Duration {
+	if w.From.IsZero() || !w.From.After(w.At.Add(-interval)) {
+		return interval
+	}
+	return max(time.Second, w.At.Sub(w.From).Truncate(time.Second))
+}
+
+// Check evaluates m once on t, in w. It never returns an error: a failed
+// or timed-out query is a check with decision Error.
+func (a *Analyzer) Check(ctx context.Context, m Metric, t Target, w Window) Check {
+	c := Check{Metric: m.Name, Rule: m.decision(), Window: w.span(t.Interval), Since: w.Since, At: w.At}
+	if m.Relative != nil && !w.StableAt.IsZero() {
+		c.StableAt = w.StableAt
+	}
 	if c.Rule == DecideSequential {
 		c.Alpha = a.Sequential.Alpha()
 	}
-	o, err := a.observe(ctx, m, t, since, now, &c)
+	o, err := a.observe(ctx, m, t, w, &c)
 	if err != nil {
 		c.Decision, c.Reason = Error, err.Error()
 		return c
@@ -80,8 +119,8 @@ func (a *Analyzer) Check(ctx context.Context, m Metric, t Target, since, now tim
 	if o.Stable.OK {
 		c.Stable = numPtr(&o.Stable.Value)
 	}
-	w := o.Window.whole()
-	c.Requests, c.Errors = w.Requests, w.Bad
+	win := o.Window.whole()
+	c.Requests, c.Errors = win.Requests, win.Bad
 	total, stable := o.Total.whole(), o.StableTotal.whole()
 	c.TotalRequests, c.TotalErrors = total.Requests, total.Bad
 	c.StableTotalRequests, c.StableTotalErrors = stable.Requests, stable.Bad
@@ -89,7 +128,7 @@ func (a *Analyzer) Check(ctx context.Context, m Metric, t Target, since, now tim
 }
 
 // observe runs m's queries and gathers what they gave.
-func (a *Analyzer) observe(ctx context.Context, m Metric, t Target, since, now time.Time, c *Check) (Observation, error) {
+func (a *Analyzer) observe(ctx context.Context, m Metric, t Target, w Window, c *Check) (Observation, error) {
 	var o Observation
 	if err := Validate(m); err != nil {
 		return o, fmt.Errorf("metric %s: %v", m.Name, err)
@@ -100,7 +139,9 @@ func (a *Analyzer) observe(ctx context.Context, m Metric, t Target, since, now t
 	if a.Querier == nil {
 		return o, errors.New("no Prometheus to query")
 	}
-	run := func(tpl string, t Target, window time.Duration) (Sample, error) {
+	timeout := a.queryTimeout(t.Interval)
+	now := w.At
+	runAt := func(tpl string, t Target, window time.Duration, at time.Time) (Sample, error) {
 		q, err := parseTemplate(tpl, vars(t, window))
 		if err != nil {
 			return Sample{}, fmt.Errorf("metric %s: %v", m.Name, err)
@@ -109,8 +150,15 @@ func (a *Analyzer) observe(ctx context.Context, m Metric, t Target, since, now t
 		if c.Query == "" {
 			c.Query = q
 		}
-		return a.Querier.Query(ctx, q, now)
+		qctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		s, err := a.Querier.Query(qctx, q, at)
+		if err != nil && ctx.Err() == nil && errors.Is(qctx.Err(), context.DeadlineExceeded) {
+			return s, fmt.Errorf("metric %s: no answer from Prometheus within %s (the query timeout, a quarter of the interval): %v", m.Name, timeout, err)
+		}
+		return s, err
 	}
+	run := func(tpl string, t Target, window time.Duration) (Sample, error) { return runAt(tpl, t, window, now) }
 	counts := func(t Target, window time.Duration) (Counts, error) {
 		total, bad := countTemplates(m)
 		n, err := run(total, t, window)
@@ -131,24 +179,31 @@ func (a *Analyzer) observe(ctx context.Context, m Metric, t Target, since, now t
 	stable.Canary = t.Stable
 
 	var err error
-	if o.Value, err = run(valueTemplate(m), t, t.Interval); err != nil {
+	window := w.span(t.Interval)
+	if o.Value, err = run(valueTemplate(m), t, window); err != nil {
 		return o, err
 	}
 	if m.Relative != nil {
-		if o.Stable, err = run(valueTemplate(m), stable, t.Interval); err != nil {
+		if w.StableAt.IsZero() {
+			o.Stable, err = run(valueTemplate(m), stable, window)
+		} else {
+			o.StableAt = w.StableAt
+			o.Stable, err = runAt(valueTemplate(m), stable, t.Interval, w.StableAt)
+		}
+		if err != nil {
 			return o, err
 		}
 	}
 	if !m.builtin() {
 		return o, nil
 	}
-	if o.Window, err = counts(t, t.Interval); err != nil {
+	if o.Window, err = counts(t, window); err != nil {
 		return o, err
 	}
 	if m.decision() != DecideSequential {
 		return o, nil
 	}
-	elapsed := elapsedWindow(since, now)
+	elapsed := elapsedWindow(w.Since, now)
 	if elapsed < time.Second {
 		return o, nil
 	}
@@ -161,6 +216,13 @@ func (a *Analyzer) observe(ctx context.Context, m Metric, t Target, since, now t
 		}
 	}
 	return o, nil
+}
+
+func (a *Analyzer) queryTimeout(interval time.Duration) time.Duration {
+	if a.QueryTimeout > 0 {
+		return a.QueryTimeout
+	}
+	return min(30*time.Second, max(time.Second, interval/4))
 }
 
 // checkTarget refuses names that would break out of a PromQL string.

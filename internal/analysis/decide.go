@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
+	"time"
 )
 
 // Decision is what one check concluded.
@@ -39,6 +41,9 @@ type Observation struct {
 	// Total and StableTotal are the canary's and the stable's counts since
 	// the analysis started, for the sequential rule.
 	Total, StableTotal Counts
+	// StableAt is when Stable was read, when not with Value: the end of
+	// the stable's last interval with traffic.
+	StableAt time.Time
 }
 
 // Verdict is a decision with the numbers behind it.
@@ -188,6 +193,9 @@ func pointEstimate(m Metric, o Observation, lo, hi *float64) (within bool, reaso
 			of = fmt.Sprintf(" (%sx the stable's %s ms)", num(m.Relative.MaxRatio), num(o.Stable.Value))
 		} else {
 			of = fmt.Sprintf(" (the stable's %s%% less %s points)", pct(o.Stable.Value), pct(m.Relative.MaxPointsBelow))
+		}
+		if !o.StableAt.IsZero() {
+			of = strings.TrimSuffix(of, ")") + fmt.Sprintf(", the stable's over its last interval with traffic, to %s)", o.StableAt.UTC().Format(time.TimeOnly))
 		}
 	}
 	// NaN never gets here, so the comparisons are total; +Inf (a quantile

@@ -198,7 +198,7 @@ func TestCheckOnEngine(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := a.Check(context.Background(), tt.m, tt.target, start, tenMin)
+			c := a.Check(context.Background(), tt.m, tt.target, Window{Since: start, At: tenMin})
 			if c.Decision != tt.decision || !contains(c.Reason, tt.reason) {
 				t.Errorf("got %s: %s\nwant %s: ...%s...", c.Decision, c.Reason, tt.decision, tt.reason)
 			}
@@ -218,7 +218,7 @@ load 15s
 	istio_request_duration_milliseconds_bucket{reporter="destination",destination_workload_namespace="shop",destination_workload="user-canary",le="+Inf"} 0+20x80
 	istio_request_duration_milliseconds_count{reporter="destination",destination_workload_namespace="shop",destination_workload="user-canary"} 0+20x80
 `)}
-	c := a.Check(context.Background(), Metric{Name: DurationP95, Max: ptr(500)}, shop, time.Unix(0, 0), tenMin)
+	c := a.Check(context.Background(), Metric{Name: DurationP95, Max: ptr(500)}, shop, Window{Since: time.Unix(0, 0), At: tenMin})
 	if c.Decision != Error || !contains(c.Reason, `has no bucket le="500"`) {
 		t.Errorf("got %s: %s", c.Decision, c.Reason)
 	}

@@ -78,7 +78,7 @@ func TestPrometheusDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := &Analyzer{Querier: p}
-	c := a.Check(context.Background(), Metric{Name: SuccessRate, Min: ptr(99)}, shop, time.Unix(0, 0), tenMin)
+	c := a.Check(context.Background(), Metric{Name: SuccessRate, Min: ptr(99)}, shop, Window{Since: time.Unix(0, 0), At: tenMin})
 	if c.Decision != Error || !strings.Contains(c.Reason, "prometheus at "+addr+": ") || !strings.Contains(c.Reason, "connection refused") {
 		t.Errorf("got %s: %s", c.Decision, c.Reason)
 	}

@@ -1,6 +1,7 @@
 package canary
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -89,6 +90,10 @@ type Cluster struct {
 	ReleaseTimeout time.Duration
 	// Tick is how often a driver reads its state for requests.
 	Tick time.Duration
+	// Drain is how long a canary's workload outlives its route (see
+	// Driver.Drain); zero means 2s, about what Istio takes to push a
+	// route to every sidecar.
+	Drain time.Duration
 }
 
 // driver builds a driver of service under lock.
@@ -98,7 +103,7 @@ func (c *Cluster) driver(service string, lock *kube.Lock) (*Driver, error) {
 		return nil, err
 	}
 	drv := &Driver{
-		Service: service, Plan: plan, Events: c.Events, Tick: c.Tick, Now: c.Deployer.Now,
+		Service: service, Plan: plan, Events: c.Events, Tick: c.Tick, Now: c.Deployer.Now, Drain: cmp.Or(c.Drain, 2*time.Second),
 		Analyzer: &analysis.Analyzer{Querier: c.Prometheus, Sequential: plan.Sequential},
 		Target: analysis.Target{Namespace: c.Deployer.Project.Namespace, Service: service,
 			Canary: deploy.CanaryRelease(service), Stable: service, Interval: plan.Interval},

@@ -31,6 +31,10 @@ type Driver struct {
 	Now   func() time.Time
 	Sleep func(ctx context.Context, d time.Duration) error
 	Tick  time.Duration
+	// Drain is how long the canary's workload outlives its last request
+	// route: the mesh takes a moment to apply a route, and requests sent
+	// to a workload already gone would fail.
+	Drain time.Duration
 
 	st  *canarystate.State
 	ver string
@@ -61,7 +65,7 @@ type RunOptions struct {
 // times out, and returns the last state with the outcome as an error
 // (*OutcomeError) when it did not succeed. Bad input (nothing to resume,
 // another canary in progress) is an *InputError with no state.
-func (d *Driver) Run(ctx context.Context, o RunOptions) (*canarystate.State, error) {
+func (d *Driver) Run(ctx context.Context, o RunOptions) (_ *canarystate.State, err error) {
 	d.defaults()
 	done, err := d.begin(ctx, o)
 	if err != nil {
@@ -73,6 +77,14 @@ func (d *Driver) Run(ctx context.Context, o RunOptions) (*canarystate.State, err
 	if done {
 		return d.st, nil
 	}
+	defer func() {
+		// A run that ends on an error leaves no driver named in the
+		// state, or status would show one that is gone. A lost lock
+		// refuses the write, as it should.
+		if err != nil && d.st != nil && d.st.Driver == d.Lock.Holder() {
+			_ = d.letGo(context.WithoutCancel(ctx))
+		}
+	}()
 	timedOut := false
 	applied := false
 	for {
@@ -82,10 +94,16 @@ func (d *Driver) Run(ctx context.Context, o RunOptions) (*canarystate.State, err
 		if err := d.reload(ctx); err != nil {
 			return d.st, err
 		}
+		if d.st == nil {
+			return nil, fmt.Errorf("the canary state of %s was deleted while the canary ran; its traffic and workloads are as they were: msctl status %s shows them", d.Service, d.Service)
+		}
 		st := d.st
-		if o.Timeout > 0 && !d.Now().Before(st.StartedAt.Add(o.Timeout)) && (st.Phase == canarystate.Progressing || st.Phase == canarystate.Paused) {
+		if o.Timeout > 0 && st.Phase == canarystate.Progressing && !d.Now().Before(st.StartedAt.Add(o.Timeout+st.Waited)) {
 			timedOut = true
 			if o.KeepOnTimeout {
+				if err := d.letGo(ctx); err != nil {
+					return d.st, err
+				}
 				return st, &OutcomeError{Service: d.Service, Phase: st.Phase, TimedOut: true,
 					Reason: "timed out; the canary stays in place (--keep-on-timeout)"}
 			}
@@ -128,7 +146,9 @@ func (d *Driver) Run(ctx context.Context, o RunOptions) (*canarystate.State, err
 				}
 				return d.st, Outcome(d.st)
 			}
-			wait = d.Tick
+			// A canary waiting for a person keeps its traffic, so it is
+			// watched as at any step.
+			wait, err = d.watch(ctx)
 		case st.Phase == canarystate.Progressing:
 			if st.Request != nil {
 				err = d.handle(ctx, st.Request)
@@ -146,6 +166,9 @@ func (d *Driver) Run(ctx context.Context, o RunOptions) (*canarystate.State, err
 				return d.st, d.letGo(ctx)
 			}
 			wait, err = d.progress(ctx)
+		}
+		if errors.Is(err, errStale) {
+			continue
 		}
 		if err != nil {
 			return d.st, err
@@ -216,6 +239,10 @@ func (d *Driver) begin(ctx context.Context, o RunOptions) (done bool, err error)
 	})
 }
 
+// errStale says the state moved under a decision, which is then made
+// again from the state as it is.
+var errStale = errors.New("the canary state changed under a decision")
+
 // errPromoted says the image asked for is the stable's because its canary
 // was promoted: a retried job has nothing left to do.
 var errPromoted = errors.New("already promoted")
@@ -275,13 +302,24 @@ func (d *Driver) reload(ctx context.Context) error {
 // after checking the lock. On a conflict (another process wrote a
 // request) it reloads and applies change again.
 func (d *Driver) save(ctx context.Context, change func(*canarystate.State)) error {
+	phase, step, iteration := d.st.Phase, d.st.Step, d.st.Iteration
 	for range 10 {
 		if err := d.Lock.Check(); err != nil {
 			return err
 		}
 		next := *d.st
 		change(&next)
-		next.UpdatedAt = d.Now()
+		now := d.Now()
+		next.UpdatedAt = now
+		switch {
+		case d.st.Phase != canarystate.Paused && next.Phase == canarystate.Paused:
+			next.PausedAt = now
+		case d.st.Phase == canarystate.Paused && next.Phase != canarystate.Paused:
+			if !next.PausedAt.IsZero() {
+				next.Waited += max(0, now.Sub(next.PausedAt))
+			}
+			next.PausedAt = time.Time{}
+		}
 		ver, err := d.Store.Save(ctx, &next, d.ver)
 		if errors.Is(err, canarystate.ErrConflict) {
 			if err := d.reload(ctx); err != nil {
@@ -289,6 +327,11 @@ func (d *Driver) save(ctx context.Context, change func(*canarystate.State)) erro
 			}
 			if d.st == nil {
 				return fmt.Errorf("the canary state of %s was deleted while the canary ran", d.Service)
+			}
+			// Only requests are written by others; a decision made on a
+			// phase or step that has changed since is not applied.
+			if d.st.Phase != phase || d.st.Step != step || d.st.Iteration != iteration {
+				return errStale
 			}
 			continue
 		}
@@ -345,8 +388,18 @@ func (d *Driver) setUp(ctx context.Context) error {
 func (d *Driver) setTraffic(ctx context.Context) error {
 	t := trafficAt(d.st.Steps, d.st.Step)
 	want := canarystate.Traffic{Weight: t.Weight, Match: t.Match != nil, Mirror: t.Mirror}
-	if d.st.Traffic != want {
-		if err := d.save(ctx, func(s *canarystate.State) { s.Traffic = want }); err != nil {
+	full := want.Weight == 100 && !want.Match
+	if d.st.Traffic != want || full != !d.st.FullSince.IsZero() {
+		now := d.Now()
+		if err := d.save(ctx, func(s *canarystate.State) {
+			s.Traffic = want
+			switch {
+			case !full:
+				s.FullSince = time.Time{}
+			case s.FullSince.IsZero():
+				s.FullSince = now
+			}
+		}); err != nil {
 			return err
 		}
 	}
@@ -458,17 +511,8 @@ func (d *Driver) progress(ctx context.Context) (time.Duration, error) {
 		if left := step.Pause - now.Sub(st.StepStarted); left > 0 {
 			// The canary keeps its traffic while it waits, so it is
 			// watched as closely.
-			if now.Sub(d.lastCheck) < d.Plan.CheckEvery {
-				return min(left, d.Plan.CheckEvery-now.Sub(d.lastCheck)), nil
-			}
-			checks, err := d.record(ctx, now)
-			if err != nil {
-				return 0, err
-			}
-			if failed := sequentialFailure(checks); failed != nil {
-				return 0, d.rollBack(ctx, canarystate.RolledBack, failed.Metric+": "+failed.Reason)
-			}
-			return min(left, d.Plan.CheckEvery), nil
+			wait, err := d.watch(ctx)
+			return min(left, wait), err
 		}
 		return 0, d.nextStep(ctx, nil)
 	}
@@ -488,7 +532,41 @@ func (d *Driver) progress(ctx context.Context) (time.Duration, error) {
 	if now.Before(intervalEnd) {
 		return d.Plan.CheckEvery, nil
 	}
-	return 0, d.endInterval(ctx, checks)
+	return 0, d.endInterval(ctx, checks, true)
+}
+
+// watch analyses a canary held at a pause or a gate: a failure rolls it
+// back as at any step. Only failures count there: a canary that waits has
+// no step to advance, and an interval without data at a gate before any
+// traffic moved is not a reason to end it.
+func (d *Driver) watch(ctx context.Context) (time.Duration, error) {
+	st := d.st
+	if st.Traffic == (canarystate.Traffic{}) {
+		return d.Tick, nil // no canary traffic to judge
+	}
+	now := d.Now()
+	intervalEnd := st.IntervalStarted.Add(d.Plan.Interval)
+	if now.Sub(d.lastCheck) < d.Plan.CheckEvery {
+		return d.Plan.CheckEvery - now.Sub(d.lastCheck), nil
+	}
+	checks, err := d.record(ctx, now)
+	if err != nil {
+		return 0, err
+	}
+	if failed := sequentialFailure(checks); failed != nil {
+		return 0, d.rollBack(ctx, canarystate.RolledBack, failed.Metric+": "+failed.Reason)
+	}
+	if now.Before(intervalEnd) {
+		return d.Plan.CheckEvery, nil
+	}
+	return d.Plan.CheckEvery, d.endInterval(ctx, checks, false)
+}
+
+// window is when a check made now looks: the sequential counts since the
+// analysis started, the point estimate within the current interval, and a
+// relative check's stable before the canary took every request.
+func (d *Driver) window(now time.Time) analysis.Window {
+	return analysis.Window{Since: d.st.AnalysisSince, From: d.st.IntervalStarted, At: now, StableAt: d.st.FullSince}
 }
 
 // record checks every metric, keeps the checks in the state and tells them.
@@ -521,7 +599,7 @@ func (d *Driver) checkAll(ctx context.Context, now time.Time) []analysis.Check {
 	d.lastCheck = now
 	out := make([]analysis.Check, 0, len(d.Plan.Metrics))
 	for _, m := range d.Plan.Metrics {
-		out = append(out, d.Analyzer.Check(ctx, m, d.Target, d.st.AnalysisSince, now))
+		out = append(out, d.Analyzer.Check(ctx, m, d.Target, d.window(now)))
 	}
 	return out
 }
@@ -533,23 +611,28 @@ func (d *Driver) checkAll(ctx context.Context, now time.Time) []analysis.Check {
 // evidence) and intervals Prometheus did not answer count in a row: a
 // passing interval clears them, so a slow healthy canary is not ended
 // Inconclusive by a few scattered ones.
-func (d *Driver) endInterval(ctx context.Context, checks []analysis.Check) error {
+//
+// A check that passed for lack of data (onNoData: pass) passes: that is
+// what the setting asks for. With advance false (a canary held at a pause
+// or a gate) only failures count, and the interval starts again.
+func (d *Driver) endInterval(ctx context.Context, checks []analysis.Check, advance bool) error {
 	var failed, noData, held, errored []analysis.Check
 	for _, c := range checks {
-		switch {
-		case c.Decision == analysis.Fail:
+		switch c.Decision {
+		case analysis.Fail:
 			failed = append(failed, c)
-		case c.Decision == analysis.Error:
+		case analysis.Error:
 			errored = append(errored, c)
-		case c.Decision == analysis.NoData, c.NoData:
+		case analysis.NoData:
 			noData = append(noData, c)
-		case c.Decision == analysis.Hold:
+		case analysis.Hold:
 			held = append(held, c)
 		}
 	}
 	now := d.Now()
 	c := d.st.Counters
 	switch {
+	case !advance && len(failed) == 0:
 	case len(failed) > 0:
 		c.Failed++
 		if c.Failed >= d.Plan.MaxFailedChecks {
@@ -622,6 +705,9 @@ func (d *Driver) rollBackWith(ctx context.Context, ending canarystate.Phase, rea
 // canary workload. The stable never changed, so the same image can be
 // tried again later.
 func (d *Driver) finishRollBack(ctx context.Context) error {
+	if err := d.restoreStable(ctx); err != nil {
+		return err
+	}
 	if d.st.Traffic != (canarystate.Traffic{}) {
 		if err := d.save(ctx, func(s *canarystate.State) { s.Traffic = canarystate.Traffic{} }); err != nil {
 			return err
@@ -631,6 +717,48 @@ func (d *Driver) finishRollBack(ctx context.Context) error {
 		return err
 	}
 	return d.end(ctx, d.st.Ending, d.st.Reason)
+}
+
+// restoreStable puts the stable back on the image it ran before the
+// canary, if a promotion got as far as changing it (an abort during
+// Promoting, after the stable's upgrade), and checks that it runs it. The
+// canary keeps its traffic until then. If the stable cannot be restored,
+// the rollback stops there and says so: the state stays RollingBack and a
+// rerun tries again.
+func (d *Driver) restoreStable(ctx context.Context) error {
+	stable, _, err := d.Releases.Stable(ctx)
+	if err != nil {
+		return err
+	}
+	want := d.st.StableImage
+	if stable.String() == want {
+		return nil
+	}
+	failed := func(err error) error {
+		reason := fmt.Sprintf("%s; but the stable runs %s, not %s as before the canary, and restoring it failed (traffic stays on the canary): %v", d.st.Reason, stable, want, err)
+		if serr := d.save(ctx, func(s *canarystate.State) { s.Reason = reason }); serr != nil {
+			return serr
+		}
+		return fmt.Errorf("canary of %s: the stable could not be restored to %s: %w", d.Service, want, err)
+	}
+	img, err := imageref.Parse(want)
+	if err != nil {
+		return failed(err)
+	}
+	d.emit("action", fmt.Sprintf("the stable runs %s: restoring %s", stable, want))
+	if err := d.Lock.Check(); err != nil {
+		return err
+	}
+	rev, err := d.Releases.Promote(ctx, img)
+	if err != nil {
+		return failed(err)
+	}
+	if now, _, err := d.Releases.Stable(ctx); err != nil {
+		return failed(err)
+	} else if now.String() != want {
+		return failed(fmt.Errorf("it runs %s after the restore", now))
+	}
+	return d.save(ctx, func(s *canarystate.State) { s.StableRevision, s.PromotedRevision = rev, 0 })
 }
 
 // stopCanary sends every request to the stable, then removes the canary
@@ -643,6 +771,11 @@ func (d *Driver) stopCanary(ctx context.Context, msg string) error {
 		return err
 	}
 	d.emit("traffic", msg)
+	if d.Drain > 0 {
+		if err := d.Sleep(ctx, d.Drain); err != nil {
+			return err
+		}
+	}
 	if err := d.Lock.Check(); err != nil {
 		return err
 	}
@@ -660,18 +793,22 @@ func (d *Driver) finishPromotion(ctx context.Context) error {
 	if err := d.Lock.Check(); err != nil {
 		return err
 	}
-	rev, err := d.Releases.Promote(ctx, img)
-	if err != nil {
-		reason := "promotion: the stable did not take the canary's image; traffic stays on the canary: " + err.Error()
-		if serr := d.save(ctx, func(s *canarystate.State) { s.Reason = reason }); serr != nil {
-			return serr
+	rev := d.st.PromotedRevision
+	if rev == 0 {
+		if rev, err = d.Releases.Promote(ctx, img); err != nil {
+			const why = "promotion: the stable did not take the canary's image; traffic stays on the canary"
+			if serr := d.save(ctx, func(s *canarystate.State) { s.Reason = why + ": " + err.Error() }); serr != nil {
+				return serr
+			}
+			return fmt.Errorf("canary of %s: %s: %w", d.Service, why, err)
 		}
-		return fmt.Errorf("canary of %s: %s", d.Service, reason)
-	}
-	if err := d.save(ctx, func(s *canarystate.State) {
-		s.StableImage, s.StableRevision, s.Traffic = s.CanaryImage, rev, canarystate.Traffic{}
-	}); err != nil {
-		return err
+		// StableImage stays the one before the canary until the end, so
+		// an abort from here on still knows what to restore.
+		if err := d.save(ctx, func(s *canarystate.State) {
+			s.PromotedRevision, s.Traffic, s.FullSince = rev, canarystate.Traffic{}, time.Time{}
+		}); err != nil {
+			return err
+		}
 	}
 	if err := d.stopCanary(ctx, "traffic 0% canary, 100% stable (which now runs the canary's image)"); err != nil {
 		return err
@@ -680,13 +817,22 @@ func (d *Driver) finishPromotion(ctx context.Context) error {
 	if r := d.st.Reason; strings.HasPrefix(r, "promoted by ") {
 		reason = r + "; " + reason
 	}
-	return d.end(ctx, canarystate.Succeeded, reason)
+	return d.endWith(ctx, canarystate.Succeeded, reason, func(s *canarystate.State) {
+		s.StableImage, s.StableRevision, s.PromotedRevision = s.CanaryImage, rev, 0
+	})
 }
 
 // end records a terminal phase and keeps the canary in the history.
 func (d *Driver) end(ctx context.Context, phase canarystate.Phase, reason string) error {
+	return d.endWith(ctx, phase, reason, nil)
+}
+
+func (d *Driver) endWith(ctx context.Context, phase canarystate.Phase, reason string, also func(*canarystate.State)) error {
 	now := d.Now()
 	err := d.save(ctx, func(s *canarystate.State) {
+		if also != nil {
+			also(s)
+		}
 		s.Phase, s.Reason, s.Ending, s.Request = phase, reason, "", nil
 		s.History = append(s.History, canarystate.Finished{Phase: phase, Reason: reason, CanaryImage: s.CanaryImage, StartedAt: s.StartedAt, EndedAt: now})
 		if over := len(s.History) - canarystate.MaxHistory; over > 0 {

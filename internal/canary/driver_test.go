@@ -67,6 +67,27 @@ type world struct {
 	errs    map[string]float64 // error ratio
 	down    bool
 	queries int
+	// With follow set, the service's requests (total per second) split
+	// between "user" and "user-canary" by the weight the driver set
+	// before the query's time, as a mesh splits them.
+	follow float64
+	splits []split
+}
+
+type split struct {
+	at     time.Time
+	weight int
+}
+
+// weightAt is the canary's weight in the window that ends at at.
+func (w *world) weightAt(at time.Time) int {
+	weight := 0
+	for _, s := range w.splits {
+		if s.at.Before(at) {
+			weight = s.weight
+		}
+	}
+	return weight
 }
 
 var (
@@ -74,7 +95,7 @@ var (
 	windowRe = regexp.MustCompile(`\[([0-9a-z]+)\]`)
 )
 
-func (w *world) Query(_ context.Context, q string, _ time.Time) (analysis.Sample, error) {
+func (w *world) Query(_ context.Context, q string, at time.Time) (analysis.Sample, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.queries++
@@ -83,6 +104,13 @@ func (w *world) Query(_ context.Context, q string, _ time.Time) (analysis.Sample
 	}
 	target := targetRe.FindStringSubmatch(q)[1]
 	rps, ratio := w.rps[target], w.errs[target]
+	if w.follow > 0 {
+		share := float64(w.weightAt(at)) / 100
+		if !strings.HasSuffix(target, "-canary") {
+			share = 1 - share
+		}
+		rps = w.follow * share
+	}
 	window, err := model.ParseDuration(windowRe.FindStringSubmatch(q)[1])
 	if err != nil {
 		return analysis.Sample{}, err
@@ -114,16 +142,21 @@ func (w *world) set(workload string, rps, errRatio float64) {
 	w.rps[workload], w.errs[workload] = rps, errRatio
 }
 
-// fakeTraffic records every split it is given.
+// fakeTraffic records every split it is given, and tells the world.
 type fakeTraffic struct {
-	mu   sync.Mutex
-	sets []render.Traffic
+	mu    sync.Mutex
+	sets  []render.Traffic
+	world *world
+	now   func() time.Time
 }
 
 func (f *fakeTraffic) Set(_ context.Context, t render.Traffic) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.sets = append(f.sets, t)
+	f.world.mu.Lock()
+	f.world.splits = append(f.world.splits, split{f.now(), t.Weight})
+	f.world.mu.Unlock()
 	return nil
 }
 
@@ -143,8 +176,10 @@ type fakeReleases struct {
 	revision int
 	canary   *imageref.Ref
 	log      []string
-	// failPromote and failCanary make those operations fail.
-	failPromote, failCanary error
+	// failPromote and failCanary make those operations fail;
+	// failAfterPromote fails a promotion after the stable took its image
+	// (its traffic rule not applied, say).
+	failPromote, failCanary, failAfterPromote error
 }
 
 func (f *fakeReleases) Stable(context.Context) (imageref.Ref, int, error) {
@@ -177,6 +212,9 @@ func (f *fakeReleases) Promote(_ context.Context, img imageref.Ref) (int, error)
 	}
 	f.stable, f.revision = img, f.revision+1
 	f.log = append(f.log, "promote "+img.Tag)
+	if f.failAfterPromote != nil {
+		return 0, f.failAfterPromote
+	}
 	return f.revision, nil
 }
 
@@ -212,13 +250,14 @@ type rig struct {
 	world    *world
 	traffic  *fakeTraffic
 	releases *fakeReleases
+	clock    *clock
 }
 
 func newRig(steps ...canarystate.Step) *rig {
 	r := &rig{
 		store:    &memStore{},
 		world:    &world{rps: map[string]float64{}, errs: map[string]float64{}},
-		traffic:  &fakeTraffic{},
+		clock:    &clock{now: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)},
 		releases: &fakeReleases{stable: imageref.Ref{Repository: "r/user", Tag: "v1"}, revision: 1},
 	}
 	min := 99.0
@@ -230,8 +269,9 @@ func newRig(steps ...canarystate.Step) *rig {
 			Metrics: []analysis.Metric{{Name: analysis.SuccessRate, Min: &min, MinRequests: 20}}, MaxNoDataChecks: 3, MaxErrorChecks: 3},
 		Lock: fakeLock{"test"}, Tick: time.Second,
 	}
-	c := &clock{now: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
-	r.drv.Now, r.drv.Sleep = c.Now, c.Sleep
+	r.traffic = &fakeTraffic{world: r.world, now: r.clock.Now}
+	r.drv.Traffic = r.traffic
+	r.drv.Now, r.drv.Sleep = r.clock.Now, r.clock.Sleep
 	r.world.set("user", 100, 0)
 	return r
 }
@@ -522,7 +562,7 @@ func TestHeldIntervalsCountInARow(t *testing.T) {
 		t.Fatal(err)
 	}
 	pass := analysis.Check{Metric: "request-success-rate", Decision: analysis.Pass}
-	if err := r.drv.endInterval(context.Background(), []analysis.Check{pass}); err != nil {
+	if err := r.drv.endInterval(context.Background(), []analysis.Check{pass}, true); err != nil {
 		t.Fatal(err)
 	}
 	if got := r.drv.st.Counters; got.NoData != 0 || got.Errors != 0 || r.drv.st.Step != 1 {

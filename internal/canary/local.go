@@ -185,7 +185,9 @@ func (l *localReleases) Stable(ctx context.Context) (imageref.Ref, int, error) {
 	if err != nil {
 		return imageref.Ref{}, 0, err
 	}
-	ref, err := LocalImage(l.service, p)
+	// Kept like a canary's image, so that an abort during a promotion can
+	// bring this stable back.
+	ref, err := l.images.add(l.service, p)
 	if err != nil {
 		return imageref.Ref{}, 0, err
 	}

@@ -158,10 +158,24 @@ type State struct {
 	// Gate is set while a manual pause awaits approval.
 	Gate    bool    `json:"gate,omitempty"`
 	Traffic Traffic `json:"traffic"`
+	// FullSince is when the canary began to take every request: from
+	// then the stable has none, and a relative check compares with the
+	// stable's last interval before it.
+	FullSince time.Time `json:"fullSince,omitzero"`
+	// PausedAt is when the current pause (Phase Paused) began; Waited is
+	// the time spent in earlier ones. Neither counts against --timeout:
+	// a person deciding is not the canary being slow.
+	PausedAt time.Time     `json:"pausedAt,omitzero"`
+	Waited   time.Duration `json:"waited,omitempty"`
 
-	CanaryImage    string `json:"canaryImage"`
+	CanaryImage string `json:"canaryImage"`
+	// StableImage and StableRevision are the stable's before the canary,
+	// until it succeeds: what a rollback or an abort restores.
 	StableImage    string `json:"stableImage"`
 	StableRevision int    `json:"stableRevision"`
+	// PromotedRevision is the stable's revision once a promotion has
+	// upgraded it to the canary's image, before the promotion is done.
+	PromotedRevision int `json:"promotedRevision,omitempty"`
 
 	Counters Counters `json:"counters"`
 	// AnalysisSince is when the sequential test's counts start.

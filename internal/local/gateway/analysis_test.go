@@ -72,7 +72,7 @@ func TestBuiltInQueriesSeeTheGatewaysRequests(t *testing.T) {
 	ctx := context.Background()
 	minRate, maxP95 := 99.0, 500.0
 
-	check := a.Check(ctx, analysis.Metric{Name: analysis.SuccessRate, Min: &minRate}, target, since, time.Now())
+	check := a.Check(ctx, analysis.Metric{Name: analysis.SuccessRate, Min: &minRate}, target, analysis.Window{Since: since, At: time.Now()})
 	if check.Value == nil {
 		t.Fatalf("no canary success rate: %+v", check)
 	}
@@ -85,11 +85,11 @@ func TestBuiltInQueriesSeeTheGatewaysRequests(t *testing.T) {
 	t.Logf("canary success rate %v%% over %v requests", float64(*check.Value), check.Requests)
 	stable := target
 	stable.Canary = "user"
-	if check := a.Check(ctx, analysis.Metric{Name: analysis.SuccessRate, Min: &minRate}, stable, since, time.Now()); check.Value == nil || *check.Value != 100 {
+	if check := a.Check(ctx, analysis.Metric{Name: analysis.SuccessRate, Min: &minRate}, stable, analysis.Window{Since: since, At: time.Now()}); check.Value == nil || *check.Value != 100 {
 		t.Errorf("stable success rate %v, want 100 (check: %+v)", check.Value, check)
 	}
 
-	check = a.Check(ctx, analysis.Metric{Name: analysis.DurationP95, Max: &maxP95}, target, since, time.Now())
+	check = a.Check(ctx, analysis.Metric{Name: analysis.DurationP95, Max: &maxP95}, target, analysis.Window{Since: since, At: time.Now()})
 	want := quantile(0.95, after, before)
 	if check.Value == nil {
 		t.Fatalf("no canary P95: %+v", check)

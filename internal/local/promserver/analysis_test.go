@@ -63,8 +63,8 @@ func TestAnalysisMatchesRealPrometheus(t *testing.T) {
 	ctx := context.Background()
 	for _, c := range checks {
 		t.Run(c.name, func(t *testing.T) {
-			want := a(real).Check(ctx, c.metric, c.target, since, now)
-			got := a(local).Check(ctx, c.metric, c.target, since, now)
+			want := a(real).Check(ctx, c.metric, c.target, analysis.Window{Since: since, At: now})
+			got := a(local).Check(ctx, c.metric, c.target, analysis.Window{Since: since, At: now})
 			t.Logf("real Prometheus: %s (%s)", want.Decision, want.Reason)
 			t.Logf("promserver:      %s (%s)", got.Decision, got.Reason)
 			if got.Decision != want.Decision || got.Decision != c.want {

@@ -1,0 +1,209 @@
+package canary
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/msctl/msctl/internal/analysis"
+	"github.com/msctl/msctl/internal/canarystate"
+	"github.com/msctl/msctl/internal/errkind"
+)
+
+// Issue 20's defects of the driver, each with the scenario that showed it.
+
+func gate() canarystate.Step { return canarystate.Step{Kind: "pause"} }
+
+// A custom metric that is empty while the canary is healthy, with
+// onNoData: pass, passes: it used to count as no data and end the canary
+// Inconclusive.
+func TestOnNoDataPassPasses(t *testing.T) {
+	r := newRig(weights(50, 100)...)
+	r.world.set("user-canary", 100, 0)
+	zero := 0.0
+	r.drv.Plan.Metrics = append(r.drv.Plan.Metrics, analysis.Metric{
+		Name: "errors-when-any", Max: &zero, OnNoData: analysis.NoDataPass,
+		Query: `sum(rate(app_errors_total{destination_workload=~"{{ target }}"}[{{ interval }}]))`,
+	})
+	st, err := run(t, r, RunOptions{Image: v2})
+	if err != nil || st.Phase != canarystate.Succeeded {
+		t.Fatalf("outcome %v, state %s: %s", err, st.Phase, st.Reason)
+	}
+}
+
+// A relative check passes the 100% step of a healthy canary: the stable has
+// no requests there, so it is compared with the stable's last interval
+// that had them. The test traffic follows the weights, as a mesh's does.
+func TestRelativeCheckPassesTheFullStep(t *testing.T) {
+	r := newRig(weights(50, 100)...)
+	r.world.follow = 100
+	r.drv.Plan.Metrics = []analysis.Metric{{Name: analysis.SuccessRate, Relative: &analysis.Relative{MaxPointsBelow: 5}, MinRequests: 20}}
+	st, err := run(t, r, RunOptions{Image: v2})
+	if err != nil || st.Phase != canarystate.Succeeded {
+		t.Fatalf("outcome %v, state %s: %s", err, st.Phase, st.Reason)
+	}
+	var full *analysis.Check
+	for i := range st.Checks {
+		if !st.Checks[i].StableAt.IsZero() {
+			full = &st.Checks[i]
+		}
+	}
+	if full == nil || full.Decision != analysis.Pass || !strings.Contains(full.Reason, "last interval with traffic") {
+		t.Errorf("no check at the full step compared with the stable's last interval: %+v", full)
+	}
+}
+
+// An abort after the promotion upgraded the stable (and then failed, or the
+// driver died before recording it) puts the stable back on its image.
+func TestAbortAfterTheStableTookTheCanarysImage(t *testing.T) {
+	r := newRig(weights(100)...)
+	r.world.set("user-canary", 100, 0)
+	r.releases.failAfterPromote = errors.New("VirtualService user: the server could not apply it")
+	st, err := run(t, r, RunOptions{Image: v2})
+	if err == nil || st.Phase != canarystate.Promoting || r.releases.stable.Tag != "v2" {
+		t.Fatalf("failed promotion: %v %s, stable %s", err, st.Phase, r.releases.stable.Tag)
+	}
+	r.releases.failAfterPromote = nil
+	if _, err := Ask(context.Background(), r.store, "user", canarystate.ActionAbort, false, "carol", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	st, err = run(t, r, RunOptions{Once: true})
+	if errkind.Of(err) != errkind.RolledBack || st.Phase != canarystate.Aborted {
+		t.Fatalf("abort: %v %s: %s", err, st.Phase, st.Reason)
+	}
+	if r.releases.stable.Tag != "v1" || r.releases.canary != nil || st.StableImage != "r/user:v1" {
+		t.Errorf("after the abort the stable runs %s (state says %s), canary %v; log %v", r.releases.stable.Tag, st.StableImage, r.releases.canary, r.releases.log)
+	}
+}
+
+// When the stable cannot be restored, the abort says so and does not
+// report an aborted canary.
+func TestAbortThatCannotRestoreTheStableSaysSo(t *testing.T) {
+	r := newRig(weights(100)...)
+	r.world.set("user-canary", 100, 0)
+	r.releases.failAfterPromote = errors.New("VirtualService user: the server could not apply it")
+	if _, err := run(t, r, RunOptions{Image: v2}); err == nil {
+		t.Fatal("the promotion should have failed")
+	}
+	r.releases.failAfterPromote = nil
+	r.releases.failPromote = errors.New("release user: timed out waiting for the condition")
+	if _, err := Ask(context.Background(), r.store, "user", canarystate.ActionAbort, false, "carol", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	st, err := run(t, r, RunOptions{Once: true})
+	if err == nil || st.Phase != canarystate.RollingBack || !strings.Contains(err.Error(), "could not be restored to r/user:v1") ||
+		!strings.Contains(st.Reason, "restoring it failed") {
+		t.Fatalf("abort without a restore: %v, %s: %s", err, st.Phase, st.Reason)
+	}
+	if got := r.traffic.weights(); got[len(got)-1] != 100 {
+		t.Errorf("traffic %v: it stays on the canary while the stable runs another image", got)
+	}
+	// Once the stable can be restored again, a rerun finishes the abort.
+	r.releases.failPromote = nil
+	if st, err = run(t, r, RunOptions{Once: true}); st.Phase != canarystate.Aborted || r.releases.stable.Tag != "v1" {
+		t.Fatalf("rerun: %v %s, stable %s", err, st.Phase, r.releases.stable.Tag)
+	}
+}
+
+// A canary held at a gate, waiting for a person, is still analysed: one
+// that goes bad there is rolled back.
+func TestCanaryAtAGateIsWatched(t *testing.T) {
+	r := newRig(append(weights(25), gate(), weights(100)[0])...)
+	r.world.set("user-canary", 100, 0)
+	r.drv.Events = func(e Event) {
+		if strings.Contains(e.Message, "awaiting approval") {
+			r.world.set("user-canary", 100, 0.3)
+		}
+	}
+	st, err := run(t, r, RunOptions{Image: v2, WaitForApproval: true})
+	if errkind.Of(err) != errkind.RolledBack || st.Phase != canarystate.RolledBack || st.Step != 1 {
+		t.Fatalf("outcome %v, state %s at step %d: %s", err, st.Phase, st.Step, st.Reason)
+	}
+}
+
+// A gate before any traffic moved does not end the canary for lack of data.
+func TestGateBeforeTrafficWaits(t *testing.T) {
+	r := newRig(gate(), weights(100)[0])
+	r.drv.Plan.Interval = time.Minute
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	st, err := r.drv.Run(ctx, RunOptions{Image: v2, WaitForApproval: true})
+	if !errors.Is(err, context.DeadlineExceeded) || st.Phase != canarystate.Paused {
+		t.Fatalf("outcome %v, state %s: %s", err, st.Phase, st.Reason)
+	}
+}
+
+// Time spent waiting at a gate does not count against --timeout: the
+// flow of docs/ci.md (a gate, a person approves an hour later, the job
+// reruns) must not roll back the canary just approved.
+func TestTimeoutDoesNotCountTheWaitAtAGate(t *testing.T) {
+	r := newRig(append(weights(25), gate(), weights(100)[0])...)
+	r.world.set("user-canary", 100, 0)
+	o := RunOptions{Image: v2, Timeout: 5 * time.Minute}
+	if _, err := run(t, r, o); errkind.Of(err) != errkind.Paused {
+		t.Fatal(err)
+	}
+	r.clock.Sleep(context.Background(), time.Hour)
+	if _, err := Ask(context.Background(), r.store, "user", canarystate.ActionPromote, false, "alice", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	st, err := run(t, r, o)
+	if err != nil || st.Phase != canarystate.Succeeded {
+		t.Fatalf("after approval: %v, %s: %s", err, st.Phase, st.Reason)
+	}
+	if st.Waited < time.Hour {
+		t.Errorf("waited %s, want the hour at the gate", st.Waited)
+	}
+}
+
+// A state deleted under a running driver is an error, not a panic.
+func TestStateDeletedMidRun(t *testing.T) {
+	r := newRig(weights(25, 100)...)
+	r.world.set("user-canary", 100, 0)
+	r.drv.Events = func(e Event) {
+		if e.Type == "check" {
+			r.store.mu.Lock()
+			r.store.st = nil
+			r.store.mu.Unlock()
+		}
+	}
+	_, err := run(t, r, RunOptions{Image: v2})
+	if err == nil || !strings.Contains(err.Error(), "was deleted while the canary ran") {
+		t.Fatalf("outcome %v", err)
+	}
+}
+
+// A promotion whose stable times out is a timeout (exit 6), not a failure.
+func TestPromotionTimeoutKeepsItsKind(t *testing.T) {
+	r := newRig(weights(100)...)
+	r.world.set("user-canary", 100, 0)
+	r.releases.failPromote = errkind.Mark(errkind.Timeout, errors.New("user: not ready within 5m0s"))
+	if _, err := run(t, r, RunOptions{Image: v2}); errkind.Of(err) != errkind.Timeout {
+		t.Fatalf("outcome %v (kind %v)", err, errkind.Of(err))
+	}
+}
+
+// A run that ends on --keep-on-timeout or an error names no driver.
+func TestEndedRunLeavesNoDriver(t *testing.T) {
+	r := newRig(weights(25, 100)...)
+	r.world.set("user-canary", 100, 0)
+	r.drv.Plan.Interval = 1000 * time.Hour
+	if _, err := run(t, r, RunOptions{Image: v2, Timeout: time.Minute, KeepOnTimeout: true}); errkind.Of(err) != errkind.Timeout {
+		t.Fatalf("outcome %v", err)
+	}
+	if st, _, _ := r.store.Load(context.Background()); st.Driver != "" {
+		t.Errorf("after --keep-on-timeout the state names driver %q", st.Driver)
+	}
+	r.releases.failPromote = errors.New("release user: pending-upgrade")
+	if _, err := Ask(context.Background(), r.store, "user", canarystate.ActionPromote, true, "alice", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run(t, r, RunOptions{}); err == nil {
+		t.Fatal("the promotion should have failed")
+	}
+	if st, _, _ := r.store.Load(context.Background()); st.Driver != "" {
+		t.Errorf("after an error the state names driver %q", st.Driver)
+	}
+}
