@@ -516,7 +516,26 @@ func (d *Driver) progress(ctx context.Context) (time.Duration, error) {
 		}
 		return 0, d.nextStep(ctx, nil)
 	}
-	intervalEnd := st.IntervalStarted.Add(d.Plan.Interval)
+	return d.analyse(ctx, true)
+}
+
+// watch analyses a canary held at a pause or a gate: a failure rolls it
+// back as at any step. Only failures count there: a canary that waits has
+// no step to advance, and an interval without data at a gate before any
+// traffic moved is not a reason to end it.
+func (d *Driver) watch(ctx context.Context) (time.Duration, error) {
+	if d.st.Traffic == (canarystate.Traffic{}) {
+		return d.Tick, nil // no canary traffic to judge
+	}
+	return d.analyse(ctx, false)
+}
+
+// analyse checks the metrics when a check is due, rolls back on the
+// sequential test's failure, and judges the interval at its end (see
+// endInterval for advance).
+func (d *Driver) analyse(ctx context.Context, advance bool) (time.Duration, error) {
+	now := d.Now()
+	intervalEnd := d.st.IntervalStarted.Add(d.Plan.Interval)
 	if now.Before(intervalEnd) && now.Sub(d.lastCheck) < d.Plan.CheckEvery {
 		return min(d.Plan.CheckEvery-now.Sub(d.lastCheck), intervalEnd.Sub(now)), nil
 	}
@@ -532,34 +551,7 @@ func (d *Driver) progress(ctx context.Context) (time.Duration, error) {
 	if now.Before(intervalEnd) {
 		return d.Plan.CheckEvery, nil
 	}
-	return 0, d.endInterval(ctx, checks, true)
-}
-
-// watch analyses a canary held at a pause or a gate: a failure rolls it
-// back as at any step. Only failures count there: a canary that waits has
-// no step to advance, and an interval without data at a gate before any
-// traffic moved is not a reason to end it.
-func (d *Driver) watch(ctx context.Context) (time.Duration, error) {
-	st := d.st
-	if st.Traffic == (canarystate.Traffic{}) {
-		return d.Tick, nil // no canary traffic to judge
-	}
-	now := d.Now()
-	intervalEnd := st.IntervalStarted.Add(d.Plan.Interval)
-	if now.Sub(d.lastCheck) < d.Plan.CheckEvery {
-		return d.Plan.CheckEvery - now.Sub(d.lastCheck), nil
-	}
-	checks, err := d.record(ctx, now)
-	if err != nil {
-		return 0, err
-	}
-	if failed := sequentialFailure(checks); failed != nil {
-		return 0, d.rollBack(ctx, canarystate.RolledBack, failed.Metric+": "+failed.Reason)
-	}
-	if now.Before(intervalEnd) {
-		return d.Plan.CheckEvery, nil
-	}
-	return d.Plan.CheckEvery, d.endInterval(ctx, checks, false)
+	return 0, d.endInterval(ctx, checks, advance)
 }
 
 // window is when a check made now looks: the sequential counts since the
