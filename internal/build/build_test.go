@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/msctl/msctl/internal/build"
+	"github.com/msctl/msctl/internal/build/registrytest"
 	"github.com/msctl/msctl/internal/config"
 	"github.com/msctl/msctl/internal/errkind"
 )
@@ -440,5 +441,35 @@ func TestWarmBuildSeesAnEditedVendoredPackage(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "vendor/example.com/dep/dep.go"), "package dep\n\nfunc Name() string { return \"two\" }\n")
 	if after := buildDigests(t, opts); after["alpha"] == before["alpha"] || after["beta"] != before["beta"] {
 		t.Errorf("after editing a vendored package: %v, was %v; want alpha alone changed", after, before)
+	}
+}
+
+// TestARegistryWithAPath pushes to host/path on the real registry, the
+// form every team's registry takes (ghcr.io/acme), and refuses a path
+// that is not a repository prefix.
+func TestARegistryWithAPath(t *testing.T) {
+	dir, p := fixture(t)
+	reg := registrytest.Start(t) + "/team/shop"
+	results, err := build.Build(context.Background(), build.Options{Project: p, Dir: dir, Registry: reg, Source: fixedSource, CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range results {
+		if r.State != build.StatePushed || r.Image.Repository != reg+"/"+r.Service {
+			t.Fatalf("%+v, want pushed to %s/%s", r, reg, r.Service)
+		}
+		ref, err := name.ParseReference(r.Ref, name.Insecure)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := remote.Index(ref); err != nil {
+			t.Errorf("pull %s: %v", r.Ref, err)
+		}
+	}
+	for _, bad := range []string{"127.0.0.1:5000/Team", "127.0.0.1:5000//shop", "127.0.0.1:5000/shop/"} {
+		_, err := build.Build(context.Background(), build.Options{Project: p, Dir: dir, Registry: bad, Source: fixedSource, CacheDir: t.TempDir()})
+		if errkind.Of(err) != errkind.BadInput || !strings.Contains(err.Error(), bad) {
+			t.Errorf("registry %q: %v, want bad input naming it", bad, err)
+		}
 	}
 }

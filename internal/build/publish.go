@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -50,8 +51,17 @@ func newRegistryPublisher(registry string, extra []RemoteOption) (*registryPubli
 	if isLoopback(registry) {
 		p.opts = append(p.opts, name.Insecure)
 	}
-	if _, err := name.NewRegistry(registry, p.opts...); err != nil {
-		return nil, badInput(fmt.Errorf("registry %q: %v", registry, err))
+	// A registry is a host with an optional path (ghcr.io/acme): the
+	// host must be an authority, the whole a repository prefix.
+	host, path, _ := strings.Cut(registry, "/")
+	if _, err := name.NewRegistry(host, p.opts...); err != nil {
+		return nil, badInput(fmt.Errorf("registry %q: host %q: %v", registry, host, err))
+	}
+	if slices.Contains(strings.Split(path, "/"), "") && strings.Contains(registry, "/") {
+		return nil, badInput(fmt.Errorf("registry %q: the path has an empty component", registry))
+	}
+	if _, err := name.NewRepository(registry+"/service", p.opts...); err != nil {
+		return nil, badInput(fmt.Errorf("registry %q: path: %v", registry, err))
 	}
 	p.remote = append([]remote.Option{
 		remote.WithAuthFromKeychain(authn.DefaultKeychain),
@@ -73,11 +83,11 @@ func (t loopbackOnlyHTTP) RoundTrip(req *http.Request) (*http.Response, error) {
 	return t.next.RoundTrip(req)
 }
 
-// isLoopback says whether a registry host is this machine, the one case
-// where plain HTTP is expected.
+// isLoopback says whether a registry (host, optional port and path) is
+// this machine, the one case where plain HTTP is expected.
 func isLoopback(registry string) bool {
-	host := registry
-	if h, _, err := net.SplitHostPort(registry); err == nil {
+	host, _, _ := strings.Cut(registry, "/")
+	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	}
 	if host == "localhost" {

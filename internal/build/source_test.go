@@ -48,6 +48,23 @@ func TestPlainHTTPOnlyToLoopback(t *testing.T) {
 	}
 }
 
+func TestLoopbackRegistryWithAPath(t *testing.T) {
+	for reg, want := range map[string]bool{
+		"127.0.0.1:5000/shop":       true,
+		"localhost:5000/team/shop":  true,
+		"[::1]:5000/shop":           true,
+		"localhost/shop":            true,
+		"ghcr.io/acme":              false,
+		"10.0.0.1:5000/shop":        false,
+		"localhost.evil.com/shop":   false,
+		"127.0.0.1.nip.io:5000/127": false,
+	} {
+		if got := isLoopback(reg); got != want {
+			t.Errorf("isLoopback(%q) = %v, want %v", reg, got, want)
+		}
+	}
+}
+
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
