@@ -417,7 +417,7 @@ func (d *Deployer) failedUpgrade(ctx context.Context, rel *releases, name string
 	readCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	why := d.whyNotReady(readCtx, name, err)
-	result.TimedOut = errors.Is(err, context.DeadlineExceeded) || took >= opts.Timeout
+	result.TimedOut = timedOut(err, took, opts.Timeout)
 	if result.TimedOut {
 		result.Message = fmt.Sprintf("not ready within %s: %s", opts.Timeout, why)
 	} else {
@@ -434,6 +434,15 @@ func (d *Deployer) failedUpgrade(ctx context.Context, rel *releases, name string
 	result.State = StateRolledBack
 	result.Message += "; " + note
 	return result
+}
+
+// timedOut says whether an upgrade failed for want of time, whichever
+// layer noticed: client-go's rate limiter refuses a request that would
+// pass the deadline before the deadline arrives, with an untyped error
+// (x/time/rate's) that is not context.DeadlineExceeded.
+func timedOut(err error, took, timeout time.Duration) bool {
+	return errors.Is(err, context.DeadlineExceeded) || took >= timeout ||
+		(err != nil && strings.Contains(err.Error(), "would exceed context deadline"))
 }
 
 // CanaryWeight reads the canary's share of traffic from the live
