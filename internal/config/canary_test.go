@@ -415,7 +415,9 @@ func TestCanaryBadInput(t *testing.T) {
 		{"metric name with spaces", canaryProject("  metrics:\n    - {name: \"my errors\", query: x, max: 1}\n"),
 			`msctl.yaml:10:14: canary.metrics[0].name: "my errors" is not a metric name: letters, digits, '.', '_' and '-'`},
 		{"success rate above 100", canaryProject("  metrics:\n    - {name: request-success-rate, min: 101}\n"),
-			`msctl.yaml:10:41: canary.metrics[0].min: 101 is outside 0-100 (percent above 0)`},
+			`msctl.yaml:10:41: canary.metrics[0].min: 101: want a percentage above 0 and below 100`},
+		{"success rate of 100", canaryProject("  metrics:\n    - {name: request-success-rate, min: 100}\n"),
+			`msctl.yaml:10:41: canary.metrics[0].min: 100: want a percentage above 0 and below 100`},
 		{"success rate with max", canaryProject("  metrics:\n    - {name: request-success-rate, max: 1}\n"),
 			`msctl.yaml:10:41: canary.metrics[0].max: request-success-rate takes min (percent), not max`},
 		{"success rate without min", canaryProject("  metrics:\n    - {name: request-success-rate}\n"),
@@ -454,8 +456,9 @@ func TestCanaryBadInput(t *testing.T) {
 			`msctl.yaml:9:32: canary.thresholds.minSuccessRate: has no effect while canary.metrics lists the metrics: give it as the min of request-success-rate there`},
 
 		// Thresholds and analysis.
-		{"minSuccessRate 0", canaryProject("  thresholds: {minSuccessRate: 0}\n"), `msctl.yaml:9:32: canary.thresholds.minSuccessRate: 0 is outside 0-100 (percent above 0)`},
-		{"minSuccessRate above 100", canaryProject("  thresholds: {minSuccessRate: 100.5}\n"), `msctl.yaml:9:32: canary.thresholds.minSuccessRate: 100.5 is outside 0-100 (percent above 0)`},
+		{"minSuccessRate 0", canaryProject("  thresholds: {minSuccessRate: 0}\n"), `msctl.yaml:9:32: canary.thresholds.minSuccessRate: 0: want a percentage above 0 and below 100`},
+		{"minSuccessRate 100", canaryProject("  thresholds: {minSuccessRate: 100}\n"), `msctl.yaml:9:32: canary.thresholds.minSuccessRate: 100: want a percentage above 0 and below 100`},
+		{"minSuccessRate above 100", canaryProject("  thresholds: {minSuccessRate: 100.5}\n"), `msctl.yaml:9:32: canary.thresholds.minSuccessRate: 100.5: want a percentage above 0 and below 100`},
 		{"maxP95Latency 0", canaryProject("  thresholds: {maxP95Latency: 0s}\n"), `msctl.yaml:9:31: canary.thresholds.maxP95Latency: must be positive, got 0s`},
 		{"maxFailedChecks 0", canaryProject("  thresholds: {maxFailedChecks: 0}\n"), `msctl.yaml:9:33: canary.thresholds.maxFailedChecks: must be at least 1, got 0`},
 		{"interval too short", canaryProject("  interval: 500ms\n"), `msctl.yaml:9:13: canary.interval: 500ms is shorter than 1s`},

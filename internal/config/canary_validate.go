@@ -83,8 +83,8 @@ func validateCanaryBlock(ps *problems, path string, o *CanaryOverride, inherited
 		}
 	}
 	if t := o.Thresholds; t != nil {
-		if v := t.MinSuccessRate; v != nil && (*v <= 0 || *v > 100) {
-			ps.at(at("thresholds.minSuccessRate"), "%g is outside 0-100 (percent above 0)", *v)
+		if v := t.MinSuccessRate; v != nil {
+			successRateBound(ps, at("thresholds.minSuccessRate"), *v)
 		}
 		if v := t.MaxP95Latency; v != nil && *v <= 0 {
 			ps.at(at("thresholds.maxP95Latency"), "must be positive, got %s", *v)
@@ -300,8 +300,8 @@ func validateBuiltinMetric(ps *problems, at string, m Metric) {
 			ps.at(key("max"), "%s takes min (percent), not max", MetricSuccessRate)
 		case m.Min == nil:
 			ps.at(at, "%s needs min (the lowest success rate in percent) or relative", MetricSuccessRate)
-		case !(*m.Min > 0 && *m.Min <= 100):
-			ps.at(key("min"), "%g is outside 0-100 (percent above 0)", *m.Min)
+		default:
+			successRateBound(ps, key("min"), *m.Min)
 		}
 		return
 	}
@@ -341,5 +341,14 @@ func validateCustomMetric(ps *problems, at string, m Metric) {
 	}
 	if err := validateQuery(m.Query); err != nil {
 		ps.at(key("query"), "%v", err)
+	}
+}
+
+// successRateBound is the analysis's rule for a lowest success rate, so
+// config validate refuses what a canary would: 100% cannot be tested
+// (no error rate is low enough to be evidence of meeting it).
+func successRateBound(ps *problems, key string, v float64) {
+	if !(v > 0 && v < 100) {
+		ps.at(key, "%g: want a percentage above 0 and below 100", v)
 	}
 }
