@@ -172,7 +172,7 @@ func TestCheckOnEngine(t *testing.T) {
 		reason   string
 	}{
 		{"5% errors fail the sequential test", Metric{Name: SuccessRate, Min: ptr(99)}, shop, Fail,
-			"40 of 800 requests 5xx since the start (5%): evidence"},
+			"40 of 800 requests failed since the start (5%): evidence"},
 		{"the threshold rule fails the interval", Metric{Name: SuccessRate, Min: ptr(99), Decision: DecideThreshold}, shop, Fail,
 			"success rate 95% (76 of 80 requests) < 99% threshold"},
 		{"a lower bar passes", Metric{Name: SuccessRate, Min: ptr(90)}, shop, Pass,
