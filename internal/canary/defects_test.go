@@ -207,3 +207,39 @@ func TestEndedRunLeavesNoDriver(t *testing.T) {
 		t.Errorf("after an error the state names driver %q", st.Driver)
 	}
 }
+
+// TestAManualPauseDoesNotUseUpATimedPause: time a person held the canary
+// paused is not time the timed pause step waited.
+func TestAManualPauseDoesNotUseUpATimedPause(t *testing.T) {
+	steps := append(weights(25), canarystate.Step{Kind: "pause", Pause: 1000 * time.Hour})
+	steps = append(steps, weights(100)...)
+	r := newRig(steps...)
+	r.world.set("user-canary", 100, 0)
+	done := make(chan error, 1)
+	go func() { _, err := run(t, r, RunOptions{Image: v2}); done <- err }()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		if st, _, _ := r.store.Load(context.Background()); st != nil && st.Step == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the canary never reached the timed pause")
+		}
+	}
+	if _, err := Ask(context.Background(), r.store, "user", canarystate.ActionPause, false, "alice", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; errkind.Of(err) != errkind.Paused {
+		t.Fatalf("after pause: %v", err)
+	}
+	r.clock.Sleep(context.Background(), 2000*time.Hour) // paused longer than the step's pause
+	if _, err := Ask(context.Background(), r.store, "user", canarystate.ActionResume, false, "alice", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run(t, r, RunOptions{Once: true}); err != nil { // takes the resume
+		t.Fatal(err)
+	}
+	wait, err := r.drv.progress(context.Background())
+	if st := r.drv.st; err != nil || st.Step != 1 || st.Phase != canarystate.Progressing || wait <= 0 {
+		t.Fatalf("after resume: %v, step %d %s, wait %s; want still in the timed pause (step 1)", err, st.Step, st.Phase, wait)
+	}
+}

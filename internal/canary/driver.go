@@ -476,6 +476,7 @@ func (d *Driver) nextStep(ctx context.Context, also func(*canarystate.State)) er
 		}
 		s.Step++
 		s.StepStarted, s.IntervalStarted, s.Iteration, s.Gate, s.Reason = now, now, 0, false, ""
+		s.StepWaited = s.Waited
 		s.Phase = canarystate.Progressing
 		if s.Step >= len(s.Steps) {
 			s.Step = len(s.Steps) - 1
@@ -508,7 +509,7 @@ func (d *Driver) progress(ctx context.Context) (time.Duration, error) {
 			d.emit("phase", reason)
 			return 0, nil
 		}
-		if left := step.Pause - now.Sub(st.StepStarted); left > 0 {
+		if left := step.Pause - (now.Sub(st.StepStarted) - (st.Waited - st.StepWaited)); left > 0 {
 			// The canary keeps its traffic while it waits, so it is
 			// watched as closely.
 			wait, err := d.watch(ctx)

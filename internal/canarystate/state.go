@@ -167,6 +167,9 @@ type State struct {
 	// a person deciding is not the canary being slow.
 	PausedAt time.Time     `json:"pausedAt,omitzero"`
 	Waited   time.Duration `json:"waited,omitempty"`
+	// StepWaited is Waited when the current step began: a timed pause
+	// step counts only time it was not paused by a person.
+	StepWaited time.Duration `json:"stepWaited,omitempty"`
 
 	CanaryImage string `json:"canaryImage"`
 	// StableImage and StableRevision are the stable's before the canary,
