@@ -39,35 +39,36 @@ const (
 // Metric is one check of a canary, as msctl.yaml's canary.metrics lists it.
 type Metric struct {
 	// Name is a built-in metric's name, or the custom metric's own name.
-	Name string
+	Name string `json:"name"`
 	// Query is a custom metric's PromQL template, with {{ namespace }},
 	// {{ service }}, {{ target }} (the canary workload), {{ stable }} and
 	// {{ interval }}; empty for a built-in metric.
-	Query string
+	Query string `json:"query,omitempty"`
 	// Min and Max bound the value; a built-in success rate takes Min, a
 	// built-in duration takes Max, a custom metric either or both.
-	Min, Max *float64
+	Min *float64 `json:"min,omitempty"`
+	Max *float64 `json:"max,omitempty"`
 	// Relative, when set, compares the canary with the stable in the same
 	// window instead of with Min or Max (built-in metrics only).
-	Relative *Relative
+	Relative *Relative `json:"relative,omitempty"`
 	// Decision is DecideSequential or DecideThreshold; empty picks the
 	// sequential test where the metric has counts, else the threshold rule.
-	Decision string
+	Decision string `json:"decision,omitempty"`
 	// OnNoData is NoDataHold (default), NoDataFail or NoDataPass.
-	OnNoData string
+	OnNoData string `json:"onNoData,omitempty"`
 	// MinRequests turns a window with fewer canary requests into no-data
 	// (built-in metrics only: a custom query has no request count).
-	MinRequests int
+	MinRequests int `json:"minRequests,omitempty"`
 }
 
 // Relative is a comparison of the canary with the stable.
 type Relative struct {
 	// MaxPointsBelow is how many percentage points the canary's success
 	// rate may be below the stable's (request-success-rate).
-	MaxPointsBelow float64
+	MaxPointsBelow float64 `json:"maxPointsBelow,omitempty"`
 	// MaxRatio is how many times the stable's duration quantile the
 	// canary's may be (request-duration, request-duration-p95), e.g. 1.2.
-	MaxRatio float64
+	MaxRatio float64 `json:"maxRatio,omitempty"`
 }
 
 // Target names the workloads a metric is evaluated on.

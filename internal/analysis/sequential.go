@@ -11,13 +11,14 @@ type Sequential struct {
 	// Confidence is 1 - alpha: a canary no worse than its threshold is
 	// failed with probability at most alpha over its whole run, however
 	// often it is checked. Default 0.99.
-	Confidence float64
+	Confidence float64 `json:"confidence,omitempty"`
 	// PriorA and PriorB are the Beta(a, b) distribution that mixes the bad
 	// error rates the test looks for; the absolute test uses its part above
 	// the threshold. Default Beta(1, 19): mean 5%, so a few percent of
 	// errors is found fast while a single error among few requests is never
 	// enough to fail.
-	PriorA, PriorB float64
+	PriorA float64 `json:"priorA,omitempty"`
+	PriorB float64 `json:"priorB,omitempty"`
 }
 
 // Defaults of Sequential.

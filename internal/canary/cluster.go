@@ -81,8 +81,9 @@ func ClusterPorts(drv *Driver, d *deploy.Deployer, lock *kube.Lock, timeout time
 type Cluster struct {
 	Deployer   *deploy.Deployer
 	Prometheus analysis.Querier
-	// PlanFor resolves a service's plan; the command line builds it from
-	// the project file.
+	// PlanFor resolves the plan of a new canary of service; the command
+	// line builds it from the project file. Its error stops only a new
+	// canary (see Driver.NoPlan).
 	PlanFor func(service string) (Plan, error)
 	Events  func(Event)
 	// ReleaseTimeout bounds each release operation (the canary's
@@ -97,19 +98,16 @@ type Cluster struct {
 }
 
 // driver builds a driver of service under lock.
-func (c *Cluster) driver(service string, lock *kube.Lock) (*Driver, error) {
-	plan, err := c.PlanFor(service)
-	if err != nil {
-		return nil, err
-	}
+func (c *Cluster) driver(service string, lock *kube.Lock) *Driver {
+	plan, noPlan := c.PlanFor(service)
 	drv := &Driver{
-		Service: service, Plan: plan, Events: c.Events, Tick: c.Tick, Now: c.Deployer.Now, Drain: cmp.Or(c.Drain, 2*time.Second),
-		Analyzer: &analysis.Analyzer{Querier: c.Prometheus, Sequential: plan.Sequential},
+		Service: service, Plan: plan, NoPlan: noPlan, Events: c.Events, Tick: c.Tick, Now: c.Deployer.Now, Drain: cmp.Or(c.Drain, 2*time.Second),
+		Analyzer: &analysis.Analyzer{Querier: c.Prometheus},
 		Target: analysis.Target{Namespace: c.Deployer.Project.Namespace, Service: service,
-			Canary: deploy.CanaryRelease(service), Stable: service, Interval: plan.Interval},
+			Canary: deploy.CanaryRelease(service), Stable: service},
 	}
 	ClusterPorts(drv, c.Deployer, lock, c.releaseTimeout())
-	return drv, nil
+	return drv
 }
 
 func (c *Cluster) releaseTimeout() time.Duration {
@@ -134,11 +132,7 @@ func (c *Cluster) drive(ctx context.Context, service string, l *kube.Lock, o Run
 	defer func() { _ = l.Release(context.WithoutCancel(ctx)) }()
 	ctx, cancel := l.Bind(ctx)
 	defer cancel()
-	drv, err := c.driver(service, l)
-	if err != nil {
-		return nil, err
-	}
-	st, err := drv.Run(ctx, o)
+	st, err := c.driver(service, l).Run(ctx, o)
 	// A lost lock explains a failed run better than what it caused.
 	if lost := l.Check(); lost != nil && err != nil && !errors.As(err, new(*OutcomeError)) {
 		return st, lost

@@ -243,3 +243,47 @@ func TestAManualPauseDoesNotUseUpATimedPause(t *testing.T) {
 		t.Fatalf("after resume: %v, step %d %s, wait %s; want still in the timed pause (step 1)", err, st.Step, st.Phase, wait)
 	}
 }
+
+// A canary in progress goes on with the analysis it started with: a project
+// file changed mid-canary (here to a bound the healthy canary fails) does
+// not change its verdict.
+func TestACanaryKeepsThePlanItStartedWith(t *testing.T) {
+	r := newRig(weights(50, 100)...)
+	r.world.set("user-canary", 100, 0)
+	if _, err := run(t, r, RunOptions{Image: v2, Once: true}); err != nil {
+		t.Fatal(err)
+	}
+	st, _, _ := r.store.Load(context.Background())
+	if st.Analysis == nil || st.Analysis.Interval != time.Minute || len(st.Analysis.Metrics) != 1 {
+		t.Fatalf("the state pins no plan: %+v", st.Analysis)
+	}
+	strict := 99.99
+	r.drv.Plan.Metrics = []analysis.Metric{{Name: analysis.SuccessRate, Min: &strict, MinRequests: 20}}
+	r.world.set("user-canary", 100, 0.001) // 99.9%: passes the pinned 99, fails 99.99
+	st, err := run(t, r, RunOptions{})
+	if err != nil || st.Phase != canarystate.Succeeded {
+		t.Fatalf("outcome %v, state %s: %s", err, st.Phase, st.Reason)
+	}
+}
+
+// With the project file's canary block broken, a canary in progress still
+// takes an abort, while a new canary is refused with the file's problem.
+func TestABrokenPlanStopsOnlyANewCanary(t *testing.T) {
+	r := newRig(weights(50, 100)...)
+	r.world.set("user-canary", 100, 0)
+	if _, err := run(t, r, RunOptions{Image: v2, Once: true}); err != nil {
+		t.Fatal(err)
+	}
+	broken := inputErrorf("msctl.yaml:12: canary.steps[0].weight: 150 is not from 1 to 100")
+	r.drv.Plan, r.drv.NoPlan = Plan{}, broken
+	if _, err := Ask(context.Background(), r.store, "user", canarystate.ActionAbort, false, "carol", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	st, err := run(t, r, RunOptions{Once: true})
+	if errkind.Of(err) != errkind.RolledBack || st.Phase != canarystate.Aborted || r.releases.canary != nil {
+		t.Fatalf("abort: %v %s: %s", err, st.Phase, st.Reason)
+	}
+	if _, err := run(t, r, RunOptions{Image: v2}); !errors.Is(err, broken) {
+		t.Fatalf("a new canary with a broken plan: %v", err)
+	}
+}

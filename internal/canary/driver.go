@@ -21,8 +21,14 @@ type Driver struct {
 	Releases Releases
 	Analyzer *analysis.Analyzer
 	Target   analysis.Target
-	Plan     Plan
-	Lock     Lock
+	// Plan is the plan of a new canary, from the project file; a canary in
+	// progress goes on with the one pinned in its state.
+	Plan Plan
+	// NoPlan, when set, says why the project file gave no plan: a new
+	// canary is refused with it, while one in progress (abort, promote,
+	// resume) goes on with its own.
+	NoPlan error
+	Lock   Lock
 	// Events hears what happens; nil hears nothing.
 	Events func(Event)
 	// Now and Sleep are the clock; Tick is how often the driver reads its
@@ -221,6 +227,9 @@ func (d *Driver) begin(ctx context.Context, o RunOptions) (done bool, err error)
 	case (d.st == nil || !d.st.Open()) && zero:
 		return false, inputErrorf("no canary of %s is in progress; give --tag or --image to start one", d.Service)
 	case d.st == nil || !d.st.Open():
+		if d.NoPlan != nil {
+			return false, d.NoPlan
+		}
 		if err := d.start(ctx, o.Image); errors.Is(err, errPromoted) {
 			return true, nil
 		} else if err != nil {
@@ -230,6 +239,14 @@ func (d *Driver) begin(ctx context.Context, o RunOptions) (done bool, err error)
 		return false, inputErrorf("a canary of %s at %s is in progress (%s); promote or abort it before starting another",
 			d.Service, d.st.CanaryImage, d.st.Phase)
 	}
+	switch {
+	case d.st.Analysis != nil:
+		d.Plan.Analysis = *d.st.Analysis
+	case d.NoPlan != nil:
+		// A state written before plans were pinned needs the file's.
+		return false, d.NoPlan
+	}
+	d.Target.Interval, d.Analyzer.Sequential = d.Plan.Interval, d.Plan.Sequential
 	holder := d.Lock.Holder()
 	if d.st.Driver == holder {
 		return false, nil
@@ -264,8 +281,9 @@ func (d *Driver) start(ctx context.Context, img imageref.Ref) error {
 		return inputErrorf("%s already runs %s: nothing to canary", d.Service, img)
 	}
 	now := d.Now()
+	pinned := d.Plan.Analysis
 	next := &canarystate.State{
-		Service: d.Service, Phase: canarystate.Progressing, Steps: d.Plan.Steps,
+		Service: d.Service, Phase: canarystate.Progressing, Steps: d.Plan.Steps, Analysis: &pinned,
 		StepStarted: now, IntervalStarted: now, AnalysisSince: now,
 		CanaryImage: img.String(), StableImage: stable.String(), StableRevision: rev,
 		StartedAt: now, UpdatedAt: now,

@@ -265,8 +265,8 @@ func newRig(steps ...canarystate.Step) *rig {
 		Service: "user", Store: r.store, Traffic: r.traffic, Releases: r.releases,
 		Analyzer: &analysis.Analyzer{Querier: r.world},
 		Target:   analysis.Target{Namespace: "shop", Service: "user", Canary: "user-canary", Stable: "user", Interval: time.Minute},
-		Plan: Plan{Steps: steps, Interval: time.Minute, CheckEvery: 5 * time.Second,
-			Metrics: []analysis.Metric{{Name: analysis.SuccessRate, Min: &min, MinRequests: 20}}, MaxNoDataChecks: 3, MaxErrorChecks: 3},
+		Plan: Plan{Steps: steps, Analysis: canarystate.Analysis{Interval: time.Minute, CheckEvery: 5 * time.Second,
+			Metrics: []analysis.Metric{{Name: analysis.SuccessRate, Min: &min, MinRequests: 20}}, MaxNoDataChecks: 3, MaxErrorChecks: 3}},
 		Lock: fakeLock{"test"}, Tick: time.Second,
 	}
 	r.traffic = &fakeTraffic{world: r.world, now: r.clock.Now}

@@ -298,19 +298,16 @@ func LocalPorts(drv *Driver, l *Local, lock *LocalLock) {
 	drv.Lock = lock
 }
 
-func (l *Local) driver(service string, lock *LocalLock) (*Driver, error) {
-	plan, err := l.PlanFor(service)
-	if err != nil {
-		return nil, err
-	}
+func (l *Local) driver(service string, lock *LocalLock) *Driver {
+	plan, noPlan := l.PlanFor(service)
 	drv := &Driver{
-		Service: service, Plan: plan, Events: l.Events, Tick: l.Tick, Now: l.Now,
-		Analyzer: &analysis.Analyzer{Querier: l.Prometheus, Sequential: plan.Sequential},
+		Service: service, Plan: plan, NoPlan: noPlan, Events: l.Events, Tick: l.Tick, Now: l.Now,
+		Analyzer: &analysis.Analyzer{Querier: l.Prometheus},
 		Target: analysis.Target{Namespace: l.Namespace, Service: service,
-			Canary: service + "-canary", Stable: service, Interval: plan.Interval},
+			Canary: service + "-canary", Stable: service},
 	}
 	LocalPorts(drv, l, lock)
-	return drv, nil
+	return drv
 }
 
 // Run takes the service's local lock and drives its canary (see
@@ -325,11 +322,7 @@ func (l *Local) Run(ctx context.Context, service string, o RunOptions, holder ku
 
 func (l *Local) drive(ctx context.Context, service string, lock *LocalLock, o RunOptions) (*canarystate.State, error) {
 	defer lock.Release()
-	drv, err := l.driver(service, lock)
-	if err != nil {
-		return nil, err
-	}
-	return drv.Run(ctx, o)
+	return l.driver(service, lock).Run(ctx, o)
 }
 
 // Act asks the service's running local canary to promote, pause, resume or

@@ -92,8 +92,8 @@ func newLocalRig(t *testing.T) *localRig {
 		world: &world{rps: map[string]float64{}, errs: map[string]float64{}}}
 	r.world.set("payment", 100, 0)
 	minSuccess := 99.0
-	plan := Plan{Steps: weights(50, 100), Interval: time.Second, CheckEvery: 100 * time.Millisecond,
-		Metrics: []analysis.Metric{{Name: analysis.SuccessRate, Min: &minSuccess, MinRequests: 20}}}
+	plan := Plan{Steps: weights(50, 100), Analysis: canarystate.Analysis{Interval: time.Second, CheckEvery: 100 * time.Millisecond,
+		Metrics: []analysis.Metric{{Name: analysis.SuccessRate, Min: &minSuccess, MinRequests: 20}}}}
 	r.local = &Local{RunDir: filepath.Join(dir, "run"), Processes: r.procs, Prometheus: r.world, Namespace: "shop",
 		Tick: 50 * time.Millisecond, PlanFor: func(string) (Plan, error) { return plan, nil }}
 	return r

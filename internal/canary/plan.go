@@ -13,23 +13,7 @@ import (
 // Plan is how a canary proceeds: its steps and how each is judged.
 type Plan struct {
 	Steps []canarystate.Step
-	// Interval is an analysis interval: a step's length, the point
-	// estimate's window, and the unit of the counters' limits.
-	Interval time.Duration
-	// CheckEvery is how often the metrics are checked within an interval:
-	// the sequential test fails a bad canary at the first check that shows
-	// it.
-	CheckEvery time.Duration
-	Metrics    []analysis.Metric
-	Sequential analysis.Sequential
-	// MaxFailedChecks is how many failed intervals the threshold rule
-	// survives; MaxNoDataChecks and MaxErrorChecks how many intervals with
-	// too little data, or with Prometheus not answering, before the canary
-	// is inconclusive.
-	MaxFailedChecks, MaxNoDataChecks, MaxErrorChecks int
-	// KeepInconclusive leaves an inconclusive canary running instead of
-	// rolling it back.
-	KeepInconclusive bool
+	canarystate.Analysis
 }
 
 // trafficAt is the split step i of steps asks for: a weight step its
@@ -97,13 +81,13 @@ func (p Plan) WithInterval(d time.Duration) Plan {
 // A metric the analysis cannot run is an *InputError.
 func PlanFor(p *config.Project, service string) (Plan, error) {
 	c := p.CanaryFor(service)
-	plan := Plan{
+	plan := Plan{Analysis: canarystate.Analysis{
 		Interval:         time.Duration(c.Interval),
 		MaxFailedChecks:  c.Thresholds.MaxFailedChecks,
 		MaxNoDataChecks:  c.Analysis.MaxNoDataChecks,
 		MaxErrorChecks:   c.Analysis.MaxErrorChecks,
 		KeepInconclusive: c.Analysis.OnInconclusive == config.InconclusiveKeep,
-	}
+	}}
 	plan = plan.WithInterval(plan.Interval)
 	for _, s := range c.Steps {
 		step := canarystate.Step{Kind: s.Kind(), Weight: s.Weight, Match: s.Match, Iterations: s.Iterations, Mirror: s.Mirror}

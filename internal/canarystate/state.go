@@ -113,6 +113,30 @@ func (s Step) String() string {
 	return fmt.Sprintf("weight %d%%", s.Weight)
 }
 
+// Analysis is how a canary's checks are made and judged. It is pinned in
+// the state when the canary starts, as its steps are: a project file
+// changed, or broken, mid-canary changes nothing about a canary in
+// progress.
+type Analysis struct {
+	// Interval is an analysis interval: a step's length, the point
+	// estimate's window, and the unit of the counters' limits.
+	Interval time.Duration `json:"interval"`
+	// CheckEvery is how often the metrics are checked within an interval.
+	CheckEvery time.Duration       `json:"checkEvery"`
+	Metrics    []analysis.Metric   `json:"metrics"`
+	Sequential analysis.Sequential `json:"sequential"`
+	// MaxFailedChecks is how many failed intervals the threshold rule
+	// survives; MaxNoDataChecks and MaxErrorChecks how many intervals with
+	// too little data, or with Prometheus not answering, before the canary
+	// is inconclusive.
+	MaxFailedChecks int `json:"maxFailedChecks"`
+	MaxNoDataChecks int `json:"maxNoDataChecks"`
+	MaxErrorChecks  int `json:"maxErrorChecks"`
+	// KeepInconclusive leaves an inconclusive canary running instead of
+	// rolling it back.
+	KeepInconclusive bool `json:"keepInconclusive,omitempty"`
+}
+
 // Counters count a canary's checks that kept it from advancing.
 type Counters struct {
 	// Failed counts failed checks under the threshold rule.
@@ -148,6 +172,9 @@ type State struct {
 	Kept bool `json:"kept,omitempty"`
 
 	Steps []Step `json:"steps"`
+	// Analysis is the analysis the canary started with; nil in a state
+	// written before msctl pinned it.
+	Analysis *Analysis `json:"analysis,omitempty"`
 	// Step is the index of the current step.
 	Step        int       `json:"step"`
 	StepStarted time.Time `json:"stepStarted"`

@@ -8,6 +8,7 @@ import (
 	"github.com/msctl/msctl/internal/analysis"
 	"github.com/msctl/msctl/internal/canary"
 	"github.com/msctl/msctl/internal/canarystate"
+	"github.com/msctl/msctl/internal/config"
 	"github.com/msctl/msctl/internal/deploy"
 	"github.com/msctl/msctl/internal/imageref"
 	"github.com/msctl/msctl/internal/render"
@@ -119,14 +120,11 @@ func (f *Factory) clusterDeployer(ctx context.Context) (*deploy.Deployer, error)
 
 // canaryCluster connects to the project's cluster and Prometheus.
 func (f *Factory) canaryCluster(ctx context.Context, service, prometheus string, events func(canary.Event)) (*canary.Cluster, error) {
-	loaded, err := f.projectFor([]string{service})
+	loaded, err := f.canaryProjectFor([]string{service})
 	if err != nil {
 		return nil, err
 	}
 	p := loaded.Project
-	if _, err := canary.PlanFor(p, service); err != nil {
-		return nil, err
-	}
 	if prometheus == "" {
 		prometheus = p.Prometheus.Address
 	}
@@ -140,8 +138,17 @@ func (f *Factory) canaryCluster(ctx context.Context, service, prometheus string,
 	}
 	return &canary.Cluster{
 		Deployer: dep, Prometheus: prom, Events: events,
-		PlanFor: func(s string) (canary.Plan, error) { return canary.PlanFor(p, s) },
+		PlanFor: func(s string) (canary.Plan, error) { return planFor(loaded, s) },
 	}, nil
+}
+
+// planFor is service's canary plan from the project file, or the problems
+// of its canary blocks when they were set aside.
+func planFor(loaded *config.Loaded, service string) (canary.Plan, error) {
+	if loaded.CanaryErr != nil {
+		return canary.Plan{}, loaded.CanaryErr
+	}
+	return canary.PlanFor(loaded.Project, service)
 }
 
 // CanaryRunOptions are the inputs of `msctl canary run`.
@@ -361,7 +368,7 @@ rolled back or aborted, 4 paused, 5 inconclusive, 6 when --timeout passes).`,
 }
 
 func runCanaryStatus(ctx context.Context, f *Factory, opts *CanaryStatusOptions) error {
-	loaded, err := f.projectFor(opts.Services)
+	loaded, err := f.canaryProjectFor(opts.Services)
 	if err != nil {
 		return err
 	}
@@ -537,7 +544,7 @@ func (f *Factory) canaryStores(ctx context.Context, services []string, onLocal b
 	if onLocal {
 		return f.localStateStores(services)
 	}
-	if _, err := f.projectFor(services); err != nil {
+	if _, err := f.canaryProjectFor(services); err != nil {
 		return nil, err
 	}
 	dep, err := f.clusterDeployer(ctx)

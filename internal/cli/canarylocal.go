@@ -97,17 +97,14 @@ func parseEnv(kvs []string) (map[string]string, error) {
 // localCanaries connects to the local supervisor of the project: the
 // driver's ports and the gateway's address for load.
 func (f *Factory) localCanaries(ctx context.Context, service string, interval time.Duration, events func(canary.Event)) (*canary.Local, *local.Client, *local.Status, error) {
-	lp, err := f.localProject([]string{service})
+	lp, err := f.localCanaryProject([]string{service})
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	p := lp.opts.Project
-	planFor := func(s string) (canary.Plan, error) {
-		plan, err := canary.PlanFor(p, s)
+	plan := func(s string) (canary.Plan, error) {
+		plan, err := planFor(lp.loaded, s)
 		return plan.WithInterval(cmp.Or(interval, localInterval)), err
-	}
-	if _, err := planFor(service); err != nil {
-		return nil, nil, nil, err
 	}
 	client, err := local.Connect(lp.runDir)
 	if err != nil {
@@ -122,7 +119,7 @@ func (f *Factory) localCanaries(ctx context.Context, service string, interval ti
 		return nil, nil, nil, err
 	}
 	return &canary.Local{RunDir: lp.runDir, Processes: localProcesses{client}, Prometheus: prom, Namespace: p.Namespace,
-		PlanFor: planFor, Events: events}, client, st, nil
+		PlanFor: plan, Events: events}, client, st, nil
 }
 
 // localProcesses adapts the supervisor's client to the local ports.
@@ -330,7 +327,7 @@ func startLoad(ctx context.Context, f *Factory, runDir, gateway string, rate flo
 // localStateStores reads the canary state files of the project's run
 // directory; no supervisor needs to run.
 func (f *Factory) localStateStores(services []string) (func(string) canarystate.Store, error) {
-	lp, err := f.localProject(services)
+	lp, err := f.localCanaryProject(services)
 	if err != nil {
 		return nil, err
 	}

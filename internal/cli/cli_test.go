@@ -186,7 +186,7 @@ func TestBadUsageAndInput(t *testing.T) {
 		{"canary: unparsable PromQL", project + "canary:\n  metrics:\n    - name: errors\n      query: sum(rate(x[{{ interval }}]) /\n      max: 1\n", nil,
 			[]string{"canary", "run", "user", "--tag", "v2"}, `msctl: msctl.yaml:12:14: canary.metrics[0].query: 1:30: parse error: unclosed left parenthesis`},
 		{"canary: threshold out of range", project + "canary:\n  thresholds:\n    minSuccessRate: 150\n", nil, []string{"canary", "run", "user", "--tag", "v2"},
-			`msctl: msctl.yaml:11:21: canary.thresholds.minSuccessRate: 150 is outside 0-100 (percent above 0)`},
+			`msctl: msctl.yaml:11:21: canary.thresholds.minSuccessRate: 150: want a percentage above 0 and below 100`},
 		{"render: unknown service", project, nil, []string{"render", "billing"}, `msctl: unknown service "billing" (the project has: user, order)`},
 		{"canary: --env without --local", project, nil, []string{"canary", "run", "user", "--env", "A=1"}, `msctl: --env needs --local`},
 		{"canary: --tag with --local", project, nil, []string{"canary", "run", "user", "--local", "--tag", "v2"},

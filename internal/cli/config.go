@@ -109,14 +109,25 @@ func runConfigView(f *Factory, opts *ConfigViewOptions) error {
 // projectFor loads the project and checks that it declares every one of
 // the named services.
 func (f *Factory) projectFor(services []string) (*config.Loaded, error) {
-	loaded, err := f.Project()
-	if err != nil {
-		return nil, err
+	return checkedFor(f.Project())(services)
+}
+
+// canaryProjectFor is projectFor with the canary blocks' problems left in
+// Loaded.CanaryErr (see projectExceptCanary).
+func (f *Factory) canaryProjectFor(services []string) (*config.Loaded, error) {
+	return checkedFor(f.projectExceptCanary())(services)
+}
+
+func checkedFor(loaded *config.Loaded, err error) func([]string) (*config.Loaded, error) {
+	return func(services []string) (*config.Loaded, error) {
+		if err != nil {
+			return nil, err
+		}
+		if err := checkServices(loaded.Project, services); err != nil {
+			return nil, err
+		}
+		return loaded, nil
 	}
-	if err := checkServices(loaded.Project, services); err != nil {
-		return nil, err
-	}
-	return loaded, nil
 }
 
 // safeProject is projectFor for commands that render or deploy: it also

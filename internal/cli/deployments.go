@@ -27,7 +27,7 @@ type Deployments interface {
 // --context and --namespace (or their variables, or the project file) say
 // which.
 func (f *Factory) connectDeployments(ctx context.Context) (Deployments, error) {
-	loaded, err := f.Project()
+	loaded, err := f.projectExceptCanary()
 	if err != nil {
 		return nil, err
 	}

@@ -153,8 +153,20 @@ func (f *Factory) overrides() []config.Override {
 }
 
 // Project loads the project file once: --config (or MSCTL_CONFIG) if set,
-// else ./msctl.yaml, else $XDG_CONFIG_HOME/msctl/config.yaml.
+// else ./msctl.yaml, else $XDG_CONFIG_HOME/msctl/config.yaml. Any problem
+// fails it, the canary blocks' too.
 func (f *Factory) Project() (*config.Loaded, error) {
+	l, err := f.projectExceptCanary()
+	if err == nil && l.CanaryErr != nil {
+		return nil, l.CanaryErr
+	}
+	return l, err
+}
+
+// projectExceptCanary is Project with the canary blocks' problems left in
+// Loaded.CanaryErr: for what reads or acts on a canary in progress, which
+// keeps the plan it started with, and for connecting to the cluster.
+func (f *Factory) projectExceptCanary() (*config.Loaded, error) {
 	f.projectOnce.Do(func() {
 		path, err := config.Find(f.v.GetString(keyConfig))
 		if err != nil {
@@ -162,7 +174,7 @@ func (f *Factory) Project() (*config.Loaded, error) {
 			return
 		}
 		f.Log.Debug("loading project file", "path", path)
-		f.project, f.projectErr = config.Load(path, f.overrides())
+		f.project, f.projectErr = config.LoadExceptCanary(path, f.overrides())
 	})
 	return f.project, f.projectErr
 }

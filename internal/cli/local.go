@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/msctl/msctl/internal/config"
 	"github.com/msctl/msctl/internal/errkind"
 	"github.com/msctl/msctl/internal/local"
 	"github.com/msctl/msctl/internal/logtail"
@@ -151,7 +152,16 @@ already runs here, 2 bad input (a taken port, an unknown service).`,
 
 // localProject loads the project and names its run directory.
 func (f *Factory) localProject(services []string) (*localContext, error) {
-	loaded, err := f.projectFor(services)
+	return newLocalContext(f.projectFor(services))
+}
+
+// localCanaryProject is localProject with the canary blocks' problems left
+// in Loaded.CanaryErr (see projectExceptCanary).
+func (f *Factory) localCanaryProject(services []string) (*localContext, error) {
+	return newLocalContext(f.canaryProjectFor(services))
+}
+
+func newLocalContext(loaded *config.Loaded, err error) (*localContext, error) {
 	if err != nil {
 		return nil, err
 	}
@@ -159,10 +169,11 @@ func (f *Factory) localProject(services []string) (*localContext, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &localContext{file: loaded.File, root: root, runDir: local.RunDir(root), opts: local.Options{Project: loaded.Project, Root: root}}, nil
+	return &localContext{loaded: loaded, file: loaded.File, root: root, runDir: local.RunDir(root), opts: local.Options{Project: loaded.Project, Root: root}}, nil
 }
 
 type localContext struct {
+	loaded             *config.Loaded
 	file, root, runDir string
 	opts               local.Options
 }

@@ -3,6 +3,8 @@ package config
 import (
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -529,5 +531,45 @@ func TestMatchValidate(t *testing.T) {
 		if got != tt.want {
 			t.Errorf("%+v\n got %q\nwant %q", tt.m, got, tt.want)
 		}
+	}
+}
+
+// LoadExceptCanary sets the canary blocks' problems aside, and only theirs:
+// what acts on a canary in progress needs the rest of the file.
+func TestLoadExceptCanary(t *testing.T) {
+	dir := t.TempDir()
+	write := func(src string) string {
+		path := filepath.Join(dir, "msctl.yaml")
+		if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	broken := withOrderCanary("      steps: [150]\n") + "canary:\n  interval: soon\n"
+	path := write(broken)
+	if _, err := Load(path, nil); err == nil {
+		t.Fatal("Load took a broken canary block")
+	}
+	l, err := LoadExceptCanary(path, nil)
+	if err != nil {
+		t.Fatalf("LoadExceptCanary: %v", err)
+	}
+	var ce *Error
+	if !errors.As(l.CanaryErr, &ce) || len(ce.Problems) < 2 || l.Project.Service("order") == nil {
+		t.Fatalf("canary problems %v", l.CanaryErr)
+	}
+	for _, p := range ce.Problems {
+		if p.Line == 0 || !strings.Contains(p.Path, "canary") {
+			t.Errorf("problem %s names no canary key and line", p)
+		}
+	}
+	// Any other problem still fails.
+	path = write(strings.Replace(broken, "name: shop", "name: Shop!", 1))
+	if _, err := LoadExceptCanary(path, nil); err == nil || !strings.Contains(err.Error(), "name") {
+		t.Fatalf("a bad name: %v", err)
+	}
+	l, err = LoadExceptCanary(write(minimal), nil)
+	if err != nil || l.CanaryErr != nil {
+		t.Fatalf("a good file: %v, %v", err, l.CanaryErr)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -57,6 +58,9 @@ type Loaded struct {
 	File      string
 	positions map[string]Pos
 	overrides map[string]string
+	// CanaryErr holds the canary blocks' problems of a project read by
+	// LoadExceptCanary; nil when they have none.
+	CanaryErr error
 }
 
 // Load reads the project file at path, applies the overrides, fills defaults
@@ -67,12 +71,45 @@ func Load(path string, overrides []Override) (*Loaded, error) {
 	if err != nil {
 		return nil, &Error{Problems: []Problem{{Source: path, Message: describeOpenError(err)}}}
 	}
-	return Parse(path, data, overrides)
+	return parse(path, data, overrides, false)
+}
+
+// LoadExceptCanary is Load that sets the canary blocks' problems aside in
+// Loaded.CanaryErr when they are the only ones. A canary in progress keeps
+// the plan it started with, so what acts on one (abort, promote, status)
+// must work while the file's canary block is being fixed.
+func LoadExceptCanary(path string, overrides []Override) (*Loaded, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &Error{Problems: []Problem{{Source: path, Message: describeOpenError(err)}}}
+	}
+	return parse(path, data, overrides, true)
 }
 
 // Parse is Load for a file already in memory; name is used in messages.
 func Parse(name string, data []byte, overrides []Override) (*Loaded, error) {
+	return parse(name, data, overrides, false)
+}
+
+// canaryKey matches the keys of the project's and the services' canary
+// blocks.
+var canaryKey = regexp.MustCompile(`^(services\[\d+\]\.)?canary([.\[]|$)`)
+
+func parse(name string, data []byte, overrides []Override, exceptCanary bool) (*Loaded, error) {
 	ps := &problems{source: name, positions: map[string]Pos{}}
+	var canary []Problem
+	// failed reports the problems found so far. With exceptCanary, problems
+	// all in canary blocks are set aside; any other fails with them all.
+	failed := func() error {
+		if exceptCanary && !slices.ContainsFunc(ps.list, func(p Problem) bool { return !canaryKey.MatchString(p.Path) }) {
+			canary, ps.list = append(canary, ps.list...), nil
+			return nil
+		}
+		if len(ps.list) == 0 {
+			return nil
+		}
+		return &Error{Problems: append(canary, ps.list...)}
+	}
 	var root yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&root); err != nil {
@@ -91,7 +128,7 @@ func Parse(name string, data []byte, overrides []Override) (*Loaded, error) {
 	if d.overrun != nil {
 		return nil, d.overrunError()
 	}
-	if err := ps.err(); err != nil {
+	if err := failed(); err != nil {
 		return nil, err
 	}
 
@@ -106,7 +143,7 @@ func Parse(name string, data []byte, overrides []Override) (*Loaded, error) {
 			ps.list = append(ps.list, Problem{Source: o.Origin, Path: o.Key, Message: err.Error()})
 		}
 	}
-	if err := ps.err(); err != nil {
+	if err := failed(); err != nil {
 		return nil, err
 	}
 	applyDefaults(&p, func(path string) bool {
@@ -121,8 +158,11 @@ func Parse(name string, data []byte, overrides []Override) (*Loaded, error) {
 			ps.list[i] = Problem{Source: origin, Path: prob.Path, Message: prob.Message}
 		}
 	}
-	if err := ps.err(); err != nil {
+	if err := failed(); err != nil {
 		return nil, err
+	}
+	if len(canary) > 0 {
+		l.CanaryErr = &Error{Problems: canary}
 	}
 	return l, nil
 }
