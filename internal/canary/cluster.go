@@ -192,7 +192,7 @@ func (a actor) act(ctx context.Context, service string, action canarystate.Actio
 		if werr != nil {
 			return st, fmt.Errorf("the driver of %s (%s) has not taken the %s request within 10s; it stays in the canary's state for the driver", service, held, action)
 		}
-		return st, nil
+		return st, dropped(st, action)
 	}
 	if _, err := Ask(ctx, a.store, service, action, full, a.by, a.now); err != nil {
 		a.release()
@@ -204,6 +204,22 @@ func (a actor) act(ctx context.Context, service string, action canarystate.Actio
 		return st, nil // what was asked for
 	}
 	return st, err
+}
+
+// dropped is the outcome of an action a live driver took but could not
+// carry out, as the same action exits without a driver: a promote, pause
+// or resume of a canary rolling back or ended other than by success.
+func dropped(st *canarystate.State, action canarystate.Action) error {
+	switch {
+	case st == nil || action == canarystate.ActionAbort:
+		return nil
+	case st.Phase == canarystate.RollingBack:
+		return &OutcomeError{Service: st.Service, Phase: cmp.Or(st.Ending, canarystate.RolledBack),
+			Reason: fmt.Sprintf("%s not carried out: the canary is rolling back (%s)", action, st.Reason)}
+	case st.Phase.Terminal() && st.Phase != canarystate.Succeeded:
+		return Outcome(st)
+	}
+	return nil
 }
 
 // tickOr is how often a process reads a canary's state: tick, or 500ms.

@@ -287,3 +287,32 @@ func TestABrokenPlanStopsOnlyANewCanary(t *testing.T) {
 		t.Fatalf("a new canary with a broken plan: %v", err)
 	}
 }
+
+// A promote that a live driver takes while it rolls the canary back is
+// not carried out, and says so with the rollback's exit code, as the same
+// promote does with no driver running.
+func TestAPromoteDroppedByARollingBackDriverIsNotAnswered0(t *testing.T) {
+	store := &memStore{}
+	ctx := context.Background()
+	if _, err := store.Save(ctx, &canarystate.State{Service: "user", Phase: canarystate.RollingBack, Ending: canarystate.RolledBack,
+		Reason: "request-success-rate: 9 of 100 requests failed"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	go func() { // the driver: takes the request and goes on rolling back
+		for range 200 {
+			time.Sleep(5 * time.Millisecond)
+			st, ver, _ := store.Load(ctx)
+			if st.Request != nil {
+				st.Request = nil
+				_, _ = store.Save(ctx, st, ver)
+				return
+			}
+		}
+	}()
+	a := actor{store: store, by: "bob", now: time.Now(), tick: 5 * time.Millisecond,
+		lock: func() (string, error) { return "ci-job", nil }}
+	_, err := a.act(ctx, "user", canarystate.ActionPromote, false)
+	if errkind.Of(err) != errkind.RolledBack || !strings.Contains(err.Error(), "promote not carried out") {
+		t.Fatalf("promote during a rollback: %v (kind %v)", err, errkind.Of(err))
+	}
+}

@@ -513,7 +513,7 @@ func NewCmdCanaryExplain(f *Factory) *cobra.Command {
 	var onLocal bool
 	cmd := &cobra.Command{
 		Use:   "explain SERVICE",
-		Short: "Every check of the current or last canary, and why it decided what it did",
+		Short: fmt.Sprintf("The checks of the current or last canary (the last %d), and why it decided what it did", canarystate.MaxChecks),
 		Long: `Explain lists the checks of SERVICE's current or last canary in order: metric,
 resolved query, window, value, threshold, requests, decision and why.`,
 		Example:           "  msctl canary explain user\n  msctl canary explain user -o json",

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -565,8 +566,10 @@ func TestLoadExceptCanary(t *testing.T) {
 	}
 	// Any other problem still fails.
 	path = write(strings.Replace(broken, "name: shop", "name: Shop!", 1))
-	if _, err := LoadExceptCanary(path, nil); err == nil || !strings.Contains(err.Error(), "name") {
-		t.Fatalf("a bad name: %v", err)
+	_, err = LoadExceptCanary(path, nil)
+	if !errors.As(err, &ce) || !slices.ContainsFunc(ce.Problems, func(p Problem) bool { return p.Path == "name" }) ||
+		!slices.ContainsFunc(ce.Problems, func(p Problem) bool { return p.Path == "canary.interval" }) {
+		t.Fatalf("a bad name: %v; want every problem, the canary blocks' too", err)
 	}
 	l, err = LoadExceptCanary(write(minimal), nil)
 	if err != nil || l.CanaryErr != nil {
