@@ -109,25 +109,26 @@ func runConfigView(f *Factory, opts *ConfigViewOptions) error {
 // projectFor loads the project and checks that it declares every one of
 // the named services.
 func (f *Factory) projectFor(services []string) (*config.Loaded, error) {
-	return checkedFor(f.Project())(services)
+	loaded, err := f.Project()
+	return declaring(loaded, err, services)
 }
 
 // canaryProjectFor is projectFor with the canary blocks' problems left in
 // Loaded.CanaryErr (see projectExceptCanary).
 func (f *Factory) canaryProjectFor(services []string) (*config.Loaded, error) {
-	return checkedFor(f.projectExceptCanary())(services)
+	loaded, err := f.projectExceptCanary()
+	return declaring(loaded, err, services)
 }
 
-func checkedFor(loaded *config.Loaded, err error) func([]string) (*config.Loaded, error) {
-	return func(services []string) (*config.Loaded, error) {
-		if err != nil {
-			return nil, err
-		}
-		if err := checkServices(loaded.Project, services); err != nil {
-			return nil, err
-		}
-		return loaded, nil
+// declaring is loaded when it loaded and declares every one of services.
+func declaring(loaded *config.Loaded, err error, services []string) (*config.Loaded, error) {
+	if err != nil {
+		return nil, err
 	}
+	if err := checkServices(loaded.Project, services); err != nil {
+		return nil, err
+	}
+	return loaded, nil
 }
 
 // safeProject is projectFor for commands that render or deploy: it also

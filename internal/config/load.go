@@ -67,11 +67,7 @@ type Loaded struct {
 // and validates the result. Every problem is reported, each with its file,
 // line and key; on any problem it returns *Error and no project.
 func Load(path string, overrides []Override) (*Loaded, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, &Error{Problems: []Problem{{Source: path, Message: describeOpenError(err)}}}
-	}
-	return parse(path, data, overrides, false)
+	return load(path, overrides, false)
 }
 
 // LoadExceptCanary is Load that sets the canary blocks' problems aside in
@@ -79,11 +75,15 @@ func Load(path string, overrides []Override) (*Loaded, error) {
 // the plan it started with, so what acts on one (abort, promote, status)
 // must work while the file's canary block is being fixed.
 func LoadExceptCanary(path string, overrides []Override) (*Loaded, error) {
+	return load(path, overrides, true)
+}
+
+func load(path string, overrides []Override, exceptCanary bool) (*Loaded, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, &Error{Problems: []Problem{{Source: path, Message: describeOpenError(err)}}}
 	}
-	return parse(path, data, overrides, true)
+	return parse(path, data, overrides, exceptCanary)
 }
 
 // Parse is Load for a file already in memory; name is used in messages.
