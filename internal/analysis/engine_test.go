@@ -3,6 +3,7 @@ package analysis
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -221,5 +222,75 @@ load 15s
 	c := a.Check(context.Background(), Metric{Name: DurationP95, Max: ptr(500)}, shop, Window{Since: time.Unix(0, 0), At: tenMin})
 	if c.Decision != Error || !contains(c.Reason, `has no bucket le="500"`) {
 		t.Errorf("got %s: %s", c.Decision, c.Reason)
+	}
+}
+
+// thinSeries writes promqltest series scraped every second from 0 to 40 s,
+// each the count of its requests so far, absent before its first request
+// as Istio's are. A negative time is a restart of the counting process: the
+// counter starts again from 0. gone ends the series with a stale marker.
+func thinSeries(labels string, at []int, gone int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\tistio_requests_total{%s} ", labels)
+	n, born := 0, false
+	for k := 0; k <= 40; k++ {
+		for _, a := range at {
+			switch {
+			case a == k:
+				n++
+				born = true
+			case a == -k:
+				n = 0
+			}
+		}
+		switch {
+		case gone != 0 && k > gone:
+		case gone != 0 && k == gone:
+			b.WriteString("stale ")
+		case !born:
+			b.WriteString("_ ")
+		default:
+			fmt.Fprintf(&b, "%d ", n)
+		}
+	}
+	b.WriteString("\n")
+	return b.String()
+}
+
+// TestCountsOnThinTraffic: at half a request a second, every caller's
+// every response code is a series of its own, born with its first request
+// and holding a few. Counted with increase(), a series loses its first
+// requests, and one that holds a single request counts none: 30% errors
+// read as about 10%. Each request since the start counts once.
+func TestCountsOnThinTraffic(t *testing.T) {
+	const sel = `reporter="destination",destination_workload_namespace="shop",destination_workload="user-canary",`
+	load := "load 1s\n" +
+		// There before the start (10 s), still there: 4 requests since.
+		thinSeries(sel+`source_workload="a",response_code="200"`, []int{2, 4, 6, 12, 20, 28, 36}, 0) +
+		// Born after the start: every request counts.
+		thinSeries(sel+`source_workload="b",response_code="200"`, []int{15, 23, 31, 39}, 0) +
+		thinSeries(sel+`source_workload="a",response_code="500"`, []int{17}, 0) +
+		thinSeries(sel+`source_workload="b",response_code="500"`, []int{25, 33}, 0) +
+		thinSeries(sel+`source_workload="c",response_code="503"`, []int{29}, 0) +
+		// Restarted at 15 s: 2 requests since the start.
+		thinSeries(sel+`source_workload="c",response_code="200"`, []int{5, -15, 21, 27}, 0) +
+		// Born after the start and gone (its pod replaced) at 30 s: 2.
+		thinSeries(sel+`source_workload="d",response_code="200"`, []int{12, 14}, 30) +
+		// There before the start and gone: 1.
+		thinSeries(sel+`source_workload="e",response_code="500"`, []int{3, 11}, 30)
+	a := &Analyzer{Querier: newEngineQuerier(t, load)}
+	at := time.Unix(40, 0)
+	target := shop
+	target.Interval = 10 * time.Second
+	c := a.Check(context.Background(), Metric{Name: SuccessRate, Min: ptr(99)}, target, Window{Since: time.Unix(10, 0), At: at})
+	if c.TotalRequests != 17 || c.TotalErrors != 5 {
+		t.Errorf("since the start: %v requests, %v failed; want 17 and 5\n%s", c.TotalRequests, c.TotalErrors, strings.Join(c.Queries, "\n"))
+	}
+	// The last 10 s: 31, 33, 36 and 39; 33 failed.
+	if c.Requests != 4 || c.Errors != 1 {
+		t.Errorf("last interval: %v requests, %v failed; want 4 and 1", c.Requests, c.Errors)
+	}
+	if c.Decision != Fail {
+		t.Errorf("5 of 17 failed against a 99%% bar: got %s (%s), want fail", c.Decision, c.Reason)
 	}
 }

@@ -121,20 +121,46 @@ func valueTemplate(m Metric) string {
 // duration without Max (a relative one) has no bad template.
 func countTemplates(m Metric) (total, bad string) {
 	if m.isLatency() {
-		total = `sum(increase(istio_request_duration_milliseconds_count{` + istioSelector + `}[{{ interval }}]))`
+		total = sumIncrease(`istio_request_duration_milliseconds_count{` + istioSelector + `}`)
 		if m.Max == nil {
 			return total, ""
 		}
 		// Slow requests are all of them less those in the bucket at the
 		// threshold: a histogram can say nothing finer.
-		bad = total + ` - sum(increase(istio_request_duration_milliseconds_bucket{` + istioSelector + `,le=~"` + leRegexp(*m.Max) + `"}[{{ interval }}]))`
+		bad = total + ` - ` + sumIncrease(`istio_request_duration_milliseconds_bucket{`+istioSelector+`,le=~"`+leRegexp(*m.Max)+`"}`)
 		return total, bad
 	}
-	total = `sum(increase(istio_requests_total{` + istioSelector + `}[{{ interval }}]))`
+	total = sumIncrease(`istio_requests_total{` + istioSelector + `}`)
 	// A selector cannot say "5xx or a gRPC server error", so the bad
 	// requests are those that were not good.
-	bad = total + ` - (sum(increase(istio_requests_total{` + istioSelector + `,` + goodRequests + `}[{{ interval }}])) or vector(0))`
+	bad = total + ` - (` + sumIncrease(`istio_requests_total{`+istioSelector+`,`+goodRequests+`}`) + ` or vector(0))`
 	return total, bad
+}
+
+// sumIncrease is the increase over {{ interval }} of the counters sel
+// selects, summed, counting every request. increase() alone does not: it
+// starts from a series' first sample, and Istio creates a series with the
+// first request of each response code and caller, so a series born in the
+// window loses the requests its first sample holds. On thin traffic that
+// is most of a canary's failures. So each series is counted by what it
+// is, in three disjoint sets:
+//   - there when the window opened, no reset in it: its last value less
+//     its value then, exactly, whether or not it is still there now;
+//   - there when the window opened, reset in it (its process restarted):
+//     increase(), which handles resets;
+//   - born in the window: its highest value, all of it this window's.
+//
+// With no series at all the sum is empty.
+func sumIncrease(sel string) string {
+	const w = `{{ interval }}`
+	rng := sel + `[` + w + `]`
+	then := sel + ` offset ` + w
+	reset := `(resets(` + rng + `) > 0)`
+	return `sum(
+	((last_over_time(` + rng + `) - ` + then + `) unless ` + reset + `)
+	or (increase(` + rng + `) and ` + reset + ` and ` + then + `)
+	or (max_over_time(` + rng + `) unless ` + then + `)
+)`
 }
 
 // leRegexp matches the le label of the bucket at bound however it was

@@ -122,7 +122,7 @@ func (w *world) Query(_ context.Context, q string, at time.Time) (analysis.Sampl
 			return analysis.Sample{}, nil
 		}
 		return analysis.Sample{Value: 20, OK: true}, nil
-	case strings.HasPrefix(q, "sum(increase(") && strings.Contains(q, " - ("):
+	case strings.HasPrefix(q, "sum(") && strings.Contains(q, " - (sum("):
 		// The failed requests: all of them less the good ones.
 		return analysis.Sample{Value: total * ratio, OK: total > 0}, nil
 	case strings.Contains(q, `response_code!~"5.*"`):

@@ -21,7 +21,7 @@ import (
 )
 
 const (
-	interval        = 60 // seconds, Flagger's and msctl's default
+	defaultInterval = 60 // seconds, Flagger's and msctl's default
 	evalEvery       = 5  // seconds between two sequential checks
 	maxFailedChecks = 2
 	healthyErrRate  = 0.002 // safely below the 1% a 99% threshold allows
@@ -43,6 +43,15 @@ type scenario struct {
 	healthy  bool    // no onset: every rollback is false
 	latency  bool    // judged on P95 latency rather than the success rate
 	length   int     // intervals, for healthy canaries
+	interval int     // seconds; 0 is the default
+}
+
+// every is sc's analysis interval in seconds.
+func (sc scenario) every() int {
+	if sc.interval == 0 {
+		return defaultInterval
+	}
+	return sc.interval
 }
 
 type rule struct {
@@ -80,9 +89,14 @@ func main() {
 		{name: "healthy 0.2% errors, 10 intervals", rps: 10, errRate: healthyErrRate, slowdown: 1, healthy: true, length: 10},
 		{name: "healthy P95 400 ms, 10 intervals", rps: 1, errRate: healthyErrRate, slowdown: 1, healthy: true, length: 10, latency: true},
 		{name: "healthy P95 400 ms, 10 intervals", rps: 10, errRate: healthyErrRate, slowdown: 1, healthy: true, length: 10, latency: true},
+		// Thin traffic (issue 20): a canary at a low weight of a quiet
+		// service, about 2.5 requests per 5 s interval.
+		{name: "30% errors, 5 s interval", rps: 0.5, errRate: 0.30, slowdown: 1, interval: 5},
+		{name: "20% errors, 5 s interval", rps: 0.5, errRate: 0.20, slowdown: 1, interval: 5},
+		{name: "healthy 0.2% errors, 60 intervals of 5 s", rps: 0.5, errRate: healthyErrRate, slowdown: 1, healthy: true, length: 60, interval: 5},
 	}
-	fmt.Printf("canarysim -runs %d -seed %d: interval %ds, sequential checks every %ds (confidence %g, prior Beta(%g, %g)), threshold rule at interval ends with maxFailedChecks %d; errors begin %d interval(s) after the start\n\n",
-		*runs, *seed, interval, evalEvery, analysis.DefaultConfidence, priorA, priorB, maxFailedChecks, onsetIntervals)
+	fmt.Printf("canarysim -runs %d -seed %d: interval %ds unless the scenario says, sequential checks every %ds (confidence %g, prior Beta(%g, %g)), threshold rule at interval ends with maxFailedChecks %d; errors begin %d interval(s) after the start\n\n",
+		*runs, *seed, defaultInterval, evalEvery, analysis.DefaultConfidence, priorA, priorB, maxFailedChecks, onsetIntervals)
 
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "scenario\trps\trule\trolled back\tintervals from onset: median\tp90\tmean\tsteps held")
@@ -120,6 +134,7 @@ type traffic struct {
 var bounds = analysis.IstioBuckets
 
 func newTraffic(sc scenario, r *rand.Rand) traffic {
+	interval := sc.every()
 	seconds := maxIntervals * interval
 	if sc.healthy {
 		seconds = sc.length * interval
@@ -163,6 +178,7 @@ func replay(sc scenario, m analysis.Metric, t traffic) outcome {
 	var o outcome
 	var total analysis.Counts
 	failed := 0
+	interval := sc.every()
 	onset := float64(onsetIntervals * interval)
 	for sec := 1; sec <= len(t.requests); sec++ {
 		bad := t.errors[sec-1]
@@ -175,8 +191,8 @@ func replay(sc scenario, m analysis.Metric, t traffic) outcome {
 		if !(end || sequential && sec%evalEvery == 0) {
 			continue
 		}
-		obs := analysis.Observation{Total: total, Window: window(t, sec, latency)}
-		obs.Value = value(t, sec, latency)
+		obs := analysis.Observation{Total: total, Window: window(t, sec, interval, latency)}
+		obs.Value = value(t, sec, interval, latency)
 		v := analysis.Decide(m, obs, analysis.Sequential{PriorA: priorA, PriorB: priorB})
 		if sequential {
 			if end {
@@ -203,13 +219,13 @@ func replay(sc scenario, m analysis.Metric, t traffic) outcome {
 func rollback(o outcome, sc scenario, at, onset float64) outcome {
 	o.rolledBack = true
 	if !sc.healthy {
-		o.afterOnset = (at - onset) / interval
+		o.afterOnset = (at - onset) / float64(sc.every())
 	}
 	return o
 }
 
 // window is the canary's counts over the last interval.
-func window(t traffic, sec int, latency bool) analysis.Counts {
+func window(t traffic, sec, interval int, latency bool) analysis.Counts {
 	var c analysis.Counts
 	for s := max(0, sec-interval); s < sec; s++ {
 		c.Requests += t.requests[s]
@@ -224,8 +240,8 @@ func window(t traffic, sec int, latency bool) analysis.Counts {
 
 // value is what Flagger's query reads over the last interval: the success
 // rate, or the P95 from the histogram as histogram_quantile interpolates it.
-func value(t traffic, sec int, latency bool) analysis.Sample {
-	w := window(t, sec, latency)
+func value(t traffic, sec, interval int, latency bool) analysis.Sample {
+	w := window(t, sec, interval, latency)
 	if w.Requests == 0 {
 		return analysis.Sample{}
 	}

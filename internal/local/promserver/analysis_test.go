@@ -93,3 +93,51 @@ func deref(n *analysis.Number) any {
 	}
 	return float64(*n)
 }
+
+// At half a request a second each response code of each revision is a
+// series born with its first request and holding a few. The counts since
+// the start are every request the exporter made, on both servers: counted
+// with increase() alone, 40% errors read as far fewer and the canary held.
+func TestThinTrafficCountsEveryRequest(t *testing.T) {
+	const ns = "shop"
+	exp := promtest.NewIstioExporter(t)
+	prom := promtest.StartPrometheus(t, exp.Target())
+	ours := start(t, t.TempDir(), promserver.Options{}, promserver.Target{
+		Job: "promtest", URL: "http://" + exp.Target() + "/metrics", HonorLabels: true,
+	})
+	prom.WaitScrape(t)
+	ours.wait(t, `up`, "a scrape", func(v model.Vector) bool { return len(v) == 1 })
+	since := time.Now()
+	thin := promtest.Traffic{RPS: 0.5, ErrorRatio: 0.4, Steady: true}
+	exp.SetTraffic(ns, "user-canary", thin)
+	time.Sleep(10 * time.Second)
+	// A new revision: new series, as a restarted canary's would be.
+	thin.Revision = "2"
+	exp.SetTraffic(ns, "user-canary", thin)
+	time.Sleep(10 * time.Second)
+	thin.RPS = 0
+	exp.SetTraffic(ns, "user-canary", thin)
+	requests, errors := exp.Counts(ns, "user-canary")
+	time.Sleep(2 * time.Second)
+	prom.WaitScrape(t)
+	ours.wait(t, `count_over_time(up[3s])`, "2 scrapes", func(v model.Vector) bool { return len(v) == 1 && v[0].Value >= 2 })
+	now := time.Now()
+
+	target := analysis.Target{Namespace: ns, Service: "user", Canary: "user-canary", Interval: 5 * time.Second}
+	pct99 := 99.0
+	m := analysis.Metric{Name: analysis.SuccessRate, Min: &pct99}
+	for name, url := range map[string]string{"real Prometheus": prom.Addr(), "promserver": ours.url} {
+		q, err := analysis.NewPrometheus(url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := (&analysis.Analyzer{Querier: q}).Check(context.Background(), m, target, analysis.Window{Since: since, At: now})
+		t.Logf("%s: %s (%s)", name, c.Decision, c.Reason)
+		if c.TotalRequests != float64(requests) || c.TotalErrors != float64(errors) {
+			t.Errorf("%s: %v requests, %v failed since the start; the exporter made %d and %d", name, c.TotalRequests, c.TotalErrors, requests, errors)
+		}
+		if c.Decision != analysis.Fail {
+			t.Errorf("%s: %d of %d failed against a 99%% bar: got %s, want fail", name, errors, requests, c.Decision)
+		}
+	}
+}
