@@ -82,6 +82,12 @@ func TestStillBusy(t *testing.T) {
 		return r
 	}
 	ours := map[string]string{TimeoutLabel: "300", HolderLabel: "abcd1234", RevisionLabel: "4"}
+	// A rollback to revision 2 carries revision 2's labels: another run's.
+	rollingBack := func(description string, age time.Duration) *releasev1.Release {
+		r := pending(map[string]string{TimeoutLabel: "60", HolderLabel: "0000aaaa", RevisionLabel: "2"}, age)
+		r.Info.Status, r.Info.Description = rcommon.StatusPendingRollback, description
+		return r
+	}
 	// What Helm writes for a helm CLI upgrade after msctl's revision 3: a
 	// copy of msctl's labels, revision and all.
 	copied := map[string]string{TimeoutLabel: "300", HolderLabel: "abcd1234", RevisionLabel: "3"}
@@ -99,6 +105,10 @@ func TestStillBusy(t *testing.T) {
 		{"the dead holder's own revision", pending(ours, time.Minute), "abcd1234", true, ""},
 		{"a stolen lock's holder may live", pending(ours, time.Minute), "abcd1234", false, "may go on"},
 		{"another run's revision", pending(ours, time.Minute), "ffff0000", true, "may go on"},
+		{"msctl's rollback within its deadline", rollingBack(rollbackDescription(2, "abcd1234", 5*time.Minute), time.Minute), "", false, "may go on until 2026-11-25T12:04:00Z"},
+		{"msctl's killed rollback", rollingBack(rollbackDescription(2, "abcd1234", 5*time.Minute), time.Minute), "abcd1234", true, ""},
+		{"msctl's rollback past its deadline", rollingBack(rollbackDescription(2, "abcd1234", 5*time.Minute), 6*time.Minute), "", false, ""},
+		{"a helm CLI rollback", rollingBack("Rollback to 2", time.Minute), "abcd1234", true, "not written by msctl"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			busy := stillBusy("user", tc.rel, tc.from, tc.gone, now)

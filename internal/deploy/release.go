@@ -81,6 +81,8 @@ func (e *OperationInProgressError) Error() string {
 type releases struct {
 	cfg *action.Configuration
 	ns  string
+	// holder is the lock's nonce, written into the rollbacks it makes.
+	holder string
 }
 
 // releases returns Helm release operations; caps, when known, spares Helm
@@ -96,13 +98,13 @@ func (d *Deployer) releases(caps *common.Capabilities, lock *kube.Lock) (*releas
 		c := *caps
 		cfg.Capabilities = &c
 	}
-	check := errReadOnly
+	check, holder := errReadOnly, ""
 	if lock != nil {
-		check = lock.Check
+		check, holder = lock.Check, lock.Nonce()
 	}
 	cfg.KubeClient = &guardedKube{Interface: cfg.KubeClient, check: check}
 	cfg.Releases.Driver = &guardedDriver{Driver: cfg.Releases.Driver, check: check}
-	return &releases{cfg: cfg, ns: d.Project.Namespace}, nil
+	return &releases{cfg: cfg, ns: d.Project.Namespace, holder: holder}, nil
 }
 
 // errReadOnly refuses writes through release operations opened without a
@@ -258,7 +260,36 @@ func (r *releases) rollback(name string, revision int, timeout time.Duration) er
 	rb.WaitStrategy = helmkube.StatusWatcherStrategy
 	rb.Timeout = timeout
 	rb.MaxHistory = maxHistory
+	rb.Description = rollbackDescription(revision, r.holder, timeout)
 	return rb.Run(name)
+}
+
+// A rollback revision carries the labels of the revision it returns to, so
+// they do not say who wrote it; its description does, in this form, which
+// `helm history` shows. A pending rollback left by a killed msctl is then
+// recognised and mended like a pending upgrade.
+const rollbackFormat = "msctl: rollback to %d by holder %s within %ds"
+
+func rollbackDescription(revision int, holder string, timeout time.Duration) string {
+	return fmt.Sprintf(rollbackFormat, revision, holder, int(timeout.Seconds()))
+}
+
+// writer is who wrote a pending revision, as far as its record says: the
+// lock nonce and the timeout it allowed. ok is false for a revision msctl
+// did not write.
+func writer(rel *releasev1.Release) (holder string, timeout int, ok bool) {
+	if writtenByMsctl(rel) {
+		t, err := strconv.Atoi(rel.Labels[TimeoutLabel])
+		return rel.Labels[HolderLabel], t, err == nil
+	}
+	if rel.Info == nil || rel.Info.Status != rcommon.StatusPendingRollback {
+		return "", 0, false
+	}
+	var revision int
+	if _, err := fmt.Sscanf(rel.Info.Description, rollbackFormat, &revision, &holder, &timeout); err != nil {
+		return "", 0, false
+	}
+	return holder, timeout, true
 }
 
 // uninstall removes a release and its objects.
@@ -325,12 +356,12 @@ func (r *releases) recoverPending(name string, lock *kube.Lock, rollbackTimeout 
 // lock says of the holder it was taken from.
 func stillBusy(name string, pending *releasev1.Release, takenFrom string, gone bool, now time.Time) *OperationInProgressError {
 	busy := &OperationInProgressError{Release: name, Revision: pending.Version, Status: string(pending.Info.Status), Since: pending.Info.LastDeployed}
-	timeout, err := strconv.Atoi(pending.Labels[TimeoutLabel])
-	if err != nil || !writtenByMsctl(pending) {
+	holder, timeout, ok := writer(pending)
+	if !ok {
 		busy.Detail = "not written by msctl: let it finish, or mend it with helm"
 		return busy
 	}
-	if gone && takenFrom != "" && pending.Labels[HolderLabel] == takenFrom {
+	if gone && takenFrom != "" && holder == takenFrom {
 		return nil // its run held the lock, and is gone
 	}
 	deadline := pending.Info.LastDeployed.Add(time.Duration(timeout) * time.Second)
