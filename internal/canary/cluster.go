@@ -55,7 +55,11 @@ func (c *clusterReleases) Stable(ctx context.Context) (imageref.Ref, int, error)
 }
 
 func (c *clusterReleases) DeployCanary(ctx context.Context, img imageref.Ref) error {
-	return c.d.DeployCanary(ctx, c.service, img, c.timeout, c.lock)
+	err := c.d.DeployCanary(ctx, c.service, img, c.timeout, c.lock)
+	if deploy.Transient(err) {
+		return &TransientError{Err: err}
+	}
+	return err
 }
 
 func (c *clusterReleases) RemoveCanary(ctx context.Context) error {

@@ -385,8 +385,10 @@ func (d *Driver) setUp(ctx context.Context) error {
 	if err := d.Lock.Check(); err != nil {
 		return err
 	}
-	if err := d.Releases.DeployCanary(ctx, img); err != nil {
-		if ctx.Err() != nil || d.Lock.Check() != nil {
+	if err := d.deployCanary(ctx, img); err != nil {
+		var transient *TransientError
+		if ctx.Err() != nil || d.Lock.Check() != nil || errors.As(err, &transient) {
+			// Not the canary's fault: it stays at its step for a rerun.
 			return err
 		}
 		// A canary that does not run cannot pass: end it, or it would
@@ -399,6 +401,30 @@ func (d *Driver) setUp(ctx context.Context) error {
 	// The interval starts with the canary's traffic, not when it was
 	// written: its workload may have taken minutes to become ready.
 	return d.save(ctx, func(s *canarystate.State) { s.IntervalStarted = d.Now() })
+}
+
+// deployRetries is how many times a transient failure to deploy the
+// canary is retried, with 1, 2, 4 ... seconds between.
+const deployRetries = 4
+
+// deployCanary deploys the canary, retrying transient failures.
+func (d *Driver) deployCanary(ctx context.Context, img imageref.Ref) error {
+	var transient *TransientError
+	wait := time.Second
+	for attempt := 0; ; attempt++ {
+		err := d.Releases.DeployCanary(ctx, img)
+		if err == nil || !errors.As(err, &transient) || attempt == deployRetries {
+			return err
+		}
+		d.emit("retry", fmt.Sprintf("deploying the canary failed (%v); retrying in %s", err, wait))
+		if err := d.Sleep(ctx, wait); err != nil {
+			return err
+		}
+		if err := d.Lock.Check(); err != nil {
+			return err
+		}
+		wait *= 2
+	}
 }
 
 // setTraffic sets the traffic of the step the state is at; the state says

@@ -180,6 +180,8 @@ type fakeReleases struct {
 	// failAfterPromote fails a promotion after the stable took its image
 	// (its traffic rule not applied, say).
 	failPromote, failCanary, failAfterPromote error
+	// blips is how many DeployCanary calls fail transiently first.
+	blips int
 }
 
 func (f *fakeReleases) Stable(context.Context) (imageref.Ref, int, error) {
@@ -192,6 +194,10 @@ func (f *fakeReleases) DeployCanary(_ context.Context, img imageref.Ref) error {
 	defer f.mu.Unlock()
 	if f.failCanary != nil {
 		return f.failCanary
+	}
+	if f.blips > 0 {
+		f.blips--
+		return &TransientError{Err: errors.New("dial tcp 127.0.0.1:6443: connect: connection refused")}
 	}
 	f.canary = &img
 	f.log = append(f.log, "deploy canary "+img.Tag)
@@ -461,6 +467,40 @@ func TestCanaryThatNeverRunsIsRolledBack(t *testing.T) {
 	st, err := run(t, r, RunOptions{Image: v2})
 	if errkind.Of(err) != errkind.RolledBack || !strings.Contains(st.Reason, "did not become ready: Deployment user-canary not ready") {
 		t.Fatalf("outcome %v, reason %q", err, st.Reason)
+	}
+}
+
+// An API blip while deploying the canary is retried; one that outlasts
+// the retries ends the run with the canary at its step, not rolled back,
+// and a rerun goes on.
+func TestTransientDeployFailuresAreRetried(t *testing.T) {
+	r := newRig(weights(50, 100)...)
+	r.world.set("user-canary", 100, 0)
+	var retries int
+	r.drv.Events = func(e Event) {
+		if e.Type == "retry" {
+			retries++
+		}
+	}
+	r.releases.blips = 2
+	st, err := run(t, r, RunOptions{Image: v2})
+	if err != nil || st.Phase != canarystate.Succeeded || retries != 2 {
+		t.Fatalf("after 2 blips: %v %s %q, %d retries", err, st.Phase, st.Reason, retries)
+	}
+
+	r = newRig(weights(50, 100)...)
+	r.world.set("user-canary", 100, 0)
+	r.releases.blips = deployRetries + 1
+	st, err = run(t, r, RunOptions{Image: v2})
+	if err == nil || errkind.Of(err) == errkind.RolledBack || !strings.Contains(err.Error(), "connection refused") {
+		t.Fatalf("blips past the retries: %v", err)
+	}
+	if st, _, _ := r.store.Load(context.Background()); st == nil || st.Phase.Terminal() || st.Phase == canarystate.RollingBack {
+		t.Fatalf("the canary was ended for an API blip: %+v", st)
+	}
+	st, err = run(t, r, RunOptions{})
+	if err != nil || st.Phase != canarystate.Succeeded {
+		t.Fatalf("rerun: %v %s %q", err, st.Phase, st.Reason)
 	}
 }
 

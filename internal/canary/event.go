@@ -12,7 +12,7 @@ import (
 type Event struct {
 	Time    time.Time `json:"time"`
 	Service string    `json:"service"`
-	// Type is phase, step, traffic, check or action.
+	// Type is phase, step, traffic, check, action or retry.
 	Type    string            `json:"type"`
 	Phase   canarystate.Phase `json:"phase"`
 	Step    int               `json:"step"`

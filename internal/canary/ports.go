@@ -18,7 +18,10 @@ type Traffic interface {
 type Releases interface {
 	// Stable is the stable workload's image and revision.
 	Stable(ctx context.Context) (imageref.Ref, int, error)
-	// DeployCanary runs the canary workload at img, ready.
+	// DeployCanary runs the canary workload at img, ready. A failure a
+	// retry may clear (the API server unreachable for a moment, the release
+	// held by another operation) is a *TransientError: the driver retries
+	// it and never rolls a canary back for it.
 	DeployCanary(ctx context.Context, img imageref.Ref) error
 	// RemoveCanary stops the canary workload.
 	RemoveCanary(ctx context.Context) error
@@ -34,3 +37,10 @@ type Lock interface {
 	// Holder is the identity the lock is held under.
 	Holder() string
 }
+
+// TransientError is a failure of a port that says nothing about the
+// canary: trying again may succeed.
+type TransientError struct{ Err error }
+
+func (e *TransientError) Error() string { return e.Err.Error() }
+func (e *TransientError) Unwrap() error { return e.Err }
