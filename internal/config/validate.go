@@ -156,14 +156,27 @@ func validateTimeout(ps *problems, i int, s *Service) {
 	if !ok {
 		return
 	}
+	if badSaga, msg := SagaTimeoutProblem(time.Duration(s.Timeout), raw); badSaga {
+		ps.at(fmt.Sprintf("services[%d].env.SAGA_TIMEOUT", i), "%s", msg)
+	} else if msg != "" {
+		ps.at(path, "%s", msg)
+	}
+}
+
+// SagaTimeoutProblem says what is wrong with a service's route timeout
+// against the SAGA_TIMEOUT its environment gives (raw), or "" when
+// nothing is; badSaga is true when raw itself is at fault. The route must
+// outlast the saga, or it would answer 504 while the saga may still
+// complete. Render applies the same rule to values from -f and --set.
+func SagaTimeoutProblem(route time.Duration, raw string) (badSaga bool, msg string) {
 	saga, err := time.ParseDuration(raw)
 	if err != nil {
-		ps.at(fmt.Sprintf("services[%d].env.SAGA_TIMEOUT", i), "%q is not a duration such as 15s", raw)
-		return
+		return true, fmt.Sprintf("%q is not a duration such as 15s", raw)
 	}
-	if time.Duration(s.Timeout) <= saga {
-		ps.at(path, "%s does not outlast SAGA_TIMEOUT (%s): the route would cut the saga short and answer 504 while the saga may still complete; set it above %s", s.Timeout, saga, saga)
+	if route <= saga {
+		return false, fmt.Sprintf("%s does not outlast SAGA_TIMEOUT (%s): the route would cut the saga short and answer 504 while the saga may still complete; set it above %s", Duration(route), saga, saga)
 	}
+	return false, ""
 }
 
 func dnsLabel(ps *problems, path, v string) bool {

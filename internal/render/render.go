@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/msctl/msctl/internal/errkind"
 
@@ -97,6 +98,13 @@ func Render(p *config.Project, opts Options) (*Result, error) {
 	if opts.ImageTag == "" {
 		opts.ImageTag = defaultTag
 	}
+	if len(opts.Values) > 0 {
+		for _, s := range services {
+			if err := checkSagaTimeout(p, s, serviceValues(p, s, opts.Image(p, s), opts.Values)); err != nil {
+				return nil, err
+			}
+		}
+	}
 	caps, err := capabilities(opts.KubeVersion, opts.APIVersions)
 	if err != nil {
 		return nil, err
@@ -152,6 +160,24 @@ func renderService(p *config.Project, s *config.Service, opts Options, t Traffic
 		return nil, err
 	}
 	return append(objs, istioObjs...), nil
+}
+
+// checkSagaTimeout holds the SAGA_TIMEOUT that -f and --set leave to the
+// rule the project file's own is held to.
+func checkSagaTimeout(p *config.Project, s *config.Service, values map[string]any) error {
+	env, _ := values["env"].(map[string]any)
+	raw, ok := env["SAGA_TIMEOUT"]
+	if !ok {
+		return nil
+	}
+	badSaga, msg := config.SagaTimeoutProblem(time.Duration(s.Timeout), fmt.Sprint(raw))
+	switch {
+	case msg == "":
+		return nil
+	case badSaga:
+		return inputErrorf("%s: env.SAGA_TIMEOUT from -f or --set: %s", s.Name, msg)
+	}
+	return inputErrorf("%s: env.SAGA_TIMEOUT from -f or --set against services[%d].timeout: %s", s.Name, slices.Index(p.ServiceNames(), s.Name), msg)
 }
 
 func selectServices(p *config.Project, names []string) ([]*config.Service, error) {

@@ -208,6 +208,10 @@ func TestBadInput(t *testing.T) {
 		{"match Istio refuses", Options{Traffic: map[string]Traffic{"order": {Match: &config.Match{Headers: map[string]config.StringMatch{"X-Beta": {Exact: "1"}}}}}}, `canary match for order: headers.X-Beta: header names are matched in lower case: write "x-beta"`},
 		{"value outside the schema", Options{Services: []string{"user"}, Values: []map[string]any{{"replicaz": 3}}}, "user: chart values rejected: at '': additional properties 'replicaz' not allowed"},
 		{"value of the wrong type", Options{Services: []string{"user"}, Values: []map[string]any{{"ports": map[string]any{"http": 70000}}}}, "user: chart values rejected: at '/ports/http': maximum: got 70,000, want 65,535"},
+		{"saga outlasting the route by --set", Options{Services: []string{"order"}, Values: []map[string]any{{"env": map[string]any{"SAGA_TIMEOUT": "30s"}}}},
+			"order: env.SAGA_TIMEOUT from -f or --set against services[3].timeout: 20s does not outlast SAGA_TIMEOUT (30s): the route would cut the saga short and answer 504 while the saga may still complete; set it above 30s"},
+		{"saga timeout no duration", Options{Values: []map[string]any{{"env": map[string]any{"SAGA_TIMEOUT": 30}}}},
+			`user: env.SAGA_TIMEOUT from -f or --set: "30" is not a duration such as 15s`},
 		{"bad kube version", Options{KubeVersion: "one"}, `--kube-version "one": could not parse "one" as version`},
 	}
 	for _, tt := range tests {
