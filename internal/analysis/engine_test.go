@@ -294,3 +294,23 @@ func TestCountsOnThinTraffic(t *testing.T) {
 		t.Errorf("5 of 17 failed against a 99%% bar: got %s (%s), want fail", c.Decision, c.Reason)
 	}
 }
+
+// The spacing of the stable's samples is measured on the series that were
+// there for the whole window: istioSeries is sampled every 15 s.
+func TestScrapeSpacing(t *testing.T) {
+	a := &Analyzer{Querier: newEngineQuerier(t, istioSeries)}
+	got, ok, err := a.ScrapeSpacing(context.Background(), shop, tenMin)
+	if err != nil || !ok || got != 15*time.Second {
+		t.Errorf("spacing %s %v %v, want 15s", got, ok, err)
+	}
+	// Younger than the window: nothing to measure.
+	if _, ok, err := a.ScrapeSpacing(context.Background(), shop, time.Unix(60, 0)); ok || err != nil {
+		t.Errorf("at 60 s: ok %v, err %v; want nothing measured", ok, err)
+	}
+	if msg := SpacingProblem(20*time.Second, 15*time.Second); !contains(msg, "set it to 30s or more") {
+		t.Errorf("20s against 15s: %q", msg)
+	}
+	if msg := SpacingProblem(30*time.Second, 15*time.Second); msg != "" {
+		t.Errorf("30s against 15s: %q", msg)
+	}
+}

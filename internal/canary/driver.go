@@ -281,6 +281,9 @@ func (d *Driver) start(ctx context.Context, img imageref.Ref) error {
 		return inputErrorf("%s already runs %s: nothing to canary", d.Service, img)
 	}
 	now := d.Now()
+	if err := d.checkSpacing(ctx, now); err != nil {
+		return err
+	}
 	pinned := d.Plan.Analysis
 	next := &canarystate.State{
 		Service: d.Service, Phase: canarystate.Progressing, Steps: d.Plan.Steps, Analysis: &pinned,
@@ -303,6 +306,25 @@ func (d *Driver) start(ctx context.Context, img imageref.Ref) error {
 	}
 	d.st, d.ver = next, ver
 	d.emit("phase", fmt.Sprintf("canary of %s started: %s (stable %s revision %d)", d.Service, img, stable, rev))
+	return nil
+}
+
+// checkSpacing refuses a new canary whose interval is too short for how
+// often Prometheus samples the stable's requests: its every check would
+// find no data and it would end Inconclusive. A spacing that cannot be
+// measured (no stable traffic, Prometheus unreachable) refuses nothing:
+// the checks say what they see.
+func (d *Driver) checkSpacing(ctx context.Context, now time.Time) error {
+	if d.Analyzer == nil {
+		return nil
+	}
+	spacing, ok, err := d.Analyzer.ScrapeSpacing(ctx, d.Target, now)
+	if err != nil || !ok {
+		return nil
+	}
+	if msg := analysis.SpacingProblem(d.Plan.Analysis.Interval, spacing); msg != "" {
+		return inputErrorf("the canary of %s: %s", d.Service, msg)
+	}
 	return nil
 }
 

@@ -72,6 +72,8 @@ type world struct {
 	// before the query's time, as a mesh splits them.
 	follow float64
 	splits []split
+	// spacing is how far apart Prometheus's samples are; 0 is unknown.
+	spacing time.Duration
 }
 
 type split struct {
@@ -117,6 +119,9 @@ func (w *world) Query(_ context.Context, q string, at time.Time) (analysis.Sampl
 	}
 	total := rps * time.Duration(window).Seconds()
 	switch {
+	case strings.Contains(q, "count_over_time"):
+		// The spacing of the samples, in seconds.
+		return analysis.Sample{Value: w.spacing.Seconds(), OK: w.spacing > 0}, nil
 	case strings.Contains(q, "histogram_quantile"):
 		if total == 0 {
 			return analysis.Sample{}, nil
@@ -467,6 +472,26 @@ func TestCanaryThatNeverRunsIsRolledBack(t *testing.T) {
 	st, err := run(t, r, RunOptions{Image: v2})
 	if errkind.Of(err) != errkind.RolledBack || !strings.Contains(st.Reason, "did not become ready: Deployment user-canary not ready") {
 		t.Fatalf("outcome %v, reason %q", err, st.Reason)
+	}
+}
+
+// An interval shorter than two scrapes would read no data at every check:
+// a new canary is refused before anything runs.
+func TestAnIntervalShorterThanTwoScrapesIsRefused(t *testing.T) {
+	r := newRig(weights(50, 100)...)
+	r.world.set("user-canary", 100, 0)
+	r.world.spacing = 45 * time.Second // the interval is 1m
+	st, err := run(t, r, RunOptions{Image: v2})
+	var ie *InputError
+	if !errors.As(err, &ie) || !strings.Contains(err.Error(), "analysis.interval 1m0s is less than twice the spacing of the request metrics' samples (45s") || st != nil {
+		t.Fatalf("got %v, %+v; want an input error naming analysis.interval", err, st)
+	}
+	if r.releases.canary != nil || len(r.traffic.sets) != 0 {
+		t.Errorf("a refused canary ran: canary %v, traffic %v", r.releases.canary, r.traffic.sets)
+	}
+	r.world.spacing = 30 * time.Second
+	if st, err := run(t, r, RunOptions{Image: v2}); err != nil {
+		t.Fatalf("30s samples and a 1m interval: %v %+v", err, st)
 	}
 }
 
