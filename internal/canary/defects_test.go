@@ -244,6 +244,37 @@ func TestAManualPauseDoesNotUseUpATimedPause(t *testing.T) {
 	}
 }
 
+// TestATimedPauseCountsOnlyWatchedTime: a driver killed during a timed
+// pause (its CI runner gone) and rerun long after waits the rest of the
+// pause, watching the canary, rather than moving on at once.
+func TestATimedPauseCountsOnlyWatchedTime(t *testing.T) {
+	steps := append(weights(25), canarystate.Step{Kind: "pause", Pause: 1000 * time.Hour})
+	steps = append(steps, weights(100)...)
+	r := newRig(steps...)
+	r.world.set("user-canary", 100, 0)
+	ctx, kill := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { _, err := r.drv.Run(ctx, RunOptions{Image: v2}); done <- err }()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		if st, _, _ := r.store.Load(context.Background()); st != nil && st.Step == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the canary never reached the timed pause")
+		}
+	}
+	kill()
+	<-done
+	r.clock.Sleep(context.Background(), 2000*time.Hour) // no driver, longer than the pause
+	if _, err := run(t, r, RunOptions{Once: true}); err != nil {
+		t.Fatal(err)
+	}
+	wait, err := r.drv.progress(context.Background())
+	if st := r.drv.st; err != nil || st.Step != 1 || st.Phase != canarystate.Progressing || wait <= 0 || st.Unwatched < 1999*time.Hour {
+		t.Fatalf("after the rerun: %v, step %d %s, wait %s, unwatched %s; want still in the timed pause (step 1)", err, st.Step, st.Phase, wait, st.Unwatched)
+	}
+}
+
 // A canary in progress goes on with the analysis it started with: a project
 // file changed mid-canary (here to a bound the healthy canary fails) does
 // not change its verdict.

@@ -251,8 +251,14 @@ func (d *Driver) begin(ctx context.Context, o RunOptions) (done bool, err error)
 	if d.st.Driver == holder {
 		return false, nil
 	}
+	now := d.Now()
 	return false, d.save(ctx, func(s *canarystate.State) {
-		s.Driver, s.DriverSince = holder, d.Now()
+		s.Driver, s.DriverSince = holder, now
+		// A live driver writes at least every CheckEvery; beyond that,
+		// nobody watched. Time paused by a person is counted as Waited.
+		if s.Phase == canarystate.Progressing && !s.WatchedAt.IsZero() {
+			s.Unwatched += max(0, now.Sub(s.WatchedAt)-d.Plan.CheckEvery)
+		}
 	})
 }
 
@@ -350,7 +356,7 @@ func (d *Driver) save(ctx context.Context, change func(*canarystate.State)) erro
 		next := *d.st
 		change(&next)
 		now := d.Now()
-		next.UpdatedAt = now
+		next.UpdatedAt, next.WatchedAt = now, now
 		switch {
 		case d.st.Phase != canarystate.Paused && next.Phase == canarystate.Paused:
 			next.PausedAt = now
@@ -542,7 +548,7 @@ func (d *Driver) nextStep(ctx context.Context, also func(*canarystate.State)) er
 		}
 		s.Step++
 		s.StepStarted, s.IntervalStarted, s.Iteration, s.Gate, s.Reason = now, now, 0, false, ""
-		s.StepWaited = s.Waited
+		s.StepWaited, s.StepUnwatched = s.Waited, s.Unwatched
 		s.Phase = canarystate.Progressing
 		if s.Step >= len(s.Steps) {
 			s.Step = len(s.Steps) - 1
@@ -575,11 +581,16 @@ func (d *Driver) progress(ctx context.Context) (time.Duration, error) {
 			d.emit("phase", reason)
 			return 0, nil
 		}
-		if left := step.Pause - (now.Sub(st.StepStarted) - (st.Waited - st.StepWaited)); left > 0 {
+		waited := now.Sub(st.StepStarted) - (st.Waited - st.StepWaited) - (st.Unwatched - st.StepUnwatched)
+		if left := step.Pause - waited; left > 0 {
 			// The canary keeps its traffic while it waits, so it is
 			// watched as closely.
 			wait, err := d.watch(ctx)
-			return min(left, wait), err
+			if err == nil && now.Sub(d.st.WatchedAt) >= d.Plan.CheckEvery {
+				// Say the canary is watched even with no check to write.
+				err = d.save(ctx, func(*canarystate.State) {})
+			}
+			return min(left, wait, d.Plan.CheckEvery), err
 		}
 		return 0, d.nextStep(ctx, nil)
 	}

@@ -197,6 +197,14 @@ type State struct {
 	// StepWaited is Waited when the current step began: a timed pause
 	// step counts only time it was not paused by a person.
 	StepWaited time.Duration `json:"stepWaited,omitempty"`
+	// WatchedAt is when a driver last wrote the state. Unwatched is the
+	// time no driver watched the canary (counted when one takes it over),
+	// StepUnwatched its value when the current step began: a timed pause
+	// counts only time the canary was watched, so a rerun after the CI
+	// runner died waits the rest of it.
+	WatchedAt     time.Time     `json:"watchedAt,omitzero"`
+	Unwatched     time.Duration `json:"unwatched,omitempty"`
+	StepUnwatched time.Duration `json:"stepUnwatched,omitempty"`
 
 	CanaryImage string `json:"canaryImage"`
 	// StableImage and StableRevision are the stable's before the canary,
