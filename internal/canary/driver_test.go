@@ -560,7 +560,7 @@ func TestTransientDeployFailuresAreRetried(t *testing.T) {
 	r = newRig(weights(50, 100)...)
 	r.world.set("user-canary", 100, 0)
 	r.releases.blips = deployRetries + 1
-	st, err = run(t, r, RunOptions{Image: v2})
+	_, err = run(t, r, RunOptions{Image: v2})
 	if err == nil || errkind.Of(err) == errkind.RolledBack || !strings.Contains(err.Error(), "connection refused") {
 		t.Fatalf("blips past the retries: %v", err)
 	}
