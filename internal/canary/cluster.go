@@ -66,14 +66,6 @@ func (c *clusterReleases) RemoveCanary(ctx context.Context) error {
 	return c.d.RemoveCanary(ctx, c.service, c.timeout, c.lock)
 }
 
-func (c *clusterReleases) ScaleStable(ctx context.Context) (string, error) {
-	from, to, err := c.d.ScaleStable(ctx, c.service, c.timeout, c.lock)
-	if err != nil || to <= from {
-		return "", err
-	}
-	return fmt.Sprintf("scaled the stable from %d to %d replicas for the traffic coming back to it", from, to), nil
-}
-
 func (c *clusterReleases) Promote(ctx context.Context, img imageref.Ref) (int, error) {
 	r, err := c.d.PromoteStable(ctx, c.service, img, c.timeout, c.lock)
 	return r.Revision, err

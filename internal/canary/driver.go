@@ -837,16 +837,6 @@ func (d *Driver) stopCanary(ctx context.Context, msg string) error {
 	if err := d.Lock.Check(); err != nil {
 		return err
 	}
-	// A stable short of replicas is better than traffic left on a canary
-	// being rolled back: a failure to scale it is told, not fatal.
-	if did, err := d.Releases.ScaleStable(ctx); err != nil {
-		if ctx.Err() != nil || d.Lock.Check() != nil {
-			return err
-		}
-		d.emit("action", "scaling the stable up before traffic returns to it: "+err.Error())
-	} else if did != "" {
-		d.emit("action", did)
-	}
 	if err := d.Traffic.Set(ctx, render.Traffic{}); err != nil {
 		return err
 	}

@@ -187,8 +187,6 @@ type fakeReleases struct {
 	failPromote, failCanary, failAfterPromote error
 	// blips is how many DeployCanary calls fail transiently first.
 	blips int
-	// onScale, if set, is called by ScaleStable.
-	onScale func()
 }
 
 func (f *fakeReleases) Stable(context.Context) (imageref.Ref, int, error) {
@@ -216,15 +214,6 @@ func (f *fakeReleases) RemoveCanary(context.Context) error {
 	f.canary = nil
 	f.log = append(f.log, "remove canary")
 	return nil
-}
-func (f *fakeReleases) ScaleStable(context.Context) (string, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.log = append(f.log, "scale stable")
-	if f.onScale != nil {
-		f.onScale()
-	}
-	return "scaled the stable", nil
 }
 func (f *fakeReleases) Promote(_ context.Context, img imageref.Ref) (int, error) {
 	f.mu.Lock()
@@ -328,7 +317,7 @@ func TestHealthyCanaryIsPromoted(t *testing.T) {
 	if got := r.traffic.weights(); !equal(got, []int{25, 50, 100, 0}) {
 		t.Errorf("weights %v", got)
 	}
-	if got := strings.Join(r.releases.log, ", "); got != "deploy canary v2, promote v2, scale stable, remove canary" {
+	if got := strings.Join(r.releases.log, ", "); got != "deploy canary v2, promote v2, remove canary" {
 		t.Errorf("releases: %s", got)
 	}
 	if len(st.History) != 1 || st.History[0].Phase != canarystate.Succeeded {
@@ -503,39 +492,6 @@ func TestAnIntervalShorterThanTwoScrapesIsRefused(t *testing.T) {
 	r.world.spacing = 30 * time.Second
 	if st, err := run(t, r, RunOptions{Image: v2}); err != nil {
 		t.Fatalf("30s samples and a 1m interval: %v %+v", err, st)
-	}
-}
-
-// The stable is scaled up while the canary still has its traffic, at a
-// rollback and at a promotion alike: its autoscaler scaled it down for
-// the share it kept.
-func TestTheStableIsScaledBeforeTrafficReturns(t *testing.T) {
-	for _, tc := range []struct {
-		name   string
-		errs   float64
-		phase  canarystate.Phase
-		weight int
-	}{
-		{"rollback", 0.5, canarystate.RolledBack, 50},
-		{"promotion", 0, canarystate.Succeeded, 100},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			r := newRig(weights(50, 100)...)
-			r.world.set("user-canary", 100, tc.errs)
-			var weightThen = -1
-			r.releases.onScale = func() {
-				r.traffic.mu.Lock()
-				defer r.traffic.mu.Unlock()
-				weightThen = r.traffic.sets[len(r.traffic.sets)-1].Weight
-			}
-			st, _ := run(t, r, RunOptions{Image: v2})
-			if st.Phase != tc.phase || weightThen != tc.weight {
-				t.Fatalf("%s; the stable was scaled at canary weight %d, want %s at weight %d", st.Phase, weightThen, tc.phase, tc.weight)
-			}
-			if r.traffic.sets[len(r.traffic.sets)-1].Weight != 0 {
-				t.Errorf("traffic %v: want all back on the stable", r.traffic.sets)
-			}
-		})
 	}
 }
 

@@ -207,9 +207,6 @@ func (l *localReleases) RemoveCanary(ctx context.Context) error {
 	return l.p.StopCanary(ctx, l.service)
 }
 
-// ScaleStable has nothing to do: a local service runs one process a track.
-func (l *localReleases) ScaleStable(context.Context) (string, error) { return "", nil }
-
 // Promote is idempotent: a stable that already runs img was promoted by a
 // driver killed before it could record so.
 func (l *localReleases) Promote(ctx context.Context, img imageref.Ref) (int, error) {

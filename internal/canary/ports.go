@@ -25,10 +25,6 @@ type Releases interface {
 	DeployCanary(ctx context.Context, img imageref.Ref) error
 	// RemoveCanary stops the canary workload.
 	RemoveCanary(ctx context.Context) error
-	// ScaleStable readies the stable for the canary's traffic coming back
-	// to it (its autoscaler scaled it down meanwhile), and says what it
-	// did, or "" when there was nothing to do.
-	ScaleStable(ctx context.Context) (string, error)
 	// Promote makes img the stable's image, ready, and returns the
 	// stable's new revision.
 	Promote(ctx context.Context, img imageref.Ref) (int, error)
