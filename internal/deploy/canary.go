@@ -82,9 +82,14 @@ func (d *Deployer) DeployCanary(ctx context.Context, service string, img imagere
 	if _, err := rel.recoverPending(CanaryRelease(service), lock, opts.RollbackTimeout, d.Now()); err != nil {
 		return err
 	}
+	start := d.Now()
 	_, _, err = rel.upgrade(ctx, CanaryRelease(service), values, opts)
 	if err != nil {
-		return fmt.Errorf("canary release %s: %s", CanaryRelease(service), d.whyNotReady(context.WithoutCancel(ctx), service, err))
+		// Classified on Helm's own error: the explanation quotes pod
+		// events, whose "connection refused" is the canary's fault.
+		transient := !timedOut(err, d.Now().Sub(start), timeout) && Transient(err)
+		why := d.whyNotReady(context.WithoutCancel(ctx), service, err)
+		return &classified{msg: fmt.Sprintf("canary release %s: %s", CanaryRelease(service), why), err: err, transient: transient}
 	}
 	return nil
 }

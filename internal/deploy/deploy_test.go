@@ -105,13 +105,14 @@ func TestStillBusy(t *testing.T) {
 		{"the dead holder's own revision", pending(ours, time.Minute), "abcd1234", true, ""},
 		{"a stolen lock's holder may live", pending(ours, time.Minute), "abcd1234", false, "may go on"},
 		{"another run's revision", pending(ours, time.Minute), "ffff0000", true, "may go on"},
+		{"this run's own failed attempt", pending(map[string]string{TimeoutLabel: "300", HolderLabel: "0123beef", RevisionLabel: "4"}, time.Minute), "", false, ""},
 		{"msctl's rollback within its deadline", rollingBack(rollbackDescription(2, "abcd1234", 5*time.Minute), time.Minute), "", false, "may go on until 2026-11-25T12:04:00Z"},
 		{"msctl's killed rollback", rollingBack(rollbackDescription(2, "abcd1234", 5*time.Minute), time.Minute), "abcd1234", true, ""},
 		{"msctl's rollback past its deadline", rollingBack(rollbackDescription(2, "abcd1234", 5*time.Minute), 6*time.Minute), "", false, ""},
 		{"a helm CLI rollback", rollingBack("Rollback to 2", time.Minute), "abcd1234", true, "not written by msctl"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			busy := stillBusy("user", tc.rel, tc.from, tc.gone, now)
+			busy := stillBusy("user", tc.rel, "0123beef", tc.from, tc.gone, now)
 			switch {
 			case tc.wantBusy == "" && busy != nil:
 				t.Errorf("busy: %v", busy)

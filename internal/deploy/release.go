@@ -327,7 +327,7 @@ func (r *releases) recoverPending(name string, lock *kube.Lock, rollbackTimeout 
 	}
 	stuck := last.Info.Status
 	nonce, gone := lock.TakenFrom()
-	if busy := stillBusy(name, last, nonce, gone, now); busy != nil {
+	if busy := stillBusy(name, last, lock.Nonce(), nonce, gone, now); busy != nil {
 		return "", busy
 	}
 	good, err := r.lastGood(name, last.Version)
@@ -352,9 +352,9 @@ func (r *releases) recoverPending(name string, lock *kube.Lock, rollbackTimeout 
 }
 
 // stillBusy says why a pending revision may still belong to a live
-// operation, or nil when msctl may mend it. takenFrom and gone are what the
-// lock says of the holder it was taken from.
-func stillBusy(name string, pending *releasev1.Release, takenFrom string, gone bool, now time.Time) *OperationInProgressError {
+// operation, or nil when msctl may mend it. own is this run's lock nonce;
+// takenFrom and gone are what the lock says of the holder it was taken from.
+func stillBusy(name string, pending *releasev1.Release, own, takenFrom string, gone bool, now time.Time) *OperationInProgressError {
 	busy := &OperationInProgressError{Release: name, Revision: pending.Version, Status: string(pending.Info.Status), Since: pending.Info.LastDeployed}
 	holder, timeout, ok := writer(pending)
 	if !ok {
@@ -363,6 +363,9 @@ func stillBusy(name string, pending *releasev1.Release, takenFrom string, gone b
 	}
 	if gone && takenFrom != "" && holder == takenFrom {
 		return nil // its run held the lock, and is gone
+	}
+	if own != "" && holder == own {
+		return nil // this run's own earlier attempt, which failed
 	}
 	deadline := pending.Info.LastDeployed.Add(time.Duration(timeout) * time.Second)
 	if now.Before(deadline) {

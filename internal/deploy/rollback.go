@@ -71,7 +71,7 @@ func (d *Deployer) Rollback(ctx context.Context, service string, opts RollbackOp
 		// Nobody else's operation is undone from under it; one of msctl's
 		// own that is abandoned is for deploy to mend.
 		nonce, gone := lock.TakenFrom()
-		if busy := stillBusy(service, last, nonce, gone, d.Now()); busy != nil {
+		if busy := stillBusy(service, last, lock.Nonce(), nonce, gone, d.Now()); busy != nil {
 			return Result{}, busy
 		}
 	}

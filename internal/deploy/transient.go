@@ -21,6 +21,10 @@ func Transient(err error) bool {
 	if err == nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return false
 	}
+	var c *classified
+	if errors.As(err, &c) {
+		return c.transient
+	}
 	var busy *OperationInProgressError
 	var netErr net.Error
 	switch {
@@ -34,10 +38,26 @@ func Transient(err error) bool {
 	}
 	// Helm formats some errors with %s, which drops the chain.
 	msg := err.Error()
-	for _, s := range []string{"connection refused", "connection reset by peer", "http2: server sent GOAWAY", "the object has been modified; please apply your changes"} {
+	for _, s := range []string{
+		"connection refused", "connection reset by peer", "http2: server sent GOAWAY", "i/o timeout", "TLS handshake timeout",
+		"the object has been modified; please apply your changes", "the server is currently unable to handle the request",
+		"Too many requests", "etcdserver: request timed out",
+	} {
 		if strings.Contains(msg, s) {
 			return true
 		}
 	}
 	return false
 }
+
+// classified is an error explained for people whose kind was decided on
+// the error before the explanation: an explanation may quote pod events,
+// which say "connection refused" of a canary that does not listen.
+type classified struct {
+	msg       string
+	err       error
+	transient bool
+}
+
+func (c *classified) Error() string { return c.msg }
+func (c *classified) Unwrap() error { return c.err }
