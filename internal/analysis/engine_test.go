@@ -257,6 +257,18 @@ func thinSeries(labels string, at []int, gone int) string {
 	return b.String()
 }
 
+// staleAtStart is a series with 3 requests before 10 s, a stale marker
+// at 10 s (a scrape that failed), and one more request at 20 s.
+func staleAtStart(labels string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\tistio_requests_total{%s} _ _ 1 1 2 2 3 3 3 3 stale", labels)
+	for k := 11; k <= 40; k++ {
+		fmt.Fprintf(&b, " %d", map[bool]int{true: 4, false: 3}[k >= 20])
+	}
+	b.WriteString("\n")
+	return b.String()
+}
+
 // TestCountsOnThinTraffic: at half a request a second, every caller's
 // every response code is a series of its own, born with its first request
 // and holding a few. Counted with increase(), a series loses its first
@@ -277,21 +289,25 @@ func TestCountsOnThinTraffic(t *testing.T) {
 		// Born after the start and gone (its pod replaced) at 30 s: 2.
 		thinSeries(sel+`source_workload="d",response_code="200"`, []int{12, 14}, 30) +
 		// There before the start and gone: 1.
-		thinSeries(sel+`source_workload="e",response_code="500"`, []int{3, 11}, 30)
+		thinSeries(sel+`source_workload="e",response_code="500"`, []int{3, 11}, 30) +
+		// Restarted right after the start, below its value then: 2.
+		thinSeries(sel+`source_workload="f",response_code="200"`, []int{1, 2, 3, 4, 5, 6, 7, 8, 9, -11, 13, 19}, 0) +
+		// A failed scrape at the start (a stale marker), then on: 1.
+		staleAtStart(sel+`source_workload="g",response_code="500"`)
 	a := &Analyzer{Querier: newEngineQuerier(t, load)}
 	at := time.Unix(40, 0)
 	target := shop
 	target.Interval = 10 * time.Second
 	c := a.Check(context.Background(), Metric{Name: SuccessRate, Min: ptr(99)}, target, Window{Since: time.Unix(10, 0), At: at})
-	if c.TotalRequests != 17 || c.TotalErrors != 5 {
-		t.Errorf("since the start: %v requests, %v failed; want 17 and 5\n%s", c.TotalRequests, c.TotalErrors, strings.Join(c.Queries, "\n"))
+	if c.TotalRequests != 20 || c.TotalErrors != 6 {
+		t.Errorf("since the start: %v requests, %v failed; want 20 and 6\n%s", c.TotalRequests, c.TotalErrors, strings.Join(c.Queries, "\n"))
 	}
 	// The last 10 s: 31, 33, 36 and 39; 33 failed.
 	if c.Requests != 4 || c.Errors != 1 {
 		t.Errorf("last interval: %v requests, %v failed; want 4 and 1", c.Requests, c.Errors)
 	}
 	if c.Decision != Fail {
-		t.Errorf("5 of 17 failed against a 99%% bar: got %s (%s), want fail", c.Decision, c.Reason)
+		t.Errorf("6 of 20 failed against a 99%% bar: got %s (%s), want fail", c.Decision, c.Reason)
 	}
 }
 

@@ -146,7 +146,8 @@ func countTemplates(m Metric) (total, bad string) {
 // is, in three disjoint sets:
 //   - there when the window opened, no reset in it: its last value less
 //     its value then, exactly, whether or not it is still there now;
-//   - there when the window opened, reset in it (its process restarted):
+//   - there when the window opened, reset in it or across its start (its
+//     process restarted):
 //     increase(), which handles resets;
 //   - born in the window: its highest value, all of it this window's.
 //
@@ -154,8 +155,12 @@ func countTemplates(m Metric) (total, bad string) {
 func sumIncrease(sel string) string {
 	const w = `{{ interval }}`
 	rng := sel + `[` + w + `]`
-	then := sel + ` offset ` + w
-	reset := `(resets(` + rng + `) > 0)`
+	// The last sample before the window, skipping a stale marker that a
+	// failed scrape left, which would make the series look born.
+	then := `last_over_time(` + sel + `[5m] offset ` + w + `)`
+	// A reset shows in the window, or across its start (the first sample
+	// in it already below the value before).
+	reset := `((resets(` + rng + `) > 0) or (min_over_time(` + rng + `) < ` + then + `))`
 	return `sum(
 	((last_over_time(` + rng + `) - ` + then + `) unless ` + reset + `)
 	or (increase(` + rng + `) and ` + reset + ` and ` + then + `)

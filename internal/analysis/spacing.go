@@ -13,8 +13,8 @@ import (
 const spacingWindow = 2 * time.Minute
 
 // ScrapeSpacing measures how often Prometheus samples the request metrics
-// of t's stable workload: the widest spacing between samples over the last
-// two minutes, among the series that were there for all of them. ok is
+// of t's stable workload: the mean spacing of samples over the last two
+// minutes, of the closest-sampled series there for all of them. ok is
 // false when there is none to measure (a stable with no traffic, or
 // younger than two minutes). Every built-in check reads rate() or
 // counters over an interval, and an interval with fewer than two samples
@@ -27,9 +27,14 @@ func (a *Analyzer) ScrapeSpacing(ctx context.Context, t Target, at time.Time) (s
 	stable := t
 	stable.Canary = t.Stable
 	sel := `istio_requests_total{` + istioSelector + `}`
-	q, err := parseTemplate(`max(
-	(`+strconv.Itoa(int(spacingWindow.Seconds()))+` / count_over_time(`+sel+`[`+promDuration(spacingWindow)+`]))
-	and `+sel+` offset `+promDuration(spacingWindow)+`
+	win := promDuration(spacingWindow)
+	// Per series, the window over its samples in it; of the series there
+	// for the whole window (at its start and now), the closest: a series
+	// that missed scrapes, or one whose pod went away, reads wider.
+	q, err := parseTemplate(`min(
+	(`+strconv.Itoa(int(spacingWindow.Seconds()))+` / count_over_time(`+sel+`[`+win+`]))
+	and `+sel+` offset `+win+`
+	and `+sel+`
 )`, vars(stable, spacingWindow))
 	if err != nil {
 		return 0, false, err
