@@ -323,6 +323,13 @@ func TestScrapeSpacing(t *testing.T) {
 	if _, ok, err := a.ScrapeSpacing(context.Background(), shop, time.Unix(60, 0)); ok || err != nil {
 		t.Errorf("at 60 s: ok %v, err %v; want nothing measured", ok, err)
 	}
+	// A stable pod removed a minute ago has few samples in the window: it
+	// does not make the spacing read wider.
+	gone := &Analyzer{Querier: newEngineQuerier(t, istioSeries+
+		"\tistio_requests_total{reporter=\"destination\",destination_workload_namespace=\"shop\",destination_workload=\"user\",response_code=\"200\",pod=\"old\"} 0+20x35 stale\n")}
+	if got, ok, err := gone.ScrapeSpacing(context.Background(), shop, tenMin); err != nil || !ok || got != 15*time.Second {
+		t.Errorf("with a pod gone: spacing %s %v %v, want 15s", got, ok, err)
+	}
 	if msg := SpacingProblem(20*time.Second, 15*time.Second); !contains(msg, "set it to 30s or more") {
 		t.Errorf("20s against 15s: %q", msg)
 	}
