@@ -57,7 +57,8 @@ type RunOptions struct {
 	// returning with the Paused outcome.
 	WaitForApproval bool
 	// Timeout bounds the whole canary, from when it started (a resumed
-	// canary keeps its budget): past it, the canary is rolled back (unless
+	// canary keeps its budget), less the time a person paused it or no
+	// driver ran: past it, the canary is rolled back (unless
 	// KeepOnTimeout) and the outcome says it timed out. 0 is none.
 	Timeout       time.Duration
 	KeepOnTimeout bool
@@ -104,7 +105,7 @@ func (d *Driver) Run(ctx context.Context, o RunOptions) (_ *canarystate.State, e
 			return nil, fmt.Errorf("the canary state of %s was deleted while the canary ran; its traffic and workloads are as they were: msctl status %s shows them", d.Service, d.Service)
 		}
 		st := d.st
-		if o.Timeout > 0 && st.Phase == canarystate.Progressing && !d.Now().Before(st.StartedAt.Add(o.Timeout+st.Waited)) {
+		if o.Timeout > 0 && st.Phase == canarystate.Progressing && !d.Now().Before(st.StartedAt.Add(o.Timeout+st.Waited+st.Unwatched)) {
 			timedOut = true
 			if o.KeepOnTimeout {
 				if err := d.letGo(ctx); err != nil {

@@ -178,8 +178,8 @@ func NewCmdCanaryRun(f *Factory, runF func(*CanaryRunOptions) error) *cobra.Comm
 one that runs, and drives it to a terminal phase. At a manual gate it exits 4
 (paused, awaiting approval) unless --wait-for-approval; a later
 msctl canary promote, then msctl canary run, carries on. --timeout bounds the
-whole canary: past it the canary is rolled back (unless --keep-on-timeout)
-and the exit code is 6.
+whole canary, less the time a person paused it or no driver ran: past it the
+canary is rolled back (unless --keep-on-timeout) and the exit code is 6.
 
 For CI: -o json prints the final state; --events FILE writes one JSON line
 per step, check, action and phase change (--events - writes them to stdout
@@ -222,7 +222,7 @@ check as a test case. Progress goes to stderr.
 	fl.StringVar(&opts.Image, "image", "", "image reference of the canary (repo:tag or repo@sha256:...)")
 	fl.BoolVar(&opts.Build, "build", false, "build the canary from the working tree, push it, and canary it by digest")
 	fl.BoolVar(&opts.WaitForApproval, "wait-for-approval", false, "wait at manual gates instead of exiting 4")
-	fl.DurationVar(&opts.Timeout, "timeout", 0, "bound on the whole canary, from its start, across resumes (0: none)")
+	fl.DurationVar(&opts.Timeout, "timeout", 0, "bound on the whole canary, from its start, across resumes, less time paused by a person or with no driver (0: none)")
 	fl.BoolVar(&opts.KeepOnTimeout, "keep-on-timeout", false, "leave the canary in place when --timeout passes")
 	fl.StringVar(&opts.Prometheus, "prometheus", "", "Prometheus HTTP API address (default: the project's prometheus.address)")
 	fl.StringVar(&opts.Events, "events", "", "write NDJSON events to FILE (- for stdout)")
