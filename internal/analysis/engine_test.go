@@ -21,7 +21,7 @@ type engineQuerier struct {
 	storage storage.Queryable
 }
 
-func newEngineQuerier(t *testing.T, load string) engineQuerier {
+func newEngineQuerier(t testing.TB, load string) engineQuerier {
 	t.Helper()
 	return engineQuerier{
 		engine:  promqltest.NewTestEngine(t, false, 0, promqltest.DefaultMaxSamplesPerQuery),
