@@ -257,8 +257,8 @@ func (d *Driver) begin(ctx context.Context, o RunOptions) (done bool, err error)
 		s.Driver, s.DriverSince = holder, now
 		// A live driver writes at least every CheckEvery; beyond that,
 		// nobody watched. Time paused by a person is counted as Waited.
-		if s.Phase == canarystate.Progressing && !s.WatchedAt.IsZero() {
-			s.Unwatched += max(0, now.Sub(s.WatchedAt)-d.Plan.CheckEvery)
+		if s.Phase == canarystate.Progressing && !s.UpdatedAt.IsZero() {
+			s.Unwatched += max(0, now.Sub(s.UpdatedAt)-d.Plan.CheckEvery)
 		}
 	})
 }
@@ -357,7 +357,7 @@ func (d *Driver) save(ctx context.Context, change func(*canarystate.State)) erro
 		next := *d.st
 		change(&next)
 		now := d.Now()
-		next.UpdatedAt, next.WatchedAt = now, now
+		next.UpdatedAt = now
 		switch {
 		case d.st.Phase != canarystate.Paused && next.Phase == canarystate.Paused:
 			next.PausedAt = now
@@ -587,7 +587,7 @@ func (d *Driver) progress(ctx context.Context) (time.Duration, error) {
 			// The canary keeps its traffic while it waits, so it is
 			// watched as closely.
 			wait, err := d.watch(ctx)
-			if err == nil && now.Sub(d.st.WatchedAt) >= d.Plan.CheckEvery {
+			if err == nil && now.Sub(d.st.UpdatedAt) >= d.Plan.CheckEvery {
 				// Say the canary is watched even with no check to write.
 				err = d.save(ctx, func(*canarystate.State) {})
 			}

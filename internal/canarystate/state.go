@@ -197,12 +197,10 @@ type State struct {
 	// StepWaited is Waited when the current step began: a timed pause
 	// step counts only time it was not paused by a person.
 	StepWaited time.Duration `json:"stepWaited,omitempty"`
-	// WatchedAt is when a driver last wrote the state. Unwatched is the
-	// time no driver watched the canary (counted when one takes it over),
-	// StepUnwatched its value when the current step began: a timed pause
-	// counts only time the canary was watched, so a rerun after the CI
-	// runner died waits the rest of it.
-	WatchedAt     time.Time     `json:"watchedAt,omitzero"`
+	// Unwatched is the time no driver watched the canary (counted from
+	// UpdatedAt when one takes it over), StepUnwatched its value when the
+	// current step began: a timed pause counts only time the canary was
+	// watched, so a rerun after the CI runner died waits the rest of it.
 	Unwatched     time.Duration `json:"unwatched,omitempty"`
 	StepUnwatched time.Duration `json:"stepUnwatched,omitempty"`
 
@@ -228,6 +226,8 @@ type State struct {
 	DriverSince time.Time `json:"driverSince,omitzero"`
 
 	StartedAt time.Time `json:"startedAt"`
+	// UpdatedAt is when a driver last wrote the state (requests from
+	// other processes leave it alone).
 	UpdatedAt time.Time `json:"updatedAt"`
 	// History holds the last few finished canaries of the service.
 	History []Finished `json:"history,omitempty"`
