@@ -85,11 +85,8 @@ func (d *Deployer) DeployCanary(ctx context.Context, service string, img imagere
 	start := d.Now()
 	_, _, err = rel.upgrade(ctx, CanaryRelease(service), values, opts)
 	if err != nil {
-		// Classified on Helm's own error: the explanation quotes pod
-		// events, whose "connection refused" is the canary's fault.
-		transient := !timedOut(err, d.Now().Sub(start), timeout) && Transient(err)
 		why := d.whyNotReady(context.WithoutCancel(ctx), service, err)
-		return &classified{msg: fmt.Sprintf("canary release %s: %s", CanaryRelease(service), why), err: err, transient: transient}
+		return explained(err, timedOut(err, d.Now().Sub(start), timeout), fmt.Sprintf("canary release %s: %s", CanaryRelease(service), why))
 	}
 	return nil
 }

@@ -50,6 +50,13 @@ func Transient(err error) bool {
 	return false
 }
 
+// explained is err told as msg, its kind decided on err itself: msg may
+// quote pod events, whose "connection refused" is the canary's own fault.
+// A wait that ran out of time is never transient.
+func explained(err error, timedOut bool, msg string) error {
+	return &classified{msg: msg, err: err, transient: !timedOut && Transient(err)}
+}
+
 // classified is an error explained for people whose kind was decided on
 // the error before the explanation: an explanation may quote pod events,
 // which say "connection refused" of a canary that does not listen.

@@ -30,8 +30,10 @@ func TestTransient(t *testing.T) {
 		{"crash loop", errors.New("Deployment user-canary not ready: pod user-canary-x: CrashLoopBackOff"), false},
 		{"forbidden", apierrors.NewForbidden(deployments, "user-canary", errors.New("no")), false},
 		{"invalid", apierrors.NewBadRequest("spec.replicas: Invalid value"), false},
-		{"readiness explained with a pod event", &classified{msg: `canary release user-canary: Deployment user-canary not ready: pod x: Readiness probe failed: dial tcp 10.0.0.1:8080: connect: connection refused`, err: context.DeadlineExceeded}, false},
-		{"a blip, explained", &classified{msg: "canary release user-canary: Deployment user-canary has 0 of 2 replicas ready", err: dial, transient: true}, true},
+		{"readiness explained with a pod event", explained(errors.New("resource not ready, name: user-canary, kind: Deployment, status: InProgress"), false,
+			`canary release user-canary: Deployment user-canary not ready: pod x: Readiness probe failed: dial tcp 10.0.0.1:8080: connect: connection refused`), false},
+		{"a wait out of time, however it reads", explained(fmt.Errorf("client rate limiter Wait returned an error: %s", dial), true, "canary release user-canary: not ready"), false},
+		{"a blip, explained", explained(fmt.Errorf("helm: %w", dial), false, "canary release user-canary: Deployment user-canary has 0 of 2 replicas ready"), true},
 		{"API server overloaded, chain dropped", errors.New("upgrade: the server is currently unable to handle the request (get deployments.apps user-canary)"), true},
 		{"none", nil, false},
 	} {
