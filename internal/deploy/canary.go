@@ -60,7 +60,8 @@ func (d *Deployer) refuseDuringCanary(ctx context.Context, services []string) er
 }
 
 // DeployCanary installs or upgrades the canary release of service at img
-// and waits until it is ready, within timeout.
+// and waits until it is ready, within timeout. It first holds the stable
+// at the scale it has (see holdStable).
 func (d *Deployer) DeployCanary(ctx context.Context, service string, img imageref.Ref, timeout time.Duration, lock *kube.Lock) error {
 	if err := lock.Check(); err != nil {
 		return err
@@ -82,6 +83,9 @@ func (d *Deployer) DeployCanary(ctx context.Context, service string, img imagere
 	if _, err := rel.recoverPending(CanaryRelease(service), lock, opts.RollbackTimeout, d.Now()); err != nil {
 		return err
 	}
+	if err := d.holdStable(ctx, service); err != nil {
+		return err
+	}
 	start := d.Now()
 	_, _, err = rel.upgrade(ctx, CanaryRelease(service), values, opts)
 	if err != nil {
@@ -91,7 +95,8 @@ func (d *Deployer) DeployCanary(ctx context.Context, service string, img imagere
 	return nil
 }
 
-// RemoveCanary uninstalls the canary release; one already gone is fine.
+// RemoveCanary uninstalls the canary release, one already gone is fine,
+// and lifts the hold DeployCanary put on the stable's scale.
 func (d *Deployer) RemoveCanary(ctx context.Context, service string, timeout time.Duration, lock *kube.Lock) error {
 	rel, err := d.releases(nil, lock)
 	if err != nil {
@@ -100,7 +105,10 @@ func (d *Deployer) RemoveCanary(ctx context.Context, service string, timeout tim
 	if err := rel.uninstall(CanaryRelease(service), helmkube.HookOnlyStrategy, timeout); err != nil {
 		return fmt.Errorf("removing the canary release %s: %w", CanaryRelease(service), err)
 	}
-	return nil
+	if err := lock.Check(); err != nil {
+		return err
+	}
+	return d.freeStable(ctx, service)
 }
 
 // stableValues are the stable release's values but its image, as an

@@ -2,6 +2,7 @@ package deploykube
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -33,8 +34,109 @@ func TestTheCanaryScalesWithItsShare(t *testing.T) {
 	if err != nil || hpa.Spec.ScaleTargetRef.Name != "user-canary" {
 		t.Fatalf("the canary's autoscaler: %+v, %v", hpa, err)
 	}
+	// The canary has a Service of its own, which the routes send its share
+	// to: its pods only.
+	svc, err := d.Cluster.Clientset.CoreV1().Services(ns).Get(ctx, "user-canary", metav1.GetOptions{})
+	if err != nil || fmt.Sprint(svc.Spec.Selector) != "map[app:user version:canary]" {
+		t.Fatalf("the canary's Service: %v, %v", svc, err)
+	}
 	dep, err := d.Cluster.Clientset.AppsV1().Deployments(ns).Get(ctx, "user-canary", metav1.GetOptions{})
 	if err != nil || dep.Spec.Replicas == nil || *dep.Spec.Replicas != int32(d.Project.Service("user").Replicas) {
 		t.Fatalf("the canary Deployment: replicas %v, %v; want the chart's %d", dep.Spec.Replicas, err, d.Project.Service("user").Replicas)
+	}
+}
+
+// While a canary runs, the stable's autoscaler keeps the stable at the
+// scale it had when the canary started, so the requests that return to it
+// at a rollback or a promotion meet as many pods as before. Removing the
+// canary lifts the hold; a promotion's upgrade has lifted it already.
+func TestTheStableKeepsItsScaleWhileACanaryRuns(t *testing.T) {
+	d := setup(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	deployOK(t, d, deploy.Options{ImageTag: "v1", Services: []string{"user"}})
+	ns := d.Project.Namespace
+	hpas := d.Cluster.Clientset.AutoscalingV2().HorizontalPodAutoscalers(ns)
+	deps := d.Cluster.Clientset.AppsV1().Deployments(ns)
+	minReplicas := func() (int32, string) {
+		t.Helper()
+		hpa, err := hpas.Get(ctx, "user", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return *hpa.Spec.MinReplicas, hpa.Annotations["msctl.dev/canary-min-replicas"]
+	}
+	scale := func(n int32) {
+		t.Helper()
+		s, err := deps.GetScale(ctx, "user", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Spec.Replicas = n
+		if _, err := deps.UpdateScale(ctx, "user", s, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	chartMin, _ := minReplicas()
+	// The autoscaler had scaled the stable up under load before the canary.
+	scale(chartMin + 2)
+
+	lock, err := d.Lock(ctx, "user", holder("test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Release(context.Background())
+	v2 := render.ServiceImage(d.Project, d.Project.Service("user"), "v2")
+	for range 2 { // a retried deploy of the canary keeps the first hold
+		if err := d.DeployCanary(ctx, "user", v2, 2*time.Minute, lock); err != nil {
+			t.Fatal(err)
+		}
+		if got, mark := minReplicas(); got != chartMin+2 || mark != fmt.Sprintf("%d %d", chartMin, chartMin+2) {
+			t.Fatalf("the stable's autoscaler during the canary: minReplicas %d, hold %q; want %d held from %d", got, mark, chartMin+2, chartMin)
+		}
+	}
+	// The canary takes the stable's requests and the stable is scaled
+	// down: its autoscaler scales it back up to the hold.
+	scale(chartMin)
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		dep, err := deps.Get(ctx, "user", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if *dep.Spec.Replicas == chartMin+2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the stable has %d replicas 90s after being scaled down; the hold keeps %d", *dep.Spec.Replicas, chartMin+2)
+		}
+		time.Sleep(time.Second)
+	}
+	if err := d.RemoveCanary(ctx, "user", time.Minute, lock); err != nil {
+		t.Fatal(err)
+	}
+	if got, mark := minReplicas(); got != chartMin || mark != "" {
+		t.Fatalf("after the canary: minReplicas %d, hold %q; want %d, none", got, mark, chartMin)
+	}
+
+	// A promotion: the stable's upgrade gives the autoscaler the chart's
+	// minimum back and keeps the stable's replicas.
+	if err := d.DeployCanary(ctx, "user", v2, 2*time.Minute, lock); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.PromoteStable(ctx, "user", v2, 2*time.Minute, lock); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := minReplicas(); got != chartMin {
+		t.Fatalf("after the promotion's upgrade: minReplicas %d, want the chart's %d", got, chartMin)
+	}
+	if dep, err := deps.Get(ctx, "user", metav1.GetOptions{}); err != nil || *dep.Spec.Replicas != chartMin+2 {
+		t.Fatalf("the promoted stable: %v replicas, %v; want the %d it had", dep.Spec.Replicas, err, chartMin+2)
+	}
+	if err := d.RemoveCanary(ctx, "user", time.Minute, lock); err != nil {
+		t.Fatal(err)
+	}
+	if got, mark := minReplicas(); got != chartMin || mark != "" {
+		t.Fatalf("after the promotion: minReplicas %d, hold %q; want %d, none", got, mark, chartMin)
 	}
 }
