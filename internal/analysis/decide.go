@@ -150,7 +150,7 @@ func nullRate(m Metric) (p0 float64, bad, rate string) {
 		return 1 - q, "slower than " + num(*m.Max) + " ms", fmt.Sprintf("P%s above %s ms", pct(q*100), num(*m.Max))
 	}
 	// Say what was counted: a gRPC failure is no 5xx.
-	return 1 - *m.Min/100, "failed", fmt.Sprintf("success rate below %s%%; failed: HTTP 5xx or a gRPC server error", pct(*m.Min))
+	return 1 - *m.Min/100, "failed", fmt.Sprintf("success rate below %s%%; failed: HTTP 5xx, a gRPC server error or no ready pod", pct(*m.Min))
 }
 
 // noData says why o is too thin to judge, if it is.

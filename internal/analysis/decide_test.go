@@ -34,7 +34,7 @@ func TestDecide(t *testing.T) {
 			"success rate 98.33% (59 of 60 requests) < 99% threshold"},
 		{"20% errors fail at once", sr99,
 			Observation{Value: val(80), Window: Counts{30, 6}, Total: Counts{30, 6}}, Fail,
-			"6 of 30 requests failed since the start (20%): evidence 48679.467 >= 100 (99% confidence) that more than 1% are failed (success rate below 99%; failed: HTTP 5xx or a gRPC server error)"},
+			"6 of 30 requests failed since the start (20%): evidence 48679.467 >= 100 (99% confidence) that more than 1% are failed (success rate below 99%; failed: HTTP 5xx, a gRPC server error or no ready pod)"},
 		{"failing evidence beats a thin window", Metric{Name: SuccessRate, Min: ptr(99), MinRequests: 100},
 			Observation{Value: val(80), Window: Counts{30, 6}, Total: Counts{30, 6}}, Fail, "evidence 48679.467 >= 100"},
 		{"two errors in two requests are thin evidence", sr99,

@@ -311,6 +311,33 @@ func TestCountsOnThinTraffic(t *testing.T) {
 	}
 }
 
+// A request that found no ready canary pod is recorded only by the
+// caller's sidecar, under the canary's Service with an unknown workload:
+// it counts, and fails. What the caller's sidecar records of a request a
+// canary pod answered is counted once, by the pod's sidecar.
+func TestUnreachedRequestsFailTheTrack(t *testing.T) {
+	const dst = `reporter="destination",destination_workload_namespace="shop",destination_workload="user-canary",`
+	const src = `reporter="source",destination_service_namespace="shop",`
+	load := "load 1s\n" +
+		thinSeries(dst+`response_code="200"`, []int{2, 4, 6, 12, 14, 16, 18}, 0) +
+		thinSeries(src+`destination_service_name="user-canary",destination_workload="user-canary",response_code="200"`, []int{2, 4, 6, 12, 14, 16, 18}, 0) +
+		thinSeries(src+`destination_service_name="user-canary",destination_workload="unknown",response_code="503",response_flags="UH"`, []int{13, 17, 21, 25, 29, 33}, 0) +
+		thinSeries(src+`destination_service_name="order-canary",destination_workload="unknown",response_code="503",response_flags="UH"`, []int{15, 16}, 0)
+	a := &Analyzer{Querier: newEngineQuerier(t, load)}
+	target := shop
+	target.Interval = 10 * time.Second
+	c := a.Check(context.Background(), Metric{Name: SuccessRate, Min: ptr(99)}, target, Window{Since: time.Unix(10, 0), At: time.Unix(40, 0)})
+	if c.TotalRequests != 10 || c.TotalErrors != 6 {
+		t.Errorf("since the start: %v requests, %v failed; want 10 and 6\n%s", c.TotalRequests, c.TotalErrors, strings.Join(c.Queries, "\n"))
+	}
+	if c.Requests != 1 || c.Errors != 1 || c.Value == nil || *c.Value != 0 {
+		t.Errorf("last interval: %v requests, %v failed, success rate %v; want 1, 1 and 0%%", c.Requests, c.Errors, c.Value)
+	}
+	if c.Decision != Fail {
+		t.Errorf("got %s (%s), want fail", c.Decision, c.Reason)
+	}
+}
+
 // The spacing of the stable's samples is measured on the series that were
 // there for the whole window: istioSeries is sampled every 15 s.
 func TestScrapeSpacing(t *testing.T) {

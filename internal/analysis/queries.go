@@ -11,11 +11,15 @@ import (
 
 // Flagger's queries for Istio (pkg/metrics/observers/istio.go), with the
 // same selectors, functions and grouping, so a team moving from Flagger
-// reads the same numbers for HTTP. Two differences: a gRPC call that failed
-// on the server counts as failed (Envoy records it as response_code 200
-// with its grpc_response_status, so Flagger's rate never sees a gRPC
-// service fail), and an interval with requests but no successes reads 0,
-// not no data.
+// reads the same numbers for HTTP. Three differences: a gRPC call that
+// failed on the server counts as failed (Envoy records it as response_code
+// 200 with its grpc_response_status, so Flagger's rate never sees a gRPC
+// service fail); a request that found no ready pod of the track counts as
+// failed (only the caller's sidecar records it, reporter="source", under
+// the track's Service, which the chart names as its Deployment, and an
+// unknown workload; Flagger's rate never sees a canary that cannot be
+// reached); and an interval with requests but no successes reads 0, not no
+// data.
 const (
 	successRateTemplate = `(
 	sum(
@@ -39,6 +43,12 @@ sum(
 			destination_workload=~"{{ target }}"
 		}[{{ interval }}]
 	)
+	or
+	rate(
+		istio_requests_total{
+			` + unreachedSelector + `
+		}[{{ interval }}]
+	)
 )
 * 100`
 
@@ -57,6 +67,12 @@ sum(
 
 	// The selector of the count queries: Flagger's, on one workload.
 	istioSelector = `reporter="destination",destination_workload_namespace="{{ namespace }}",destination_workload=~"{{ target }}"`
+
+	// unreachedSelector selects the requests for the track's Service that
+	// no pod of it received, as the caller's sidecar records them. A
+	// request a pod answered has its workload known there, and is counted
+	// by the destination's sidecar instead.
+	unreachedSelector = `reporter="source",destination_service_namespace="{{ namespace }}",destination_service_name=~"{{ target }}",destination_workload="unknown"`
 
 	// goodRequests selects the requests that did not fail on the server:
 	// no 5xx, and no gRPC status that means a server error (Unknown,
@@ -130,9 +146,9 @@ func countTemplates(m Metric) (total, bad string) {
 		bad = total + ` - ` + sumIncrease(`istio_request_duration_milliseconds_bucket{`+istioSelector+`,le=~"`+leRegexp(*m.Max)+`"}`)
 		return total, bad
 	}
-	total = sumIncrease(`istio_requests_total{` + istioSelector + `}`)
+	total = sumIncrease(`istio_requests_total{`+istioSelector+`}`, `istio_requests_total{`+unreachedSelector+`}`)
 	// A selector cannot say "5xx or a gRPC server error", so the bad
-	// requests are those that were not good.
+	// requests are those that were not good: every unreached one.
 	bad = total + ` - (` + sumIncrease(`istio_requests_total{`+istioSelector+`,`+goodRequests+`}`) + ` or vector(0))`
 	return total, bad
 }
@@ -151,21 +167,25 @@ func countTemplates(m Metric) (total, bad string) {
 //     increase(), which handles resets;
 //   - born in the window: its highest value, all of it this window's.
 //
-// With no series at all the sum is empty.
-func sumIncrease(sel string) string {
+// Several selectors are counted together; their series must differ in a
+// label. With no series at all the sum is empty.
+func sumIncrease(sels ...string) string {
 	const w = `{{ interval }}`
-	rng := sel + `[` + w + `]`
-	// The last sample before the window, skipping a stale marker that a
-	// failed scrape left, which would make the series look born.
-	then := `last_over_time(` + sel + `[5m] offset ` + w + `)`
-	// A reset shows in the window, or across its start (the first sample
-	// in it already below the value before).
-	reset := `((resets(` + rng + `) > 0) or (min_over_time(` + rng + `) < ` + then + `))`
-	return `sum(
-	((last_over_time(` + rng + `) - ` + then + `) unless ` + reset + `)
-	or (increase(` + rng + `) and ` + reset + ` and ` + then + `)
-	or (max_over_time(` + rng + `) unless ` + then + `)
-)`
+	var sets []string
+	for _, sel := range sels {
+		rng := sel + `[` + w + `]`
+		// The last sample before the window, skipping a stale marker that
+		// a failed scrape left, which would make the series look born.
+		then := `last_over_time(` + sel + `[5m] offset ` + w + `)`
+		// A reset shows in the window, or across its start (the first
+		// sample in it already below the value before).
+		reset := `((resets(` + rng + `) > 0) or (min_over_time(` + rng + `) < ` + then + `))`
+		sets = append(sets,
+			`((last_over_time(`+rng+`) - `+then+`) unless `+reset+`)`,
+			`(increase(`+rng+`) and `+reset+` and `+then+`)`,
+			`(max_over_time(`+rng+`) unless `+then+`)`)
+	}
+	return "sum(\n\t" + strings.Join(sets, "\n\tor ") + "\n)"
 }
 
 // leRegexp matches the le label of the bucket at bound however it was

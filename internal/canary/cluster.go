@@ -20,7 +20,10 @@ import (
 // workloads as Helm releases through deploy's release operations.
 
 // clusterTraffic renders the service's VirtualService with the canary's
-// traffic as an input and applies it.
+// traffic as an input and applies it, after the DestinationRules, so that
+// the canary's Service has its traffic policy before requests go to it
+// (the service's last deploy may have been by an msctl that routed to a
+// subset instead).
 type clusterTraffic struct {
 	d       *deploy.Deployer
 	service string
@@ -32,7 +35,7 @@ func (c *clusterTraffic) Set(ctx context.Context, t render.Traffic) error {
 		return err
 	}
 	for _, o := range res.Istio(c.service) {
-		if o.GetKind() != "VirtualService" {
+		if kind := o.GetKind(); kind != "DestinationRule" && kind != "VirtualService" {
 			continue
 		}
 		if _, err := c.d.Applier().Apply(ctx, o.Unstructured, kube.ApplyOptions{}); err != nil {

@@ -112,6 +112,9 @@ func checkRoutes(res *render.Result) []Finding {
 		switch o.GetKind() {
 		case "DestinationRule":
 			host, _, _ := unstructured.NestedString(o.Object, "spec", "host")
+			if subsets[host] == nil {
+				subsets[host] = []string{} // defined, with or without subsets
+			}
 			list, _, _ := unstructured.NestedSlice(o.Object, "spec", "subsets")
 			for _, s := range list {
 				name, _, _ := unstructured.NestedString(s.(map[string]any), "name")

@@ -75,8 +75,11 @@ func TestRoutesToUndefinedSubsetsAndHosts(t *testing.T) {
 	for _, o := range res.Objects {
 		switch o.GetKind() {
 		case "DestinationRule":
-			subsets, _, _ := unstructured.NestedSlice(o.Object, "spec", "subsets")
-			_ = unstructured.SetNestedSlice(o.Object, subsets[:1], "spec", "subsets")
+			if o.GetName() == "order" {
+				_ = unstructured.SetNestedSlice(o.Object, []any{}, "spec", "subsets")
+			} else {
+				_ = unstructured.SetNestedField(o.Object, "elsewhere", "spec", "host")
+			}
 		case "VirtualService":
 			_ = unstructured.SetNestedStringSlice(o.Object, []string{"mesh", "nowhere"}, "spec", "gateways")
 		}
@@ -87,7 +90,8 @@ func TestRoutesToUndefinedSubsetsAndHosts(t *testing.T) {
 		messages = append(messages, f.Message)
 	}
 	all := strings.Join(messages, "\n")
-	for _, want := range []string{`gateway "nowhere" is not defined`, `route mesh sends traffic to subset "canary" of order.shop.svc.cluster.local, which is not defined (have [stable])`} {
+	for _, want := range []string{`gateway "nowhere" is not defined`, `route mesh sends traffic to subset "stable" of order.shop.svc.cluster.local, which is not defined (have [])`,
+		`route mesh sends traffic to host order-canary.shop.svc.cluster.local, which no DestinationRule defines`} {
 		if !strings.Contains(all, want) {
 			t.Errorf("findings lack %q:\n%s", want, all)
 		}

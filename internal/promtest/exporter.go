@@ -79,6 +79,14 @@ type Traffic struct {
 	// Revision is destination_canonical_revision; by default "latest",
 	// Istio's value for pods with no revision label.
 	Revision string
+
+	// Unreached is a workload with no ready pod: every request fails with
+	// 503 (ErrorRatio and ErrorCode aside) and is recorded as Istio records
+	// "no healthy upstream", by the caller's sidecar alone
+	// (reporter="source", response_flags UH), under the workload's own
+	// Service, which msctl's chart names as the Deployment, with the
+	// workload unknown.
+	Unreached bool
 }
 
 // normalize fills in the defaults of a workload named name and checks the
@@ -98,6 +106,9 @@ func (tr Traffic) normalize(name string) (Traffic, error) {
 	}
 	if tr.ErrorCode == 0 {
 		tr.ErrorCode = http.StatusInternalServerError
+	}
+	if tr.Unreached {
+		tr.ErrorRatio, tr.ErrorCode = 1, http.StatusServiceUnavailable
 	}
 	if tr.P50MS == 0 {
 		tr.P50MS = defaultP50MS
@@ -379,7 +390,7 @@ func (e *IstioExporter) workload(namespace, name string) *workload {
 // the labels change.
 func (w *workload) set(tr Traffic) {
 	old := w.traffic
-	if w.series == nil || old.Service != tr.Service || old.Version != tr.Version || old.Revision != tr.Revision {
+	if w.series == nil || old.Service != tr.Service || old.Version != tr.Version || old.Revision != tr.Revision || old.Unreached != tr.Unreached {
 		w.series = map[int]series{}
 	}
 	w.traffic = tr
@@ -425,9 +436,20 @@ func (w *workload) latency() float64 {
 }
 
 // labelValues are the values of analysis.IstioLabels for the workload's requests
-// answered with code, as the destination's sidecar reports them.
+// answered with code, as the destination's sidecar reports them, or the
+// caller's for an unreached workload.
 func (w *workload) labelValues(code int) []string {
 	ns, svc, tr := w.key.namespace, w.traffic.Service, w.traffic
+	if tr.Unreached {
+		const u = "unknown"
+		svc := w.key.name
+		return []string{
+			"source",
+			gatewayWorkload, gatewayWorkload, "latest", gatewayNamespace, gatewayPrincipal, gatewayWorkload, u, clusterID,
+			u, u, u, u, u, svc + "." + ns + ".svc.cluster.local", u, u, svc, ns, u,
+			"http", strconv.Itoa(code), "", "UH", u,
+		}
+	}
 	return []string{
 		"destination",
 		gatewayWorkload, gatewayWorkload, "latest", gatewayNamespace, gatewayPrincipal, gatewayWorkload, "unknown", clusterID,

@@ -2,6 +2,7 @@ package render
 
 import (
 	"errors"
+	"fmt"
 	"maps"
 	"strings"
 	"testing"
@@ -150,6 +151,37 @@ func TestServiceMonitorScheme(t *testing.T) {
 		}
 		if _, tls := ep["tlsConfig"]; tls != (tt.scheme == "https") {
 			t.Errorf("%q: tlsConfig present = %v", tt.extra, tls)
+		}
+	}
+}
+
+// Each track has a Service: the stable's selects both tracks' pods and
+// serves the metrics port; the canary's selects only the canary's pods and
+// is what the routes send the canary's share to.
+func TestEachTrackHasAService(t *testing.T) {
+	for track, want := range map[string]struct {
+		name, selector string
+		metrics        bool
+	}{
+		"stable": {"user", "map[app:user]", true},
+		"canary": {"user-canary", "map[app:user version:canary]", false},
+	} {
+		res := mustRender(t, bundled(t), Options{Services: []string{"user"}, Values: []map[string]any{{"track": track}}})
+		var svc *unstructured.Unstructured
+		for _, o := range res.Objects {
+			if o.GetKind() == "Service" {
+				svc = o.Unstructured
+			}
+		}
+		if svc == nil {
+			t.Fatalf("%s: no Service", track)
+		}
+		selector, _, _ := unstructured.NestedStringMap(svc.Object, "spec", "selector")
+		ports, _, _ := unstructured.NestedSlice(svc.Object, "spec", "ports")
+		metrics := strings.Contains(fmt.Sprint(ports), "http-metrics")
+		if svc.GetName() != want.name || fmt.Sprint(selector) != want.selector || metrics != want.metrics {
+			t.Errorf("%s: Service %s selecting %v, metrics port %v; want %s selecting %s, metrics port %v",
+				track, svc.GetName(), selector, metrics, want.name, want.selector, want.metrics)
 		}
 	}
 }

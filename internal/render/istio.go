@@ -21,10 +21,14 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
-// Subsets and the header that pins a request to the canary.
+// The stable's subset, the canary's name suffix and the header that pins a
+// request to the canary.
 const (
 	StableSubset = "stable"
+	// CanarySubset is the subset of the stable's Service that routes
+	// written before the canary had a Service of its own send it.
 	CanarySubset = "canary"
+	CanarySuffix = "-canary"
 	CanaryHeader = "x-canary"
 
 	// ManagedBy marks the objects msctl applies itself (outside Helm), so
@@ -164,15 +168,38 @@ func ServiceIstioKinds() []schema.GroupVersionKind {
 	}
 }
 
-// serviceIstioObjects are a service's traffic rules: subsets with their
-// connection limits and outlier detection, the routes with the canary's
+// serviceIstioObjects are a service's traffic rules: the policies of the
+// stable's Service (with its stable subset) and of the canary's, the
+// routes with the canary's
 // traffic t, who may call it, and the admin port's exception to STRICT mTLS
 // for a plaintext scrape.
 func serviceIstioObjects(p *config.Project, s *config.Service, t Traffic) ([]Object, error) {
-	host := serviceHost(p, s)
-	dr := &networking.DestinationRule{
+	stable := destinationRule(p, s, s.Name, serviceHost(p, s))
+	stable.Spec.Subsets = []*networkingapi.Subset{{Name: StableSubset, Labels: map[string]string{"version": StableSubset}}}
+	canary := destinationRule(p, s, s.Name+CanarySuffix, CanaryHost(p, s))
+
+	objs := []any{stable, canary, virtualService(p, s, t), authorizationPolicy(p, s)}
+	if pa := metricsPeerAuthentication(p, s); pa != nil {
+		objs = append(objs, pa)
+	}
+
+	var out []Object
+	for _, o := range objs {
+		u, err := toUnstructured(o)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Object{Service: s.Name, Source: SourceIstio, Unstructured: u})
+	}
+	return out, nil
+}
+
+// destinationRule is the traffic policy of the requests for host: mutual
+// TLS, connection limits and outlier detection, the same for both tracks.
+func destinationRule(p *config.Project, s *config.Service, name, host string) *networking.DestinationRule {
+	return &networking.DestinationRule{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "networking.istio.io/v1", Kind: "DestinationRule"},
-		ObjectMeta: meta(p, s.Name, s.Name),
+		ObjectMeta: meta(p, name, s.Name),
 		Spec: networkingapi.DestinationRule{
 			Host: host,
 			TrafficPolicy: &networkingapi.TrafficPolicy{
@@ -196,27 +223,8 @@ func serviceIstioObjects(p *config.Project, s *config.Service, t Traffic) ([]Obj
 					MaxEjectionPercent:    50,
 				},
 			},
-			Subsets: []*networkingapi.Subset{
-				{Name: StableSubset, Labels: map[string]string{"version": StableSubset}},
-				{Name: CanarySubset, Labels: map[string]string{"version": CanarySubset}},
-			},
 		},
 	}
-
-	objs := []any{dr, virtualService(p, s, t), authorizationPolicy(p, s)}
-	if pa := metricsPeerAuthentication(p, s); pa != nil {
-		objs = append(objs, pa)
-	}
-
-	var out []Object
-	for _, o := range objs {
-		u, err := toUnstructured(o)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, Object{Service: s.Name, Source: SourceIstio, Unstructured: u})
-	}
-	return out, nil
 }
 
 // exposed says whether the gateway sends requests to s.
@@ -226,14 +234,14 @@ func exposed(p *config.Project, s *config.Service) bool {
 
 // virtualService routes s's traffic: inside the mesh and, when exposed,
 // from the gateway on the service's own path prefixes, split between the
-// stable and canary subsets by t's weight. While a canary runs, routes
+// stable subset and the canary's Service by t's weight. While a canary runs, routes
 // before the split send it the requests that carry CanaryHeader (the pin)
 // and those t's match selects, in that order; and the split routes mirror
 // t's share of their requests to it.
 func virtualService(p *config.Project, s *config.Service, t Traffic) *networking.VirtualService {
 	host := serviceHost(p, s)
 	gatewayName := GatewayName(p)
-	canary := func() *networkingapi.Destination { return &networkingapi.Destination{Host: host, Subset: CanarySubset} }
+	canary := func() *networkingapi.Destination { return &networkingapi.Destination{Host: CanaryHost(p, s)} }
 	weighted := func(route *networkingapi.HTTPRoute) *networkingapi.HTTPRoute {
 		route.Route = []*networkingapi.HTTPRouteDestination{
 			{Destination: &networkingapi.Destination{Host: host, Subset: StableSubset}, Weight: int32(100 - t.Weight)},
@@ -423,6 +431,15 @@ func metricsPeerAuthentication(p *config.Project, s *config.Service) *security.P
 
 func serviceHost(p *config.Project, s *config.Service) string {
 	return fmt.Sprintf("%s.%s.svc.cluster.local", s.Name, p.Namespace)
+}
+
+// CanaryHost is the cluster-local host of a service's canary Service,
+// which the chart's canary release creates. The routes send the canary's
+// share to it, not to a subset of the stable's Service, so that a request
+// no canary pod received (none ready) is still the canary's: the caller's
+// sidecar records it under that Service's name.
+func CanaryHost(p *config.Project, s *config.Service) string {
+	return fmt.Sprintf("%s%s.%s.svc.cluster.local", s.Name, CanarySuffix, p.Namespace)
 }
 
 // toUnstructured serialises a typed object through its JSON form, which

@@ -113,8 +113,8 @@ func TestPinScoping(t *testing.T) {
 						}
 						pin = append(pin, strings.TrimSpace(strings.Join(m.Gateways, ",")+" "+m.GetUri().GetPrefix()))
 					}
-					if d := r.Route; len(d) != 1 || d[0].Destination.Subset != CanarySubset {
-						t.Errorf("pin routes to %v, want the canary subset only", d)
+					if d := r.Route; len(d) != 1 || d[0].Destination.Host != CanaryHost(p, p.Service(tt.service)) || d[0].Destination.Subset != "" {
+						t.Errorf("pin routes to %v, want the canary's Service only", d)
 					}
 				case "gateway":
 					strip = "keeps"
@@ -283,8 +283,8 @@ func TestCanaryTrafficRoutes(t *testing.T) {
 							t.Errorf("match %v lacks x-beta: 1 and the cookie", m)
 						}
 					}
-					if d := r.Route; len(d) != 1 || d[0].Destination.Subset != CanarySubset || d[0].Weight != 100 {
-						t.Errorf("match route goes to %v, want the canary subset only", d)
+					if d := r.Route; len(d) != 1 || d[0].Destination.Host != CanaryHost(p, p.Service(tt.service)) || d[0].Weight != 100 {
+						t.Errorf("match route goes to %v, want the canary's Service only", d)
 					}
 					if got := slices.Contains(r.GetHeaders().GetRequest().GetRemove(), CanaryHeader); got != tt.strip {
 						t.Errorf("match route removes %s: %v, want %v", CanaryHeader, got, tt.strip)
@@ -302,7 +302,7 @@ func TestCanaryTrafficRoutes(t *testing.T) {
 					}
 					var got float64
 					if r.Mirror != nil {
-						if r.Mirror.Subset != CanarySubset || r.Mirror.Host != serviceHost(p, p.Service(tt.service)) {
+						if r.Mirror.Subset != "" || r.Mirror.Host != CanaryHost(p, p.Service(tt.service)) {
 							t.Errorf("route %s mirrors to %v", r.Name, r.Mirror)
 						}
 						got = r.GetMirrorPercentage().GetValue()

@@ -26,8 +26,8 @@ func CanaryWeight(vs *unstructured.Unstructured) int { return ReadTraffic(vs).We
 
 // ReadTraffic reads a canary's traffic back from a VirtualService as a
 // cluster stores it; it is the inverse of rendering Options.Traffic. The
-// weight is the canary subset's on the first route that is neither the pin
-// nor the match; the mirror is that route's mirror to the canary subset
+// weight is the canary's on the first route that is neither the pin nor
+// the match; the mirror is that route's mirror to the canary
 // (mirror with mirrorPercentage, or mirrors); the match is the match
 // route's header conditions, a cookie regex as render writes it read back
 // as the cookie. A nil or foreign VirtualService reads as no canary.
@@ -36,6 +36,7 @@ func ReadTraffic(vs *unstructured.Unstructured) Traffic {
 	if vs == nil {
 		return t
 	}
+	toCanary := canaryDestination(vs.GetName())
 	routes, _, _ := unstructured.NestedSlice(vs.Object, "spec", "http")
 	split := false
 	for _, r := range routes {
@@ -52,19 +53,31 @@ func ReadTraffic(vs *unstructured.Unstructured) Traffic {
 			dests, _, _ := unstructured.NestedSlice(route, "route")
 			for _, dst := range dests {
 				m, _ := dst.(map[string]any)
-				if subset, _, _ := unstructured.NestedString(m, "destination", "subset"); subset == CanarySubset {
+				if toCanary(m["destination"]) {
 					t.Weight = int(number(m["weight"]))
 				}
 			}
-			t.Mirror = readMirror(route)
+			t.Mirror = readMirror(route, toCanary)
 		}
 	}
 	return t
 }
 
+// canaryDestination recognises a destination of service's canary: its
+// Service, or the stable's canary subset as routes written before the
+// canary had a Service of its own send it.
+func canaryDestination(service string) func(any) bool {
+	return func(d any) bool {
+		m, _ := d.(map[string]any)
+		host, _, _ := unstructured.NestedString(m, "host")
+		subset, _, _ := unstructured.NestedString(m, "subset")
+		return strings.HasPrefix(host, service+CanarySuffix+".") || subset == CanarySubset
+	}
+}
+
 // readMirror is the percentage of a route's requests mirrored to the
-// canary subset; Istio mirrors all of them when no percentage is given.
-func readMirror(route map[string]any) int {
+// canary; Istio mirrors all of them when no percentage is given.
+func readMirror(route map[string]any, toCanary func(any) bool) int {
 	percent := func(m map[string]any, key string) int {
 		v, found, _ := unstructured.NestedFieldNoCopy(m, key, "value")
 		if !found {
@@ -72,13 +85,13 @@ func readMirror(route map[string]any) int {
 		}
 		return int(math.Round(number(v)))
 	}
-	if subset, _, _ := unstructured.NestedString(route, "mirror", "subset"); subset == CanarySubset {
+	if toCanary(route["mirror"]) {
 		return percent(route, "mirrorPercentage")
 	}
 	mirrors, _, _ := unstructured.NestedSlice(route, "mirrors")
 	for _, mr := range mirrors {
 		m, _ := mr.(map[string]any)
-		if subset, _, _ := unstructured.NestedString(m, "destination", "subset"); subset == CanarySubset {
+		if toCanary(m["destination"]) {
 			return percent(m, "percentage")
 		}
 	}

@@ -144,9 +144,13 @@ func TestCanaryWeightOfHandWrittenObjects(t *testing.T) {
 	}{
 		{"no routes", nil, 0},
 		{"pin first", []any{pin, route("mesh", 30)}, 30},
+		{"canary by its Service", []any{map[string]any{"name": "mesh", "route": []any{
+			map[string]any{"destination": map[string]any{"host": "user.shop.svc.cluster.local", "subset": "stable"}, "weight": int64(75)},
+			map[string]any{"destination": map[string]any{"host": "user-canary.shop.svc.cluster.local"}, "weight": int64(25)},
+		}}}, 25},
 		{"no canary subset", []any{map[string]any{"name": "mesh", "route": []any{map[string]any{"destination": map[string]any{"subset": "stable"}}}}}, 0},
 	} {
-		vs := &unstructured.Unstructured{Object: map[string]any{"spec": map[string]any{"http": tc.routes}}}
+		vs := &unstructured.Unstructured{Object: map[string]any{"metadata": map[string]any{"name": "user"}, "spec": map[string]any{"http": tc.routes}}}
 		if got := CanaryWeight(vs); got != tc.want {
 			t.Errorf("%s: %d, want %d", tc.name, got, tc.want)
 		}

@@ -226,6 +226,18 @@ func TestLatencyRegressionRollsBack(t *testing.T) {
 	}
 }
 
+// A canary no request reaches (no pod ready) is seen by the callers'
+// sidecars alone: it fails and is rolled back, not held for want of data.
+func TestUnreachableCanaryRollsBack(t *testing.T) {
+	e := newEnv(t, steps(50, 100))
+	e.canaryTraffic(promtest.Traffic{RPS: 20, Unreached: true})
+	st, err := e.run(canary.RunOptions{Image: v2})
+	if errkind.Of(err) != errkind.RolledBack || !strings.Contains(st.Reason, "request-success-rate") || e.weight() != 0 {
+		t.Fatalf("outcome %v, phase %s, reason %q, weight %d", err, st.Phase, st.Reason, e.weight())
+	}
+	t.Logf("rolled back: %s", st.Reason)
+}
+
 func TestNoTrafficIsHeldThenInconclusive(t *testing.T) {
 	e := newEnv(t, steps(50, 100))
 	st, err := e.run(canary.RunOptions{Image: v2})

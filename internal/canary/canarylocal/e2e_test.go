@@ -131,8 +131,8 @@ func (p *project) payment() *local.ServiceStatus {
 	return st.Service("payment")
 }
 
-// A canary of payment failing a fifth of its calls is rolled back by
-// itself (exit 3), explain says why; a healthy one is promoted (exit 0)
+// A canary of payment failing a fifth of its calls, or crash-looping, is
+// rolled back by itself (exit 3), explain says why; a healthy one is promoted (exit 0)
 // and its process becomes payment's stable.
 func TestLocalCanaryRolledBackThenPromoted(t *testing.T) {
 	p := newProject(t)
@@ -144,6 +144,14 @@ func TestLocalCanaryRolledBackThenPromoted(t *testing.T) {
 	code, out := p.run("canary", "run", "payment", "--local", "--env", "FAULT_ERROR_RATE=0.3", "--load", "20", "--timeout", "2m", "-o", "json")
 	if code != 3 {
 		t.Fatalf("bad canary on thin traffic: exit %d, want 3 (rolled back)\n%s", code, out)
+	}
+
+	// A canary that crash-loops is unreachable most of the time: the
+	// requests the gateway has no process for count as failed, as the
+	// callers' sidecars count them in a cluster (issue 20).
+	code, out = p.run("canary", "run", "payment", "--local", "--env", "FAULT_EXIT_AFTER=3s", "--load", "20", "--timeout", "2m", "-o", "json")
+	if code != 3 || !strings.Contains(p.state().Reason, "success-rate") {
+		t.Fatalf("crash-looping canary: exit %d, want 3 (rolled back)\n%s", code, out)
 	}
 
 	code, out = p.run("canary", "run", "payment", "--local", "--env", "FAULT_ERROR_RATE=0.2", "--load", "100", "--timeout", "2m", "-o", "json")

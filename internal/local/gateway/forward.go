@@ -146,9 +146,10 @@ func (f *forwarder) forward(w http.ResponseWriter, r *http.Request, src *source,
 	grpc := isGRPC(r)
 	addr := upstreamAddr(st.backend(canary), grpc)
 	if addr == "" {
-		// No process for the subset: Envoy's "no healthy upstream".
+		// No process for the track: Envoy's "no healthy upstream",
+		// which only the caller's sidecar sees.
 		f.answer(w, grpc, http.StatusServiceUnavailable, "no healthy upstream")
-		f.g.metrics.record(src, dst, outcome{grpc: grpc, code: http.StatusServiceUnavailable,
+		f.g.metrics.record(bySource, src, &s.unreached[subsetIndex(canary)], outcome{grpc: grpc, code: http.StatusServiceUnavailable,
 			grpcStatus: grpcStatusIf(grpc, grpcUnavailable), flags: "UH", millis: millisSince(start)})
 		return
 	}
@@ -223,7 +224,7 @@ func (f *forwarder) send(w http.ResponseWriter, r *http.Request, src *source, ds
 				o.flags = "UR"
 			}
 		}
-		f.g.metrics.record(src, dst, o)
+		f.g.metrics.record(byDestination, src, dst, o)
 		if p != nil {
 			panic(p)
 		}

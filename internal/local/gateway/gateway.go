@@ -64,11 +64,14 @@ type Gateway struct {
 
 // service is one service's routes and processes.
 type service struct {
-	name  string
-	dst   [2]destination // stable, canary
-	mu    sync.Mutex     // serialises writers of state
-	state atomic.Pointer[state]
-	mesh  *listener
+	name string
+	dst  [2]destination // stable, canary
+	// unreached are the tracks' Services as a caller records a request
+	// that found no process.
+	unreached [2]destination
+	mu        sync.Mutex // serialises writers of state
+	state     atomic.Pointer[state]
+	mesh      *listener
 }
 
 // state is what a request of a service is routed by; replaced whole, never
@@ -118,8 +121,9 @@ func New(p *config.Project, o Options) (*Gateway, error) {
 	g.forwarder = newForwarder(g)
 	for _, name := range p.ServiceNames() {
 		s := &service{
-			name: name,
-			dst:  [2]destination{newDestination(name, o.Namespace, false), newDestination(name, o.Namespace, true)},
+			name:      name,
+			dst:       [2]destination{newDestination(name, o.Namespace, false), newDestination(name, o.Namespace, true)},
+			unreached: [2]destination{unreached(name, o.Namespace, false), unreached(name, o.Namespace, true)},
 		}
 		s.mesh = &listener{g: g, only: s, source: unknownSource()}
 		g.services = append(g.services, s)
@@ -139,7 +143,7 @@ func (g *Gateway) compile(name string, t render.Traffic) (compiled, error) {
 	if err != nil {
 		return compiled{}, err
 	}
-	routes, err := compile(spec, g.gatewayName)
+	routes, err := compile(spec, g.gatewayName, render.CanaryHost(g.project, g.project.Service(name)))
 	if err != nil {
 		return compiled{}, fmt.Errorf("%s's VirtualService: %v", name, err)
 	}

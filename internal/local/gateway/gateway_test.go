@@ -250,14 +250,16 @@ func TestUpstreamDownIs503(t *testing.T) {
 			t.Errorf("%v counted %v times, want 1", labels, n)
 		}
 	}
-	// A canary subset with no process is no healthy upstream.
+	// A canary with no process is no healthy upstream, which in a cluster
+	// only the caller's sidecar records, under the canary's Service.
 	if err := tg.SetTraffic("payment", render.Traffic{Weight: 100}); err != nil {
 		t.Fatal(err)
 	}
 	if _, code := get(t, &http.Client{}, tg.mesh["payment"], "/", nil); code != http.StatusServiceUnavailable {
 		t.Errorf("HTTP to a missing canary: %d, want 503", code)
 	}
-	if n := count(t, tg.reg, map[string]string{"destination_workload": "payment-canary", "response_code": "503", "response_flags": "UH"}); n != 1 {
+	if n := count(t, tg.reg, map[string]string{"reporter": "source", "destination_service_name": "payment-canary", "destination_workload": "unknown",
+		"response_code": "503", "response_flags": "UH"}); n != 1 {
 		t.Errorf("missing canary counted %v times, want 1", n)
 	}
 }

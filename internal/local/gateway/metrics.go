@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"github.com/msctl/msctl/internal/analysis"
+	"github.com/msctl/msctl/internal/render"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -22,7 +23,8 @@ const (
 )
 
 // metrics are istio_requests_total and istio_request_duration_milliseconds,
-// recorded as the destination's sidecar would (reporter="destination").
+// recorded as the destination's sidecar would (reporter="destination"), or
+// the caller's where no destination's sidecar saw the request.
 type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
@@ -97,6 +99,27 @@ func newDestination(service, namespace string, canary bool) destination {
 	}
 }
 
+// unreached is what Istio's caller-side sidecar records as the
+// destination of a request that found no ready pod of a track's Service:
+// only the Service is known. The built-in queries count such requests
+// against the track whose Service it is.
+func unreached(service, namespace string, canary bool) destination {
+	name := service
+	if canary {
+		name += render.CanarySuffix
+	}
+	return destination{
+		unknown, unknown, unknown, unknown, unknown,
+		name + "." + namespace + ".svc.cluster.local", unknown, unknown, name, namespace, unknown,
+	}
+}
+
+// Reporters: which sidecar counts a request.
+const (
+	byDestination = "destination"
+	bySource      = "source"
+)
+
 // outcome is what became of one request.
 type outcome struct {
 	grpc       bool
@@ -106,7 +129,7 @@ type outcome struct {
 	millis     float64
 }
 
-func (m *metrics) record(src *source, dst *destination, o outcome) {
+func (m *metrics) record(reporter string, src *source, dst *destination, o outcome) {
 	protocol := "http"
 	if o.grpc {
 		protocol = "grpc"
@@ -116,7 +139,7 @@ func (m *metrics) record(src *source, dst *destination, o outcome) {
 		flags = "-"
 	}
 	values := make([]string, 0, 25) // analysis.IstioLabels(), in its order
-	values = append(values, "destination")
+	values = append(values, reporter)
 	values = append(values, src[:]...)
 	values = append(values, dst[:]...)
 	values = append(values, protocol, strconv.Itoa(o.code), o.grpcStatus, flags, noTLS)

@@ -101,9 +101,18 @@ type compiled struct {
 
 // compile reads spec, written by render for one service, into the routes
 // of the gateway (the project's Istio gateway, named gatewayName) and of
-// the mesh. It refuses what it cannot honour rather than route otherwise
-// than a cluster would.
-func compile(spec *networkingapi.VirtualService, gatewayName string) (compiled, error) {
+// the mesh; canaryHost is the service's canary's. It refuses what it
+// cannot honour rather than route otherwise than a cluster would.
+func compile(spec *networkingapi.VirtualService, gatewayName, canaryHost string) (compiled, error) {
+	subset := func(d *networkingapi.Destination) (canary bool, err error) {
+		switch {
+		case d.GetHost() == canaryHost && d.GetSubset() == "":
+			return true, nil
+		case d.GetSubset() == render.StableSubset:
+			return false, nil
+		}
+		return false, fmt.Errorf("destination %s %q is neither the %s subset nor the canary's Service %s", d.GetHost(), d.GetSubset(), render.StableSubset, canaryHost)
+	}
 	var out compiled
 	for i, hr := range spec.GetHttp() {
 		name := hr.GetName()
@@ -180,16 +189,6 @@ func compile(spec *networkingapi.VirtualService, gatewayName string) (compiled, 
 
 // meshGateway is Istio's name for the sidecars, as render writes it.
 const meshGateway = "mesh"
-
-func subset(d *networkingapi.Destination) (canary bool, err error) {
-	switch d.GetSubset() {
-	case render.StableSubset:
-		return false, nil
-	case render.CanarySubset:
-		return true, nil
-	}
-	return false, fmt.Errorf("destination subset %q is neither %s nor %s", d.GetSubset(), render.StableSubset, render.CanarySubset)
-}
 
 // unsupported names the first feature of hr the gateway cannot honour.
 func unsupported(hr *networkingapi.HTTPRoute) string {

@@ -19,7 +19,7 @@ func TestCompiledRoutes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	routes, err := compile(spec, render.GatewayName(p))
+	routes, err := compile(spec, render.GatewayName(p), render.CanaryHost(p, p.Service("user")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,10 +85,11 @@ func TestCompileRefusesWhatItCannotHonour(t *testing.T) {
 	}{
 		{"rewrite", &networkingapi.HTTPRoute{Name: "r", Rewrite: &networkingapi.HTTPRewrite{Uri: "/"}}, "route r: the local gateway does not support rewrite"},
 		{"method match", &networkingapi.HTTPRoute{Name: "m", Match: []*networkingapi.HTTPMatchRequest{{Method: &networkingapi.StringMatch{}}}}, "matches other than"},
-		{"other subset", &networkingapi.HTTPRoute{Name: "s", Route: []*networkingapi.HTTPRouteDestination{{Destination: &networkingapi.Destination{Subset: "v2"}}}}, `subset "v2"`},
+		{"other subset", &networkingapi.HTTPRoute{Name: "s", Route: []*networkingapi.HTTPRouteDestination{{Destination: &networkingapi.Destination{Subset: "v2"}}}}, `destination  "v2" is neither the stable subset nor the canary's Service u-canary`},
+		{"the old canary subset", &networkingapi.HTTPRoute{Name: "c", Route: []*networkingapi.HTTPRouteDestination{{Destination: &networkingapi.Destination{Host: "u", Subset: "canary"}}}}, `destination u "canary" is neither`},
 		{"bad regex", &networkingapi.HTTPRoute{Name: "x", Match: []*networkingapi.HTTPMatchRequest{{Uri: &networkingapi.StringMatch{MatchType: &networkingapi.StringMatch_Regex{Regex: "("}}}}}, "uri: error parsing regexp"},
 	} {
-		_, err := compile(&networkingapi.VirtualService{Gateways: []string{"mesh"}, Http: []*networkingapi.HTTPRoute{tt.route}}, "gw")
+		_, err := compile(&networkingapi.VirtualService{Gateways: []string{"mesh"}, Http: []*networkingapi.HTTPRoute{tt.route}}, "gw", "u-canary")
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: error %v, want one containing %q", tt.name, err, tt.want)
 		}

@@ -1,7 +1,9 @@
 // Package fault makes a build visibly bad on purpose, for canary demos:
 // FAULT_ERROR_RATE fails that fraction of calls and FAULT_DELAY slows every
-// call, without a code change. Both are off unless set; probes, metrics and
-// health are never faulted, so a bad canary stays observable.
+// call, without a code change (and FAULT_EXIT_AFTER, which kit/host
+// carries out, ends the process, a build that crash-loops). All are off
+// unless set; probes, metrics and health are never faulted, so a bad
+// canary stays observable.
 package fault
 
 import (

@@ -49,6 +49,9 @@ type Config struct {
 
 	FaultErrorRate float64
 	FaultDelay     time.Duration
+	// FaultExitAfter ends the process, with an error, that long after it
+	// starts: a build that crash-loops.
+	FaultExitAfter time.Duration
 }
 
 // HostConfig returns c; embedded in a service's Config it hands the common
@@ -93,6 +96,7 @@ func LoadConfig(e *config.Env, service, sqlitePath string) Config {
 		KeysReloadInterval:   e.Duration("KEYS_RELOAD_INTERVAL", 10*time.Second, 100*time.Millisecond, 10*time.Minute),
 		FaultErrorRate:       e.Float("FAULT_ERROR_RATE", 0, 0, 1),
 		FaultDelay:           e.Duration("FAULT_DELAY", 0, 0, time.Minute),
+		FaultExitAfter:       e.Duration("FAULT_EXIT_AFTER", 0, 0, 24*time.Hour),
 	}
 	c.Limits = auth.Limits{
 		FailuresPerSecond: e.Float("AUTH_FAILURES_PER_SECOND", 1, 0, 1e6),

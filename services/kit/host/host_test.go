@@ -392,3 +392,26 @@ func TestCloseFreesWhatNewAndListenOpened(t *testing.T) {
 		_ = l.Close()
 	}
 }
+
+// FAULT_EXIT_AFTER ends a serving process with an error, as a build that
+// crash-loops would, after draining like any shutdown.
+func TestFaultExitAfter(t *testing.T) {
+	var logs syncBuffer
+	h := newTestHost(t, &logs)
+	h.cfg.FaultExitAfter, h.cfg.ShutdownDelay = 300*time.Millisecond, 0
+	if err := h.Listen(t.Context(), Gateway{Register: func(context.Context, *gwruntime.ServeMux, grpc.ClientConnInterface) error { return nil }}); err != nil {
+		t.Fatal(err)
+	}
+	d := NewDeferred(func(ctx context.Context) (*pgxpool.Pool, error) { return nil, errors.New("no database in this test") })
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- h.Run(t.Context(), d, Hooks{}) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, errFaultExit) || time.Since(start) < 300*time.Millisecond {
+			t.Errorf("Run returned %v after %s; want the fault's error after 300ms", err, time.Since(start))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run still serving 10s after FAULT_EXIT_AFTER=300ms")
+	}
+}

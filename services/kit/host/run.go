@@ -2,9 +2,13 @@ package host
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 )
+
+// errFaultExit ends a process that FAULT_EXIT_AFTER told to fail.
+var errFaultExit = errors.New("fault injected: exiting (FAULT_EXIT_AFTER)")
 
 // Hooks are a service's own steps in Run's order.
 type Hooks struct {
@@ -25,6 +29,8 @@ type Hooks struct {
 // gracefully within ShutdownGrace, the admin port last; then background
 // tasks end, Hooks.Close run, the clients and the database close and the
 // traces are flushed. Listen must have succeeded.
+// With FaultExitAfter set, it ends that long after it starts, as above,
+// and returns an error.
 func (h *Host) Run(ctx context.Context, db Database, hooks Hooks) error {
 	h.health.AddCheck("database", db.ping)
 	// Listen bound the ports; Serve accepts from them below.
@@ -46,6 +52,11 @@ func (h *Host) Run(ctx context.Context, db Database, hooks Hooks) error {
 	wg.Add(1)
 	go func() { defer wg.Done(); h.keys.Run(bg, h.cfg.KeysReloadInterval) }()
 
+	if h.cfg.FaultExitAfter > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, h.cfg.FaultExitAfter, errFaultExit)
+		defer cancel()
+	}
 	err := h.group.Serve(ctx, h.cfg.ShutdownGrace, func() {
 		h.logger.Info("shutting down: readiness off, draining", "delay", h.cfg.ShutdownDelay, "grace", h.cfg.ShutdownGrace)
 		h.health.Drain()
@@ -65,6 +76,9 @@ func (h *Host) Run(ctx context.Context, db Database, hooks Hooks) error {
 	defer cancel()
 	if terr := h.tracing(tctx); terr != nil {
 		h.logger.Warn("flushing traces", "error", terr)
+	}
+	if err == nil && errors.Is(context.Cause(ctx), errFaultExit) {
+		err = errFaultExit
 	}
 	h.logger.Info("stopped")
 	return err

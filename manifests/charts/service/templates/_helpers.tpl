@@ -20,7 +20,8 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 app: {{ .Values.name }}
 {{- end -}}
 
-{{/* Pod selector of one track: Istio subsets select on `version`. */}}
+{{/* Pod selector of one track: Istio's stable subset and the canary's
+Service select on `version`. */}}
 {{- define "service.selectorLabels" -}}
 app: {{ .Values.name }}
 version: {{ .Values.track }}
