@@ -223,7 +223,7 @@ func runUp(ctx context.Context, f *Factory, o *UpOptions) error {
 }
 
 func buildLocal(ctx context.Context, lc *localContext, parallel int, say func(string)) error {
-	names, err := local.Selected(lc.opts.Project, lc.opts.Services)
+	names, err := lc.opts.Project.Closure(lc.opts.Services)
 	if err != nil {
 		return err
 	}

@@ -200,55 +200,6 @@ func quantity(ps *problems, path, v string) {
 	}
 }
 
-// findCycle returns one cycle in the calls graph, first name repeated last,
-// or nil. Deploy order is a topological sort of this graph, so it must be
-// acyclic.
-func findCycle(services []Service) []string {
-	calls := map[string][]string{}
-	for _, s := range services {
-		calls[s.Name] = s.Calls
-	}
-	const (
-		unvisited = iota
-		inProgress
-		done
-	)
-	state := map[string]int{}
-	var stack []string
-	var visit func(string) []string
-	visit = func(n string) []string {
-		state[n] = inProgress
-		stack = append(stack, n)
-		for _, m := range calls[n] {
-			if m == n {
-				continue // reported as "calls itself"
-			}
-			switch state[m] {
-			case inProgress:
-				start := slices.Index(stack, m)
-				return append(slices.Clone(stack[start:]), m)
-			case unvisited:
-				if _, declared := calls[m]; declared {
-					if c := visit(m); c != nil {
-						return c
-					}
-				}
-			}
-		}
-		stack = stack[:len(stack)-1]
-		state[n] = done
-		return nil
-	}
-	for _, s := range services {
-		if state[s.Name] == unvisited {
-			if c := visit(s.Name); c != nil {
-				return c
-			}
-		}
-	}
-	return nil
-}
-
 func indexOf(services []Service, name string) int {
 	return slices.IndexFunc(services, func(s Service) bool { return s.Name == name })
 }

@@ -235,7 +235,7 @@ func (d *Deployer) Deploy(ctx context.Context, opts Options) ([]Result, error) {
 
 	results := map[string]Result{}
 	var mu sync.Mutex
-	for _, level := range levels(d.Project, services) {
+	for _, level := range d.Project.Levels(services) {
 		sem := make(chan struct{}, opts.Parallel)
 		var wg sync.WaitGroup
 		for _, name := range level {

@@ -3,12 +3,10 @@ package deploy
 import (
 	"errors"
 	"fmt"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/msctl/msctl/internal/config"
 	"github.com/msctl/msctl/internal/errkind"
 	"github.com/msctl/msctl/internal/kube"
 	rcommon "helm.sh/helm/v4/pkg/release/common"
@@ -17,29 +15,6 @@ import (
 
 // These tests need no cluster; the ones against the real control plane
 // are in ./deploykube.
-
-func TestLevels(t *testing.T) {
-	p := &config.Project{Services: []config.Service{
-		{Name: "user"}, {Name: "inventory"}, {Name: "payment"},
-		{Name: "order", Calls: []string{"user", "inventory", "payment"}},
-		{Name: "web", Calls: []string{"order"}},
-	}}
-	for _, tc := range []struct {
-		selected []string
-		want     [][]string
-	}{
-		{[]string{"user", "inventory", "payment", "order", "web"}, [][]string{{"user", "inventory", "payment"}, {"order"}, {"web"}}},
-		{[]string{"web", "order"}, [][]string{{"order"}, {"web"}}},
-		// Callees outside the selection do not hold a service back.
-		{[]string{"order", "web"}, [][]string{{"order"}, {"web"}}},
-		{[]string{"web", "user"}, [][]string{{"web", "user"}}},
-		{[]string{"payment"}, [][]string{{"payment"}}},
-	} {
-		if got := levels(p, tc.selected); !reflect.DeepEqual(got, tc.want) {
-			t.Errorf("levels(%v) = %v, want %v", tc.selected, got, tc.want)
-		}
-	}
-}
 
 func TestUnique(t *testing.T) {
 	if got := fmt.Sprint(unique([]string{"user", "order", "user", "payment", "order"})); got != "[user order payment]" {

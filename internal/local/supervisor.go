@@ -100,82 +100,13 @@ type serviceProcs struct {
 	canary *process
 }
 
-// Selected resolves the services to run: those named (all when none),
-// with every service they call, in dependency order (callees first).
-func Selected(p *config.Project, names []string) ([]string, error) {
-	want := map[string]bool{}
-	var add func(name string) error
-	add = func(name string) error {
-		s := p.Service(name)
-		if s == nil {
-			return errkind.Mark(errkind.BadInput, fmt.Errorf("unknown service %q (the project has %s)", name, strings.Join(p.ServiceNames(), ", ")))
-		}
-		if want[name] {
-			return nil
-		}
-		want[name] = true
-		for _, c := range s.Calls {
-			if err := add(c); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	if len(names) == 0 {
-		names = p.ServiceNames()
-	}
-	for _, n := range names {
-		if err := add(n); err != nil {
-			return nil, err
-		}
-	}
-	var order []string
-	done := map[string]bool{}
-	var visit func(name string)
-	visit = func(name string) {
-		if done[name] {
-			return
-		}
-		done[name] = true
-		for _, c := range p.Service(name).Calls {
-			visit(c)
-		}
-		order = append(order, name)
-	}
-	for _, n := range p.ServiceNames() {
-		if want[n] {
-			visit(n)
-		}
-	}
-	return order, nil
-}
-
-// levels groups services so that each group only calls earlier groups:
-// the members of one group start side by side.
-func levels(p *config.Project, order []string) [][]string {
-	level := map[string]int{}
-	var out [][]string
-	for _, n := range order {
-		l := 0
-		for _, c := range p.Service(n).Calls {
-			l = max(l, level[c]+1)
-		}
-		level[n] = l
-		for len(out) <= l {
-			out = append(out, nil)
-		}
-		out[l] = append(out[l], n)
-	}
-	return out
-}
-
 // Start checks every port, then starts the gateway, the metrics engine,
 // the control API and each service in dependency order, and returns once
 // every service is ready. Binaries must be built (see Build). On error
 // nothing is left running.
 func Start(ctx context.Context, o Options) (_ *Supervisor, err error) {
 	o.defaults()
-	order, err := Selected(o.Project, o.Services)
+	order, err := o.Project.Closure(o.Services)
 	if err != nil {
 		return nil, err
 	}
@@ -280,7 +211,7 @@ func Start(ctx context.Context, o Options) (_ *Supervisor, err error) {
 	for _, name := range order {
 		s.services[name] = &serviceProcs{cfg: o.Project.Service(name), index: slices.Index(o.Project.ServiceNames(), name)}
 	}
-	for _, group := range levels(o.Project, order) {
+	for _, group := range o.Project.Levels(order) {
 		errs := make([]error, len(group))
 		var wg sync.WaitGroup
 		for i, name := range group {
