@@ -135,15 +135,13 @@ func (e *Failed) Error() string {
 // ErrorKind is a failure: the input was valid, the build was not.
 func (e *Failed) ErrorKind() errkind.Kind { return errkind.Failure }
 
-func badInput(err error) error { return errkind.Mark(errkind.BadInput, err) }
-
 func (o *Options) complete() error {
 	if o.Project == nil {
 		return errors.New("build: no project")
 	}
 	for _, s := range o.Services {
 		if o.Project.Service(s) == nil {
-			return badInput(fmt.Errorf("unknown service %q (the project has: %s)", s, strings.Join(o.Project.ServiceNames(), ", ")))
+			return errkind.BadInputf("unknown service %q (the project has: %s)", s, strings.Join(o.Project.ServiceNames(), ", "))
 		}
 	}
 	if len(o.Services) == 0 {
@@ -163,11 +161,11 @@ func (o *Options) complete() error {
 		o.Registry = o.Project.Registry
 	}
 	if o.Registry == "" && o.OCILayout == "" {
-		return badInput(errors.New("no registry: set registry in the project file, pass --registry, or write --oci-layout DIR"))
+		return errkind.BadInputf("no registry: set registry in the project file, pass --registry, or write --oci-layout DIR")
 	}
 	if o.OCILayout != "" {
 		if err := replaceableLayout(o.OCILayout); err != nil {
-			return badInput(err)
+			return errkind.BadInputf("%w", err)
 		}
 	}
 	abs, err := filepath.Abs(o.Dir)

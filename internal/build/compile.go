@@ -19,6 +19,7 @@ import (
 	"sync"
 
 	"github.com/msctl/msctl/internal/atomicfile"
+	"github.com/msctl/msctl/internal/errkind"
 )
 
 // Platform is a GOOS/GOARCH pair an image is built for.
@@ -38,7 +39,7 @@ func ParsePlatforms(s string) ([]Platform, error) {
 		goos, goarch, _ := strings.Cut(part, "/")
 		p := Platform{goos, goarch}
 		if !slices.Contains(platforms, p) {
-			return nil, badInput(fmt.Errorf("platform %q: want one of %s", part, platformList()))
+			return nil, errkind.BadInputf("platform %q: want one of %s", part, platformList())
 		}
 		if !slices.Contains(out, p) {
 			out = append(out, p)

@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/msctl/msctl/internal/errkind"
 	"github.com/msctl/msctl/internal/imageref"
 )
 
@@ -55,13 +56,13 @@ func newRegistryPublisher(registry string, extra []RemoteOption) (*registryPubli
 	// host must be an authority, the whole a repository prefix.
 	host, path, _ := strings.Cut(registry, "/")
 	if _, err := name.NewRegistry(host, p.opts...); err != nil {
-		return nil, badInput(fmt.Errorf("registry %q: host %q: %v", registry, host, err))
+		return nil, errkind.BadInputf("registry %q: host %q: %w", registry, host, err)
 	}
 	if slices.Contains(strings.Split(path, "/"), "") && strings.Contains(registry, "/") {
-		return nil, badInput(fmt.Errorf("registry %q: the path has an empty component", registry))
+		return nil, errkind.BadInputf("registry %q: the path has an empty component", registry)
 	}
 	if _, err := name.NewRepository(registry+"/service", p.opts...); err != nil {
-		return nil, badInput(fmt.Errorf("registry %q: path: %v", registry, err))
+		return nil, errkind.BadInputf("registry %q: path: %w", registry, err)
 	}
 	p.remote = append([]remote.Option{
 		remote.WithAuthFromKeychain(authn.DefaultKeychain),
@@ -133,7 +134,7 @@ func (p *registryPublisher) push(ctx context.Context, b built, progress func(Eve
 	r.Ref, r.SBOM = r.Image.String(), sbomDigest.String()
 	repo, err := name.NewRepository(b.repo, p.opts...)
 	if err != nil {
-		return failed(r, badInput(fmt.Errorf("repository %q: %v", b.repo, err)))
+		return failed(r, errkind.BadInputf("repository %q: %w", b.repo, err))
 	}
 	ropts := append([]remote.Option{remote.WithContext(ctx)}, p.remote...)
 	have := func(d v1.Hash) (bool, error) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gofrs/flock"
 	"github.com/msctl/msctl/internal/atomicfile"
+	"github.com/msctl/msctl/internal/errkind"
 	"github.com/msctl/msctl/internal/imageref"
 )
 
@@ -104,7 +105,7 @@ func record(dir string, src Source, registry string, results []Result) error {
 func Recorded(ctx context.Context, dir, registry string, services []string) (map[string]imageref.Ref, error) {
 	commit, err := git(ctx, dir, "rev-parse", "HEAD")
 	if err != nil {
-		return nil, badInput(fmt.Errorf("no image given and no commit to look a build up by (%s): pass --tag, --image or --build", firstLine(err.Error())))
+		return nil, errkind.BadInputf("no image given and no commit to look a build up by (%s): pass --tag, --image or --build", firstLine(err.Error()))
 	}
 	f, err := readRecords(dir)
 	if err != nil {
@@ -118,7 +119,7 @@ func Recorded(ctx context.Context, dir, registry string, services []string) (map
 		}
 	}
 	if rec.Dirty {
-		return nil, badInput(fmt.Errorf("the last msctl build at commit %.12s was of uncommitted changes, not the commit: commit and build again, or pass --build, --tag or --image", commit))
+		return nil, errkind.BadInputf("the last msctl build at commit %.12s was of uncommitted changes, not the commit: commit and build again, or pass --build, --tag or --image", commit)
 	}
 	out := map[string]imageref.Ref{}
 	var missing []string
@@ -131,7 +132,7 @@ func Recorded(ctx context.Context, dir, registry string, services []string) (map
 		out[s] = ref
 	}
 	if len(missing) > 0 {
-		return nil, badInput(fmt.Errorf("no msctl build of %s at commit %.12s for registry %s: run msctl build, or pass --build, --tag or --image", strings.Join(missing, ", "), commit, registry))
+		return nil, errkind.BadInputf("no msctl build of %s at commit %.12s for registry %s: run msctl build, or pass --build, --tag or --image", strings.Join(missing, ", "), commit, registry)
 	}
 	return out, nil
 }

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/msctl/msctl/internal/errkind"
 )
 
 // Source is the revision a build is made from.
@@ -59,7 +61,7 @@ func ReadSource(ctx context.Context, dir string) (Source, error) {
 	if s, ok := os.LookupEnv("SOURCE_DATE_EPOCH"); ok && s != "" {
 		sec, err := strconv.ParseInt(s, 10, 64)
 		if err != nil || sec < 0 {
-			return Source{}, badInput(fmt.Errorf("SOURCE_DATE_EPOCH %q: want seconds since 1970 as a non-negative integer", s))
+			return Source{}, errkind.BadInputf("SOURCE_DATE_EPOCH %q: want seconds since 1970 as a non-negative integer", s)
 		}
 		src.Epoch = time.Unix(sec, 0).UTC()
 	}

@@ -307,7 +307,7 @@ func TestABrokenPlanStopsOnlyANewCanary(t *testing.T) {
 	if _, err := run(t, r, RunOptions{Image: v2, Once: true}); err != nil {
 		t.Fatal(err)
 	}
-	broken := inputErrorf("msctl.yaml:12: canary.steps[0].weight: 150 is not from 1 to 100")
+	broken := errkind.BadInputf("msctl.yaml:12: canary.steps[0].weight: 150 is not from 1 to 100")
 	r.drv.Plan, r.drv.NoPlan = Plan{}, broken
 	if _, err := Ask(context.Background(), r.store, "user", canarystate.ActionAbort, false, "carol", time.Now()); err != nil {
 		t.Fatal(err)

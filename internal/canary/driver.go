@@ -9,6 +9,7 @@ import (
 
 	"github.com/msctl/msctl/internal/analysis"
 	"github.com/msctl/msctl/internal/canarystate"
+	"github.com/msctl/msctl/internal/errkind"
 	"github.com/msctl/msctl/internal/imageref"
 	"github.com/msctl/msctl/internal/render"
 )
@@ -71,12 +72,12 @@ type RunOptions struct {
 // Run drives the canary until it ends, pauses (unless WaitForApproval), or
 // times out, and returns the last state with the outcome as an error
 // (*OutcomeError) when it did not succeed. Bad input (nothing to resume,
-// another canary in progress) is an *InputError with no state.
+// another canary in progress) is an errkind.BadInput error with no state.
 func (d *Driver) Run(ctx context.Context, o RunOptions) (_ *canarystate.State, err error) {
 	d.defaults()
 	done, err := d.begin(ctx, o)
 	if err != nil {
-		if errors.As(err, new(*InputError)) {
+		if errkind.Of(err) == errkind.BadInput {
 			return nil, err
 		}
 		return d.st, err
@@ -226,7 +227,7 @@ func (d *Driver) begin(ctx context.Context, o RunOptions) (done bool, err error)
 	zero := o.Image == imageref.Ref{}
 	switch {
 	case (d.st == nil || !d.st.Open()) && zero:
-		return false, inputErrorf("no canary of %s is in progress; give --tag or --image to start one", d.Service)
+		return false, errkind.BadInputf("no canary of %s is in progress; give --tag or --image to start one", d.Service)
 	case d.st == nil || !d.st.Open():
 		if d.NoPlan != nil {
 			return false, d.NoPlan
@@ -237,7 +238,7 @@ func (d *Driver) begin(ctx context.Context, o RunOptions) (done bool, err error)
 			return false, err
 		}
 	case !zero && o.Image.String() != d.st.CanaryImage:
-		return false, inputErrorf("a canary of %s at %s is in progress (%s); promote or abort it before starting another",
+		return false, errkind.BadInputf("a canary of %s at %s is in progress (%s); promote or abort it before starting another",
 			d.Service, d.st.CanaryImage, d.st.Phase)
 	}
 	switch {
@@ -275,7 +276,7 @@ var errPromoted = errors.New("already promoted")
 // sets its traffic.
 func (d *Driver) start(ctx context.Context, img imageref.Ref) error {
 	if len(d.Plan.Steps) == 0 {
-		return inputErrorf("the canary of %s has no steps", d.Service)
+		return errkind.BadInputf("the canary of %s has no steps", d.Service)
 	}
 	stable, rev, err := d.Releases.Stable(ctx)
 	if err != nil {
@@ -285,7 +286,7 @@ func (d *Driver) start(ctx context.Context, img imageref.Ref) error {
 		if d.st != nil && d.st.Phase == canarystate.Succeeded && d.st.CanaryImage == img.String() {
 			return errPromoted
 		}
-		return inputErrorf("%s already runs %s: nothing to canary", d.Service, img)
+		return errkind.BadInputf("%s already runs %s: nothing to canary", d.Service, img)
 	}
 	now := d.Now()
 	if err := d.checkSpacing(ctx, now); err != nil {
@@ -330,7 +331,7 @@ func (d *Driver) checkSpacing(ctx context.Context, now time.Time) error {
 		return nil
 	}
 	if msg := analysis.SpacingProblem(d.Plan.Analysis.Interval, spacing); msg != "" {
-		return inputErrorf("the canary of %s: %s", d.Service, msg)
+		return errkind.BadInputf("the canary of %s: %s", d.Service, msg)
 	}
 	return nil
 }

@@ -482,8 +482,7 @@ func TestAnIntervalShorterThanTwoScrapesIsRefused(t *testing.T) {
 	r.world.set("user-canary", 100, 0)
 	r.world.spacing = 45 * time.Second // the interval is 1m
 	st, err := run(t, r, RunOptions{Image: v2})
-	var ie *InputError
-	if !errors.As(err, &ie) || !strings.Contains(err.Error(), "analysis.interval 1m0s is less than twice the spacing of the request metrics' samples (45s") || st != nil {
+	if errkind.Of(err) != errkind.BadInput || !strings.Contains(err.Error(), "analysis.interval 1m0s is less than twice the spacing of the request metrics' samples (45s") || st != nil {
 		t.Fatalf("got %v, %+v; want an input error naming analysis.interval", err, st)
 	}
 	if r.releases.canary != nil || len(r.traffic.sets) != 0 {

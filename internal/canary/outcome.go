@@ -60,16 +60,3 @@ func Outcome(st *canarystate.State) error {
 	}
 	return &OutcomeError{Service: st.Service, Phase: st.Phase, Reason: st.Reason}
 }
-
-// InputError is a request that cannot apply: no canary to act on, or
-// another canary running.
-type InputError struct{ msg string }
-
-func (e *InputError) Error() string { return e.msg }
-
-// ErrorKind marks it as bad input.
-func (e *InputError) ErrorKind() errkind.Kind { return errkind.BadInput }
-
-func inputErrorf(format string, args ...any) error {
-	return &InputError{msg: fmt.Sprintf(format, args...)}
-}

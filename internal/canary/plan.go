@@ -7,6 +7,7 @@ import (
 	"github.com/msctl/msctl/internal/analysis"
 	"github.com/msctl/msctl/internal/canarystate"
 	"github.com/msctl/msctl/internal/config"
+	"github.com/msctl/msctl/internal/errkind"
 	"github.com/msctl/msctl/internal/render"
 )
 
@@ -78,7 +79,7 @@ func (p Plan) WithInterval(d time.Duration) Plan {
 
 // PlanFor resolves service's canary plan from the project file: its steps,
 // metrics and limits, with the service's own settings over the project's.
-// A metric the analysis cannot run is an *InputError.
+// A metric the analysis cannot run is an errkind.BadInput error.
 func PlanFor(p *config.Project, service string) (Plan, error) {
 	c := p.CanaryFor(service)
 	plan := Plan{Analysis: canarystate.Analysis{
@@ -117,7 +118,7 @@ func PlanFor(p *config.Project, service string) (Plan, error) {
 			m.Decision = analysis.DecideThreshold
 		}
 		if err := analysis.Validate(m); err != nil {
-			return Plan{}, inputErrorf("canary metric %s of %s: %v", cm.Name, service, err)
+			return Plan{}, errkind.BadInputf("canary metric %s of %s: %w", cm.Name, service, err)
 		}
 		if m.Rule() == analysis.DecideSequential {
 			sequential++

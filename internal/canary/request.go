@@ -7,11 +7,12 @@ import (
 	"time"
 
 	"github.com/msctl/msctl/internal/canarystate"
+	"github.com/msctl/msctl/internal/errkind"
 )
 
 // Ask writes an action into a running canary's state for its driver to
 // carry out, by compare-and-swap, and returns the state as written. A
-// canary that is not in progress is an *InputError.
+// canary that is not in progress is an errkind.BadInput error.
 func Ask(ctx context.Context, store canarystate.Store, service string, action canarystate.Action, full bool, by string, now time.Time) (*canarystate.State, error) {
 	for range 10 {
 		st, ver, err := store.Load(ctx)
@@ -19,10 +20,10 @@ func Ask(ctx context.Context, store canarystate.Store, service string, action ca
 			return nil, err
 		}
 		if st == nil || !st.Open() {
-			return nil, inputErrorf("no canary of %s is in progress", service)
+			return nil, errkind.BadInputf("no canary of %s is in progress", service)
 		}
 		if r := st.Request; r != nil && r.Action == canarystate.ActionAbort && action != canarystate.ActionAbort {
-			return nil, inputErrorf("an abort of the canary of %s by %s is pending; it wins over %s", service, r.By, action)
+			return nil, errkind.BadInputf("an abort of the canary of %s by %s is pending; it wins over %s", service, r.By, action)
 		}
 		st.Request = &canarystate.Request{Action: action, Full: full, By: by, At: now}
 		if _, err := store.Save(ctx, st, ver); errors.Is(err, canarystate.ErrConflict) {

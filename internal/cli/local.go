@@ -399,7 +399,7 @@ func startDetached(ctx context.Context, lc *localContext, o *UpOptions) (*local.
 	case err != nil:
 		return nil, fmt.Errorf("the supervisor exited before it was ready\n%s", logtail.Of(logPath))
 	case rep.Error != "" && rep.BadInput:
-		return nil, errkind.Mark(errkind.BadInput, errors.New(rep.Error))
+		return nil, errkind.BadInputf("%s", rep.Error)
 	case rep.Error != "":
 		return nil, errors.New(rep.Error)
 	}
@@ -525,7 +525,7 @@ lines until Ctrl-C.`,
 			}
 			path, err := local.LogFile(lc.runDir, opts.Service, role)
 			if err != nil {
-				return errkind.Mark(errkind.BadInput, err)
+				return errkind.BadInputf("%w", err)
 			}
 			return local.Follow(cmd.Context(), path, opts.Follow, f.IO.Out)
 		},

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"fmt"
 	"slices"
 	"strings"
 
@@ -118,7 +117,7 @@ func (p *Project) order(set map[string]bool) []string {
 }
 
 func (p *Project) unknownService(name string) error {
-	return errkind.Mark(errkind.BadInput, fmt.Errorf("unknown service %q (the project has %s)", name, strings.Join(p.ServiceNames(), ", ")))
+	return errkind.BadInputf("unknown service %q (the project has %s)", name, strings.Join(p.ServiceNames(), ", "))
 }
 
 // findCycle returns one cycle in the calls graph, first name repeated last,

@@ -6,6 +6,7 @@ package errkind
 
 import (
 	"errors"
+	"fmt"
 )
 
 // Kind is what went wrong, as far as a caller deciding what to do next
@@ -62,3 +63,9 @@ type marked struct {
 func (m *marked) Error() string   { return m.err.Error() }
 func (m *marked) Unwrap() error   { return m.err }
 func (m *marked) ErrorKind() Kind { return m.kind }
+
+// BadInputf is a BadInput error formatted as fmt.Errorf does, so that %w
+// keeps the cause: the one way to say the caller is at fault.
+func BadInputf(format string, args ...any) error {
+	return Mark(BadInput, fmt.Errorf(format, args...))
+}

@@ -3,6 +3,7 @@ package errkind
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"testing"
 )
 
@@ -33,5 +34,13 @@ func TestOf(t *testing.T) {
 	e := errors.New("inner")
 	if m := Mark(Timeout, e); m.Error() != "inner" || !errors.Is(m, e) {
 		t.Errorf("Mark changed the message or the chain: %v", m)
+	}
+}
+
+// BadInputf keeps the cause that %w wraps.
+func TestBadInputfKeepsTheCause(t *testing.T) {
+	err := BadInputf("values file %q: %w", "x.yaml", fs.ErrNotExist)
+	if Of(err) != BadInput || !errors.Is(err, fs.ErrNotExist) || err.Error() != `values file "x.yaml": file does not exist` {
+		t.Errorf("%v: kind %v, wraps ErrNotExist %v", err, Of(err), errors.Is(err, fs.ErrNotExist))
 	}
 }

@@ -47,23 +47,10 @@ const templateRoot = "templates/service"
 // those, and 31 characters leave room for the suffixes the chart adds.
 var nameRE = regexp.MustCompile(`^[a-z][a-z0-9]{0,30}$`)
 
-// InputError is a bad or taken service name: the caller's mistake,
-// reported before anything is written.
-type InputError struct{ msg string }
-
-func (e *InputError) Error() string { return e.msg }
-
-// ErrorKind marks the error as bad input (exit code 2).
-func (e *InputError) ErrorKind() errkind.Kind { return errkind.BadInput }
-
-func inputErrorf(format string, args ...any) error {
-	return &InputError{msg: fmt.Sprintf(format, args...)}
-}
-
 // ValidName checks a new service's name.
 func ValidName(name string) error {
 	if !nameRE.MatchString(name) {
-		return inputErrorf("service name %q is not valid: want a lower-case letter, then up to 30 lower-case letters or digits (no '-', so it can also name a Go package)", name)
+		return errkind.BadInputf("service name %q is not valid: want a lower-case letter, then up to 30 lower-case letters or digits (no '-', so it can also name a Go package)", name)
 	}
 	return nil
 }
@@ -85,7 +72,7 @@ type Result struct {
 // Service scaffolds the service name in root/services/name and adds it to
 // projectFile. root must be the Go module's root (it holds go.mod and
 // services/kit); the module path for imports comes from its go.mod.
-// Errors about the name are *InputError; a project file that does not
+// Errors about the name are errkind.BadInput errors; a project file that does not
 // parse, or would not after the change, is *config.Error.
 func Service(root, projectFile, name string) (*Result, error) {
 	if err := ValidName(name); err != nil {
@@ -100,12 +87,12 @@ func Service(root, projectFile, name string) (*Result, error) {
 		return nil, err
 	}
 	if loaded.Project.Service(name) != nil {
-		return nil, inputErrorf("service %q is already declared in %s", name, projectFile)
+		return nil, errkind.BadInputf("service %q is already declared in %s", name, projectFile)
 	}
 	rel := path.Join("services", name)
 	final := filepath.Join(root, filepath.FromSlash(rel))
 	if _, err := os.Lstat(final); err == nil {
-		return nil, inputErrorf("%s already exists; pick another name or remove it", rel)
+		return nil, errkind.BadInputf("%s already exists; pick another name or remove it", rel)
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
@@ -236,7 +223,7 @@ func modulePath(root string) (string, error) {
 	f := filepath.Join(root, "go.mod")
 	b, err := os.ReadFile(f)
 	if errors.Is(err, fs.ErrNotExist) {
-		return "", inputErrorf("%s not found: generate services from the Go module's root, next to msctl.yaml", f)
+		return "", errkind.BadInputf("%s not found: generate services from the Go module's root, next to msctl.yaml", f)
 	}
 	if err != nil {
 		return "", err

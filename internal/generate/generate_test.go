@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/msctl/msctl/internal/config"
+	"github.com/msctl/msctl/internal/errkind"
 )
 
 func TestValidName(t *testing.T) {
@@ -33,9 +34,8 @@ func TestValidName(t *testing.T) {
 	}
 	for _, tc := range cases {
 		err := ValidName(tc.name)
-		var input *InputError
-		if tc.ok != (err == nil) || (err != nil && !errors.As(err, &input)) {
-			t.Errorf("ValidName(%q) = %v, want ok=%v (an *InputError when not)", tc.name, err, tc.ok)
+		if tc.ok != (err == nil) || (err != nil && errkind.Of(err) != errkind.BadInput) {
+			t.Errorf("ValidName(%q) = %v, want ok=%v (bad input when not)", tc.name, err, tc.ok)
 		}
 	}
 }
@@ -190,9 +190,8 @@ func TestServiceRefusesAndWritesNothing(t *testing.T) {
 			project := filepath.Join(root, "msctl.yaml")
 			before := entries(t, filepath.Join(root, "services"))
 			res, err := Service(root, project, tc.service)
-			var input *InputError
-			if res != nil || !errors.As(err, &input) || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
-				t.Fatalf("got %v, %v; want one *InputError line containing %q", res, err, tc.want)
+			if res != nil || errkind.Of(err) != errkind.BadInput || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("got %v, %v; want one bad-input line containing %q", res, err, tc.want)
 			}
 			if b, _ := os.ReadFile(project); string(b) != bundledStyle {
 				t.Errorf("msctl.yaml changed:\n%s", b)

@@ -5,7 +5,6 @@
 package lint
 
 import (
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -13,6 +12,7 @@ import (
 	"slices"
 
 	"github.com/msctl/msctl/internal/config"
+	"github.com/msctl/msctl/internal/errkind"
 	"github.com/msctl/msctl/internal/render"
 	"github.com/msctl/msctl/manifests"
 	helmlint "helm.sh/helm/v4/pkg/chart/v2/lint"
@@ -54,8 +54,7 @@ func Project(p *config.Project, dir string) ([]Finding, error) {
 	out = append(out, chartFindings...)
 
 	res, err := render.Render(p, render.Options{})
-	var inputErr *render.InputError
-	if errors.As(err, &inputErr) {
+	if errkind.Of(err) == errkind.BadInput {
 		return append(out, Finding{Error, "values", err.Error()}), nil
 	}
 	if err != nil {

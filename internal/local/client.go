@@ -32,7 +32,7 @@ func Connect(runDir string) (*Client, error) {
 		return nil, err
 	}
 	if !r.Supervisor.alive() {
-		return nil, errkind.Mark(errkind.BadInput, fmt.Errorf("the supervisor of %s (pid %d) is gone; stop what it left with msctl down, then msctl up -d", runDir, r.Supervisor.PID))
+		return nil, errkind.BadInputf("the supervisor of %s (pid %d) is gone; stop what it left with msctl down, then msctl up -d", runDir, r.Supervisor.PID)
 	}
 	token, err := os.ReadFile(paths(runDir).token())
 	if err != nil {
@@ -114,7 +114,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		}
 		err := errors.New(e.Error)
 		if e.BadInput {
-			return errkind.Mark(errkind.BadInput, err)
+			return errkind.BadInputf("%w", err)
 		}
 		return err
 	}

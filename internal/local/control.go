@@ -3,7 +3,6 @@ package local
 import (
 	"crypto/subtle"
 	"encoding/json"
-	"errors"
 	"net/http"
 
 	"github.com/msctl/msctl/internal/errkind"
@@ -69,7 +68,7 @@ func decode(r *http.Request, v any) error {
 	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<20))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return errkind.Mark(errkind.BadInput, errors.New("request body: "+err.Error()))
+		return errkind.BadInputf("request body: %w", err)
 	}
 	return nil
 }

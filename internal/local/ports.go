@@ -46,7 +46,7 @@ func (b layout) slot(index, slot int) Ports {
 func CheckPortBase(base, n int) error {
 	top := layout(base).block(n)
 	if base < 1024 || top > 65535 {
-		return errkind.Mark(errkind.BadInput, fmt.Errorf("port base %d: the local runtime needs ports %d-%d, within 1024-65535", base, base, top))
+		return errkind.BadInputf("port base %d: the local runtime needs ports %d-%d, within 1024-65535", base, base, top)
 	}
 	return nil
 }
@@ -65,7 +65,7 @@ func checkPorts(uses []portUse) error {
 		ln, err := net.Listen("tcp", addr(u.port))
 		if err != nil {
 			if errors.Is(err, syscall.EADDRINUSE) {
-				return errkind.Mark(errkind.BadInput, fmt.Errorf("port %d (%s) is taken; free it or choose another base with --port-base", u.port, u.what))
+				return errkind.BadInputf("port %d (%s) is taken; free it or choose another base with --port-base", u.port, u.what)
 			}
 			return fmt.Errorf("port %d (%s): %w", u.port, u.what, err)
 		}

@@ -68,7 +68,7 @@ func writeRecord(runDir string, r *record) error {
 }
 
 func errNothingRuns(runDir string) error {
-	return errkind.Mark(errkind.BadInput, fmt.Errorf("nothing runs in %s; start it with msctl up -d", runDir))
+	return errkind.BadInputf("nothing runs in %s; start it with msctl up -d", runDir)
 }
 
 // processes lists every process a record names, the supervisor first: it

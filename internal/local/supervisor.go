@@ -418,7 +418,7 @@ func (s *Supervisor) SetTraffic(service string, t render.Traffic) error {
 	// StopCanary then removes would route to no backend.
 	return s.withService(service, func(_ *serviceProcs, _, canary *process) error {
 		if t.Running() && canary == nil {
-			return errkind.Mark(errkind.BadInput, fmt.Errorf("%s has no canary to send traffic to; start one first", service))
+			return errkind.BadInputf("%s has no canary to send traffic to; start one first", service)
 		}
 		if err := s.gw.SetTraffic(service, t); err != nil {
 			return err
@@ -433,7 +433,7 @@ func (s *Supervisor) service(name string) (*serviceProcs, error) {
 	defer s.mu.Unlock()
 	svc := s.services[name]
 	if svc == nil {
-		return nil, errkind.Mark(errkind.BadInput, fmt.Errorf("service %q does not run here (running: %s)", name, strings.Join(s.names, ", ")))
+		return nil, errkind.BadInputf("service %q does not run here (running: %s)", name, strings.Join(s.names, ", "))
 	}
 	return svc, nil
 }
@@ -460,14 +460,14 @@ func (s *Supervisor) StartCanary(ctx context.Context, service string, spec Proce
 			if canary.spec.equal(spec) {
 				return nil
 			}
-			return errkind.Mark(errkind.BadInput, fmt.Errorf("a canary of %s runs already with another spec (%s); stop it first", service, canary.spec.Revision))
+			return errkind.BadInputf("a canary of %s runs already with another spec (%s); stop it first", service, canary.spec.Revision)
 		}
 		binary := spec.Binary
 		if binary == "" {
 			binary = stable.binary
 		}
 		if fi, err := os.Stat(binary); err != nil || fi.IsDir() {
-			return errkind.Mark(errkind.BadInput, fmt.Errorf("canary binary %s of %s: not an executable file", binary, service))
+			return errkind.BadInputf("canary binary %s of %s: not an executable file", binary, service)
 		}
 		p := s.newProcess(svc, Canary, 1-stable.slot, spec)
 		p.binary = binary

@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/msctl/msctl/internal/config"
+	"github.com/msctl/msctl/internal/errkind"
 	"github.com/msctl/msctl/internal/imageref"
 	"github.com/msctl/msctl/manifests"
 	"github.com/santhosh-tekuri/jsonschema/v6"
@@ -177,7 +178,7 @@ func capabilities(kubeVersion string, apiVersions []string) (*common.Capabilitie
 	if kubeVersion != "" {
 		kv, err := common.ParseKubeVersion(kubeVersion)
 		if err != nil {
-			return nil, inputErrorf("--kube-version %q: %v", kubeVersion, err)
+			return nil, errkind.BadInputf("--kube-version %q: %w", kubeVersion, err)
 		}
 		caps.KubeVersion = *kv
 	}
@@ -193,11 +194,11 @@ func renderChart(p *config.Project, s *config.Service, opts Options, caps *commo
 		return nil, err
 	}
 	if c := ch.Metadata.KubeVersion; c != "" && !v2util.IsCompatibleRange(c, caps.KubeVersion.String()) {
-		return nil, inputErrorf("the service chart needs Kubernetes %s, not %s", c, caps.KubeVersion.Version)
+		return nil, errkind.BadInputf("the service chart needs Kubernetes %s, not %s", c, caps.KubeVersion.Version)
 	}
 	values := serviceValues(p, s, opts.Image(p, s), opts.Values)
 	if err := validateValues(ch, values); err != nil {
-		return nil, inputErrorf("%s: chart values rejected: %s", s.Name, schemaViolations(err))
+		return nil, errkind.BadInputf("%s: chart values rejected: %s", s.Name, schemaViolations(err))
 	}
 	// Validated above against the schema compiled once; Helm would compile
 	// it again for every service.
@@ -205,7 +206,7 @@ func renderChart(p *config.Project, s *config.Service, opts Options, caps *commo
 		Name: s.Name, Namespace: p.Namespace, Revision: 1, IsInstall: true,
 	}, caps, true)
 	if err != nil {
-		return nil, inputErrorf("%s: chart values rejected: %s", s.Name, oneLine(err.Error()))
+		return nil, errkind.BadInputf("%s: chart values rejected: %s", s.Name, oneLine(err.Error()))
 	}
 	files, err := engine.Render(ch, top)
 	if err != nil {

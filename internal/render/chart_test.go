@@ -1,12 +1,12 @@
 package render
 
 import (
-	"errors"
 	"fmt"
 	"maps"
 	"strings"
 	"testing"
 
+	"github.com/msctl/msctl/internal/errkind"
 	"github.com/msctl/msctl/internal/imageref"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
@@ -92,9 +92,8 @@ func TestBadImages(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := Render(p, Options{Images: tt.images})
-			var ie *InputError
-			if !errors.As(err, &ie) || err.Error() != tt.want {
-				t.Errorf("got %v, want the *InputError %q", err, tt.want)
+			if errkind.Of(err) != errkind.BadInput || err.Error() != tt.want {
+				t.Errorf("got %v, want the bad-input error %q", err, tt.want)
 			}
 		})
 	}

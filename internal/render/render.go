@@ -76,7 +76,7 @@ type Result struct {
 
 // Render renders the project. Bad input (unknown services, weights or
 // mirror percentages outside 0-100, a match Istio would refuse, values the
-// chart's schema rejects) is an *InputError.
+// chart's schema rejects) is an errkind.BadInput error.
 func Render(p *config.Project, opts Options) (*Result, error) {
 	services, err := selectServices(p, opts.Services)
 	if err != nil {
@@ -89,10 +89,10 @@ func Render(p *config.Project, opts Options) (*Result, error) {
 	for name := range opts.Images {
 		s := p.Service(name)
 		if s == nil {
-			return nil, inputErrorf("image for unknown service %q", name)
+			return nil, errkind.BadInputf("image for unknown service %q", name)
 		}
 		if err := opts.Image(p, s).Validate(); err != nil {
-			return nil, inputErrorf("%s: %v", name, err)
+			return nil, errkind.BadInputf("%s: %w", name, err)
 		}
 	}
 	if opts.ImageTag == "" {
@@ -175,9 +175,9 @@ func checkSagaTimeout(p *config.Project, s *config.Service, values map[string]an
 	case msg == "":
 		return nil
 	case badSaga:
-		return inputErrorf("%s: env.SAGA_TIMEOUT from -f or --set: %s", s.Name, msg)
+		return errkind.BadInputf("%s: env.SAGA_TIMEOUT from -f or --set: %s", s.Name, msg)
 	}
-	return inputErrorf("%s: env.SAGA_TIMEOUT from -f or --set against services[%d].timeout: %s", s.Name, slices.Index(p.ServiceNames(), s.Name), msg)
+	return errkind.BadInputf("%s: env.SAGA_TIMEOUT from -f or --set against services[%d].timeout: %s", s.Name, slices.Index(p.ServiceNames(), s.Name), msg)
 }
 
 func selectServices(p *config.Project, names []string) ([]*config.Service, error) {
@@ -192,7 +192,7 @@ func selectServices(p *config.Project, names []string) ([]*config.Service, error
 	for _, n := range names {
 		s := p.Service(n)
 		if s == nil {
-			return nil, inputErrorf("unknown service %q (the project has: %s)", n, strings.Join(p.ServiceNames(), ", "))
+			return nil, errkind.BadInputf("unknown service %q (the project has: %s)", n, strings.Join(p.ServiceNames(), ", "))
 		}
 		if !slices.Contains(out, s) {
 			out = append(out, s)
@@ -207,15 +207,3 @@ func selectServices(p *config.Project, names []string) ([]*config.Service, error
 
 // YAML writes the objects as one multi-document YAML stream.
 func (r *Result) YAML() ([]byte, error) { return encodeObjects(r.Objects) }
-
-// InputError is bad input to rendering; the command line maps it to exit 2.
-type InputError struct{ msg string }
-
-func (e *InputError) Error() string { return e.msg }
-
-// ErrorKind marks the error as bad input (exit code 2).
-func (e *InputError) ErrorKind() errkind.Kind { return errkind.BadInput }
-
-func inputErrorf(format string, args ...any) error {
-	return &InputError{msg: fmt.Sprintf(format, args...)}
-}

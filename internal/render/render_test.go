@@ -2,7 +2,6 @@ package render
 
 import (
 	"bytes"
-	"errors"
 	"flag"
 	"os"
 	"os/exec"
@@ -12,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/msctl/msctl/internal/config"
+	"github.com/msctl/msctl/internal/errkind"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 )
@@ -217,9 +217,8 @@ func TestBadInput(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := Render(p, tt.opts)
-			var ie *InputError
-			if !errors.As(err, &ie) {
-				t.Fatalf("got %v, want an *InputError", err)
+			if errkind.Of(err) != errkind.BadInput {
+				t.Fatalf("got %v, want a bad-input error", err)
 			}
 			if err.Error() != tt.want {
 				t.Errorf("got  %q\nwant %q", err, tt.want)

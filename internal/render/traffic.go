@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/msctl/msctl/internal/config"
+	"github.com/msctl/msctl/internal/errkind"
 	networkingapi "istio.io/api/networking/v1"
 )
 
@@ -104,31 +105,31 @@ func (o Options) trafficFor(p *config.Project) (map[string]Traffic, error) {
 	for _, name := range slices.Sorted(maps.Keys(o.CanaryWeights)) {
 		w := o.CanaryWeights[name]
 		if p.Service(name) == nil {
-			return nil, inputErrorf("canary weight for unknown service %q", name)
+			return nil, errkind.BadInputf("canary weight for unknown service %q", name)
 		}
 		out[name] = Traffic{Weight: w}
 	}
 	for _, name := range slices.Sorted(maps.Keys(o.Traffic)) {
 		t := o.Traffic[name]
 		if p.Service(name) == nil {
-			return nil, inputErrorf("canary traffic for unknown service %q", name)
+			return nil, errkind.BadInputf("canary traffic for unknown service %q", name)
 		}
 		if _, twice := out[name]; twice {
-			return nil, inputErrorf("canary traffic for %s is given twice, as a weight and as traffic", name)
+			return nil, errkind.BadInputf("canary traffic for %s is given twice, as a weight and as traffic", name)
 		}
 		out[name] = t
 	}
 	for _, name := range slices.Sorted(maps.Keys(out)) {
 		t := out[name]
 		if t.Weight < 0 || t.Weight > 100 {
-			return nil, inputErrorf("canary weight %d for %s is outside 0-100", t.Weight, name)
+			return nil, errkind.BadInputf("canary weight %d for %s is outside 0-100", t.Weight, name)
 		}
 		if t.Mirror < 0 || t.Mirror > 100 {
-			return nil, inputErrorf("canary mirror %d for %s is outside 0-100", t.Mirror, name)
+			return nil, errkind.BadInputf("canary mirror %d for %s is outside 0-100", t.Mirror, name)
 		}
 		if t.Match != nil {
 			if err := t.Match.Validate(); err != nil {
-				return nil, inputErrorf("canary match for %s: %v", name, err)
+				return nil, errkind.BadInputf("canary match for %s: %w", name, err)
 			}
 		}
 	}
@@ -137,12 +138,12 @@ func (o Options) trafficFor(p *config.Project) (map[string]Traffic, error) {
 
 // VirtualServiceSpec is the spec of the VirtualService that Render writes
 // for service under t: the route model itself, for the local gateway to
-// route by without rendering the rest. Bad input is an *InputError, as
+// route by without rendering the rest. Bad input is an errkind.BadInput error, as
 // with Render.
 func VirtualServiceSpec(p *config.Project, service string, t Traffic) (*networkingapi.VirtualService, error) {
 	s := p.Service(service)
 	if s == nil {
-		return nil, inputErrorf("unknown service %q (the project has: %s)", service, strings.Join(p.ServiceNames(), ", "))
+		return nil, errkind.BadInputf("unknown service %q (the project has: %s)", service, strings.Join(p.ServiceNames(), ", "))
 	}
 	traffic, err := Options{Traffic: map[string]Traffic{service: t}}.trafficFor(p)
 	if err != nil {
