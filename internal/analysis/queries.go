@@ -69,10 +69,11 @@ sum(
 	istioSelector = `reporter="destination",destination_workload_namespace="{{ namespace }}",destination_workload=~"{{ target }}"`
 
 	// unreachedSelector selects the requests for the track's Service that
-	// no pod of it received, as the caller's sidecar records them. A
-	// request a pod answered has its workload known there, and is counted
-	// by the destination's sidecar instead.
-	unreachedSelector = `reporter="source",destination_service_namespace="{{ namespace }}",destination_service_name=~"{{ target }}",destination_workload="unknown"`
+	// no pod of it received, as the caller's sidecar records them: no
+	// healthy upstream (UH), or no connection to one (UF, URX after
+	// retries). Only those: a request a pod saw is counted by the pod's
+	// sidecar, whatever the caller's knows of it.
+	unreachedSelector = `reporter="source",destination_service_namespace="{{ namespace }}",destination_service_name=~"{{ target }}",destination_workload="unknown",response_flags=~".*(UH|UF|URX).*"`
 
 	// goodRequests selects the requests that did not fail on the server:
 	// no 5xx, and no gRPC status that means a server error (Unknown,

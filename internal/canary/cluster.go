@@ -20,10 +20,10 @@ import (
 // workloads as Helm releases through deploy's release operations.
 
 // clusterTraffic renders the service's VirtualService with the canary's
-// traffic as an input and applies it, after the DestinationRules, so that
-// the canary's Service has its traffic policy before requests go to it
-// (the service's last deploy may have been by an msctl that routed to a
-// subset instead).
+// traffic as an input and applies it with the DestinationRules, in
+// render's order, so that the canary's Service has its traffic policy
+// before requests go to it (the service's last deploy may have been by an
+// msctl that routed to a subset instead).
 type clusterTraffic struct {
 	d       *deploy.Deployer
 	service string

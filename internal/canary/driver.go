@@ -867,6 +867,12 @@ func (d *Driver) finishPromotion(ctx context.Context) error {
 	}
 	rev := d.st.PromotedRevision
 	if rev == 0 {
+		// The promotion re-renders the canary's route, to what this msctl
+		// names: a canary deployed by an earlier one is brought to it first
+		// (otherwise a no-op).
+		if err := d.Releases.DeployCanary(ctx, img); err != nil {
+			return fmt.Errorf("canary of %s: promotion: bringing the canary's release to this msctl: %w", d.Service, err)
+		}
 		if rev, err = d.Releases.Promote(ctx, img); err != nil {
 			const why = "promotion: the stable did not take the canary's image; traffic stays on the canary"
 			if serr := d.save(ctx, func(s *canarystate.State) { s.Reason = why + ": " + err.Error() }); serr != nil {

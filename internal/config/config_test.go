@@ -146,6 +146,7 @@ func TestBadInput(t *testing.T) {
 		{"repeated key", "name: a\nname: b\n", nil, "msctl.yaml:2:1: name: key is repeated"},
 		{"wrong api version", strings.Replace(minimal, "msctl.dev/v1alpha1", "msctl.dev/v2", 1), nil, `msctl.yaml:1:13: apiVersion: unsupported apiVersion "msctl.dev/v2" (want "msctl.dev/v1alpha1")`},
 		{"duplicate service", strings.Replace(minimal, "name: order", "name: user", 1), nil, `msctl.yaml:6:11: services[1].name: duplicate service "user" (first declared as services[0])`},
+		{"a canary's name", strings.Replace(minimal, "name: order", "name: user-canary", 1), nil, `msctl.yaml:6:11: services[1].name: "user-canary" ends in -canary, the suffix of a canary's objects: choose another name`},
 		{"undeclared callee", strings.Replace(minimal, "calls: [user]", "calls: [user, billing]", 1), nil, `msctl.yaml:7:19: services[1].calls[1]: service "order" calls "billing", which is not declared in services`},
 		{"calls itself", strings.Replace(minimal, "calls: [user]", "calls: [order]", 1), nil, `msctl.yaml:7:13: services[1].calls[0]: service "order" calls itself`},
 		{"cycle", strings.Replace(minimal, "  - name: user\n", "  - name: user\n    calls: [order]\n", 1), nil, `msctl.yaml:6:12: services[0].calls: services call each other in a cycle: user -> order -> user`},

@@ -78,7 +78,10 @@ func validateServices(services []Service, ps *problems) {
 	for i, s := range services {
 		at := func(key string) string { return fmt.Sprintf("services[%d].%s", i, key) }
 		if dnsLabel(ps, at("name"), s.Name) {
-			if j, dup := first[s.Name]; dup {
+			if strings.HasSuffix(s.Name, "-canary") {
+				// Its objects would be another service's canary's.
+				ps.at(at("name"), "%q ends in -canary, the suffix of a canary's objects: choose another name", s.Name)
+			} else if j, dup := first[s.Name]; dup {
 				ps.at(at("name"), "duplicate service %q (first declared as services[%d])", s.Name, j)
 			} else {
 				first[s.Name] = i

@@ -83,8 +83,11 @@ func (d *Deployer) DeployCanary(ctx context.Context, service string, img imagere
 	if _, err := rel.recoverPending(CanaryRelease(service), lock, opts.RollbackTimeout, d.Now()); err != nil {
 		return err
 	}
-	if err := d.holdStable(ctx, service); err != nil {
+	if err := d.holdStable(ctx, service); Transient(err) {
 		return err
+	} else if err != nil {
+		// A canary is no less right for a stable that may scale down.
+		d.Log.Warn("the stable's scale is not held during the canary", "service", service, "error", err)
 	}
 	start := d.Now()
 	_, _, err = rel.upgrade(ctx, CanaryRelease(service), values, opts)

@@ -14,6 +14,9 @@ import (
 type guardedKube struct {
 	helmkube.Interface
 	check func() error
+	// updated, when set, runs after Helm has applied an upgrade's objects
+	// and before it waits for them.
+	updated func(target helmkube.ResourceList)
 }
 
 func (g *guardedKube) Create(r helmkube.ResourceList, o ...helmkube.ClientCreateOption) (*helmkube.Result, error) {
@@ -27,7 +30,11 @@ func (g *guardedKube) Update(original, target helmkube.ResourceList, o ...helmku
 	if err := g.check(); err != nil {
 		return nil, err
 	}
-	return g.Interface.Update(original, target, o...)
+	res, err := g.Interface.Update(original, target, o...)
+	if err == nil && g.updated != nil {
+		g.updated(target)
+	}
+	return res, err
 }
 
 func (g *guardedKube) Delete(r helmkube.ResourceList, p metav1.DeletionPropagation) (*helmkube.Result, []error) {

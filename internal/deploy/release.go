@@ -102,7 +102,7 @@ func (d *Deployer) releases(caps *common.Capabilities, lock *kube.Lock) (*releas
 	if lock != nil {
 		check, holder = lock.Check, lock.Nonce()
 	}
-	cfg.KubeClient = &guardedKube{Interface: cfg.KubeClient, check: check}
+	cfg.KubeClient = &guardedKube{Interface: cfg.KubeClient, check: check, updated: d.keepHolds}
 	cfg.Releases.Driver = &guardedDriver{Driver: cfg.Releases.Driver, check: check}
 	return &releases{cfg: cfg, ns: d.Project.Namespace, holder: holder}, nil
 }

@@ -155,8 +155,9 @@ func TestServiceMonitorScheme(t *testing.T) {
 }
 
 // Each track has a Service: the stable's selects both tracks' pods and
-// serves the metrics port; the canary's selects only the canary's pods and
-// is what the routes send the canary's share to.
+// names the port the ServiceMonitor scrapes; the canary's selects only the
+// canary's pods, is what the routes send the canary's share to, and serves
+// every port under names the ServiceMonitor does not scrape.
 func TestEachTrackHasAService(t *testing.T) {
 	for track, want := range map[string]struct {
 		name, selector string
@@ -177,7 +178,13 @@ func TestEachTrackHasAService(t *testing.T) {
 		}
 		selector, _, _ := unstructured.NestedStringMap(svc.Object, "spec", "selector")
 		ports, _, _ := unstructured.NestedSlice(svc.Object, "spec", "ports")
-		metrics := strings.Contains(fmt.Sprint(ports), "http-metrics")
+		metrics := false
+		for _, port := range ports {
+			metrics = metrics || port.(map[string]any)["name"] == "http-metrics"
+		}
+		if len(ports) != 3 {
+			t.Errorf("%s: ports %v, want the three", track, ports)
+		}
 		if svc.GetName() != want.name || fmt.Sprint(selector) != want.selector || metrics != want.metrics {
 			t.Errorf("%s: Service %s selecting %v, metrics port %v; want %s selecting %s, metrics port %v",
 				track, svc.GetName(), selector, metrics, want.name, want.selector, want.metrics)

@@ -178,7 +178,11 @@ func serviceIstioObjects(p *config.Project, s *config.Service, t Traffic) ([]Obj
 	stable.Spec.Subsets = []*networkingapi.Subset{{Name: StableSubset, Labels: map[string]string{"version": StableSubset}}}
 	canary := destinationRule(p, s, s.Name+CanarySuffix, CanaryHost(p, s))
 
-	objs := []any{stable, canary, virtualService(p, s, t), authorizationPolicy(p, s)}
+	// The order they are applied in: the canary's rule before the route
+	// to it, the stable's (whose canary subset routes written by an earlier
+	// msctl may still use) after, so an upgrade has no moment of a route
+	// to nothing.
+	objs := []any{canary, virtualService(p, s, t), stable, authorizationPolicy(p, s)}
 	if pa := metricsPeerAuthentication(p, s); pa != nil {
 		objs = append(objs, pa)
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/msctl/msctl/internal/deploy"
 	"github.com/msctl/msctl/internal/render"
@@ -48,8 +49,8 @@ func TestTheCanaryScalesWithItsShare(t *testing.T) {
 
 // While a canary runs, the stable's autoscaler keeps the stable at the
 // scale it had when the canary started, so the requests that return to it
-// at a rollback or a promotion meet as many pods as before. Removing the
-// canary lifts the hold; a promotion's upgrade has lifted it already.
+// at a rollback or a promotion meet as many pods as before, through the
+// promotion's upgrade of the stable. Removing the canary lifts the hold.
 func TestTheStableKeepsItsScaleWhileACanaryRuns(t *testing.T) {
 	d := setup(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
@@ -119,16 +120,26 @@ func TestTheStableKeepsItsScaleWhileACanaryRuns(t *testing.T) {
 		t.Fatalf("after the canary: minReplicas %d, hold %q; want %d, none", got, mark, chartMin)
 	}
 
-	// A promotion: the stable's upgrade gives the autoscaler the chart's
-	// minimum back and keeps the stable's replicas.
+	// An annotation a canary left behind holds nothing: the next canary
+	// holds the stable afresh.
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{"msctl.dev/canary-min-replicas":"%d 9"}}}`, chartMin)
+	if _, err := hpas.Patch(ctx, "user", types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// A promotion: the stable's upgrade applies the chart's minimum, and
+	// the hold is put back before traffic returns; the stable keeps its
+	// replicas.
 	if err := d.DeployCanary(ctx, "user", v2, 2*time.Minute, lock); err != nil {
 		t.Fatal(err)
+	}
+	if got, mark := minReplicas(); got != chartMin+2 || mark != fmt.Sprintf("%d %d", chartMin, chartMin+2) {
+		t.Fatalf("over a stale annotation: minReplicas %d, hold %q; want %d held from %d", got, mark, chartMin+2, chartMin)
 	}
 	if _, err := d.PromoteStable(ctx, "user", v2, 2*time.Minute, lock); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := minReplicas(); got != chartMin {
-		t.Fatalf("after the promotion's upgrade: minReplicas %d, want the chart's %d", got, chartMin)
+	if got, _ := minReplicas(); got != chartMin+2 {
+		t.Fatalf("after the promotion's upgrade: minReplicas %d, want the hold's %d", got, chartMin+2)
 	}
 	if dep, err := deps.Get(ctx, "user", metav1.GetOptions{}); err != nil || *dep.Spec.Replicas != chartMin+2 {
 		t.Fatalf("the promoted stable: %v replicas, %v; want the %d it had", dep.Spec.Replicas, err, chartMin+2)
