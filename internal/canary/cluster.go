@@ -13,6 +13,7 @@ import (
 	"github.com/msctl/msctl/internal/imageref"
 	"github.com/msctl/msctl/internal/kube"
 	"github.com/msctl/msctl/internal/render"
+	"github.com/msctl/msctl/internal/routes"
 )
 
 // The cluster's ports: the state in a ConfigMap, traffic in the
@@ -29,8 +30,8 @@ type clusterTraffic struct {
 	service string
 }
 
-func (c *clusterTraffic) Set(ctx context.Context, t render.Traffic) error {
-	res, err := render.Render(c.d.Project, render.Options{Services: []string{c.service}, Traffic: map[string]render.Traffic{c.service: t}})
+func (c *clusterTraffic) Set(ctx context.Context, t routes.Traffic) error {
+	res, err := render.Render(c.d.Project, render.Options{Services: []string{c.service}, Traffic: map[string]routes.Traffic{c.service: t}})
 	if err != nil {
 		return err
 	}

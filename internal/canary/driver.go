@@ -11,7 +11,7 @@ import (
 	"github.com/msctl/msctl/internal/canarystate"
 	"github.com/msctl/msctl/internal/errkind"
 	"github.com/msctl/msctl/internal/imageref"
-	"github.com/msctl/msctl/internal/render"
+	"github.com/msctl/msctl/internal/routes"
 )
 
 // Driver drives one service's canary.
@@ -487,7 +487,7 @@ func (d *Driver) setTraffic(ctx context.Context) error {
 	return nil
 }
 
-func describeTraffic(t render.Traffic) string {
+func describeTraffic(t routes.Traffic) string {
 	msg := fmt.Sprintf("traffic %d%% canary, %d%% stable", t.Weight, 100-t.Weight)
 	if t.Match != nil {
 		msg += "; matching requests to the canary"
@@ -839,7 +839,7 @@ func (d *Driver) stopCanary(ctx context.Context, msg string) error {
 	if err := d.Lock.Check(); err != nil {
 		return err
 	}
-	if err := d.Traffic.Set(ctx, render.Traffic{}); err != nil {
+	if err := d.Traffic.Set(ctx, routes.Traffic{}); err != nil {
 		return err
 	}
 	d.emit("traffic", msg)

@@ -15,7 +15,7 @@ import (
 	"github.com/msctl/msctl/internal/canarystate"
 	"github.com/msctl/msctl/internal/errkind"
 	"github.com/msctl/msctl/internal/imageref"
-	"github.com/msctl/msctl/internal/render"
+	"github.com/msctl/msctl/internal/routes"
 	"github.com/prometheus/common/model"
 )
 
@@ -150,12 +150,12 @@ func (w *world) set(workload string, rps, errRatio float64) {
 // fakeTraffic records every split it is given, and tells the world.
 type fakeTraffic struct {
 	mu    sync.Mutex
-	sets  []render.Traffic
+	sets  []routes.Traffic
 	world *world
 	now   func() time.Time
 }
 
-func (f *fakeTraffic) Set(_ context.Context, t render.Traffic) error {
+func (f *fakeTraffic) Set(_ context.Context, t routes.Traffic) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.sets = append(f.sets, t)

@@ -22,7 +22,7 @@ import (
 	"github.com/msctl/msctl/internal/canarystate"
 	"github.com/msctl/msctl/internal/imageref"
 	"github.com/msctl/msctl/internal/kube"
-	"github.com/msctl/msctl/internal/render"
+	"github.com/msctl/msctl/internal/routes"
 )
 
 // The local ports: the state in a file of the run directory, traffic in
@@ -40,7 +40,7 @@ type Process struct {
 // Processes is what local canaries need of the local supervisor
 // (internal/local's Client, through a thin adapter).
 type Processes interface {
-	SetTraffic(ctx context.Context, service string, t render.Traffic) error
+	SetTraffic(ctx context.Context, service string, t routes.Traffic) error
 	// Stable is what service's stable process runs, its binary resolved.
 	Stable(ctx context.Context, service string) (Process, error)
 	// StartCanary starts service's canary process, ready; starting the one
@@ -167,7 +167,7 @@ type localTraffic struct {
 	service string
 }
 
-func (l *localTraffic) Set(ctx context.Context, t render.Traffic) error {
+func (l *localTraffic) Set(ctx context.Context, t routes.Traffic) error {
 	return l.p.SetTraffic(ctx, l.service, t)
 }
 

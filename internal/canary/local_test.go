@@ -15,7 +15,7 @@ import (
 	"github.com/msctl/msctl/internal/canarystate"
 	"github.com/msctl/msctl/internal/errkind"
 	"github.com/msctl/msctl/internal/kube"
-	"github.com/msctl/msctl/internal/render"
+	"github.com/msctl/msctl/internal/routes"
 )
 
 // fakeProcesses is the local supervisor as the local ports see it: a
@@ -24,11 +24,11 @@ type fakeProcesses struct {
 	mu      sync.Mutex
 	stable  Process
 	canary  *Process
-	traffic []render.Traffic
+	traffic []routes.Traffic
 	log     []string
 }
 
-func (f *fakeProcesses) SetTraffic(_ context.Context, _ string, t render.Traffic) error {
+func (f *fakeProcesses) SetTraffic(_ context.Context, _ string, t routes.Traffic) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.traffic = append(f.traffic, t)

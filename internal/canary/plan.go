@@ -8,7 +8,7 @@ import (
 	"github.com/msctl/msctl/internal/canarystate"
 	"github.com/msctl/msctl/internal/config"
 	"github.com/msctl/msctl/internal/errkind"
-	"github.com/msctl/msctl/internal/render"
+	"github.com/msctl/msctl/internal/routes"
 )
 
 // Plan is how a canary proceeds: its steps and how each is judged.
@@ -21,8 +21,8 @@ type Plan struct {
 // weight; pause, match and mirror steps keep the weight reached before
 // them, with the match or the mirror added. The steps are the state's own,
 // so a project file changed mid-canary cannot move its traffic.
-func trafficAt(steps []canarystate.Step, i int) render.Traffic {
-	var t render.Traffic
+func trafficAt(steps []canarystate.Step, i int) routes.Traffic {
+	var t routes.Traffic
 	for j := 0; j < i && j < len(steps); j++ {
 		if steps[j].Kind == "weight" {
 			t.Weight = steps[j].Weight

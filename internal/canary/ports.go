@@ -4,13 +4,13 @@ import (
 	"context"
 
 	"github.com/msctl/msctl/internal/imageref"
-	"github.com/msctl/msctl/internal/render"
+	"github.com/msctl/msctl/internal/routes"
 )
 
 // Traffic sets how a service's requests split between stable and canary.
 // Setting the same split twice is harmless.
 type Traffic interface {
-	Set(ctx context.Context, t render.Traffic) error
+	Set(ctx context.Context, t routes.Traffic) error
 }
 
 // Releases are the stable's and the canary's workloads. Every method is

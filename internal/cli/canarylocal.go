@@ -22,7 +22,7 @@ import (
 	"github.com/msctl/msctl/internal/kube"
 	"github.com/msctl/msctl/internal/local"
 	"github.com/msctl/msctl/internal/local/load"
-	"github.com/msctl/msctl/internal/render"
+	"github.com/msctl/msctl/internal/routes"
 	"github.com/spf13/pflag"
 )
 
@@ -125,7 +125,7 @@ func (f *Factory) localCanaries(ctx context.Context, service string, interval ti
 // localProcesses adapts the supervisor's client to the local ports.
 type localProcesses struct{ c *local.Client }
 
-func (l localProcesses) SetTraffic(ctx context.Context, service string, t render.Traffic) error {
+func (l localProcesses) SetTraffic(ctx context.Context, service string, t routes.Traffic) error {
 	return l.c.SetTraffic(ctx, service, t)
 }
 

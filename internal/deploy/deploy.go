@@ -24,6 +24,7 @@ import (
 	"github.com/msctl/msctl/internal/imageref"
 	"github.com/msctl/msctl/internal/kube"
 	"github.com/msctl/msctl/internal/render"
+	"github.com/msctl/msctl/internal/routes"
 	"helm.sh/helm/v4/pkg/chart/common"
 )
 
@@ -452,5 +453,5 @@ func (d *Deployer) CanaryWeight(ctx context.Context, service string) (int, error
 	if err != nil {
 		return 0, err
 	}
-	return render.CanaryWeight(vs), nil
+	return routes.CanaryWeight(vs), nil
 }

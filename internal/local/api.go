@@ -3,7 +3,7 @@ package local
 import (
 	"time"
 
-	"github.com/msctl/msctl/internal/render"
+	"github.com/msctl/msctl/internal/routes"
 )
 
 // Role is a process's part in its service's traffic.
@@ -62,7 +62,7 @@ type ServiceStatus struct {
 	MeshPort int            `json:"meshPort"`
 	Stable   *Instance      `json:"stable,omitempty"`
 	Canary   *Instance      `json:"canary,omitempty"`
-	Traffic  render.Traffic `json:"traffic"`
+	Traffic  routes.Traffic `json:"traffic"`
 }
 
 // Status is the whole local runtime as its supervisor sees it.

@@ -13,7 +13,7 @@ import (
 	"strings"
 
 	"github.com/msctl/msctl/internal/errkind"
-	"github.com/msctl/msctl/internal/render"
+	"github.com/msctl/msctl/internal/routes"
 )
 
 // Client talks to the supervisor running in a run directory.
@@ -48,7 +48,7 @@ func (c *Client) Status(ctx context.Context) (*Status, error) {
 }
 
 // SetTraffic sets service's split between its stable and its canary.
-func (c *Client) SetTraffic(ctx context.Context, service string, t render.Traffic) error {
+func (c *Client) SetTraffic(ctx context.Context, service string, t routes.Traffic) error {
 	return c.do(ctx, http.MethodPut, servicePath(service, "traffic"), t, nil)
 }
 

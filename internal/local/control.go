@@ -6,14 +6,14 @@ import (
 	"net/http"
 
 	"github.com/msctl/msctl/internal/errkind"
-	"github.com/msctl/msctl/internal/render"
+	"github.com/msctl/msctl/internal/routes"
 )
 
 // The control API, on loopback, each request carrying the token from the
 // run directory's control.token (mode 0600) as a bearer token:
 //
 //	GET    /v1/status                      Status
-//	PUT    /v1/services/{name}/traffic     render.Traffic
+//	PUT    /v1/services/{name}/traffic     routes.Traffic
 //	GET    /v1/services/{name}/stable      ProcessSpec
 //	PUT    /v1/services/{name}/canary      ProcessSpec; answers once ready
 //	DELETE /v1/services/{name}/canary
@@ -24,7 +24,7 @@ func (s *Supervisor) controlAPI() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, _ *http.Request) { reply(w, s.Status(), nil) })
 	mux.HandleFunc("PUT /v1/services/{name}/traffic", func(w http.ResponseWriter, r *http.Request) {
-		var t render.Traffic
+		var t routes.Traffic
 		if err := decode(r, &t); err != nil {
 			reply(w, nil, err)
 			return

@@ -23,7 +23,7 @@ import (
 	"github.com/msctl/msctl/internal/config"
 	"github.com/msctl/msctl/internal/errkind"
 	"github.com/msctl/msctl/internal/local/gateway"
-	"github.com/msctl/msctl/internal/render"
+	"github.com/msctl/msctl/internal/routes"
 )
 
 // binDir holds the four services, built once for the test binary.
@@ -307,7 +307,7 @@ func TestCanaryThroughTheClient(t *testing.T) {
 	if err != nil || stable.Binary != paths(dir).bin("inventory") {
 		t.Fatalf("Stable: %+v %v", stable, err)
 	}
-	if err := c.SetTraffic(ctx, "inventory", render.Traffic{Weight: 10}); errkind.Of(err) != errkind.BadInput {
+	if err := c.SetTraffic(ctx, "inventory", routes.Traffic{Weight: 10}); errkind.Of(err) != errkind.BadInput {
 		t.Errorf("traffic with no canary: %v, want bad input", err)
 	}
 	bad := ProcessSpec{Env: map[string]string{"FAULT_ERROR_RATE": "1"}, Revision: "faulty"}
@@ -324,7 +324,7 @@ func TestCanaryThroughTheClient(t *testing.T) {
 	if svc.Canary == nil || !svc.Canary.Ready || svc.Canary.Ports == svc.Stable.Ports {
 		t.Fatalf("canary: %+v", svc.Canary)
 	}
-	if err := c.SetTraffic(ctx, "inventory", render.Traffic{Weight: 100}); err != nil {
+	if err := c.SetTraffic(ctx, "inventory", routes.Traffic{Weight: 100}); err != nil {
 		t.Fatal(err)
 	}
 	if got := get(t, dir, products); got < 500 {
@@ -350,7 +350,7 @@ func TestCanaryThroughTheClient(t *testing.T) {
 	if err := c.StartCanary(ctx, "inventory", good); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.SetTraffic(ctx, "inventory", render.Traffic{Weight: 50}); err != nil {
+	if err := c.SetTraffic(ctx, "inventory", routes.Traffic{Weight: 50}); err != nil {
 		t.Fatal(err)
 	}
 	st, _ = c.Status(ctx)
@@ -574,7 +574,7 @@ func TestSetTrafficWaitsForCanaryOperations(t *testing.T) {
 	s := &Supervisor{gw: gw, names: []string{"user"}, services: map[string]*serviceProcs{"user": svc}}
 	svc.ops.Lock() // a StopCanary under way
 	done := make(chan error, 1)
-	go func() { done <- s.SetTraffic("user", render.Traffic{Weight: 10}) }()
+	go func() { done <- s.SetTraffic("user", routes.Traffic{Weight: 10}) }()
 	time.Sleep(50 * time.Millisecond)
 	s.mu.Lock()
 	svc.canary = nil

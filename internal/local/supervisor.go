@@ -19,7 +19,7 @@ import (
 	"github.com/msctl/msctl/internal/filelock"
 	"github.com/msctl/msctl/internal/local/gateway"
 	"github.com/msctl/msctl/internal/local/promserver"
-	"github.com/msctl/msctl/internal/render"
+	"github.com/msctl/msctl/internal/routes"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -413,7 +413,7 @@ func (s *Supervisor) close() {
 }
 
 // SetTraffic sets a service's split between its stable and its canary.
-func (s *Supervisor) SetTraffic(service string, t render.Traffic) error {
+func (s *Supervisor) SetTraffic(service string, t routes.Traffic) error {
 	// One operation at a time: traffic checked against a canary that a
 	// StopCanary then removes would route to no backend.
 	return s.withService(service, func(_ *serviceProcs, _, canary *process) error {
@@ -507,7 +507,7 @@ func (s *Supervisor) StopCanary(service string) error {
 		if canary == nil {
 			return nil
 		}
-		if err := s.gw.SetTraffic(service, render.Traffic{}); err != nil {
+		if err := s.gw.SetTraffic(service, routes.Traffic{}); err != nil {
 			return err
 		}
 		if err := s.gw.SetBackends(service, backend(stable), gateway.Backend{}); err != nil {
@@ -550,7 +550,7 @@ func (s *Supervisor) Promote(service string) error {
 		if err := s.gw.SetBackends(service, backend(canary), backend(canary)); err != nil {
 			return err
 		}
-		if err := s.gw.SetTraffic(service, render.Traffic{}); err != nil {
+		if err := s.gw.SetTraffic(service, routes.Traffic{}); err != nil {
 			return err
 		}
 		if err := s.gw.SetBackends(service, backend(canary), gateway.Backend{}); err != nil {

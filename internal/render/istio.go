@@ -3,10 +3,9 @@ package render
 import (
 	"encoding/json"
 	"fmt"
-	"time"
 
 	"github.com/msctl/msctl/internal/config"
-	"google.golang.org/protobuf/types/known/durationpb"
+	"github.com/msctl/msctl/internal/routes"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 	networkingapi "istio.io/api/networking/v1"
 	securityapi "istio.io/api/security/v1"
@@ -21,31 +20,16 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
-// The stable's subset, the canary's name suffix and the header that pins a
-// request to the canary.
 const (
-	StableSubset = "stable"
-	// CanarySubset is the subset of the stable's Service that routes
-	// written before the canary had a Service of its own send it.
-	CanarySubset = "canary"
-	CanarySuffix = "-canary"
-	CanaryHeader = "x-canary"
-
 	// ManagedBy marks the objects msctl applies itself (outside Helm), so
 	// status and destroy can find exactly those.
 	ManagedByLabel = "app.kubernetes.io/managed-by"
 	ManagedBy      = "msctl"
 
 	gatewayNamespace = "istio-system"
-	// meshGateway is Istio's name for the sidecars of the mesh, as opposed
-	// to an ingress gateway.
-	meshGateway      = "mesh"
 	gatewayPrincipal = "cluster.local/ns/" + gatewayNamespace + "/sa/istio-ingressgateway-service-account"
 	tracingSampling  = 10.0
 )
-
-// GatewayName is the name of the project's Istio Gateway.
-func GatewayName(p *config.Project) string { return p.Name + "-gateway" }
 
 func meta(p *config.Project, name, service string) metav1.ObjectMeta {
 	labels := map[string]string{
@@ -133,7 +117,7 @@ func ProjectObjects(p *config.Project) ([]Object, error) {
 func gateway(p *config.Project) *networking.Gateway {
 	return &networking.Gateway{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "networking.istio.io/v1", Kind: "Gateway"},
-		ObjectMeta: meta(p, GatewayName(p), ""),
+		ObjectMeta: meta(p, routes.GatewayName(p), ""),
 		Spec: networkingapi.Gateway{
 			Selector: map[string]string{"istio": "ingressgateway"},
 			Servers: []*networkingapi.Server{
@@ -168,21 +152,22 @@ func ServiceIstioKinds() []schema.GroupVersionKind {
 	}
 }
 
-// serviceIstioObjects are a service's traffic rules: the policies of the
-// stable's Service (with its stable subset) and of the canary's, the
-// routes with the canary's
-// traffic t, who may call it, and the admin port's exception to STRICT mTLS
-// for a plaintext scrape.
-func serviceIstioObjects(p *config.Project, s *config.Service, t Traffic) ([]Object, error) {
-	stable := destinationRule(p, s, s.Name, serviceHost(p, s))
-	stable.Spec.Subsets = []*networkingapi.Subset{{Name: StableSubset, Labels: map[string]string{"version": StableSubset}}}
-	canary := destinationRule(p, s, s.Name+CanarySuffix, CanaryHost(p, s))
-
-	// The order they are applied in: the canary's rule before the route
-	// to it, the stable's (whose canary subset routes written by an earlier
-	// msctl may still use) after, so an upgrade has no moment of a route
-	// to nothing.
-	objs := []any{canary, virtualService(p, s, t), stable, authorizationPolicy(p, s)}
+// serviceIstioObjects are a service's traffic rules: its route under the
+// canary's traffic t in Istio's objects (see routes), who may call it, and
+// the admin port's exception to STRICT mTLS for a plaintext scrape.
+func serviceIstioObjects(p *config.Project, s *config.Service, t routes.Traffic) ([]Object, error) {
+	r, err := routes.For(p, s.Name, t)
+	if err != nil {
+		return nil, err
+	}
+	rules := r.DestinationRules()
+	for _, dr := range rules {
+		dr.ObjectMeta = meta(p, dr.Name, s.Name)
+	}
+	vs := r.VirtualService()
+	vs.ObjectMeta = meta(p, vs.Name, s.Name)
+	// routes' order: the canary's rule, the route, the stable's rule.
+	objs := []any{rules[0], vs, rules[1], authorizationPolicy(p, s)}
 	if pa := metricsPeerAuthentication(p, s); pa != nil {
 		objs = append(objs, pa)
 	}
@@ -198,163 +183,9 @@ func serviceIstioObjects(p *config.Project, s *config.Service, t Traffic) ([]Obj
 	return out, nil
 }
 
-// destinationRule is the traffic policy of the requests for host: mutual
-// TLS, connection limits and outlier detection, the same for both tracks.
-func destinationRule(p *config.Project, s *config.Service, name, host string) *networking.DestinationRule {
-	return &networking.DestinationRule{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "networking.istio.io/v1", Kind: "DestinationRule"},
-		ObjectMeta: meta(p, name, s.Name),
-		Spec: networkingapi.DestinationRule{
-			Host: host,
-			TrafficPolicy: &networkingapi.TrafficPolicy{
-				Tls: &networkingapi.ClientTLSSettings{Mode: networkingapi.ClientTLSSettings_ISTIO_MUTUAL},
-				ConnectionPool: &networkingapi.ConnectionPoolSettings{
-					Tcp: &networkingapi.ConnectionPoolSettings_TCPSettings{
-						MaxConnections: 100,
-						ConnectTimeout: durationpb.New(3 * time.Second),
-					},
-					Http: &networkingapi.ConnectionPoolSettings_HTTPSettings{
-						Http1MaxPendingRequests: 100,
-						Http2MaxRequests:        1000,
-						MaxRetries:              3,
-					},
-				},
-				// Ejects a pod that keeps failing: the mesh's circuit breaker.
-				OutlierDetection: &networkingapi.OutlierDetection{
-					Consecutive_5XxErrors: wrapperspb.UInt32(5),
-					Interval:              durationpb.New(10 * time.Second),
-					BaseEjectionTime:      durationpb.New(30 * time.Second),
-					MaxEjectionPercent:    50,
-				},
-			},
-		},
-	}
-}
-
 // exposed says whether the gateway sends requests to s.
 func exposed(p *config.Project, s *config.Service) bool {
 	return len(s.Routes) > 0 && len(p.Gateway.Hosts) > 0
-}
-
-// virtualService routes s's traffic: inside the mesh and, when exposed,
-// from the gateway on the service's own path prefixes, split between the
-// stable subset and the canary's Service by t's weight. While a canary runs, routes
-// before the split send it the requests that carry CanaryHeader (the pin)
-// and those t's match selects, in that order; and the split routes mirror
-// t's share of their requests to it.
-func virtualService(p *config.Project, s *config.Service, t Traffic) *networking.VirtualService {
-	host := serviceHost(p, s)
-	gatewayName := GatewayName(p)
-	canary := func() *networkingapi.Destination { return &networkingapi.Destination{Host: CanaryHost(p, s)} }
-	weighted := func(route *networkingapi.HTTPRoute) *networkingapi.HTTPRoute {
-		route.Route = []*networkingapi.HTTPRouteDestination{
-			{Destination: &networkingapi.Destination{Host: host, Subset: StableSubset}, Weight: int32(100 - t.Weight)},
-			{Destination: canary(), Weight: int32(t.Weight)},
-		}
-		if t.Mirror > 0 {
-			// One destination: mirror with mirrorPercentage. mirrors is
-			// the list form for several, and a route takes one or the other.
-			route.Mirror = canary()
-			route.MirrorPercentage = &networkingapi.Percent{Value: float64(t.Mirror)}
-		}
-		return route
-	}
-	// The service's timeout bounds the whole request, retries included.
-	// There is no perTryTimeout: Istio's default is the route's timeout,
-	// so no try is cut short of it.
-	timeout := func() *durationpb.Duration { return durationpb.New(time.Duration(s.Timeout)) }
-	retries := func() *networkingapi.HTTPRetry {
-		return &networkingapi.HTTPRetry{
-			Attempts: 2,
-			// Only failures where the request never reached the service,
-			// so a call it handled, idempotent or not, is never sent
-			// again. (gRPC's "unavailable" is an answer from the service;
-			// the kit retries its idempotent methods itself.)
-			RetryOn: "connect-failure,refused-stream,reset-before-request",
-		}
-	}
-	onRoutes := func() []*networkingapi.HTTPMatchRequest {
-		var match []*networkingapi.HTTPMatchRequest
-		for _, prefix := range s.Routes {
-			match = append(match, &networkingapi.HTTPMatchRequest{
-				Gateways: []string{gatewayName},
-				Uri:      &networkingapi.StringMatch{MatchType: &networkingapi.StringMatch_Prefix{Prefix: prefix}},
-			})
-		}
-		return match
-	}
-
-	vs := &networking.VirtualService{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "networking.istio.io/v1", Kind: "VirtualService"},
-		ObjectMeta: meta(p, s.Name, s.Name),
-		Spec:       networkingapi.VirtualService{Hosts: []string{host}, Gateways: []string{meshGateway}},
-	}
-	spec := &vs.Spec
-	if exposed(p, s) {
-		spec.Hosts = append(spec.Hosts, p.Gateway.Hosts...)
-		spec.Gateways = append(spec.Gateways, gatewayName)
-	}
-	// Only the mesh chooses the canary: unless the project allows it, a
-	// client outside cannot pin a request, nor the calls the service makes
-	// with it, so the gateway's routes remove the header.
-	stripAtGateway := func(route *networkingapi.HTTPRoute) *networkingapi.HTTPRoute {
-		if exposed(p, s) && !p.Gateway.AllowCanaryHeader {
-			route.Headers = &networkingapi.Headers{Request: &networkingapi.Headers_HeaderOperations{Remove: []string{CanaryHeader}}}
-		}
-		return route
-	}
-	if t.Running() {
-		// The pin is scoped to this service's requests: every exposed
-		// service's routes share the public hosts, so a pin without a path
-		// would send any path there to this canary.
-		match := []*networkingapi.HTTPMatchRequest{{Gateways: []string{meshGateway}}}
-		if exposed(p, s) && p.Gateway.AllowCanaryHeader {
-			match = append(match, onRoutes()...)
-		}
-		for _, m := range match {
-			m.Headers = map[string]*networkingapi.StringMatch{
-				CanaryHeader: {MatchType: &networkingapi.StringMatch_Exact{Exact: "true"}},
-			}
-		}
-		spec.Http = append(spec.Http, &networkingapi.HTTPRoute{
-			Name:    PinRoute,
-			Match:   match,
-			Route:   []*networkingapi.HTTPRouteDestination{{Destination: canary(), Weight: 100}},
-			Timeout: timeout(),
-			Retries: retries(),
-		})
-	}
-	if t.Match != nil {
-		// The match applies where the split does: inside the mesh, and at
-		// the gateway on the service's own routes. Every header condition
-		// must hold.
-		match := []*networkingapi.HTTPMatchRequest{{Gateways: []string{meshGateway}}}
-		if exposed(p, s) {
-			match = append(match, onRoutes()...)
-		}
-		for _, m := range match {
-			m.Headers = matchHeaders(t.Match)
-		}
-		spec.Http = append(spec.Http, stripAtGateway(&networkingapi.HTTPRoute{
-			Name:    MatchRoute,
-			Match:   match,
-			Route:   []*networkingapi.HTTPRouteDestination{{Destination: canary(), Weight: 100}},
-			Timeout: timeout(),
-			Retries: retries(),
-		}))
-	}
-	if exposed(p, s) {
-		spec.Http = append(spec.Http, stripAtGateway(weighted(&networkingapi.HTTPRoute{
-			Name: "gateway", Match: onRoutes(), Timeout: timeout(), Retries: retries(),
-		})))
-	}
-	spec.Http = append(spec.Http, weighted(&networkingapi.HTTPRoute{
-		Name:    "mesh",
-		Match:   []*networkingapi.HTTPMatchRequest{{Gateways: []string{meshGateway}}},
-		Timeout: timeout(),
-		Retries: retries(),
-	}))
-	return vs
 }
 
 // authorizationPolicy says who may call s: Prometheus for metrics, the
@@ -431,19 +262,6 @@ func metricsPeerAuthentication(p *config.Project, s *config.Service) *security.P
 			},
 		},
 	}
-}
-
-func serviceHost(p *config.Project, s *config.Service) string {
-	return fmt.Sprintf("%s.%s.svc.cluster.local", s.Name, p.Namespace)
-}
-
-// CanaryHost is the cluster-local host of a service's canary Service,
-// which the chart's canary release creates. The routes send the canary's
-// share to it, not to a subset of the stable's Service, so that a request
-// no canary pod received (none ready) is still the canary's: the caller's
-// sidecar records it under that Service's name.
-func CanaryHost(p *config.Project, s *config.Service) string {
-	return fmt.Sprintf("%s%s.%s.svc.cluster.local", s.Name, CanarySuffix, p.Namespace)
 }
 
 // toUnstructured serialises a typed object through its JSON form, which

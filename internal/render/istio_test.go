@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/msctl/msctl/internal/config"
+	"github.com/msctl/msctl/internal/routes"
 	networkingapi "istio.io/api/networking/v1"
 	securityapi "istio.io/api/security/v1"
 )
@@ -53,7 +54,7 @@ func TestRouteTimeouts(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.service, func(t *testing.T) {
-			vs := virtualService(p, p.Service(tt.service), Traffic{Weight: 25})
+			vs := mustRoute(t, p, tt.service, routes.Traffic{Weight: 25}).VirtualService()
 			if len(vs.Spec.Http) == 0 {
 				t.Fatal("no routes")
 			}
@@ -76,7 +77,7 @@ func TestRouteTimeouts(t *testing.T) {
 // the service's own routes and only when the project allows the header
 // from outside; otherwise the gateway removes the header.
 func TestPinScoping(t *testing.T) {
-	header := map[string]*networkingapi.StringMatch{CanaryHeader: {MatchType: &networkingapi.StringMatch_Exact{Exact: "true"}}}
+	header := map[string]*networkingapi.StringMatch{routes.CanaryHeader: {MatchType: &networkingapi.StringMatch_Exact{Exact: "true"}}}
 	tests := []struct {
 		name    string
 		extra   string
@@ -100,25 +101,25 @@ func TestPinScoping(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := project(t, tt.extra)
-			vs := virtualService(p, p.Service(tt.service), Traffic{Weight: tt.weight})
+			vs := mustRoute(t, p, tt.service, routes.Traffic{Weight: tt.weight}).VirtualService()
 			var pin []string
 			strip := ""
 			for _, r := range vs.Spec.Http {
 				switch r.Name {
-				case PinRoute:
+				case routes.PinRoute:
 					pin = []string{}
 					for _, m := range r.Match {
-						if len(m.Headers) != 1 || m.Headers[CanaryHeader].GetExact() != header[CanaryHeader].GetExact() {
-							t.Errorf("pin match %v does not require %s: true", m, CanaryHeader)
+						if len(m.Headers) != 1 || m.Headers[routes.CanaryHeader].GetExact() != header[routes.CanaryHeader].GetExact() {
+							t.Errorf("pin match %v does not require %s: true", m, routes.CanaryHeader)
 						}
 						pin = append(pin, strings.TrimSpace(strings.Join(m.Gateways, ",")+" "+m.GetUri().GetPrefix()))
 					}
-					if d := r.Route; len(d) != 1 || d[0].Destination.Host != CanaryHost(p, p.Service(tt.service)) || d[0].Destination.Subset != "" {
+					if d := r.Route; len(d) != 1 || d[0].Destination.Host != mustRoute(t, p, tt.service, routes.Traffic{}).CanaryHost() || d[0].Destination.Subset != "" {
 						t.Errorf("pin routes to %v, want the canary's Service only", d)
 					}
 				case "gateway":
 					strip = "keeps"
-					if slices.Contains(r.GetHeaders().GetRequest().GetRemove(), CanaryHeader) {
+					if slices.Contains(r.GetHeaders().GetRequest().GetRemove(), routes.CanaryHeader) {
 						strip = "removes"
 					}
 				}
@@ -242,40 +243,40 @@ func TestCanaryTrafficRoutes(t *testing.T) {
 		name    string
 		extra   string
 		service string
-		traffic Traffic
+		traffic routes.Traffic
 		// routes are the routes' names, in order.
 		routes []string
 		// match lists the match route's matches as gateway+prefix.
 		match []string
-		// strip says whether the match route removes CanaryHeader.
+		// strip says whether the match route removes routes.CanaryHeader.
 		strip bool
 		// mirror is the split routes' mirror percentage; 0 for none.
 		mirror float64
 	}{
-		{"no canary", gatewayHosts, "order", Traffic{}, []string{"gateway", "mesh"}, nil, false, 0},
-		{"match alone starts the pin", gatewayHosts, "order", Traffic{Match: beta},
-			[]string{PinRoute, MatchRoute, "gateway", "mesh"},
+		{"no canary", gatewayHosts, "order", routes.Traffic{}, []string{"gateway", "mesh"}, nil, false, 0},
+		{"match alone starts the pin", gatewayHosts, "order", routes.Traffic{Match: beta},
+			[]string{routes.PinRoute, routes.MatchRoute, "gateway", "mesh"},
 			[]string{"mesh", "shop-gateway /api/v1/orders", "shop-gateway /api/v2/orders"}, true, 0},
-		{"match, header allowed at the edge", gatewayHosts + "  allowCanaryHeader: true\n", "order", Traffic{Match: beta},
-			[]string{PinRoute, MatchRoute, "gateway", "mesh"},
+		{"match, header allowed at the edge", gatewayHosts + "  allowCanaryHeader: true\n", "order", routes.Traffic{Match: beta},
+			[]string{routes.PinRoute, routes.MatchRoute, "gateway", "mesh"},
 			[]string{"mesh", "shop-gateway /api/v1/orders", "shop-gateway /api/v2/orders"}, false, 0},
-		{"match on a mesh-only service", gatewayHosts, "payment", Traffic{Match: beta},
-			[]string{PinRoute, MatchRoute, "mesh"}, []string{"mesh"}, false, 0},
-		{"match with no gateway hosts", "", "order", Traffic{Match: beta},
-			[]string{PinRoute, MatchRoute, "mesh"}, []string{"mesh"}, false, 0},
-		{"mirror alone", gatewayHosts, "order", Traffic{Mirror: 20}, []string{PinRoute, "gateway", "mesh"}, nil, false, 20},
-		{"mirror with a weight", gatewayHosts, "user", Traffic{Weight: 10, Mirror: 100}, []string{PinRoute, "gateway", "mesh"}, nil, false, 100},
+		{"match on a mesh-only service", gatewayHosts, "payment", routes.Traffic{Match: beta},
+			[]string{routes.PinRoute, routes.MatchRoute, "mesh"}, []string{"mesh"}, false, 0},
+		{"match with no gateway hosts", "", "order", routes.Traffic{Match: beta},
+			[]string{routes.PinRoute, routes.MatchRoute, "mesh"}, []string{"mesh"}, false, 0},
+		{"mirror alone", gatewayHosts, "order", routes.Traffic{Mirror: 20}, []string{routes.PinRoute, "gateway", "mesh"}, nil, false, 20},
+		{"mirror with a weight", gatewayHosts, "user", routes.Traffic{Weight: 10, Mirror: 100}, []string{routes.PinRoute, "gateway", "mesh"}, nil, false, 100},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := project(t, tt.extra)
-			vs := virtualService(p, p.Service(tt.service), tt.traffic)
+			vs := mustRoute(t, p, tt.service, tt.traffic).VirtualService()
 			var names []string
 			var match []string
 			for _, r := range vs.Spec.Http {
 				names = append(names, r.Name)
 				switch r.Name {
-				case MatchRoute:
+				case routes.MatchRoute:
 					match = []string{}
 					for _, m := range r.Match {
 						match = append(match, strings.TrimSpace(strings.Join(m.Gateways, ",")+" "+m.GetUri().GetPrefix()))
@@ -283,16 +284,16 @@ func TestCanaryTrafficRoutes(t *testing.T) {
 							t.Errorf("match %v lacks x-beta: 1 and the cookie", m)
 						}
 					}
-					if d := r.Route; len(d) != 1 || d[0].Destination.Host != CanaryHost(p, p.Service(tt.service)) || d[0].Weight != 100 {
+					if d := r.Route; len(d) != 1 || d[0].Destination.Host != mustRoute(t, p, tt.service, routes.Traffic{}).CanaryHost() || d[0].Weight != 100 {
 						t.Errorf("match route goes to %v, want the canary's Service only", d)
 					}
-					if got := slices.Contains(r.GetHeaders().GetRequest().GetRemove(), CanaryHeader); got != tt.strip {
-						t.Errorf("match route removes %s: %v, want %v", CanaryHeader, got, tt.strip)
+					if got := slices.Contains(r.GetHeaders().GetRequest().GetRemove(), routes.CanaryHeader); got != tt.strip {
+						t.Errorf("match route removes %s: %v, want %v", routes.CanaryHeader, got, tt.strip)
 					}
 					if r.Mirror != nil {
 						t.Error("the match route mirrors")
 					}
-				case PinRoute:
+				case routes.PinRoute:
 					if r.Mirror != nil {
 						t.Error("the pin route mirrors")
 					}
@@ -302,7 +303,7 @@ func TestCanaryTrafficRoutes(t *testing.T) {
 					}
 					var got float64
 					if r.Mirror != nil {
-						if r.Mirror.Subset != "" || r.Mirror.Host != CanaryHost(p, p.Service(tt.service)) {
+						if r.Mirror.Subset != "" || r.Mirror.Host != mustRoute(t, p, tt.service, routes.Traffic{}).CanaryHost() {
 							t.Errorf("route %s mirrors to %v", r.Name, r.Mirror)
 						}
 						got = r.GetMirrorPercentage().GetValue()
@@ -325,28 +326,25 @@ func TestCanaryTrafficRoutes(t *testing.T) {
 	}
 }
 
-// VirtualServiceSpec is the spec Render writes, and refuses what Render
-// refuses.
-func TestVirtualServiceSpecIsRendered(t *testing.T) {
+// The route's VirtualService is the spec Render writes (the local gateway
+// routes by it), and routes refuses what Render refuses.
+func TestTheRoutesVirtualServiceIsRendered(t *testing.T) {
 	p := bundled(t)
-	tr := Traffic{Weight: 10, Mirror: 5, Match: &config.Match{Cookie: "canary=always"}}
-	res := mustRender(t, p, Options{Services: []string{"user"}, Traffic: map[string]Traffic{"user": tr}})
+	tr := routes.Traffic{Weight: 10, Mirror: 5, Match: &config.Match{Cookie: "canary=always"}}
+	res := mustRender(t, p, Options{Services: []string{"user"}, Traffic: map[string]routes.Traffic{"user": tr}})
 	var rendered map[string]any
 	for _, o := range res.Objects {
 		if o.GetKind() == "VirtualService" {
 			rendered = o.Object["spec"].(map[string]any)
 		}
 	}
-	spec, err := VirtualServiceSpec(p, "user", tr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	vs := mustRoute(t, p, "user", tr).VirtualService()
 	// Both through JSON, which gives their numbers one type.
 	var got, want any
 	for _, c := range []struct {
 		v   any
 		out *any
-	}{{spec, &got}, {rendered, &want}} {
+	}{{&vs.Spec, &got}, {rendered, &want}} {
 		b, err := json.Marshal(c.v)
 		if err != nil {
 			t.Fatal(err)
@@ -356,12 +354,21 @@ func TestVirtualServiceSpecIsRendered(t *testing.T) {
 		}
 	}
 	if !reflect.DeepEqual(got, want) {
-		t.Errorf("VirtualServiceSpec differs from Render's:\n%v\n%v", got, want)
+		t.Errorf("the route's VirtualService differs from Render's:\n%v\n%v", got, want)
 	}
-	if _, err := VirtualServiceSpec(p, "user", Traffic{Weight: 101}); err == nil {
+	if _, err := routes.For(p, "user", routes.Traffic{Weight: 101}); err == nil {
 		t.Error("weight 101: no error")
 	}
-	if _, err := VirtualServiceSpec(p, "nope", Traffic{}); err == nil {
+	if _, err := routes.For(p, "nope", routes.Traffic{}); err == nil {
 		t.Error("unknown service: no error")
 	}
+}
+
+func mustRoute(t *testing.T, p *config.Project, service string, tr routes.Traffic) routes.Route {
+	t.Helper()
+	r, err := routes.For(p, service, tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/msctl/msctl/internal/errkind"
+	"github.com/msctl/msctl/internal/routes"
 
 	"github.com/msctl/msctl/internal/config"
 	"github.com/msctl/msctl/internal/imageref"
@@ -29,7 +30,7 @@ type Options struct {
 	// Traffic maps a service to its canary's traffic: weight, A/B match
 	// and mirroring. A service without an entry (here or in CanaryWeights)
 	// has no canary: 100/0 stable/canary.
-	Traffic map[string]Traffic
+	Traffic map[string]routes.Traffic
 	// CanaryWeights is shorthand for Traffic with a weight alone; a service
 	// may be in one of the two, not both.
 	CanaryWeights map[string]int
@@ -150,7 +151,7 @@ func (o Options) Image(p *config.Project, s *config.Service) imageref.Ref {
 	return ServiceImage(p, s, cmp.Or(o.ImageTag, defaultTag))
 }
 
-func renderService(p *config.Project, s *config.Service, opts Options, t Traffic, caps *common.Capabilities) ([]Object, error) {
+func renderService(p *config.Project, s *config.Service, opts Options, t routes.Traffic, caps *common.Capabilities) ([]Object, error) {
 	objs, err := renderChart(p, s, opts, caps)
 	if err != nil {
 		return nil, err

@@ -12,6 +12,7 @@ import (
 
 	"github.com/msctl/msctl/internal/config"
 	"github.com/msctl/msctl/internal/errkind"
+	"github.com/msctl/msctl/internal/routes"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 )
@@ -52,11 +53,11 @@ func TestGolden(t *testing.T) {
 		{"shop-canary", Options{Services: []string{"order", "user"}, CanaryWeights: map[string]int{"order": 25}, ImageTag: "v1.2.3"}},
 		// An A/B step: the pin, then the match route (header and cookie, in
 		// the mesh and on order's gateway route), then the split at 0.
-		{"shop-canary-match", Options{Services: []string{"order"}, ImageTag: "v1.2.3", Traffic: map[string]Traffic{"order": {
+		{"shop-canary-match", Options{Services: []string{"order"}, ImageTag: "v1.2.3", Traffic: map[string]routes.Traffic{"order": {
 			Match: &config.Match{Headers: map[string]config.StringMatch{"x-beta": {Exact: "1"}}, Cookie: "canary=always"},
 		}}}},
 		// A mirror step: the split at 0 mirrors a fifth of it to the canary.
-		{"shop-canary-mirror", Options{Services: []string{"order"}, ImageTag: "v1.2.3", Traffic: map[string]Traffic{"order": {Mirror: 20}}}},
+		{"shop-canary-mirror", Options{Services: []string{"order"}, ImageTag: "v1.2.3", Traffic: map[string]routes.Traffic{"order": {Mirror: 20}}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -134,12 +135,12 @@ func TestCanaryWeights(t *testing.T) {
 	for _, tt := range tests {
 		res := mustRender(t, p, Options{Services: []string{"order"}, CanaryWeights: map[string]int{"order": tt.weight}})
 		vs := find(res, "order", "VirtualService")
-		routes, _, _ := unstructured.NestedSlice(vs.Object, "spec", "http")
+		http, _, _ := unstructured.NestedSlice(vs.Object, "spec", "http")
 		var names []string
-		for _, r := range routes {
+		for _, r := range http {
 			route := r.(map[string]any)
 			names = append(names, route["name"].(string))
-			if route["name"] == PinRoute {
+			if route["name"] == routes.PinRoute {
 				continue
 			}
 			dests := route["route"].([]any)
@@ -148,7 +149,7 @@ func TestCanaryWeights(t *testing.T) {
 				t.Errorf("weight %d: route %s sends %d to stable, want %d", tt.weight, route["name"], w, tt.wantStable)
 			}
 		}
-		if got := slices.Contains(names, PinRoute); got != tt.wantPin {
+		if got := slices.Contains(names, routes.PinRoute); got != tt.wantPin {
 			t.Errorf("weight %d: pin-canary route present = %v, want %v", tt.weight, got, tt.wantPin)
 		}
 	}
@@ -199,13 +200,13 @@ func TestBadInput(t *testing.T) {
 		{"weight above 100", Options{CanaryWeights: map[string]int{"order": 101}}, "canary weight 101 for order is outside 0-100"},
 		{"negative weight", Options{CanaryWeights: map[string]int{"order": -1}}, "canary weight -1 for order is outside 0-100"},
 		{"weight for unknown service", Options{CanaryWeights: map[string]int{"billing": 5}}, `canary weight for unknown service "billing"`},
-		{"traffic for unknown service", Options{Traffic: map[string]Traffic{"billing": {Mirror: 5}}}, `canary traffic for unknown service "billing"`},
-		{"traffic given twice", Options{CanaryWeights: map[string]int{"order": 5}, Traffic: map[string]Traffic{"order": {Weight: 5}}}, "canary traffic for order is given twice, as a weight and as traffic"},
-		{"traffic weight above 100", Options{Traffic: map[string]Traffic{"order": {Weight: 110}}}, "canary weight 110 for order is outside 0-100"},
-		{"mirror above 100", Options{Traffic: map[string]Traffic{"order": {Mirror: 101}}}, "canary mirror 101 for order is outside 0-100"},
-		{"negative mirror", Options{Traffic: map[string]Traffic{"order": {Mirror: -1}}}, "canary mirror -1 for order is outside 0-100"},
-		{"empty match", Options{Traffic: map[string]Traffic{"order": {Match: &config.Match{}}}}, "canary match for order: needs headers or a cookie: a match of nothing would send every request to the canary"},
-		{"match Istio refuses", Options{Traffic: map[string]Traffic{"order": {Match: &config.Match{Headers: map[string]config.StringMatch{"X-Beta": {Exact: "1"}}}}}}, `canary match for order: headers.X-Beta: header names are matched in lower case: write "x-beta"`},
+		{"traffic for unknown service", Options{Traffic: map[string]routes.Traffic{"billing": {Mirror: 5}}}, `canary traffic for unknown service "billing"`},
+		{"traffic given twice", Options{CanaryWeights: map[string]int{"order": 5}, Traffic: map[string]routes.Traffic{"order": {Weight: 5}}}, "canary traffic for order is given twice, as a weight and as traffic"},
+		{"traffic weight above 100", Options{Traffic: map[string]routes.Traffic{"order": {Weight: 110}}}, "canary weight 110 for order is outside 0-100"},
+		{"mirror above 100", Options{Traffic: map[string]routes.Traffic{"order": {Mirror: 101}}}, "canary mirror 101 for order is outside 0-100"},
+		{"negative mirror", Options{Traffic: map[string]routes.Traffic{"order": {Mirror: -1}}}, "canary mirror -1 for order is outside 0-100"},
+		{"empty match", Options{Traffic: map[string]routes.Traffic{"order": {Match: &config.Match{}}}}, "canary match for order: needs headers or a cookie: a match of nothing would send every request to the canary"},
+		{"match Istio refuses", Options{Traffic: map[string]routes.Traffic{"order": {Match: &config.Match{Headers: map[string]config.StringMatch{"X-Beta": {Exact: "1"}}}}}}, `canary match for order: headers.X-Beta: header names are matched in lower case: write "x-beta"`},
 		{"value outside the schema", Options{Services: []string{"user"}, Values: []map[string]any{{"replicaz": 3}}}, "user: chart values rejected: at '': additional properties 'replicaz' not allowed"},
 		{"value of the wrong type", Options{Services: []string{"user"}, Values: []map[string]any{{"ports": map[string]any{"http": 70000}}}}, "user: chart values rejected: at '/ports/http': maximum: got 70,000, want 65,535"},
 		{"saga outlasting the route by --set", Options{Services: []string{"order"}, Values: []map[string]any{{"env": map[string]any{"SAGA_TIMEOUT": "30s"}}}},

@@ -20,7 +20,7 @@ import (
 	"github.com/msctl/msctl/internal/imageref"
 	"github.com/msctl/msctl/internal/kube"
 	"github.com/msctl/msctl/internal/promtest"
-	"github.com/msctl/msctl/internal/render"
+	"github.com/msctl/msctl/internal/routes"
 	"github.com/msctl/msctl/internal/testcluster"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -309,13 +309,13 @@ func TestABMatchAndMirrorSteps(t *testing.T) {
 	if _, err := e.cluster.Run(context.Background(), "user", canary.RunOptions{Image: v2, Once: true}, holder("ci")); err != nil {
 		t.Fatal(err)
 	}
-	if tr := render.ReadTraffic(e.virtualService()); tr.Mirror != 30 || tr.Weight != 0 {
+	if tr := routes.ReadTraffic(e.virtualService()); tr.Mirror != 30 || tr.Weight != 0 {
 		t.Errorf("mirror step: the VirtualService reads %+v", tr)
 	}
 	if _, err := e.cluster.Act(context.Background(), "user", canarystate.ActionPromote, false, holder("alice")); err != nil {
 		t.Fatal(err)
 	}
-	tr := render.ReadTraffic(e.virtualService())
+	tr := routes.ReadTraffic(e.virtualService())
 	if tr.Match == nil || tr.Match.Headers["x-beta"].Exact != "1" || tr.Weight != 0 {
 		t.Errorf("match step: the VirtualService reads %+v", tr)
 	}

@@ -12,7 +12,7 @@ import (
 
 	"github.com/msctl/msctl/internal/analysis"
 	"github.com/msctl/msctl/internal/promtest"
-	"github.com/msctl/msctl/internal/render"
+	"github.com/msctl/msctl/internal/routes"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -21,7 +21,7 @@ import (
 // scrapes the gateway, see the success rate and latency the gateway saw.
 func TestBuiltInQueriesSeeTheGatewaysRequests(t *testing.T) {
 	tg := startGateway(t, loadProject(t))
-	if err := tg.SetTraffic("user", render.Traffic{Weight: 50}); err != nil {
+	if err := tg.SetTraffic("user", routes.Traffic{Weight: 50}); err != nil {
 		t.Fatal(err)
 	}
 	metrics := httptest.NewServer(promhttp.HandlerFor(tg.reg, promhttp.HandlerOpts{}))

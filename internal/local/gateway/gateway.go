@@ -1,12 +1,12 @@
 // Package gateway is msctl's local stand-in for Istio: a reverse proxy that
 // routes a project's requests between each service's stable and canary
-// processes by the VirtualService that render writes for the cluster, and
+// processes by the VirtualService msctl applies in the cluster, and
 // counts them in Istio's standard metrics, so that canary analysis runs its
 // built-in queries unchanged.
 //
 // It owns the routing tables and the connections to the upstreams. It never
 // writes routing rules of its own: every rule comes from
-// render.VirtualServiceSpec, so a route the cluster would not take, the
+// routes.Route's VirtualService, so a route the cluster would not take, the
 // gateway does not take either. It starts no processes and serves no
 // metrics endpoint; the supervisor does both.
 package gateway
@@ -23,7 +23,7 @@ import (
 	"sync/atomic"
 
 	"github.com/msctl/msctl/internal/config"
-	"github.com/msctl/msctl/internal/render"
+	"github.com/msctl/msctl/internal/routes"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -77,7 +77,7 @@ type service struct {
 // state is what a request of a service is routed by; replaced whole, never
 // changed in place.
 type state struct {
-	traffic        render.Traffic
+	traffic        routes.Traffic
 	routes         compiled
 	stable, canary Backend
 }
@@ -112,7 +112,7 @@ func New(p *config.Project, o Options) (*Gateway, error) {
 	}
 	g := &Gateway{
 		project:     p,
-		gatewayName: render.GatewayName(p),
+		gatewayName: routes.GatewayName(p),
 		namespace:   o.Namespace,
 		byHost:      map[string]*service{},
 		log:         o.Log,
@@ -129,25 +129,25 @@ func New(p *config.Project, o Options) (*Gateway, error) {
 		g.services = append(g.services, s)
 		g.byHost[name] = s
 		g.byHost[name+"."+p.Namespace+".svc.cluster.local"] = s
-		routes, err := g.compile(name, render.Traffic{})
+		table, err := g.compile(name, routes.Traffic{})
 		if err != nil {
 			return nil, err
 		}
-		s.state.Store(&state{routes: routes})
+		s.state.Store(&state{routes: table})
 	}
 	return g, nil
 }
 
-func (g *Gateway) compile(name string, t render.Traffic) (compiled, error) {
-	spec, err := render.VirtualServiceSpec(g.project, name, t)
+func (g *Gateway) compile(name string, t routes.Traffic) (compiled, error) {
+	r, err := routes.For(g.project, name, t)
 	if err != nil {
 		return compiled{}, err
 	}
-	routes, err := compile(spec, g.gatewayName, render.CanaryHost(g.project, g.project.Service(name)))
+	table, err := compile(&r.VirtualService().Spec, g.gatewayName, r.CanaryHost())
 	if err != nil {
 		return compiled{}, fmt.Errorf("%s's VirtualService: %v", name, err)
 	}
-	return routes, nil
+	return table, nil
 }
 
 func (g *Gateway) service(name string) (*service, error) {
@@ -195,27 +195,27 @@ func (g *Gateway) SetBackends(service string, stable, canary Backend) error {
 // SetTraffic routes service's requests by t from the next request on,
 // atomically. Bad traffic (as render refuses it) is an error and changes
 // nothing.
-func (g *Gateway) SetTraffic(service string, t render.Traffic) error {
+func (g *Gateway) SetTraffic(service string, t routes.Traffic) error {
 	s, err := g.service(service)
 	if err != nil {
 		return err
 	}
-	routes, err := g.compile(service, t)
+	table, err := g.compile(service, t)
 	if err != nil {
 		return err
 	}
 	return s.update(func(st *state) error {
-		st.traffic, st.routes = t, routes
+		st.traffic, st.routes = t, table
 		return nil
 	})
 }
 
 // Traffic is service's current traffic; the zero value for an unknown
 // service.
-func (g *Gateway) Traffic(service string) render.Traffic {
+func (g *Gateway) Traffic(service string) routes.Traffic {
 	s, err := g.service(service)
 	if err != nil {
-		return render.Traffic{}
+		return routes.Traffic{}
 	}
 	return s.state.Load().traffic
 }

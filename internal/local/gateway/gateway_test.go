@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/msctl/msctl/internal/config"
-	"github.com/msctl/msctl/internal/render"
+	"github.com/msctl/msctl/internal/routes"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -23,7 +23,7 @@ import (
 
 func TestWeightsSplitTraffic(t *testing.T) {
 	tg := startGateway(t, loadProject(t))
-	if err := tg.SetTraffic("user", render.Traffic{Weight: 25}); err != nil {
+	if err := tg.SetTraffic("user", routes.Traffic{Weight: 25}); err != nil {
 		t.Fatal(err)
 	}
 	const n = 10000
@@ -53,7 +53,7 @@ func TestWeightsSplitTraffic(t *testing.T) {
 
 func TestRouteValueHeaderDecides(t *testing.T) {
 	tg := startGateway(t, loadProject(t))
-	if err := tg.SetTraffic("user", render.Traffic{Weight: 10}); err != nil {
+	if err := tg.SetTraffic("user", routes.Traffic{Weight: 10}); err != nil {
 		t.Fatal(err)
 	}
 	c := &http.Client{}
@@ -81,32 +81,32 @@ func TestRouteValueHeaderDecides(t *testing.T) {
 func TestCanaryHeaderPinsInsideTheMeshOnly(t *testing.T) {
 	tg := startGateway(t, loadProject(t))
 	c := &http.Client{}
-	pin := http.Header{render.CanaryHeader: {"true"}, RouteValueHeader: {"0"}}
+	pin := http.Header{routes.CanaryHeader: {"true"}, RouteValueHeader: {"0"}}
 	// No canary running: no pin either.
 	if by, _ := get(t, c, tg.mesh["user"], "/", pin); by != "stable" {
 		t.Errorf("pin without a canary: served by %q, want stable", by)
 	}
-	if err := tg.SetTraffic("user", render.Traffic{Weight: 1}); err != nil {
+	if err := tg.SetTraffic("user", routes.Traffic{Weight: 1}); err != nil {
 		t.Fatal(err)
 	}
 	if by, _ := get(t, c, tg.mesh["user"], "/", pin); by != "canary" {
 		t.Errorf("pin on the mesh: served by %q, want canary", by)
 	}
-	if h := tg.canary.last.Load().Header.Get(render.CanaryHeader); h != "true" {
+	if h := tg.canary.last.Load().Header.Get(routes.CanaryHeader); h != "true" {
 		t.Errorf("the mesh removed the pin: %q", h)
 	}
 	// The edge removes the header (allowCanaryHeader is false).
 	if by, _ := get(t, c, tg.edge, "/api/v1/users", pin); by != "stable" {
 		t.Errorf("pin on the edge: served by %q, want stable", by)
 	}
-	if h := tg.stable.last.Load().Header.Get(render.CanaryHeader); h != "" {
-		t.Errorf("the edge forwarded %s: %q", render.CanaryHeader, h)
+	if h := tg.stable.last.Load().Header.Get(routes.CanaryHeader); h != "" {
+		t.Errorf("the edge forwarded %s: %q", routes.CanaryHeader, h)
 	}
 	// Unless the project allows it.
 	p := loadProject(t)
 	p.Gateway.AllowCanaryHeader = true
 	tg = startGateway(t, p)
-	if err := tg.SetTraffic("user", render.Traffic{Weight: 1}); err != nil {
+	if err := tg.SetTraffic("user", routes.Traffic{Weight: 1}); err != nil {
 		t.Fatal(err)
 	}
 	if by, _ := get(t, c, tg.edge, "/api/v1/users", pin); by != "canary" {
@@ -117,7 +117,7 @@ func TestCanaryHeaderPinsInsideTheMeshOnly(t *testing.T) {
 func TestABMatchByHeaderAndCookie(t *testing.T) {
 	tg := startGateway(t, loadProject(t))
 	match := &config.Match{Headers: map[string]config.StringMatch{"x-beta": {Exact: "yes"}}}
-	if err := tg.SetTraffic("user", render.Traffic{Match: match}); err != nil {
+	if err := tg.SetTraffic("user", routes.Traffic{Match: match}); err != nil {
 		t.Fatal(err)
 	}
 	c := &http.Client{}
@@ -137,7 +137,7 @@ func TestABMatchByHeaderAndCookie(t *testing.T) {
 		}
 	}
 
-	if err := tg.SetTraffic("user", render.Traffic{Match: &config.Match{Cookie: "canary=always"}}); err != nil {
+	if err := tg.SetTraffic("user", routes.Traffic{Match: &config.Match{Cookie: "canary=always"}}); err != nil {
 		t.Fatal(err)
 	}
 	for _, tt := range []struct {
@@ -153,7 +153,7 @@ func TestABMatchByHeaderAndCookie(t *testing.T) {
 		}
 	}
 	// Bad traffic changes nothing.
-	if err := tg.SetTraffic("user", render.Traffic{Weight: 101}); err == nil {
+	if err := tg.SetTraffic("user", routes.Traffic{Weight: 101}); err == nil {
 		t.Error("weight 101: no error")
 	}
 	if got := tg.Traffic("user"); got.Match == nil || got.Match.Cookie != "canary=always" {
@@ -252,7 +252,7 @@ func TestUpstreamDownIs503(t *testing.T) {
 	}
 	// A canary with no process is no healthy upstream, which in a cluster
 	// only the caller's sidecar records, under the canary's Service.
-	if err := tg.SetTraffic("payment", render.Traffic{Weight: 100}); err != nil {
+	if err := tg.SetTraffic("payment", routes.Traffic{Weight: 100}); err != nil {
 		t.Fatal(err)
 	}
 	if _, code := get(t, &http.Client{}, tg.mesh["payment"], "/", nil); code != http.StatusServiceUnavailable {
@@ -278,7 +278,7 @@ func TestRouteTimeoutIs504(t *testing.T) {
 
 func TestMirrorCopiesToTheCanary(t *testing.T) {
 	tg := startGateway(t, loadProject(t))
-	if err := tg.SetTraffic("user", render.Traffic{Mirror: 50}); err != nil {
+	if err := tg.SetTraffic("user", routes.Traffic{Mirror: 50}); err != nil {
 		t.Fatal(err)
 	}
 	// Drain what startProcess's servers have seen so far.
@@ -338,7 +338,7 @@ func TestGRPCUnaryThroughEdgeAndMesh(t *testing.T) {
 			t.Errorf("%s: Check(nope) = %v, want NotFound", name, err)
 		}
 	}
-	if err := tg.SetTraffic("payment", render.Traffic{Weight: 100}); err != nil {
+	if err := tg.SetTraffic("payment", routes.Traffic{Weight: 100}); err != nil {
 		t.Fatal(err)
 	}
 	resp, err := mesh.Check(ctx, &healthpb.HealthCheckRequest{})
@@ -408,8 +408,8 @@ func TestBadInput(t *testing.T) {
 		err  error
 		want string
 	}{
-		{"unknown service", g.SetTraffic("nope", render.Traffic{}), `unknown service "nope"`},
-		{"bad mirror", g.SetTraffic("user", render.Traffic{Mirror: -1}), "mirror -1"},
+		{"unknown service", g.SetTraffic("nope", routes.Traffic{}), `unknown service "nope"`},
+		{"bad mirror", g.SetTraffic("user", routes.Traffic{Mirror: -1}), "mirror -1"},
 		{"bad backend", g.SetBackends("user", Backend{HTTP: "localhost"}, Backend{}), `backend address "localhost"`},
 		{"backends of unknown", g.SetBackends("nope", Backend{}, Backend{}), `unknown service "nope"`},
 	} {
@@ -439,10 +439,10 @@ func TestChangesWhileServing(t *testing.T) {
 			if n%2 == 0 {
 				err = tg.SetBackends("user", tg.stable.backend, tg.canary.backend)
 				if err == nil {
-					err = tg.SetTraffic("user", render.Traffic{Weight: n % 101, Mirror: n % 7})
+					err = tg.SetTraffic("user", routes.Traffic{Weight: n % 101, Mirror: n % 7})
 				}
 			} else {
-				err = tg.SetTraffic("user", render.Traffic{})
+				err = tg.SetTraffic("user", routes.Traffic{})
 				if err == nil {
 					err = tg.SetBackends("user", tg.stable.backend, Backend{})
 				}

@@ -5,7 +5,7 @@ import (
 	"strconv"
 
 	"github.com/msctl/msctl/internal/analysis"
-	"github.com/msctl/msctl/internal/render"
+	"github.com/msctl/msctl/internal/routes"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -106,7 +106,7 @@ func newDestination(service, namespace string, canary bool) destination {
 func unreached(service, namespace string, canary bool) destination {
 	name := service
 	if canary {
-		name += render.CanarySuffix
+		name += routes.CanarySuffix
 	}
 	return destination{
 		unknown, unknown, unknown, unknown, unknown,

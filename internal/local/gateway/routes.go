@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/msctl/msctl/internal/render"
+	"github.com/msctl/msctl/internal/routes"
 	networkingapi "istio.io/api/networking/v1"
 )
 
@@ -108,10 +108,10 @@ func compile(spec *networkingapi.VirtualService, gatewayName, canaryHost string)
 		switch {
 		case d.GetHost() == canaryHost && d.GetSubset() == "":
 			return true, nil
-		case d.GetSubset() == render.StableSubset:
+		case d.GetSubset() == routes.StableSubset:
 			return false, nil
 		}
-		return false, fmt.Errorf("destination %s %q is neither the %s subset nor the canary's Service %s", d.GetHost(), d.GetSubset(), render.StableSubset, canaryHost)
+		return false, fmt.Errorf("destination %s %q is neither the %s subset nor the canary's Service %s", d.GetHost(), d.GetSubset(), routes.StableSubset, canaryHost)
 	}
 	var out compiled
 	for i, hr := range spec.GetHttp() {

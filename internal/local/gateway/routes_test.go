@@ -6,29 +6,29 @@ import (
 	"testing"
 
 	"github.com/msctl/msctl/internal/config"
-	"github.com/msctl/msctl/internal/render"
+	"github.com/msctl/msctl/internal/routes"
 	networkingapi "istio.io/api/networking/v1"
 )
 
-// The routes compiled from render's VirtualService, without a network: who
+// The routes compiled from the VirtualService, without a network: who
 // takes a request on the edge and on the mesh.
 func TestCompiledRoutes(t *testing.T) {
 	p := loadProject(t)
-	tr := render.Traffic{Weight: 20, Mirror: 5, Match: &config.Match{Headers: map[string]config.StringMatch{"x-beta": {Regex: "y.s"}}}}
-	spec, err := render.VirtualServiceSpec(p, "user", tr)
+	tr := routes.Traffic{Weight: 20, Mirror: 5, Match: &config.Match{Headers: map[string]config.StringMatch{"x-beta": {Regex: "y.s"}}}}
+	r, err := routes.For(p, "user", tr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	routes, err := compile(spec, render.GatewayName(p), render.CanaryHost(p, p.Service("user")))
+	table, err := compile(&r.VirtualService().Spec, routes.GatewayName(p), r.CanaryHost())
 	if err != nil {
 		t.Fatal(err)
 	}
-	first := func(routes []*route, path string, header map[string]string) *route {
+	first := func(list []*route, path string, header map[string]string) *route {
 		r := httptest.NewRequest("GET", path, nil)
 		for k, v := range header {
 			r.Header.Set(k, v)
 		}
-		for _, rt := range routes {
+		for _, rt := range list {
 			if rt.matches(r) {
 				return rt
 			}
@@ -44,16 +44,16 @@ func TestCompiledRoutes(t *testing.T) {
 	}{
 		{"edge, own path", false, "/api/v1/users/1", nil, "gateway"},
 		{"edge, other path", false, "/api/v1/orders", nil, ""},
-		{"edge, A/B match", false, "/api/v1/users", map[string]string{"x-beta": "yes"}, render.MatchRoute},
+		{"edge, A/B match", false, "/api/v1/users", map[string]string{"x-beta": "yes"}, routes.MatchRoute},
 		{"edge, regex is whole", false, "/api/v1/users", map[string]string{"x-beta": "yess"}, "gateway"},
-		{"edge, pin not honoured", false, "/api/v1/users", map[string]string{render.CanaryHeader: "true"}, "gateway"},
+		{"edge, pin not honoured", false, "/api/v1/users", map[string]string{routes.CanaryHeader: "true"}, "gateway"},
 		{"mesh, any path", true, "/anything", nil, "mesh"},
-		{"mesh, pin", true, "/", map[string]string{render.CanaryHeader: "true"}, render.PinRoute},
-		{"mesh, A/B match", true, "/", map[string]string{"x-beta": "yes"}, render.MatchRoute},
+		{"mesh, pin", true, "/", map[string]string{routes.CanaryHeader: "true"}, routes.PinRoute},
+		{"mesh, A/B match", true, "/", map[string]string{"x-beta": "yes"}, routes.MatchRoute},
 	} {
-		list := routes.edge
+		list := table.edge
 		if tt.mesh {
-			list = routes.mesh
+			list = table.mesh
 		}
 		got := ""
 		if rt := first(list, tt.path, tt.header); rt != nil {
@@ -63,7 +63,7 @@ func TestCompiledRoutes(t *testing.T) {
 			t.Errorf("%s: route %q, want %q", tt.name, got, tt.want)
 		}
 	}
-	gw := first(routes.edge, "/api/v1/users", nil)
+	gw := first(table.edge, "/api/v1/users", nil)
 	if gw.mirror != 5 || gw.timeout.Seconds() != 10 || gw.retries != 2 || len(gw.remove) != 1 {
 		t.Errorf("gateway route: mirror %v, timeout %v, retries %d, remove %v", gw.mirror, gw.timeout, gw.retries, gw.remove)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/msctl/msctl/internal/imageref"
 	"github.com/msctl/msctl/internal/kube"
 	"github.com/msctl/msctl/internal/render"
+	"github.com/msctl/msctl/internal/routes"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -173,14 +174,14 @@ func TestClusterAcceptsCanaryTraffic(t *testing.T) {
 	tests := []struct {
 		name        string
 		allowHeader bool
-		traffic     render.Traffic
+		traffic     routes.Traffic
 	}{
-		{"match", false, render.Traffic{Match: beta}},
-		{"match, pin header allowed at the edge", true, render.Traffic{Match: beta}},
-		{"cookie alone", false, render.Traffic{Match: &config.Match{Cookie: "canary=always"}}},
-		{"mirror", false, render.Traffic{Mirror: 20}},
-		{"mirror with a weight", false, render.Traffic{Weight: 25, Mirror: 100}},
-		{"weight, match and mirror", true, render.Traffic{Weight: 10, Mirror: 50, Match: beta}},
+		{"match", false, routes.Traffic{Match: beta}},
+		{"match, pin header allowed at the edge", true, routes.Traffic{Match: beta}},
+		{"cookie alone", false, routes.Traffic{Match: &config.Match{Cookie: "canary=always"}}},
+		{"mirror", false, routes.Traffic{Mirror: 20}},
+		{"mirror with a weight", false, routes.Traffic{Weight: 25, Mirror: 100}},
+		{"weight, match and mirror", true, routes.Traffic{Weight: 10, Mirror: 50, Match: beta}},
 	}
 	applier, err := kube.NewApplier(cluster.RESTConfig())
 	if err != nil {
@@ -193,7 +194,7 @@ func TestClusterAcceptsCanaryTraffic(t *testing.T) {
 			p.Namespace = ns
 			p.Gateway.AllowCanaryHeader = tt.allowHeader
 			for _, service := range []string{"order", "payment"} { // exposed, and mesh only
-				res := mustRender(t, p, render.Options{Services: []string{service}, Traffic: map[string]render.Traffic{service: tt.traffic}})
+				res := mustRender(t, p, render.Options{Services: []string{service}, Traffic: map[string]routes.Traffic{service: tt.traffic}})
 				var applied int
 				for _, o := range res.Istio(service) {
 					if o.GetKind() != "VirtualService" {
@@ -206,7 +207,7 @@ func TestClusterAcceptsCanaryTraffic(t *testing.T) {
 					}
 					// What the server would store reads back as what was
 					// rendered.
-					if back := render.ReadTraffic(got); !reflect.DeepEqual(back, tt.traffic) {
+					if back := routes.ReadTraffic(got); !reflect.DeepEqual(back, tt.traffic) {
 						t.Errorf("%s: the stored VirtualService reads as %+v, want %+v", service, back, tt.traffic)
 					}
 				}

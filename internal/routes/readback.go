@@ -1,16 +1,10 @@
-package render
+package routes
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"math"
-	"slices"
 	"strings"
-	"sync"
 
 	"github.com/msctl/msctl/internal/config"
-	"helm.sh/helm/v4/pkg/chart/common"
-
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
@@ -19,17 +13,16 @@ import (
 const PinRoute = "pin-canary"
 
 // CanaryWeight reads the canary's share of traffic back from a
-// VirtualService: ReadTraffic's Weight. What render writes from
-// Options.CanaryWeights, this reads, so a redeploy keeps a running canary's
-// split.
+// VirtualService: ReadTraffic's Weight, so a redeploy keeps a running
+// canary's split.
 func CanaryWeight(vs *unstructured.Unstructured) int { return ReadTraffic(vs).Weight }
 
 // ReadTraffic reads a canary's traffic back from a VirtualService as a
-// cluster stores it; it is the inverse of rendering Options.Traffic. The
+// cluster stores it; it is the inverse of Route.VirtualService. The
 // weight is the canary's on the first route that is neither the pin nor
 // the match; the mirror is that route's mirror to the canary
 // (mirror with mirrorPercentage, or mirrors); the match is the match
-// route's header conditions, a cookie regex as render writes it read back
+// route's header conditions, a cookie regex as VirtualService writes it read back
 // as the cookie. A nil or foreign VirtualService reads as no canary.
 func ReadTraffic(vs *unstructured.Unstructured) Traffic {
 	var t Traffic
@@ -99,7 +92,7 @@ func readMirror(route map[string]any, toCanary func(any) bool) int {
 }
 
 // readMatch reads the header conditions of the match route's first match:
-// render writes the same ones on each.
+// VirtualService writes the same ones on each.
 func readMatch(route map[string]any) *config.Match {
 	matches, _, _ := unstructured.NestedSlice(route, "match")
 	if len(matches) == 0 {
@@ -142,32 +135,3 @@ func number(v any) float64 {
 	}
 	return 0
 }
-
-// Istio returns one service's Istio objects, which msctl applies itself
-// outside Helm; the project's own (gateway, mesh policies) are not among
-// them.
-func (r *Result) Istio(service string) []Object {
-	return slices.DeleteFunc(slices.Clone(r.Objects), func(o Object) bool {
-		return o.Source != SourceIstio || o.Service != service
-	})
-}
-
-// ChartDigest identifies the embedded service chart: a hash of its files,
-// so a release deployed from another chart is not taken as unchanged.
-func ChartDigest() (string, error) { return chartDigest() }
-
-var chartDigest = sync.OnceValues(func() (string, error) {
-	ch, err := ServiceChart()
-	if err != nil {
-		return "", err
-	}
-	files := slices.Clone(ch.Raw)
-	slices.SortFunc(files, func(a, b *common.File) int { return strings.Compare(a.Name, b.Name) })
-	h := sha256.New()
-	for _, f := range files {
-		h.Write([]byte(f.Name))
-		h.Write([]byte{0})
-		h.Write(f.Data)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-})
