@@ -102,7 +102,7 @@ func (a *Analyzer) Check(ctx context.Context, m Metric, t Target, w Window) Chec
 	if m.Relative != nil && !w.StableAt.IsZero() {
 		c.StableAt = w.StableAt
 	}
-	if c.Rule == DecideSequential {
+	if c.Rule == DecisionSequential {
 		c.Alpha = a.Sequential.Alpha()
 	}
 	o, err := a.observe(ctx, m, t, w, &c)
@@ -200,7 +200,7 @@ func (a *Analyzer) observe(ctx context.Context, m Metric, t Target, w Window, c 
 	if o.Window, err = counts(t, window); err != nil {
 		return o, err
 	}
-	if m.decision() != DecideSequential {
+	if m.decision() != DecisionSequential {
 		return o, nil
 	}
 	elapsed := elapsedWindow(w.Since, now)

@@ -67,7 +67,7 @@ func Decide(m Metric, o Observation, s Sequential) Verdict {
 	s = s.withDefaults()
 	var v Verdict
 	v.Min, v.Max = bounds(m, o)
-	if m.decision() == DecideSequential {
+	if m.decision() == DecisionSequential {
 		var failed bool
 		v.Evidence, failed, v.Reason = sequentialFail(m, o, s)
 		if failed {
@@ -78,9 +78,9 @@ func Decide(m Metric, o Observation, s Sequential) Verdict {
 	if reason, none := noData(m, o); none {
 		v.NoData = true
 		switch m.onNoData() {
-		case NoDataFail:
+		case OnNoDataFail:
 			v.Decision, v.Reason = Fail, reason+"; onNoData: fail"
-		case NoDataPass:
+		case OnNoDataPass:
 			v.Decision, v.Reason = Pass, reason+"; onNoData: pass"
 		default:
 			v.Decision, v.Reason = NoData, reason+"; holding"
@@ -91,7 +91,7 @@ func Decide(m Metric, o Observation, s Sequential) Verdict {
 	switch {
 	case within:
 		v.Decision, v.Reason = Pass, what
-	case m.decision() == DecideThreshold:
+	case m.decision() == DecisionThreshold:
 		v.Decision, v.Reason = Fail, what
 	default:
 		v.Decision, v.Reason = Hold, what+", but "+v.Reason+": holding"
@@ -110,7 +110,7 @@ func bounds(m Metric, o Observation) (lo, hi *float64) {
 	case m.isLatency():
 		return nil, ptr(o.Stable.Value * r.MaxRatio)
 	default:
-		return ptr(o.Stable.Value - r.MaxPointsBelow), nil
+		return ptr(o.Stable.Value - r.MaxDrop), nil
 	}
 }
 
@@ -120,15 +120,15 @@ func sequentialFail(m Metric, o Observation, s Sequential) (evidence float64, fa
 	conf := pct(s.Confidence * 100)
 	if m.Relative != nil {
 		// Relative success rate; relative latency has no sequential rule.
-		margin := m.Relative.MaxPointsBelow / 100
+		margin := m.Relative.MaxDrop / 100
 		lo, hi, worse := s.WorseThan(o.Total, o.StableTotal, margin)
 		c, st := o.Total.whole(), o.StableTotal.whole()
 		detail := fmt.Sprintf("canary error rate at least %s%% (%s of %s requests since the start) against the stable's at most %s%% (%s of %s) with %s%% confidence",
 			pct(lo*100), count(c.Bad), count(c.Requests), pct(hi*100), count(st.Bad), count(st.Requests), conf)
 		if worse {
-			return 0, true, detail + fmt.Sprintf(": more than %s points worse", pct(m.Relative.MaxPointsBelow))
+			return 0, true, detail + fmt.Sprintf(": more than %s points worse", pct(m.Relative.MaxDrop))
 		}
-		return 0, false, detail + fmt.Sprintf(" is not shown more than %s points worse", pct(m.Relative.MaxPointsBelow))
+		return 0, false, detail + fmt.Sprintf(" is not shown more than %s points worse", pct(m.Relative.MaxDrop))
 	}
 	p0, bad, rate := nullRate(m)
 	ev, exceeded := s.Exceeds(o.Total, p0)
@@ -193,7 +193,7 @@ func pointEstimate(m Metric, o Observation, lo, hi *float64) (within bool, reaso
 		if m.isLatency() {
 			of = fmt.Sprintf(" (%sx the stable's %s ms)", num(m.Relative.MaxRatio), num(o.Stable.Value))
 		} else {
-			of = fmt.Sprintf(" (the stable's %s%% less %s points)", pct(o.Stable.Value), pct(m.Relative.MaxPointsBelow))
+			of = fmt.Sprintf(" (the stable's %s%% less %s points)", pct(o.Stable.Value), pct(m.Relative.MaxDrop))
 		}
 		if !o.StableAt.IsZero() {
 			of = strings.TrimSuffix(of, ")") + fmt.Sprintf(", the stable's over its last interval with traffic, to %s)", o.StableAt.UTC().Format(time.TimeOnly))

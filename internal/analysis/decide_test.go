@@ -11,9 +11,9 @@ func val(f float64) Sample { return Sample{Value: f, OK: true} }
 
 func TestDecide(t *testing.T) {
 	sr99 := Metric{Name: SuccessRate, Min: ptr(99)}
-	sr99threshold := Metric{Name: SuccessRate, Min: ptr(99), Decision: DecideThreshold}
+	sr99threshold := Metric{Name: SuccessRate, Min: ptr(99), Decision: DecisionThreshold}
 	p95 := Metric{Name: DurationP95, Max: ptr(500)}
-	rel := Metric{Name: SuccessRate, Relative: &Relative{MaxPointsBelow: 0.5}}
+	rel := Metric{Name: SuccessRate, Relative: &Relative{MaxDrop: 0.5}}
 	relP99 := Metric{Name: Duration, Relative: &Relative{MaxRatio: 1.2}}
 	custom := Metric{Name: "queue-depth", Query: "vector(1)", Min: ptr(1), Max: ptr(10)}
 	tests := []struct {
@@ -43,14 +43,14 @@ func TestDecide(t *testing.T) {
 			Observation{Window: Counts{0, 0}}, NoData, "no canary requests in the last interval; holding"},
 		{"NaN is no data", custom,
 			Observation{}, NoData, "the query gave no data (an empty result or NaN); holding"},
-		{"onNoData: pass", Metric{Name: SuccessRate, Min: ptr(99), OnNoData: NoDataPass},
+		{"onNoData: pass", Metric{Name: SuccessRate, Min: ptr(99), OnNoData: OnNoDataPass},
 			Observation{}, Pass, "no canary requests in the last interval; onNoData: pass"},
 		{"below minRequests", Metric{Name: SuccessRate, Min: ptr(99), MinRequests: 50},
 			Observation{Value: val(100), Window: Counts{49, 0}, Total: Counts{49, 0}}, NoData,
 			"49 canary requests in the last interval, fewer than minRequests 50; holding"},
 		{"P95 within", p95,
 			Observation{Value: val(420), Window: Counts{600, 12}, Total: Counts{600, 12}}, Pass, "P95 420 ms (600 requests) <= 500 ms threshold"},
-		{"P95 in the +Inf bucket", Metric{Name: DurationP95, Max: ptr(500), Decision: DecideThreshold},
+		{"P95 in the +Inf bucket", Metric{Name: DurationP95, Max: ptr(500), Decision: DecisionThreshold},
 			Observation{Value: val(posInf), Window: Counts{600, 100}}, Fail, "P95 +Inf ms (600 requests) > 500 ms threshold"},
 		{"slow requests fail the sequential test", p95,
 			Observation{Value: val(800), Window: Counts{600, 120}, Total: Counts{600, 120}}, Fail,

@@ -1,6 +1,9 @@
 package analysis
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Built-in metric names. Their queries are Flagger's, on Istio's standard
 // metrics, so a team moving from Flagger keeps its numbers.
@@ -18,22 +21,22 @@ const (
 
 // Decision rules a metric can use.
 const (
-	// DecideSequential is the default for the built-in metrics: an
+	// DecisionSequential is the default for the built-in metrics: an
 	// anytime-valid sequential test on request and error counts, evaluated
 	// as often as the driver likes; a fail is final.
-	DecideSequential = "sequential"
-	// DecideThreshold is Flagger's rule: each interval, the value against
+	DecisionSequential = "sequential"
+	// DecisionThreshold is Flagger's rule: each interval, the value against
 	// the threshold; the driver counts fails against maxFailedChecks. The
 	// default, and the only rule, for custom queries and relative latency.
-	DecideThreshold = "threshold"
+	DecisionThreshold = "threshold"
 )
 
 // What a check decides when it has no data.
 const (
-	// NoDataHold keeps the weight where it is (the default).
-	NoDataHold = "hold"
-	NoDataFail = "fail"
-	NoDataPass = "pass"
+	// OnNoDataHold keeps the weight where it is (the default).
+	OnNoDataHold = "hold"
+	OnNoDataFail = "fail"
+	OnNoDataPass = "pass"
 )
 
 // Metric is one check of a canary, as msctl.yaml's canary.metrics lists it.
@@ -51,24 +54,43 @@ type Metric struct {
 	// Relative, when set, compares the canary with the stable in the same
 	// window instead of with Min or Max (built-in metrics only).
 	Relative *Relative `json:"relative,omitempty"`
-	// Decision is DecideSequential or DecideThreshold; empty picks the
+	// Decision is DecisionSequential or DecisionThreshold; empty picks the
 	// sequential test where the metric has counts, else the threshold rule.
 	Decision string `json:"decision,omitempty"`
-	// OnNoData is NoDataHold (default), NoDataFail or NoDataPass.
+	// OnNoData is OnNoDataHold (default), OnNoDataFail or OnNoDataPass.
 	OnNoData string `json:"onNoData,omitempty"`
 	// MinRequests turns a window with fewer canary requests into no-data
 	// (built-in metrics only: a custom query has no request count).
 	MinRequests int `json:"minRequests,omitempty"`
 }
 
-// Relative is a comparison of the canary with the stable.
+// Relative bounds the canary by the stable, in msctl.yaml's words: one of
+// its fields is set.
 type Relative struct {
-	// MaxPointsBelow is how many percentage points the canary's success
-	// rate may be below the stable's (request-success-rate).
-	MaxPointsBelow float64 `json:"maxPointsBelow,omitempty"`
+	// MaxDrop is how many percentage points the canary's success rate may
+	// be below the stable's (request-success-rate).
+	MaxDrop float64 `json:"maxDrop,omitempty"`
 	// MaxRatio is how many times the stable's duration quantile the
 	// canary's may be (request-duration, request-duration-p95), e.g. 1.2.
 	MaxRatio float64 `json:"maxRatio,omitempty"`
+}
+
+// UnmarshalJSON also reads maxPointsBelow, MaxDrop's name in canary states
+// written before the analysis used msctl.yaml's.
+func (r *Relative) UnmarshalJSON(b []byte) error {
+	type plain Relative
+	var v struct {
+		plain
+		Old *float64 `json:"maxPointsBelow"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*r = Relative(v.plain)
+	if v.Old != nil && r.MaxDrop == 0 {
+		r.MaxDrop = *v.Old
+	}
+	return nil
 }
 
 // Target names the workloads a metric is evaluated on.
@@ -106,9 +128,9 @@ func (m Metric) decision() string {
 		return m.Decision
 	}
 	if m.sequentialPossible() {
-		return DecideSequential
+		return DecisionSequential
 	}
-	return DecideThreshold
+	return DecisionThreshold
 }
 
 // sequentialPossible reports whether m has the counts the sequential test
@@ -119,7 +141,7 @@ func (m Metric) sequentialPossible() bool {
 
 func (m Metric) onNoData() string {
 	if m.OnNoData == "" {
-		return NoDataHold
+		return OnNoDataHold
 	}
 	return m.OnNoData
 }

@@ -49,18 +49,18 @@ func Validate(m Metric) error {
 
 func checkOptions(m Metric) error {
 	switch m.Decision {
-	case "", DecideThreshold:
-	case DecideSequential:
+	case "", DecisionThreshold:
+	case DecisionSequential:
 		if !m.sequentialPossible() {
 			return fmt.Errorf("decision: sequential needs request counts, which %s has not: use decision: threshold", describe(m))
 		}
 	default:
-		return fmt.Errorf("decision %q: want %s or %s", m.Decision, DecideSequential, DecideThreshold)
+		return fmt.Errorf("decision %q: want %s or %s", m.Decision, DecisionSequential, DecisionThreshold)
 	}
 	switch m.OnNoData {
-	case "", NoDataHold, NoDataFail, NoDataPass:
+	case "", OnNoDataHold, OnNoDataFail, OnNoDataPass:
 	default:
-		return fmt.Errorf("onNoData %q: want %s, %s or %s", m.OnNoData, NoDataHold, NoDataFail, NoDataPass)
+		return fmt.Errorf("onNoData %q: want %s, %s or %s", m.OnNoData, OnNoDataHold, OnNoDataFail, OnNoDataPass)
 	}
 	if m.MinRequests < 0 {
 		return fmt.Errorf("minRequests %d: want 0 or more", m.MinRequests)
@@ -113,7 +113,7 @@ func checkBuiltin(m Metric) error {
 	case !(*m.Max > 0):
 		return fmt.Errorf("metric %s: max %g: want milliseconds above 0", m.Name, *m.Max)
 	}
-	if m.decision() == DecideSequential && !isIstioBucket(*m.Max) {
+	if m.decision() == DecisionSequential && !isIstioBucket(*m.Max) {
 		return fmt.Errorf("metric %s: max %g ms is not a bucket bound of istio_request_duration_milliseconds (%s), and the sequential test counts slow requests by bucket: pick a bound or set decision: threshold",
 			m.Name, *m.Max, formatBuckets())
 	}
@@ -123,8 +123,8 @@ func checkBuiltin(m Metric) error {
 func checkRelative(m Metric) error {
 	r := m.Relative
 	if m.isLatency() {
-		if r.MaxPointsBelow != 0 {
-			return fmt.Errorf("metric %s: relative maxPointsBelow is for %s; a duration takes maxRatio", m.Name, SuccessRate)
+		if r.MaxDrop != 0 {
+			return fmt.Errorf("metric %s: relative maxDrop is for %s; a duration takes maxRatio", m.Name, SuccessRate)
 		}
 		if !(r.MaxRatio >= 1) || math.IsInf(r.MaxRatio, 0) {
 			return fmt.Errorf("metric %s: relative maxRatio %g: want a finite number of at least 1", m.Name, r.MaxRatio)
@@ -132,10 +132,10 @@ func checkRelative(m Metric) error {
 		return nil
 	}
 	if r.MaxRatio != 0 {
-		return fmt.Errorf("metric %s: relative maxRatio is for durations; a success rate takes maxPointsBelow", m.Name)
+		return fmt.Errorf("metric %s: relative maxRatio is for durations; a success rate takes maxDrop", m.Name)
 	}
-	if !(r.MaxPointsBelow >= 0 && r.MaxPointsBelow < 100) {
-		return fmt.Errorf("metric %s: relative maxPointsBelow %g: want percentage points from 0 to below 100", m.Name, r.MaxPointsBelow)
+	if !(r.MaxDrop >= 0 && r.MaxDrop < 100) {
+		return fmt.Errorf("metric %s: relative maxDrop %g: want percentage points from 0 to below 100", m.Name, r.MaxDrop)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package analysis
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 )
@@ -13,8 +14,8 @@ func TestValidate(t *testing.T) {
 	}{
 		{"success rate", Metric{Name: SuccessRate, Min: ptr(99)}, ""},
 		{"P95 at a bucket bound", Metric{Name: DurationP95, Max: ptr(500)}, ""},
-		{"P99 off the buckets, threshold rule", Metric{Name: Duration, Max: ptr(300), Decision: DecideThreshold}, ""},
-		{"relative success rate", Metric{Name: SuccessRate, Relative: &Relative{MaxPointsBelow: 0.5}}, ""},
+		{"P99 off the buckets, threshold rule", Metric{Name: Duration, Max: ptr(300), Decision: DecisionThreshold}, ""},
+		{"relative success rate", Metric{Name: SuccessRate, Relative: &Relative{MaxDrop: 0.5}}, ""},
 		{"relative P99", Metric{Name: Duration, Relative: &Relative{MaxRatio: 1.2}}, ""},
 		{"custom", Metric{Name: "q", Query: `sum(rate(http_requests_total{namespace="{{ namespace }}",pod=~"{{target}}-.*"}[{{ interval }}]))`, Max: ptr(1)}, ""},
 		{"custom with stable", Metric{Name: "q", Query: `sum(up{job="{{ stable }}"}) - sum(up{job="{{ service }}"})`, Min: ptr(0)}, ""},
@@ -25,10 +26,10 @@ func TestValidate(t *testing.T) {
 		{"success rate out of range", Metric{Name: SuccessRate, Min: ptr(100)}, "min 100: want a percentage above 0 and below 100"},
 		{"duration without max", Metric{Name: Duration}, "metric request-duration has no max"},
 		{"P99 off the buckets", Metric{Name: Duration, Max: ptr(300)}, "max 300 ms is not a bucket bound of istio_request_duration_milliseconds (0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000"},
-		{"relative and min", Metric{Name: SuccessRate, Min: ptr(99), Relative: &Relative{MaxPointsBelow: 1}}, "relative and min/max together"},
+		{"relative and min", Metric{Name: SuccessRate, Min: ptr(99), Relative: &Relative{MaxDrop: 1}}, "relative and min/max together"},
 		{"relative ratio below 1", Metric{Name: Duration, Relative: &Relative{MaxRatio: 0.9}}, "maxRatio 0.9: want a finite number of at least 1"},
-		{"relative P99 sequential", Metric{Name: Duration, Relative: &Relative{MaxRatio: 1.2}, Decision: DecideSequential}, "decision: sequential needs request counts, which relative request-duration has not"},
-		{"custom sequential", Metric{Name: "q", Query: "vector(1)", Max: ptr(1), Decision: DecideSequential}, "which custom metric q has not"},
+		{"relative P99 sequential", Metric{Name: Duration, Relative: &Relative{MaxRatio: 1.2}, Decision: DecisionSequential}, "decision: sequential needs request counts, which relative request-duration has not"},
+		{"custom sequential", Metric{Name: "q", Query: "vector(1)", Max: ptr(1), Decision: DecisionSequential}, "which custom metric q has not"},
 		{"custom minRequests", Metric{Name: "q", Query: "vector(1)", Max: ptr(1), MinRequests: 10}, "minRequests applies to the built-in metrics only"},
 		{"custom without bounds", Metric{Name: "q", Query: "vector(1)"}, "metric q has neither min nor max"},
 		{"bad decision", Metric{Name: SuccessRate, Min: ptr(99), Decision: "bayes"}, `decision "bayes": want sequential or threshold`},
@@ -82,5 +83,18 @@ func TestTemplateOffset(t *testing.T) {
 		if got := r.templateOffset(tt.out); got != tt.tpl {
 			t.Errorf("templateOffset(%d) = %d, want %d", tt.out, got, tt.tpl)
 		}
+	}
+}
+
+// A canary state written before the analysis named MaxDrop as msctl.yaml
+// does still reads: its maxPointsBelow is MaxDrop.
+func TestRelativeReadsItsOldName(t *testing.T) {
+	var m Metric
+	if err := json.Unmarshal([]byte(`{"name":"request-success-rate","relative":{"maxPointsBelow":0.5}}`), &m); err != nil || m.Relative == nil || m.Relative.MaxDrop != 0.5 {
+		t.Fatalf("old state: %+v, %v", m.Relative, err)
+	}
+	b, err := json.Marshal(m)
+	if err != nil || string(b) != `{"name":"request-success-rate","relative":{"maxDrop":0.5}}` {
+		t.Errorf("written as %s, %v", b, err)
 	}
 }

@@ -25,7 +25,7 @@ load 15s
 func TestWindowStartsWithTheInterval(t *testing.T) {
 	a := &Analyzer{Querier: newEngineQuerier(t, nextCanarySeries)}
 	start, at := time.Unix(300, 0), time.Unix(330, 0)
-	m := Metric{Name: SuccessRate, Min: ptr(95), Decision: DecideThreshold}
+	m := Metric{Name: SuccessRate, Min: ptr(95), Decision: DecisionThreshold}
 	c := a.Check(context.Background(), m, shop, Window{Since: start, From: start, At: at})
 	if c.Window != 30*time.Second || !strings.Contains(c.Reason, "success rate 80% (32 of 40 requests)") {
 		t.Errorf("window %s: %s: %s", c.Window, c.Decision, c.Reason)
@@ -42,7 +42,7 @@ func TestWindowStartsWithTheInterval(t *testing.T) {
 // interval that had them, and says so.
 func TestRelativeCheckAtFullWeight(t *testing.T) {
 	a := &Analyzer{Querier: newEngineQuerier(t, nextCanarySeries)}
-	m := Metric{Name: SuccessRate, Relative: &Relative{MaxPointsBelow: 25}, Decision: DecideThreshold}
+	m := Metric{Name: SuccessRate, Relative: &Relative{MaxDrop: 25}, Decision: DecisionThreshold}
 	at := time.Unix(570, 0)
 	c := a.Check(context.Background(), m, shop, Window{Since: time.Unix(300, 0), At: at})
 	if c.Decision != NoData || !strings.Contains(c.Reason, "the stable's query gave no data") {

@@ -9,12 +9,13 @@ import (
 
 	"github.com/msctl/msctl/internal/analysis"
 	"github.com/msctl/msctl/internal/canarystate"
+	"github.com/msctl/msctl/internal/config"
 	"github.com/msctl/msctl/internal/errkind"
 )
 
 // Issue 20's defects of the driver, each with the scenario that showed it.
 
-func gate() canarystate.Step { return canarystate.Step{Kind: "pause"} }
+func gate() canarystate.Step { return canarystate.Step{Kind: config.StepPause} }
 
 // A custom metric that is empty while the canary is healthy, with
 // onNoData: pass, passes: it used to count as no data and end the canary
@@ -24,7 +25,7 @@ func TestOnNoDataPassPasses(t *testing.T) {
 	r.world.set("user-canary", 100, 0)
 	zero := 0.0
 	r.drv.Plan.Metrics = append(r.drv.Plan.Metrics, analysis.Metric{
-		Name: "errors-when-any", Max: &zero, OnNoData: analysis.NoDataPass,
+		Name: "errors-when-any", Max: &zero, OnNoData: analysis.OnNoDataPass,
 		Query: `sum(rate(app_errors_total{destination_workload=~"{{ target }}"}[{{ interval }}]))`,
 	})
 	st, err := run(t, r, RunOptions{Image: v2})
@@ -39,7 +40,7 @@ func TestOnNoDataPassPasses(t *testing.T) {
 func TestRelativeCheckPassesTheFullStep(t *testing.T) {
 	r := newRig(weights(50, 100)...)
 	r.world.follow = 100
-	r.drv.Plan.Metrics = []analysis.Metric{{Name: analysis.SuccessRate, Relative: &analysis.Relative{MaxPointsBelow: 5}, MinRequests: 20}}
+	r.drv.Plan.Metrics = []analysis.Metric{{Name: analysis.SuccessRate, Relative: &analysis.Relative{MaxDrop: 5}, MinRequests: 20}}
 	st, err := run(t, r, RunOptions{Image: v2})
 	if err != nil || st.Phase != canarystate.Succeeded {
 		t.Fatalf("outcome %v, state %s: %s", err, st.Phase, st.Reason)
@@ -211,7 +212,7 @@ func TestEndedRunLeavesNoDriver(t *testing.T) {
 // TestAManualPauseDoesNotUseUpATimedPause: time a person held the canary
 // paused is not time the timed pause step waited.
 func TestAManualPauseDoesNotUseUpATimedPause(t *testing.T) {
-	steps := append(weights(25), canarystate.Step{Kind: "pause", Pause: 1000 * time.Hour})
+	steps := append(weights(25), canarystate.Step{Kind: config.StepPause, Pause: 1000 * time.Hour})
 	steps = append(steps, weights(100)...)
 	r := newRig(steps...)
 	r.world.set("user-canary", 100, 0)
@@ -249,7 +250,7 @@ func TestAManualPauseDoesNotUseUpATimedPause(t *testing.T) {
 // pause, watching the canary, rather than moving on at once; nor is it
 // timed out for the time nobody drove it.
 func TestATimedPauseCountsOnlyWatchedTime(t *testing.T) {
-	steps := append(weights(25), canarystate.Step{Kind: "pause", Pause: 1000 * time.Hour})
+	steps := append(weights(25), canarystate.Step{Kind: config.StepPause, Pause: 1000 * time.Hour})
 	steps = append(steps, weights(100)...)
 	r := newRig(steps...)
 	r.world.set("user-canary", 100, 0)

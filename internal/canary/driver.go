@@ -9,6 +9,7 @@ import (
 
 	"github.com/msctl/msctl/internal/analysis"
 	"github.com/msctl/msctl/internal/canarystate"
+	"github.com/msctl/msctl/internal/config"
 	"github.com/msctl/msctl/internal/errkind"
 	"github.com/msctl/msctl/internal/imageref"
 	"github.com/msctl/msctl/internal/routes"
@@ -574,7 +575,7 @@ func (d *Driver) progress(ctx context.Context) (time.Duration, error) {
 	st := d.st
 	now := d.Now()
 	step := st.CurrentStep()
-	if step.Kind == "pause" {
+	if step.Kind == config.StepPause {
 		if step.Pause == 0 {
 			reason := fmt.Sprintf("awaiting approval at step %d of %d (msctl canary promote %s)", st.Step+1, len(st.Steps), d.Service)
 			if err := d.save(ctx, func(s *canarystate.State) { s.Phase, s.Gate, s.Reason = canarystate.Paused, true, reason }); err != nil {
@@ -659,7 +660,7 @@ func (d *Driver) record(ctx context.Context, now time.Time) ([]analysis.Check, e
 // it counts at the interval's end.
 func sequentialFailure(checks []analysis.Check) *analysis.Check {
 	for i, c := range checks {
-		if c.Decision == analysis.Fail && c.Rule == analysis.DecideSequential && !c.NoData {
+		if c.Decision == analysis.Fail && c.Rule == analysis.DecisionSequential && !c.NoData {
 			return &checks[i]
 		}
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/msctl/msctl/internal/analysis"
 	"github.com/msctl/msctl/internal/canarystate"
+	"github.com/msctl/msctl/internal/config"
 	"github.com/msctl/msctl/internal/errkind"
 	"github.com/msctl/msctl/internal/imageref"
 	"github.com/msctl/msctl/internal/routes"
@@ -290,7 +291,7 @@ func newRig(steps ...canarystate.Step) *rig {
 func weights(ws ...int) []canarystate.Step {
 	var out []canarystate.Step
 	for _, w := range ws {
-		out = append(out, canarystate.Step{Kind: "weight", Weight: w})
+		out = append(out, canarystate.Step{Kind: config.StepWeight, Weight: w})
 	}
 	return out
 }
@@ -374,7 +375,7 @@ func TestPrometheusDownHoldsThenInconclusive(t *testing.T) {
 }
 
 func TestGatePausesThenPromoteCarriesOn(t *testing.T) {
-	steps := append(weights(25), canarystate.Step{Kind: "pause"})
+	steps := append(weights(25), canarystate.Step{Kind: config.StepPause})
 	steps = append(steps, weights(100)...)
 	r := newRig(steps...)
 	r.world.set("user-canary", 100, 0)
@@ -532,7 +533,7 @@ func TestTransientDeployFailuresAreRetried(t *testing.T) {
 // Steps changed in the project file mid-canary do not move its traffic:
 // the state's own steps rule.
 func TestChangedStepsDoNotMoveTraffic(t *testing.T) {
-	steps := append(weights(10, 25), canarystate.Step{Kind: "pause"})
+	steps := append(weights(10, 25), canarystate.Step{Kind: config.StepPause})
 	steps = append(steps, weights(50, 100)...)
 	r := newRig(steps...)
 	r.world.set("user-canary", 100, 0)
@@ -557,7 +558,7 @@ func TestChangedStepsDoNotMoveTraffic(t *testing.T) {
 // onNoData: fail fails an interval, not the first check.
 func TestNoDataFailCountsAtTheIntervalEnd(t *testing.T) {
 	r := newRig(weights(50, 100)...)
-	r.drv.Plan.Metrics[0].OnNoData = analysis.NoDataFail
+	r.drv.Plan.Metrics[0].OnNoData = analysis.OnNoDataFail
 	r.drv.Plan.MaxFailedChecks = 2
 	st, err := run(t, r, RunOptions{Image: v2})
 	if errkind.Of(err) != errkind.RolledBack || st.Counters.Failed != 2 {

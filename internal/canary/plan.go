@@ -24,7 +24,7 @@ type Plan struct {
 func trafficAt(steps []canarystate.Step, i int) routes.Traffic {
 	var t routes.Traffic
 	for j := 0; j < i && j < len(steps); j++ {
-		if steps[j].Kind == "weight" {
+		if steps[j].Kind == config.StepWeight {
 			t.Weight = steps[j].Weight
 		}
 	}
@@ -32,11 +32,11 @@ func trafficAt(steps []canarystate.Step, i int) routes.Traffic {
 		return t
 	}
 	switch s := steps[i]; s.Kind {
-	case "weight":
+	case config.StepWeight:
 		t.Weight = s.Weight
-	case "match":
+	case config.StepMatch:
 		t.Match = s.Match
-	case "mirror":
+	case config.StepMirror:
 		t.Mirror = s.Mirror
 	}
 	return t
@@ -44,7 +44,7 @@ func trafficAt(steps []canarystate.Step, i int) routes.Traffic {
 
 // iterationsOf is how many passed intervals a step needs.
 func iterationsOf(s canarystate.Step) int {
-	if s.Kind == "match" && s.Iterations > 0 {
+	if s.Kind == config.StepMatch && s.Iterations > 0 {
 		return s.Iterations
 	}
 	return 1
@@ -99,28 +99,25 @@ func PlanFor(p *config.Project, service string) (Plan, error) {
 	}
 	sequential := 0
 	for _, cm := range c.Metrics {
-		m := analysis.Metric{Name: cm.Name, Query: cm.Query, Min: cm.Min, Max: cm.Max, OnNoData: cm.OnNoData, MinRequests: cm.MinRequests}
-		if c.Analysis.Decision == config.DecisionThreshold {
+		m := analysis.Metric{Name: cm.Name, Query: cm.Query, Min: cm.Min, Max: cm.Max, Relative: cm.Relative, OnNoData: cm.OnNoData, MinRequests: cm.MinRequests}
+		if c.Analysis.Decision == analysis.DecisionThreshold {
 			// Otherwise the analysis picks: the sequential test where a
 			// metric has counts for it.
-			m.Decision = analysis.DecideThreshold
+			m.Decision = analysis.DecisionThreshold
 		}
-		if cm.Name == config.MetricDuration && cm.Quantile == 0.95 {
+		if cm.Name == analysis.Duration && cm.Quantile == 0.95 {
 			m.Name = analysis.DurationP95
-		}
-		if r := cm.Relative; r != nil {
-			m.Relative = &analysis.Relative{MaxPointsBelow: r.MaxDrop, MaxRatio: r.MaxRatio}
 		}
 		// The sequential latency test counts slow requests by histogram
 		// bucket; a bound between buckets (say maxP95Latency: 300ms) is
 		// judged by the threshold rule instead, as it always was.
 		if m.Query == "" && m.Max != nil && (m.Name == analysis.Duration || m.Name == analysis.DurationP95) && !slices.Contains(analysis.IstioBuckets, *m.Max) {
-			m.Decision = analysis.DecideThreshold
+			m.Decision = analysis.DecisionThreshold
 		}
 		if err := analysis.Validate(m); err != nil {
 			return Plan{}, errkind.BadInputf("canary metric %s of %s: %w", cm.Name, service, err)
 		}
-		if m.Rule() == analysis.DecideSequential {
+		if m.Rule() == analysis.DecisionSequential {
 			sequential++
 		}
 		plan.Metrics = append(plan.Metrics, m)

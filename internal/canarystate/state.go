@@ -86,9 +86,8 @@ type Traffic struct {
 
 // Step is one step of the plan as the state records it.
 type Step struct {
-	// Kind is weight, pause, match or mirror.
-	Kind   string `json:"kind"`
-	Weight int    `json:"weight,omitempty"`
+	Kind   config.StepKind `json:"kind"`
+	Weight int             `json:"weight,omitempty"`
 	// Pause is the pause's length; 0 with Kind pause is a manual gate.
 	Pause time.Duration `json:"pause,omitempty"`
 	// Match is the A/B match of a match step.
@@ -100,14 +99,14 @@ type Step struct {
 // String says the step the way people read it.
 func (s Step) String() string {
 	switch s.Kind {
-	case "pause":
+	case config.StepPause:
 		if s.Pause == 0 {
 			return "pause until approved"
 		}
 		return "pause " + s.Pause.String()
-	case "match":
+	case config.StepMatch:
 		return fmt.Sprintf("A/B match for %d intervals", s.Iterations)
-	case "mirror":
+	case config.StepMirror:
 		return fmt.Sprintf("mirror %d%%", s.Mirror)
 	}
 	return fmt.Sprintf("weight %d%%", s.Weight)

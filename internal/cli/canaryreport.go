@@ -91,7 +91,7 @@ func (e explanation) Text() string {
 		fmt.Fprintf(&b, "\n%s  %s  %s (%s rule)\n  why:      %s\n  value:    %s over %s, %s requests, %s errors\n",
 			c.At.UTC().Format(time.RFC3339), c.Metric, strings.ToUpper(string(c.Decision)), c.Rule, c.Reason, value(c), c.Window,
 			strconv.FormatFloat(c.Requests, 'f', 0, 64), strconv.FormatFloat(c.Errors, 'f', 0, 64))
-		if c.Rule == analysis.DecideSequential {
+		if c.Rule == analysis.DecisionSequential {
 			fmt.Fprintf(&b, "  evidence: %.3g against a bar of %.3g (since %s: %s requests, %s errors)\n", float64(c.Evidence), 1/c.Alpha,
 				c.Since.UTC().Format(time.RFC3339), strconv.FormatFloat(c.TotalRequests, 'f', 0, 64), strconv.FormatFloat(c.TotalErrors, 'f', 0, 64))
 		}

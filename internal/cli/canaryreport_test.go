@@ -9,6 +9,7 @@ import (
 	"github.com/msctl/msctl/internal/analysis"
 	"github.com/msctl/msctl/internal/canary"
 	"github.com/msctl/msctl/internal/canarystate"
+	"github.com/msctl/msctl/internal/config"
 	"github.com/msctl/msctl/internal/output"
 )
 
@@ -17,11 +18,11 @@ func sampleState() *canarystate.State {
 	v, minimum := analysis.Number(80), analysis.Number(99)
 	return &canarystate.State{
 		Service: "payment", Phase: canarystate.RolledBack, Reason: "request-success-rate: success rate 80% (80 of 100 requests) < 99%",
-		Steps: []canarystate.Step{{Kind: "weight", Weight: 25}, {Kind: "pause"}, {Kind: "weight", Weight: 100}}, Step: 0,
+		Steps: []canarystate.Step{{Kind: config.StepWeight, Weight: 25}, {Kind: config.StepPause}, {Kind: config.StepWeight, Weight: 100}}, Step: 0,
 		CanaryImage: "r/payment:v2", StableImage: "r/payment:v1", StableRevision: 3,
 		Checks: []analysis.Check{
-			{Metric: "request-success-rate", Rule: analysis.DecideSequential, Decision: analysis.Hold, Reason: "too few requests | yet", At: at, Requests: 5, Alpha: 0.01},
-			{Metric: "request-success-rate", Rule: analysis.DecideSequential, Decision: analysis.Fail, Reason: "success rate 80%", At: at.Add(5 * time.Second),
+			{Metric: "request-success-rate", Rule: analysis.DecisionSequential, Decision: analysis.Hold, Reason: "too few requests | yet", At: at, Requests: 5, Alpha: 0.01},
+			{Metric: "request-success-rate", Rule: analysis.DecisionSequential, Decision: analysis.Fail, Reason: "success rate 80%", At: at.Add(5 * time.Second),
 				Value: &v, Min: &minimum, Requests: 100, Errors: 20, Evidence: 1e6, Alpha: 0.01, Query: "sum(\n rate(x[1m]))"},
 		},
 	}

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/msctl/msctl/internal/analysis"
 )
 
 // Canary holds the settings of a canary rollout: the project's (canary)
@@ -39,12 +41,15 @@ type Thresholds struct {
 	MaxFailedChecks int `json:"maxFailedChecks"`
 }
 
-// The kinds of canary step, as Step.Kind names them.
+// StepKind is what a canary step does.
+type StepKind string
+
+// The kinds of canary step.
 const (
-	StepWeight = "weight"
-	StepPause  = "pause"
-	StepMatch  = "match"
-	StepMirror = "mirror"
+	StepWeight StepKind = "weight"
+	StepPause  StepKind = "pause"
+	StepMatch  StepKind = "match"
+	StepMirror StepKind = "mirror"
 )
 
 // Step is one step of a canary, of exactly one kind: a traffic weight, a
@@ -66,7 +71,7 @@ type Step struct {
 
 // Kind is StepPause, StepMatch, StepMirror or StepWeight; a validated step
 // has exactly one.
-func (s Step) Kind() string {
+func (s Step) Kind() StepKind {
 	switch {
 	case s.Pause != nil:
 		return StepPause
@@ -238,26 +243,12 @@ func stringMatchProblems(key string, sm StringMatch) []keyProblem {
 	return nil
 }
 
-// Built-in metric names: Flagger's, on Istio's standard metrics.
-const (
-	// MetricSuccessRate is the percentage of non-5xx responses; min bounds it.
-	MetricSuccessRate = "request-success-rate"
-	// MetricDuration is a request duration quantile in milliseconds (P99
-	// unless quantile says 0.95); max bounds it.
-	MetricDuration = "request-duration"
-)
-
-// What a check decides when it has no data (Metric.OnNoData).
-const (
-	OnNoDataHold = "hold"
-	OnNoDataFail = "fail"
-	OnNoDataPass = "pass"
-)
-
 // Metric is one check of a canary: a built-in metric, or a custom PromQL
 // template with {{ namespace }}, {{ service }}, {{ target }} (the canary
 // workload), {{ stable }} and {{ interval }}.
 type Metric struct {
+	// Name is a built-in metric's (analysis.SuccessRate, analysis.Duration)
+	// or a custom metric's own.
 	Name string `json:"name"`
 	// Query is a custom metric's PromQL template; empty for a built-in.
 	Query string `json:"query,omitempty"`
@@ -269,35 +260,14 @@ type Metric struct {
 	Quantile float64 `json:"quantile,omitempty"`
 	// Relative compares the canary with the stable in the same window,
 	// instead of with Min or Max (built-in metrics only).
-	Relative *Relative `json:"relative,omitempty"`
-	// OnNoData is OnNoDataHold (default), OnNoDataFail or OnNoDataPass.
+	Relative *analysis.Relative `json:"relative,omitempty"`
+	// OnNoData is analysis.OnNoDataHold (default), OnNoDataFail or
+	// OnNoDataPass.
 	OnNoData string `json:"onNoData,omitempty"`
 	// MinRequests turns a window with fewer canary requests into no data
 	// (built-in metrics only); 0 means the canary's analysis.minRequests.
 	MinRequests int `json:"minRequests,omitempty"`
 }
-
-// Relative bounds the canary by the stable: one of its fields is set.
-type Relative struct {
-	// MaxDrop is how many percentage points the canary's success rate may
-	// be below the stable's (request-success-rate).
-	MaxDrop float64 `json:"maxDrop,omitempty"`
-	// MaxRatio is how many times the stable's duration the canary's may
-	// be (request-duration), e.g. 1.2.
-	MaxRatio float64 `json:"maxRatio,omitempty"`
-}
-
-// Decision rules (Analysis.Decision).
-const (
-	// DecisionSequential is an anytime-valid sequential test on the request
-	// and error counts, where a metric has them; the threshold rule for
-	// the rest.
-	DecisionSequential = "sequential"
-	// DecisionThreshold is Flagger's point-estimate rule for every metric:
-	// each interval's value against its bound, MaxFailedChecks failures
-	// rolling back.
-	DecisionThreshold = "threshold"
-)
 
 // What an inconclusive canary ends with (Analysis.OnInconclusive).
 const (
@@ -307,7 +277,8 @@ const (
 
 // Analysis says how checks become a verdict.
 type Analysis struct {
-	// Decision is DecisionSequential (default) or DecisionThreshold.
+	// Decision is analysis.DecisionSequential (default) or
+	// DecisionThreshold.
 	Decision string `json:"decision"`
 	// Confidence is the sequential test's 1 - alpha: a canary no worse than
 	// its bounds is failed with at most probability 1 - Confidence.
@@ -402,20 +373,20 @@ func (c *Canary) effectiveMetrics() []Metric {
 		minRate := c.Thresholds.MinSuccessRate
 		maxMillis := float64(time.Duration(c.Thresholds.MaxP95Latency)) / float64(time.Millisecond)
 		ms = []Metric{
-			{Name: MetricSuccessRate, Min: &minRate},
-			{Name: MetricDuration, Quantile: 0.95, Max: &maxMillis},
+			{Name: analysis.SuccessRate, Min: &minRate},
+			{Name: analysis.Duration, Quantile: 0.95, Max: &maxMillis},
 		}
 	}
 	out := make([]Metric, len(ms))
 	for i, m := range ms {
 		if m.OnNoData == "" {
-			m.OnNoData = OnNoDataHold
+			m.OnNoData = analysis.OnNoDataHold
 		}
 		if m.Query == "" {
 			if m.MinRequests == 0 {
 				m.MinRequests = c.Analysis.MinRequests
 			}
-			if m.Name == MetricDuration && m.Quantile == 0 {
+			if m.Name == analysis.Duration && m.Quantile == 0 {
 				m.Quantile = DefaultQuantile
 			}
 		}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/msctl/msctl/internal/analysis"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -65,7 +67,7 @@ func TestStepsDecode(t *testing.T) {
 			}
 			var kinds []string
 			for _, s := range got {
-				kinds = append(kinds, s.Kind())
+				kinds = append(kinds, string(s.Kind()))
 			}
 			if !reflect.DeepEqual(kinds, tt.kinds) {
 				t.Errorf("kinds %v, want %v", kinds, tt.kinds)
@@ -112,8 +114,8 @@ func TestCanaryDefaults(t *testing.T) {
 		Interval:   DefaultCanaryInterval,
 		Thresholds: Thresholds{MinSuccessRate: 99, MaxP95Latency: Duration(500 * time.Millisecond), MaxFailedChecks: 2},
 		Metrics: []Metric{
-			{Name: MetricSuccessRate, Min: ptr(99.0), OnNoData: "hold", MinRequests: 20},
-			{Name: MetricDuration, Quantile: 0.95, Max: ptr(500.0), OnNoData: "hold", MinRequests: 20},
+			{Name: analysis.SuccessRate, Min: ptr(99.0), OnNoData: "hold", MinRequests: 20},
+			{Name: analysis.Duration, Quantile: 0.95, Max: ptr(500.0), OnNoData: "hold", MinRequests: 20},
 		},
 		Analysis: Analysis{Decision: "sequential", Confidence: 0.99, MinRequests: 20, MaxNoDataChecks: 5, MaxErrorChecks: 5, OnInconclusive: "rollback"},
 	}
@@ -179,10 +181,10 @@ func TestMetricsDecode(t *testing.T) {
 	}
 	got := l.Project.CanaryFor("user").Metrics
 	want := []Metric{
-		{Name: MetricSuccessRate, Min: ptr(99.5), MinRequests: 100, OnNoData: "hold"},
-		{Name: MetricDuration, Quantile: 0.95, Relative: &Relative{MaxRatio: 1.2}, OnNoData: "fail", MinRequests: 20},
-		{Name: MetricDuration, Quantile: 0.95, Max: ptr(300.0), OnNoData: "hold", MinRequests: 20},
-		{Name: MetricSuccessRate, Relative: &Relative{MaxDrop: 0.5}, OnNoData: "hold", MinRequests: 20},
+		{Name: analysis.SuccessRate, Min: ptr(99.5), MinRequests: 100, OnNoData: "hold"},
+		{Name: analysis.Duration, Quantile: 0.95, Relative: &analysis.Relative{MaxRatio: 1.2}, OnNoData: "fail", MinRequests: 20},
+		{Name: analysis.Duration, Quantile: 0.95, Max: ptr(300.0), OnNoData: "hold", MinRequests: 20},
+		{Name: analysis.SuccessRate, Relative: &analysis.Relative{MaxDrop: 0.5}, OnNoData: "hold", MinRequests: 20},
 		{Name: "queue-depth", Query: "max(queue_depth{namespace=\"{{ namespace }}\", pod=~\"{{ target }}-.*\"})\n  - max(queue_depth{namespace=\"{{ namespace }}\", pod=~\"{{ stable }}-.*\"})\n", Max: ptr(0.0), OnNoData: "hold"},
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -227,7 +229,7 @@ func TestCanaryOverrides(t *testing.T) {
 		{"order inherits the interval", order.Interval, Duration(2 * time.Minute)},
 		{"order inherits minSuccessRate", order.Thresholds.MinSuccessRate, 98.0},
 		{"order's maxFailedChecks", order.Thresholds.MaxFailedChecks, 1},
-		{"order inherits the decision", order.Analysis.Decision, DecisionThreshold},
+		{"order inherits the decision", order.Analysis.Decision, analysis.DecisionThreshold},
 		{"order inherits maxErrorChecks", order.Analysis.MaxErrorChecks, 2},
 		{"order's confidence", order.Analysis.Confidence, 0.999},
 		{"order's onInconclusive", order.Analysis.OnInconclusive, InconclusiveKeep},

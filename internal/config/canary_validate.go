@@ -94,8 +94,8 @@ func validateCanaryBlock(ps *problems, path string, o *CanaryOverride, inherited
 		}
 		// A bound that metrics supersede would be silently ignored.
 		for _, b := range []struct{ key, metric string }{
-			{"minSuccessRate", "min of " + MetricSuccessRate},
-			{"maxP95Latency", "max of " + MetricDuration + " with quantile 0.95"},
+			{"minSuccessRate", "min of " + analysis.SuccessRate},
+			{"maxP95Latency", "max of " + analysis.Duration + " with quantile 0.95"},
 		} {
 			key := at("thresholds." + b.key)
 			if metricsFrom != "" && ps.written(key) {
@@ -104,8 +104,8 @@ func validateCanaryBlock(ps *problems, path string, o *CanaryOverride, inherited
 		}
 	}
 	if a := o.Analysis; a != nil {
-		if v := a.Decision; v != nil && *v != DecisionSequential && *v != DecisionThreshold {
-			ps.at(at("analysis.decision"), "%q is not %s or %s", *v, DecisionSequential, DecisionThreshold)
+		if v := a.Decision; v != nil && *v != analysis.DecisionSequential && *v != analysis.DecisionThreshold {
+			ps.at(at("analysis.decision"), "%q is not %s or %s", *v, analysis.DecisionSequential, analysis.DecisionThreshold)
 		}
 		if v := a.Confidence; v != nil && !(*v > 0.5 && *v <= 0.9999) {
 			ps.at(at("analysis.confidence"), "%g is outside (0.5, 0.9999]", *v)
@@ -137,14 +137,14 @@ func validateSteps(ps *problems, path string, steps []Step) {
 	for i, s := range steps {
 		at := fmt.Sprintf("%s[%d]", path, i)
 		key := func(k string) string { return at + "." + k }
-		var kinds []string
+		var kinds []StepKind
 		for _, k := range []struct {
-			name string
+			name StepKind
 			set  bool
 		}{
 			{StepWeight, s.Weight != 0}, {StepPause, s.Pause != nil}, {StepMatch, s.Match != nil}, {StepMirror, s.Mirror != 0},
 		} {
-			if k.set || ps.written(key(k.name)) {
+			if k.set || ps.written(key(string(k.name))) {
 				kinds = append(kinds, k.name)
 			}
 		}
@@ -157,7 +157,7 @@ func validateSteps(ps *problems, path string, steps []Step) {
 			continue
 		case 1:
 		default:
-			ps.at(at, "a step is one of weight, pause, match or mirror; this one has %s", strings.Join(kinds, " and "))
+			ps.at(at, "a step is one of weight, pause, match or mirror; this one has %s", strings.Join(stepKindNames(kinds), " and "))
 			continue
 		}
 		switch kinds[0] {
@@ -227,7 +227,7 @@ func validateMetrics(ps *problems, path string, metrics []Metric) {
 			// One name may be checked several ways: absolutely and against
 			// the stable, at P95 and at P99. The same check twice is a slip.
 			check := m.Name
-			if m.Query == "" && m.Name == MetricDuration {
+			if m.Query == "" && m.Name == analysis.Duration {
 				check += fmt.Sprintf(", quantile %g", m.Quantile)
 			}
 			if m.Relative != nil {
@@ -240,9 +240,9 @@ func validateMetrics(ps *problems, path string, metrics []Metric) {
 			}
 		}
 		switch m.OnNoData {
-		case OnNoDataHold, OnNoDataFail, OnNoDataPass:
+		case analysis.OnNoDataHold, analysis.OnNoDataFail, analysis.OnNoDataPass:
 		default:
-			ps.at(key("onNoData"), "%q is not %s, %s or %s", m.OnNoData, OnNoDataHold, OnNoDataFail, OnNoDataPass)
+			ps.at(key("onNoData"), "%q is not %s, %s or %s", m.OnNoData, analysis.OnNoDataHold, analysis.OnNoDataFail, analysis.OnNoDataPass)
 		}
 		if m.MinRequests < 0 {
 			ps.at(key("minRequests"), "must not be negative, got %d", m.MinRequests)
@@ -257,15 +257,15 @@ func validateMetrics(ps *problems, path string, metrics []Metric) {
 
 func validateBuiltinMetric(ps *problems, at string, m Metric) {
 	key := func(k string) string { return at + "." + k }
-	if m.Name != MetricSuccessRate && m.Name != MetricDuration {
+	if m.Name != analysis.SuccessRate && m.Name != analysis.Duration {
 		if m.Name != "" {
-			ps.at(key("name"), "%q is not a built-in metric (%s, %s): a custom metric needs a query", m.Name, MetricSuccessRate, MetricDuration)
+			ps.at(key("name"), "%q is not a built-in metric (%s, %s): a custom metric needs a query", m.Name, analysis.SuccessRate, analysis.Duration)
 		}
 		return
 	}
-	rate := m.Name == MetricSuccessRate
+	rate := m.Name == analysis.SuccessRate
 	if rate && (m.Quantile != 0 || ps.written(key("quantile"))) {
-		ps.at(key("quantile"), "applies to %s only", MetricDuration)
+		ps.at(key("quantile"), "applies to %s only", analysis.Duration)
 	}
 	if !rate && m.Quantile != 0.99 && m.Quantile != 0.95 {
 		ps.at(key("quantile"), "%g is not 0.99 or 0.95", m.Quantile)
@@ -280,9 +280,9 @@ func validateBuiltinMetric(ps *problems, at string, m Metric) {
 		case drop && ratio:
 			ps.at(key("relative"), "takes one of maxDrop or maxRatio")
 		case rate && ratio:
-			ps.at(key("relative.maxRatio"), "is for %s; %s takes maxDrop (percentage points below the stable)", MetricDuration, MetricSuccessRate)
+			ps.at(key("relative.maxRatio"), "is for %s; %s takes maxDrop (percentage points below the stable)", analysis.Duration, analysis.SuccessRate)
 		case !rate && drop:
-			ps.at(key("relative.maxDrop"), "is for %s; %s takes maxRatio (times the stable's)", MetricSuccessRate, MetricDuration)
+			ps.at(key("relative.maxDrop"), "is for %s; %s takes maxRatio (times the stable's)", analysis.SuccessRate, analysis.Duration)
 		case rate && !drop:
 			ps.at(key("relative"), "needs maxDrop: how many percentage points below the stable's the canary's success rate may be")
 		case !rate && !ratio:
@@ -297,9 +297,9 @@ func validateBuiltinMetric(ps *problems, at string, m Metric) {
 	if rate {
 		switch {
 		case m.Max != nil:
-			ps.at(key("max"), "%s takes min (percent), not max", MetricSuccessRate)
+			ps.at(key("max"), "%s takes min (percent), not max", analysis.SuccessRate)
 		case m.Min == nil:
-			ps.at(at, "%s needs min (the lowest success rate in percent) or relative", MetricSuccessRate)
+			ps.at(at, "%s needs min (the lowest success rate in percent) or relative", analysis.SuccessRate)
 		default:
 			successRateBound(ps, key("min"), *m.Min)
 		}
@@ -307,9 +307,9 @@ func validateBuiltinMetric(ps *problems, at string, m Metric) {
 	}
 	switch {
 	case m.Min != nil:
-		ps.at(key("min"), "%s takes max (milliseconds), not min", MetricDuration)
+		ps.at(key("min"), "%s takes max (milliseconds), not min", analysis.Duration)
 	case m.Max == nil:
-		ps.at(at, "%s needs max (milliseconds) or relative", MetricDuration)
+		ps.at(at, "%s needs max (milliseconds) or relative", analysis.Duration)
 	case !(*m.Max > 0):
 		ps.at(key("max"), "must be positive milliseconds, got %g", *m.Max)
 	}
@@ -317,11 +317,11 @@ func validateBuiltinMetric(ps *problems, at string, m Metric) {
 
 func validateCustomMetric(ps *problems, at string, m Metric) {
 	key := func(k string) string { return at + "." + k }
-	if m.Name == MetricSuccessRate || m.Name == MetricDuration {
+	if m.Name == analysis.SuccessRate || m.Name == analysis.Duration {
 		ps.at(key("name"), "%q is built in and takes no query: give the custom metric another name", m.Name)
 	}
 	if m.Quantile != 0 || ps.written(key("quantile")) {
-		ps.at(key("quantile"), "applies to %s only", MetricDuration)
+		ps.at(key("quantile"), "applies to %s only", analysis.Duration)
 	}
 	if m.Relative != nil {
 		ps.at(key("relative"), "applies to the built-in metrics; a custom query compares with {{ stable }} itself")
@@ -351,4 +351,12 @@ func successRateBound(ps *problems, key string, v float64) {
 	if !(v > 0 && v < 100) {
 		ps.at(key, "%g: want a percentage above 0 and below 100", v)
 	}
+}
+
+func stepKindNames(kinds []StepKind) []string {
+	out := make([]string, len(kinds))
+	for i, k := range kinds {
+		out[i] = string(k)
+	}
+	return out
 }

@@ -3,6 +3,8 @@ package config
 import (
 	"fmt"
 	"time"
+
+	"github.com/msctl/msctl/internal/analysis"
 )
 
 // Defaults for keys the project file leaves out.
@@ -21,13 +23,13 @@ const (
 	DefaultScrape         = ScrapePlaintext
 
 	// canary.analysis and canary.metrics.
-	DefaultDecision        = DecisionSequential
+	DefaultDecision        = analysis.DecisionSequential
 	DefaultConfidence      = 0.99
 	DefaultMinRequests     = 20
 	DefaultMaxNoDataChecks = 5
 	DefaultMaxErrorChecks  = 5
 	DefaultOnInconclusive  = InconclusiveRollback
-	DefaultOnNoData        = OnNoDataHold
+	DefaultOnNoData        = analysis.OnNoDataHold
 	// DefaultQuantile is request-duration's quantile: Flagger's P99.
 	DefaultQuantile = 0.99
 )
@@ -116,7 +118,7 @@ func metricDefaults(ms []Metric, path string, set func(string) bool) {
 		if m.OnNoData == "" && !set(at("onNoData")) {
 			m.OnNoData = DefaultOnNoData
 		}
-		if m.Name == MetricDuration && m.Query == "" && m.Quantile == 0 && !set(at("quantile")) {
+		if m.Name == analysis.Duration && m.Query == "" && m.Quantile == 0 && !set(at("quantile")) {
 			m.Quantile = DefaultQuantile
 		}
 	}

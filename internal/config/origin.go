@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/msctl/msctl/internal/analysis"
 	"gopkg.in/yaml.v3"
 )
 
@@ -130,12 +131,12 @@ func (l *Loaded) AnnotatedYAML() ([]byte, error) {
 // value (a step is of one kind, a metric built in or custom): their unset
 // keys are left out of Entries rather than listed as zeros.
 var sparseTypes = map[reflect.Type]bool{
-	stepType:                          true,
-	reflect.TypeFor[Match]():          true,
-	reflect.TypeFor[StringMatch]():    true,
-	reflect.TypeFor[Metric]():         true,
-	reflect.TypeFor[Relative]():       true,
-	reflect.TypeFor[CanaryOverride](): true,
+	stepType:                             true,
+	reflect.TypeFor[Match]():             true,
+	reflect.TypeFor[StringMatch]():       true,
+	reflect.TypeFor[Metric]():            true,
+	reflect.TypeFor[analysis.Relative](): true,
+	reflect.TypeFor[CanaryOverride]():    true,
 }
 
 // jsonName is a field's key in the file: the name in its json tag.

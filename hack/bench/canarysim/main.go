@@ -103,12 +103,12 @@ func main() {
 	for j, sc := range scenarios {
 		rules := []rule{
 			{"sequential", analysis.Metric{Name: analysis.SuccessRate, Min: ptr(minSuccessRate)}},
-			{"threshold", analysis.Metric{Name: analysis.SuccessRate, Min: ptr(minSuccessRate), Decision: analysis.DecideThreshold}},
+			{"threshold", analysis.Metric{Name: analysis.SuccessRate, Min: ptr(minSuccessRate), Decision: analysis.DecisionThreshold}},
 		}
 		if sc.latency {
 			rules = []rule{
 				{"sequential", analysis.Metric{Name: analysis.DurationP95, Max: ptr(maxP95)}},
-				{"threshold", analysis.Metric{Name: analysis.DurationP95, Max: ptr(maxP95), Decision: analysis.DecideThreshold}},
+				{"threshold", analysis.Metric{Name: analysis.DurationP95, Max: ptr(maxP95), Decision: analysis.DecisionThreshold}},
 			}
 		}
 		results := make([][]outcome, len(rules))
@@ -174,7 +174,7 @@ func newTraffic(sc scenario, r *rand.Rand) traffic {
 // replay runs one rule over a run's traffic.
 func replay(sc scenario, m analysis.Metric, t traffic) outcome {
 	latency := m.Name == analysis.DurationP95
-	sequential := m.Decision != analysis.DecideThreshold
+	sequential := m.Decision != analysis.DecisionThreshold
 	var o outcome
 	var total analysis.Counts
 	failed := 0

@@ -16,6 +16,7 @@ import (
 
 	"github.com/msctl/msctl/internal/canary"
 	"github.com/msctl/msctl/internal/canarystate"
+	"github.com/msctl/msctl/internal/config"
 	"github.com/msctl/msctl/internal/promtest"
 	"helm.sh/helm/v4/pkg/action"
 	releasev1 "helm.sh/helm/v4/pkg/release/v1"
@@ -146,7 +147,7 @@ func TestKilledDriverConverges(t *testing.T) {
 			// had written of its traffic when it died.
 			allowed := 0
 			for i := 0; i <= st.Step && i < len(st.Steps); i++ {
-				if st.Steps[i].Kind == "weight" {
+				if st.Steps[i].Kind == config.StepWeight {
 					allowed = st.Steps[i].Weight
 				}
 			}

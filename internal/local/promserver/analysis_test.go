@@ -53,10 +53,10 @@ func TestAnalysisMatchesRealPrometheus(t *testing.T) {
 		want   analysis.Decision // on both servers
 	}{
 		{"bad canary success rate, sequential", analysis.Metric{Name: analysis.SuccessRate, Min: &pct99}, canary, analysis.Fail},
-		{"bad canary success rate, threshold", analysis.Metric{Name: analysis.SuccessRate, Min: &pct99, Decision: analysis.DecideThreshold}, canary, analysis.Fail},
-		{"bad canary against the stable", analysis.Metric{Name: analysis.SuccessRate, Relative: &analysis.Relative{MaxPointsBelow: 5}}, canary, analysis.Fail},
-		{"stable success rate, threshold", analysis.Metric{Name: analysis.SuccessRate, Min: &pct99, Decision: analysis.DecideThreshold}, stable, analysis.Pass},
-		{"canary P99 under 500 ms, threshold", analysis.Metric{Name: analysis.Duration, Max: &ms500, Decision: analysis.DecideThreshold}, canary, analysis.Pass},
+		{"bad canary success rate, threshold", analysis.Metric{Name: analysis.SuccessRate, Min: &pct99, Decision: analysis.DecisionThreshold}, canary, analysis.Fail},
+		{"bad canary against the stable", analysis.Metric{Name: analysis.SuccessRate, Relative: &analysis.Relative{MaxDrop: 5}}, canary, analysis.Fail},
+		{"stable success rate, threshold", analysis.Metric{Name: analysis.SuccessRate, Min: &pct99, Decision: analysis.DecisionThreshold}, stable, analysis.Pass},
+		{"canary P99 under 500 ms, threshold", analysis.Metric{Name: analysis.Duration, Max: &ms500, Decision: analysis.DecisionThreshold}, canary, analysis.Pass},
 		{"custom query", analysis.Metric{Name: "requests", Query: `sum(rate(istio_requests_total{destination_workload="{{ target }}"}[{{ interval }}]))`, Min: &rps10}, canary, analysis.Pass},
 	}
 	a := func(q analysis.Querier) *analysis.Analyzer { return &analysis.Analyzer{Querier: q} }
