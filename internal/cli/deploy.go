@@ -11,29 +11,25 @@ import (
 	"time"
 
 	"github.com/msctl/msctl/internal/build"
-	"github.com/msctl/msctl/internal/config"
 	"github.com/msctl/msctl/internal/deploy"
 	"github.com/msctl/msctl/internal/imageref"
 	"github.com/msctl/msctl/internal/output"
 	"github.com/spf13/cobra"
-	"helm.sh/helm/v4/pkg/strvals"
 )
 
 // DeployOptions are the inputs of `msctl deploy`.
 type DeployOptions struct {
-	Services    []string
-	Tag         string
-	Images      []string
-	Build       bool
-	Wait        bool
-	Atomic      bool
-	Timeout     time.Duration
-	DryRun      bool
-	NoIstio     bool
-	Parallel    int
-	Set         []string
-	SetString   []string
-	ValuesFiles []string
+	Services []string
+	Tag      string
+	Images   []string
+	Build    bool
+	Wait     bool
+	Atomic   bool
+	Timeout  time.Duration
+	DryRun   bool
+	NoIstio  bool
+	Parallel int
+	ChartValues
 	// AllowUnsafeEnv is --allow-unsafe-env.
 	AllowUnsafeEnv bool
 	lock           lockFlags
@@ -140,9 +136,7 @@ Exit codes: 0 deployed, 1 failed, 2 bad input, 6 timed out, 7 lock held.`,
 	fl.BoolVar(&opts.DryRun, "dry-run", false, "show what would change (server-side dry run), change nothing")
 	fl.BoolVar(&opts.NoIstio, "no-istio", false, "skip the Istio objects, for clusters without Istio")
 	fl.IntVar(&opts.Parallel, "parallel", 4, "services deployed at once")
-	fl.StringArrayVar(&opts.Set, "set", nil, "chart value for every service, key=value (repeatable)")
-	fl.StringArrayVar(&opts.SetString, "set-string", nil, "like --set, but the value is always a string")
-	fl.StringArrayVarP(&opts.ValuesFiles, "values", "f", nil, "YAML file of chart values for every service (repeatable)")
+	opts.ChartValues.register(cmd)
 	allowUnsafeEnvFlag(fl, &opts.AllowUnsafeEnv)
 	opts.lock.register(fl)
 	return cmd
@@ -152,7 +146,7 @@ func runDeploy(ctx context.Context, f *Factory, opts *DeployOptions) error {
 	if opts.Parallel < 1 {
 		return &UsageError{Err: fmt.Errorf("--parallel %d: want at least 1", opts.Parallel)}
 	}
-	values, err := chartOverlays(opts.ValuesFiles, opts.Set, opts.SetString, opts.AllowUnsafeEnv)
+	values, err := opts.overlays(opts.AllowUnsafeEnv)
 	if err != nil {
 		return err
 	}
@@ -208,62 +202,6 @@ func runDeploy(ctx context.Context, f *Factory, opts *DeployOptions) error {
 		}
 	}
 	return err
-}
-
-// chartOverlays reads -f files, then --set and --set-string values, in
-// helm's order. Unless allowUnsafe, a variable that the project file may
-// not set (see config.UnsafeEnvReason) may not come in this way either.
-func chartOverlays(files, sets, setStrings []string, allowUnsafe bool) ([]map[string]any, error) {
-	var out []map[string]any
-	for _, file := range files {
-		vals, err := readValuesFile(file)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, vals)
-	}
-	if len(sets) > 0 {
-		set := map[string]any{}
-		for _, s := range sets {
-			if err := strvals.ParseInto(s, set); err != nil {
-				return nil, &UsageError{Err: fmt.Errorf("--set %s: %v", s, err)}
-			}
-		}
-		out = append(out, set)
-	}
-	if len(setStrings) > 0 {
-		set := map[string]any{}
-		for _, s := range setStrings {
-			if err := strvals.ParseIntoString(s, set); err != nil {
-				return nil, &UsageError{Err: fmt.Errorf("--set-string %s: %v", s, err)}
-			}
-		}
-		out = append(out, set)
-	}
-	if !allowUnsafe {
-		if err := unsafeOverlayEnv(files, out); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
-}
-
-// unsafeOverlayEnv names the first unsafe variable in the overlays' env:
-// the -f files' in order, then --set's.
-func unsafeOverlayEnv(files []string, overlays []map[string]any) error {
-	for i, o := range overlays {
-		env, _ := o["env"].(map[string]any)
-		for _, k := range slices.Sorted(maps.Keys(env)) {
-			if why := config.UnsafeEnvReason(k); why != "" {
-				from := "--set"
-				if i < len(files) {
-					from = files[i]
-				}
-				return &UsageError{Err: fmt.Errorf("%s: env.%s is unsafe in a deployed service (%s); remove it or pass --allow-unsafe-env", from, k, why)}
-			}
-		}
-	}
-	return nil
 }
 
 // deployImages resolves the images to deploy: --image pins, then --build's

@@ -16,16 +16,13 @@ import (
 	"github.com/msctl/msctl/internal/output"
 	"github.com/msctl/msctl/internal/render"
 	"github.com/spf13/cobra"
-	"sigs.k8s.io/yaml"
 )
 
 // RenderOptions are the inputs of `msctl render`.
 type RenderOptions struct {
-	Services      []string
-	OutDir        string
-	Set           []string
-	SetString     []string
-	ValuesFiles   []string
+	Services []string
+	OutDir   string
+	ChartValues
 	KubeVersion   string
 	APIVersions   []string
 	CanaryWeights []string
@@ -72,16 +69,13 @@ exactly what they apply. --set and -f override chart values like helm does;
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&opts.OutDir, "out", "", "write one file per service and kind into this directory instead of stdout; files an earlier render wrote there and this one does not are removed")
-	fl.StringArrayVar(&opts.Set, "set", nil, "chart value for every service, key=value (repeatable)")
-	fl.StringArrayVar(&opts.SetString, "set-string", nil, "like --set, but the value is always a string")
-	fl.StringArrayVarP(&opts.ValuesFiles, "values", "f", nil, "YAML file of chart values for every service (repeatable)")
+	opts.ChartValues.register(cmd)
 	fl.StringVar(&opts.KubeVersion, "kube-version", "", "Kubernetes version to render for, as helm template --kube-version")
 	fl.StringSliceVar(&opts.APIVersions, "api-versions", nil, "extra API versions the cluster serves, e.g. monitoring.coreos.com/v1/ServiceMonitor")
 	fl.StringArrayVar(&opts.CanaryWeights, "canary-weight", nil, "canary traffic in percent: N for every selected service, or SERVICE=N")
 	fl.StringVar(&opts.ImageTag, "tag", "latest", "image tag of every service")
 	allowUnsafeEnvFlag(fl, &opts.AllowUnsafeEnv)
 	_ = cmd.MarkFlagDirname("out")
-	_ = cmd.MarkFlagFilename("values", "yaml", "yml")
 	return cmd
 }
 
@@ -104,7 +98,7 @@ func runRender(f *Factory, opts *RenderOptions) error {
 	if ropts.CanaryWeights, err = parseCanaryWeights(opts.CanaryWeights, targets); err != nil {
 		return err
 	}
-	if ropts.Values, err = chartOverlays(opts.ValuesFiles, opts.Set, opts.SetString, opts.AllowUnsafeEnv); err != nil {
+	if ropts.Values, err = opts.overlays(opts.AllowUnsafeEnv); err != nil {
 		return err
 	}
 	res, err := render.Render(p, ropts)
@@ -164,18 +158,6 @@ func parseCanaryWeights(entries, targets []string) (map[string]int, error) {
 		weights[name] = w
 	}
 	return weights, nil
-}
-
-func readValuesFile(path string) (map[string]any, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, &UsageError{Err: fmt.Errorf("-f %s: %v", path, unwrapPathError(err))}
-	}
-	vals := map[string]any{}
-	if err := yaml.Unmarshal(data, &vals); err != nil {
-		return nil, &UsageError{Err: fmt.Errorf("-f %s: not a YAML mapping of values: %v", path, err)}
-	}
-	return vals, nil
 }
 
 func unwrapPathError(err error) error {
