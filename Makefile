@@ -23,7 +23,7 @@ GORELEASER  := $(TOOLS_DIR)/goreleaser-$(GORELEASER_VERSION)/goreleaser
 # How long the whole test run may take; CI has 90 minutes.
 TEST_TIMEOUT ?= 40m
 
-.PHONY: all build demo demo-cluster local local-check test test-go lint deps completions proto proto-check testcluster testcluster-prepare snapshot release-check clean
+.PHONY: all build demo demo-cluster local local-check test test-go test-unit lint deps completions proto proto-check testcluster testcluster-prepare snapshot release-check clean
 
 all: build
 
@@ -56,12 +56,16 @@ local-check:
 
 # Tests talk to real servers, so results are never taken from Go's cache.
 test-go:
-	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+	MSCTL_REQUIRE_INTEGRATION=1 $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+## test-unit: the fast tier, no servers and no builds of the services (about a minute warm)
+test-unit:
+	$(GO) test -short ./...
 
 # Every benchmark once, briefly (-short), so the ones docs/benchmarks.md
 # quotes keep working; the figures come from hack/bench.
 bench-check:
-	$(GO) test -short -count=1 -run '^$$' -bench . -benchtime 1x \
+	MSCTL_REQUIRE_INTEGRATION=1 $(GO) test -short -count=1 -run '^$$' -bench . -benchtime 1x \
 		$$(grep -rl --include='*_test.go' '^func Benchmark' . | xargs -n1 dirname | sort -u)
 
 # Builds the control plane's binaries once per machine (minutes on the first

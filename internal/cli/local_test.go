@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/msctl/msctl/internal/local"
+	"github.com/msctl/msctl/internal/testenv"
 )
 
 // runAsMsctl makes this test binary msctl itself when set: up -d re-runs
@@ -33,6 +34,7 @@ func TestMain(m *testing.M) {
 // msctl.yaml and a link to its services, with its own run directory.
 func localProject(t *testing.T, edit func(string) string) string {
 	t.Helper()
+	testenv.Integration(t, "the services built and run by msctl up")
 	repo, err := filepath.Abs(filepath.Join("..", ".."))
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/msctl/msctl/internal/config"
+	"github.com/msctl/msctl/internal/testenv"
 )
 
 // TestGeneratedServiceBuildsAndPassesItsTests is the acceptance test: a
@@ -18,6 +19,7 @@ import (
 // including the store contract on PostgreSQL. A missing protoc or
 // PostgreSQL fails it (through proto.sh and pgtest): never a skip.
 func TestGeneratedServiceBuildsAndPassesItsTests(t *testing.T) {
+	testenv.Integration(t, "protoc and PostgreSQL")
 	repo, err := filepath.Abs("../..")
 	if err != nil {
 		t.Fatal(err)

@@ -24,6 +24,7 @@ import (
 	"github.com/msctl/msctl/internal/errkind"
 	"github.com/msctl/msctl/internal/local/gateway"
 	"github.com/msctl/msctl/internal/routes"
+	"github.com/msctl/msctl/internal/testenv"
 )
 
 // binDir holds the four services, built once for the test binary.
@@ -37,6 +38,9 @@ const superviseEnv = "MSCTL_LOCAL_TEST_SUPERVISE"
 func TestMain(m *testing.M) {
 	if dir := os.Getenv(superviseEnv); dir != "" {
 		os.Exit(superviseForTest(dir))
+	}
+	if testenv.SkipPackage("the services built and run") {
+		return
 	}
 	tmp, err := os.MkdirTemp("", "msctl-local-bin-")
 	if err != nil {

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/msctl/msctl/internal/logtail"
+	"github.com/msctl/msctl/internal/testenv"
 	"github.com/prometheus/client_golang/api"
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
@@ -83,9 +84,11 @@ type serverProcess struct {
 // and has scraped every target successfully. The server is stopped when the
 // test ends; if the test failed, the end of the server's log is shown.
 //
-// The test fails, never skips, when the prometheus binary is missing.
+// The test fails, never skips, when the prometheus binary is missing; the
+// fast tier (testenv) skips it.
 func StartPrometheus(t testing.TB, targets ...string) *Prometheus {
 	t.Helper()
+	testenv.Integration(t, "a Prometheus server")
 	bin, err := findPrometheus()
 	if err != nil {
 		t.Fatalf("promtest: %v", err)

@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/msctl/msctl/internal/testenv"
 )
 
 // Binary is where hack/deps.sh installs the registry.
@@ -21,6 +23,7 @@ const Binary = "/usr/bin/docker-registry"
 // Start runs a registry until the test ends and returns its host:port.
 func Start(t testing.TB) string {
 	t.Helper()
+	testenv.Integration(t, "an OCI registry")
 	if _, err := os.Stat(Binary); err != nil {
 		t.Fatalf("registrytest: %s not found (%v): run hack/deps.sh to install docker-registry", Binary, err)
 	}

@@ -17,12 +17,16 @@ import (
 	"github.com/msctl/msctl/internal/canary"
 	"github.com/msctl/msctl/internal/canarystate"
 	"github.com/msctl/msctl/internal/local"
+	"github.com/msctl/msctl/internal/testenv"
 )
 
 // msctlBin is the msctl binary built from this module for the tests.
 var msctlBin string
 
 func TestMain(m *testing.M) {
+	if testenv.SkipPackage("msctl and the services built, run by msctl up") {
+		return
+	}
 	dir, err := os.MkdirTemp("", "msctl-canarylocal-")
 	if err != nil {
 		panic(err)

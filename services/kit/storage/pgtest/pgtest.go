@@ -1,7 +1,9 @@
 // Package pgtest gives tests a fresh PostgreSQL database on the server at
 // PGTEST_URL (default postgres://postgres@127.0.0.1:5432/postgres, trust
 // auth), dropped when the test ends. An unreachable server fails the test:
-// a skipped database test would pass CI without testing anything.
+// a skipped database test would pass CI without testing anything. Only
+// `go test -short` skips it, unless MSCTL_REQUIRE_INTEGRATION=1 (set by
+// make test and CI), as msctl's own fast tier does.
 package pgtest
 
 import (
@@ -28,6 +30,9 @@ func AdminURL() string {
 // Database creates an empty database and returns its name and URL.
 func Database(t testing.TB) (name, dbURL string) {
 	t.Helper()
+	if testing.Short() && os.Getenv("MSCTL_REQUIRE_INTEGRATION") != "1" {
+		t.Skip("needs PostgreSQL: skipped under -short (run without -short, or set MSCTL_REQUIRE_INTEGRATION=1)")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	admin := AdminURL()

@@ -6,6 +6,7 @@ package servicetest
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -37,6 +38,11 @@ var binDir string
 // kill it), runs the tests and removes the binaries; call
 // it from TestMain.
 func Main(m *testing.M) {
+	flag.Parse()
+	if testing.Short() && os.Getenv("MSCTL_REQUIRE_INTEGRATION") != "1" {
+		fmt.Println("skipped: builds and runs the four services: skipped under -short (run without -short, or set MSCTL_REQUIRE_INTEGRATION=1)")
+		os.Exit(0)
+	}
 	dir, err := os.MkdirTemp("", "order-saga-bins")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
