@@ -57,6 +57,18 @@ func minReplicasOf(hpa *autoscalingv2.HorizontalPodAutoscaler) int32 {
 	return *hpa.Spec.MinReplicas
 }
 
+// stableHPA is the stable's autoscaler, nil when it has none.
+func (d *Deployer) stableHPA(ctx context.Context, service string) (*autoscalingv2.HorizontalPodAutoscaler, error) {
+	hpa, err := d.Cluster.Clientset.AutoscalingV2().HorizontalPodAutoscalers(d.Project.Namespace).Get(ctx, service, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the stable's autoscaler %s: %w", service, err)
+	}
+	return hpa, nil
+}
+
 // holdStable raises the stable's autoscaler's minReplicas to the replicas
 // the stable runs now, within its maxReplicas. A service without an
 // autoscaler, or at its minimum, is left as it is; one held already keeps
@@ -67,12 +79,9 @@ func (d *Deployer) holdStable(ctx context.Context, service string) error {
 }
 
 func (d *Deployer) tryHold(ctx context.Context, service string) error {
-	hpa, err := d.Cluster.Clientset.AutoscalingV2().HorizontalPodAutoscalers(d.Project.Namespace).Get(ctx, service, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("reading the stable's autoscaler %s: %w", service, err)
+	hpa, err := d.stableHPA(ctx, service)
+	if hpa == nil || err != nil {
+		return err
 	}
 	current := minReplicasOf(hpa)
 	if h, ok := readHold(hpa); ok && h.held == current {
@@ -103,12 +112,9 @@ func (d *Deployer) freeStable(ctx context.Context, service string) error {
 }
 
 func (d *Deployer) tryFree(ctx context.Context, service string) error {
-	hpa, err := d.Cluster.Clientset.AutoscalingV2().HorizontalPodAutoscalers(d.Project.Namespace).Get(ctx, service, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("reading the stable's autoscaler %s: %w", service, err)
+	hpa, err := d.stableHPA(ctx, service)
+	if hpa == nil || err != nil {
+		return err
 	}
 	h, ok := readHold(hpa)
 	if !ok {
